@@ -1,0 +1,33 @@
+"""The inference engine: pure NumPy computation whose only state is the kv cache.
+
+Nothing here imports Textual, tensorflow or requests.
+"""
+
+from gpt_tui.engine.generate import (
+    FINISH_REASONS,
+    Alternative,
+    LanguageModel,
+    TokenEvent,
+    generate,
+    prefill,
+    prepare_prompt,
+)
+from gpt_tui.engine.gpt2 import GPT2
+from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.sampling import RANGES, ParamRange, Sampler, SamplingParams
+
+__all__ = [
+    "FINISH_REASONS",
+    "GPT2",
+    "RANGES",
+    "Alternative",
+    "KVCache",
+    "LanguageModel",
+    "ParamRange",
+    "Sampler",
+    "SamplingParams",
+    "TokenEvent",
+    "generate",
+    "prefill",
+    "prepare_prompt",
+]

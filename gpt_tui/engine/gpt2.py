@@ -1,0 +1,132 @@
+"""GPT-2's forward pass in NumPy: all heads at once, fused qkv, a preallocated kv cache.
+
+Parameter names are those of OpenAI's checkpoint (`wte`, `c_attn`, `ln_1`, ...). Activations of
+the non-attention layers are kept 2-D, [n_tok, n_embd] with n_tok = n_batch * n_seq, so each
+projection is one matrix product that streams its weights once, however many streams are decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
+from gpt_tui.engine.params import as_float32, check_shapes
+
+HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
+
+
+def expected_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape, by its flat dotted name, as the hyper-parameters imply."""
+    n_vocab, n_ctx, n_embd = hparams["n_vocab"], hparams["n_ctx"], hparams["n_embd"]
+    shapes: dict[str, tuple[int, ...]] = {"wte": (n_vocab, n_embd), "wpe": (n_ctx, n_embd)}
+    for i in range(hparams["n_layer"]):
+        block = {
+            "ln_1.g": (n_embd,), "ln_1.b": (n_embd,),
+            "attn.c_attn.w": (n_embd, 3 * n_embd), "attn.c_attn.b": (3 * n_embd,),
+            "attn.c_proj.w": (n_embd, n_embd), "attn.c_proj.b": (n_embd,),
+            "ln_2.g": (n_embd,), "ln_2.b": (n_embd,),
+            "mlp.c_fc.w": (n_embd, 4 * n_embd), "mlp.c_fc.b": (4 * n_embd,),
+            "mlp.c_proj.w": (4 * n_embd, n_embd), "mlp.c_proj.b": (n_embd,),
+        }  # fmt: skip
+        shapes.update({f"blocks.{i}.{name}": shape for name, shape in block.items()})
+    shapes.update({"ln_f.g": (n_embd,), "ln_f.b": (n_embd,)})
+    return shapes
+
+
+def ffn(x: np.ndarray, c_fc: dict, c_proj: dict) -> np.ndarray:
+    h = gelu(linear(x, c_fc["w"], c_fc["b"]))  # [n_tok, n_embd] -> [n_tok, 4*n_embd]
+    return linear(h, c_proj["w"], c_proj["b"])  # [n_tok, 4*n_embd] -> [n_tok, n_embd]
+
+
+def mha(
+    x: np.ndarray, c_attn: dict, c_proj: dict, n_head: int, cache: KVCache, layer: int, n_batch: int
+) -> np.ndarray:
+    """Causal self-attention over the cached prefix plus the new positions, all heads batched."""
+    n_tok, n_embd = x.shape
+    n_seq, head_dim = n_tok // n_batch, n_embd // n_head
+    qkv = linear(x, c_attn["w"], c_attn["b"])  # [n_tok, 3*n_embd]
+    qkv = qkv.reshape(n_batch, n_seq, 3, n_head, head_dim)  # [n_batch, n_seq, 3, n_head, head_dim]
+    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x [n_batch, n_head, n_seq, head_dim]
+    keys, values = cache.store(layer, k, v)  # [n_batch, n_head, n_key, head_dim] each
+    q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_head, n_seq, head_dim]
+    scores = q @ keys.swapaxes(-1, -2)  # [n_batch, n_head, n_seq, n_key]
+    if n_seq > 1:
+        scores += causal_mask(n_seq, keys.shape[2])  # a single new position sees every key
+    out = softmax(scores) @ values  # [n_batch, n_head, n_seq, head_dim]
+    out = out.transpose(0, 2, 1, 3).reshape(n_tok, n_embd)  # [n_tok, n_embd]
+    return linear(out, c_proj["w"], c_proj["b"])  # [n_tok, n_embd]
+
+
+def transformer_block(
+    x: np.ndarray, block: dict, n_head: int, cache: KVCache, layer: int, n_batch: int
+) -> np.ndarray:
+    x = x + mha(layer_norm(x, **block["ln_1"]), **block["attn"], n_head=n_head, cache=cache,
+                layer=layer, n_batch=n_batch)  # [n_tok, n_embd]  # fmt: skip
+    return x + ffn(layer_norm(x, **block["ln_2"]), **block["mlp"])  # [n_tok, n_embd]
+
+
+class GPT2:
+    """GPT2(params, hparams): params in OpenAI's checkpoint layout, float32 NumPy arrays."""
+
+    architecture = "gpt2"
+
+    def __init__(self, params: dict[str, Any], hparams: dict[str, Any]) -> None:
+        missing = [name for name in HPARAM_NAMES if name not in hparams]
+        if missing:
+            raise ValueError(f"GPT-2 hparams lack {', '.join(missing)}")
+        self.hparams = {name: int(hparams[name]) for name in HPARAM_NAMES}
+        self.n_vocab, self.n_ctx, self.n_embd, self.n_head, self.n_layer = (
+            self.hparams[name] for name in HPARAM_NAMES
+        )
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        self.params = as_float32(params)
+        check_shapes(self.params, expected_shapes(self.hparams))
+
+    def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
+        head_dim = self.n_embd // self.n_head
+        return KVCache(self.n_layer, self.n_head, head_dim, n_ctx or self.n_ctx, n_batch)
+
+    def forward(
+        self, ids: Any, cache: KVCache | None = None, *, last_only: bool = False
+    ) -> np.ndarray:
+        """Logits for the given positions, continuing where `cache` ends (appending to it).
+
+        ids [n_seq] -> logits [n_seq, n_vocab]; ids [n_batch, n_seq] -> [n_batch, n_seq, n_vocab].
+        Without a cache this is a full, independent forward pass. `last_only` computes the output
+        projection for the last position alone (all generation needs): [1, n_vocab] per stream.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        batched = ids.ndim == 2
+        ids = ids if batched else ids[None, :]  # [n_batch, n_seq]
+        n_batch, n_seq = ids.shape
+        start = cache.length if cache is not None else 0
+        if n_seq == 0:
+            raise ValueError("forward needs at least one token")
+        if start + n_seq > self.n_ctx:
+            raise ValueError(
+                f"{start} cached + {n_seq} new positions exceed the context of {self.n_ctx}"
+            )
+        if ids.min() < 0 or ids.max() >= self.n_vocab:
+            raise ValueError(f"token ids must lie in [0, {self.n_vocab})")
+        if cache is None:
+            cache = self.new_cache(n_batch, n_ctx=n_seq)
+        elif cache.n_batch != n_batch:
+            raise ValueError(f"cache holds {cache.n_batch} streams, ids {n_batch}")
+
+        p = self.params
+        x = p["wte"][ids] + p["wpe"][start : start + n_seq]  # [n_batch, n_seq, n_embd]
+        x = x.reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
+        for layer, block in enumerate(p["blocks"]):
+            x = transformer_block(x, block, self.n_head, cache, layer, n_batch)  # [n_tok, n_embd]
+        if last_only:
+            x = x.reshape(n_batch, n_seq, self.n_embd)[:, -1]  # [n_batch, n_embd]
+            n_seq = 1
+        x = layer_norm(x, **p["ln_f"])  # [n_tok, n_embd]
+        logits = x @ p["wte"].T  # [n_tok, n_vocab]  (the output embedding is tied to wte)
+        cache.commit(ids)
+        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
+        return logits if batched else logits[0]

@@ -1,0 +1,70 @@
+"""A preallocated key/value cache: the engine's only state.
+
+Keys and values for every layer live in two arrays allocated once, [n_layer, n_batch, n_kv_head,
+n_ctx, head_dim]; a forward pass writes its new positions in place and reads the filled prefix.
+The cache also remembers which token ids it holds, so a caller can reuse the longest common prefix
+of a new context (continue, regenerate, branch) and `truncate` to any earlier point for free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class KVCache:
+    def __init__(
+        self, n_layer: int, n_kv_head: int, head_dim: int, n_ctx: int, n_batch: int = 1
+    ) -> None:
+        shape = (n_layer, n_batch, n_kv_head, n_ctx, head_dim)
+        # np.zeros maps untouched pages lazily: a 1024-position cache costs memory only as it fills.
+        self.k = np.zeros(shape, dtype=np.float32)
+        self.v = np.zeros(shape, dtype=np.float32)
+        self.ids = np.zeros((n_batch, n_ctx), dtype=np.int64)
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.length = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def free(self) -> int:
+        return self.n_ctx - self.length
+
+    def tokens(self, row: int = 0) -> list[int]:
+        """The token ids whose keys and values the cache holds, for one batch row."""
+        return self.ids[row, : self.length].tolist()
+
+    def store(
+        self, layer: int, k: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write new keys/values [n_batch, n_kv_head, n_new, head_dim] after the filled prefix.
+
+        Returns views of all keys and values so far, [n_batch, n_kv_head, length + n_new, head_dim].
+        `length` moves only in `commit`, once every layer has stored its part.
+        """
+        end = self.length + k.shape[2]
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def commit(self, ids: np.ndarray) -> None:
+        """Record the token ids [n_batch, n_new] just stored and advance the length."""
+        end = self.length + ids.shape[1]
+        self.ids[:, self.length : end] = ids
+        self.length = end
+
+    def truncate(self, n: int) -> None:
+        """Roll back to the first n tokens; later positions are simply overwritten next time."""
+        if not 0 <= n <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} tokens to {n}")
+        self.length = n
+
+    def common_prefix(self, ids: list[int], row: int = 0) -> int:
+        """How many leading tokens of `ids` the cache already holds."""
+        n = min(len(ids), self.length)
+        if n == 0:
+            return 0
+        held = self.ids[row, :n]
+        mismatch = np.flatnonzero(held != np.asarray(ids[:n], dtype=np.int64))
+        return int(mismatch[0]) if mismatch.size else n

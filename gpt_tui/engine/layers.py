@@ -1,0 +1,70 @@
+"""The small pure functions a transformer is made of. float32 in, float32 out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh form (what GPT-2 was trained with; HF calls it "gelu_new")."""
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * x**3)))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Subtracting the max keeps exp() finite; masked entries at -inf become exact zeros.
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    mean = np.mean(x, axis=-1, keepdims=True)
+    variance = np.var(x, axis=-1, keepdims=True)
+    return g * (x - mean) / np.sqrt(variance + np.float32(eps)) + b
+
+
+def rms_norm(x: np.ndarray, g: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    return g * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps)))
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """x @ w + b with w stored [n_in, n_out], as OpenAI's checkpoints store it."""
+    y = x @ w
+    if b is not None:
+        y += b
+    return y
+
+
+def causal_mask(n_query: int, n_key: int) -> np.ndarray:
+    """Additive mask [n_query, n_key]: query i (the last n_query of n_key positions) sees keys <= i."""
+    offset = n_key - n_query
+    allowed = np.arange(n_key)[None, :] <= (np.arange(n_query)[:, None] + offset)
+    return np.where(allowed, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
+
+
+def rope_tables(
+    positions: np.ndarray, head_dim: int, base: float = 10000.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin [n_seq, head_dim // 2] of the rotary angles at the given positions."""
+    inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # [head_dim/2]
+    angles = positions.astype(np.float64)[:, None] * inv_freq[None, :]  # [n_seq, head_dim/2]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def rope_adjacent(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) by the angles: llama.cpp's "normal" rope.
+
+    GGUF files store LLaMA's q/k weights permuted for this pairing, so no un-permuting is needed.
+    x: [..., n_seq, head_dim]; cos, sin: [n_seq, head_dim // 2].
+    """
+    even, odd = x[..., 0::2], x[..., 1::2]  # [..., n_seq, head_dim/2] each
+    out = np.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out

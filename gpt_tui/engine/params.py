@@ -1,0 +1,67 @@
+"""Nested params (dicts and lists of arrays, the layout of OpenAI's checkpoint) and flat names.
+
+{"blocks": [{"ln_1": {"g": a}}]} <-> {"blocks.0.ln_1.g": a}: the flat form is how weights are
+stored on disk and how shapes are checked; the nested form is what the forward passes read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Params = dict[str, Any]
+
+
+def flatten_params(params: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    flat: dict[str, np.ndarray] = {}
+    items = enumerate(params) if isinstance(params, list) else params.items()
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            flat.update(flatten_params(value, name + "."))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten_params(flat: dict[str, np.ndarray]) -> Params:
+    """Inverse of `flatten_params`; numeric path parts become list indices."""
+    root: dict[str, Any] = {}
+    for name, array in flat.items():
+        node = root
+        parts = name.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = array
+    return _lists_from_numeric_keys(root)
+
+
+def _lists_from_numeric_keys(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _lists_from_numeric_keys(value) for key, value in node.items()}
+    if converted and all(key.isdigit() for key in converted):
+        return [converted[str(i)] for i in range(len(converted))]
+    return converted
+
+
+def as_float32(params: Any) -> Any:
+    """The same nesting with every array float32 and C-contiguous (copies only where needed)."""
+    if isinstance(params, dict):
+        return {key: as_float32(value) for key, value in params.items()}
+    if isinstance(params, list):
+        return [as_float32(value) for value in params]
+    return np.ascontiguousarray(params, dtype=np.float32)
+
+
+def check_shapes(params: Params, expected: dict[str, tuple[int, ...]]) -> None:
+    """Raise ValueError naming the first few parameters whose shape is not the expected one."""
+    actual = {name: tuple(a.shape) for name, a in flatten_params(params).items()}
+    wrong = [
+        f"{name}: {actual.get(name, 'missing')} (expected {shape})"
+        for name, shape in expected.items()
+        if actual.get(name) != shape
+    ]
+    if wrong:
+        raise ValueError("parameters do not match hparams: " + "; ".join(wrong[:5]))

@@ -1,0 +1,212 @@
+"""From logits to the next token under `SamplingParams`.
+
+The pipeline, in the order the issue fixes and most runtimes use: penalties (repetition, presence,
+frequency) -> temperature -> top-k -> top-p -> min-p -> draw. Each step only ever removes tokens or
+reshapes the distribution, so every setting at its "off" value leaves the logits untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """A parameter's valid interval, its "off" value and a step for sliders."""
+
+    low: float
+    high: float
+    default: float
+    step: float
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    help: str = ""
+
+    def describe(self) -> str:
+        left, right = ("(" if self.low_open else "["), (")" if self.high_open else "]")
+        fmt = (lambda v: f"{int(v)}") if self.integer else (lambda v: f"{v:g}")
+        return f"{left}{fmt(self.low)}, {fmt(self.high)}{right}"
+
+    def contains(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+MAX_TOKENS_LIMIT = 65536
+
+RANGES: dict[str, ParamRange] = {
+    "temperature": ParamRange(0.0, 2.0, 1.0, 0.05, help="0 = greedy (always the top token)"),
+    "top_k": ParamRange(0, 50257, 0, 1, integer=True, help="keep the k likeliest tokens; 0 = off"),
+    "top_p": ParamRange(0.0, 1.0, 1.0, 0.01, low_open=True, help="nucleus mass to keep; 1 = off"),
+    "min_p": ParamRange(0.0, 1.0, 0.0, 0.01, high_open=True,
+                        help="drop tokens below min_p x the top probability; 0 = off"),
+    "repetition_penalty": ParamRange(0.0, 3.0, 1.0, 0.05, low_open=True,
+                                     help="divide logits of tokens already present; 1 = off"),
+    "presence_penalty": ParamRange(-2.0, 2.0, 0.0, 0.1,
+                                   help="subtract from logits of tokens generated at least once"),
+    "frequency_penalty": ParamRange(-2.0, 2.0, 0.0, 0.1,
+                                    help="subtract per occurrence in the generated tokens"),
+    "max_tokens": ParamRange(1, MAX_TOKENS_LIMIT, 100, 1, integer=True,
+                             help="stop after this many new tokens"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Every sampling setting; construction validates each value against `RANGES`."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    max_tokens: int = 100
+    stop: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name, spec in RANGES.items():
+            object.__setattr__(self, name, _checked(name, getattr(self, name), spec))
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+                raise ValueError(f"seed must be a whole number or None, not {self.seed!r}")
+            if not 0 <= int(self.seed) < 2**63:
+                raise ValueError(f"seed must be in [0, 2^63), not {self.seed}")
+            object.__setattr__(self, "seed", int(self.seed))
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if any(not isinstance(s, str) or s == "" for s in stop):
+            raise ValueError("stop sequences must be non-empty strings")
+        object.__setattr__(self, "stop", stop)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        """A copy with some settings changed (validated like any construction)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise ValueError(f"unknown sampling parameter(s): {', '.join(sorted(unknown))}")
+        return SamplingParams(**{**values, **changes})
+
+
+def _checked(name: str, value: Any, spec: ParamRange) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in {spec.describe()}, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in {spec.describe()}, not {value}")
+    if spec.integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number in {spec.describe()}, not {value}")
+    if not spec.contains(value):
+        raise ValueError(f"{name} must be in {spec.describe()}, not {value:g}")
+    return int(value) if spec.integer else float(value)
+
+
+class Sampler:
+    """Draws tokens for one stream; remembers which tokens the penalties apply to.
+
+    Repetition penalty follows HF (every token of the prompt and the output so far); presence and
+    frequency penalties follow OpenAI (counts of tokens generated so far).
+    """
+
+    def __init__(self, n_vocab: int, prompt_ids: list[int], seed: int | None) -> None:
+        self.n_vocab = n_vocab
+        self.seen = np.zeros(n_vocab, dtype=bool)
+        self.seen[np.asarray(prompt_ids, dtype=np.int64)] = True
+        self.counts = np.zeros(n_vocab, dtype=np.int64)
+        self.rng = np.random.default_rng(seed)
+
+    def observe(self, token_id: int) -> None:
+        self.seen[token_id] = True
+        self.counts[token_id] += 1
+
+    def distribution(self, logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+        """The final sampling distribution [n_vocab] (float64, sums to 1) for these logits."""
+        z = apply_penalties(logits.astype(np.float64), params, self.seen, self.counts)
+        if params.greedy:
+            probs = np.zeros(self.n_vocab)
+            probs[int(np.argmax(z))] = 1.0
+            return probs
+        return filter_probs(_softmax64(z / params.temperature), params)
+
+    def sample(self, logits: np.ndarray, params: SamplingParams) -> tuple[int, float]:
+        """Draw the next token; returns it and its probability under the sampling distribution."""
+        probs = self.distribution(logits, params)
+        if params.greedy:
+            token = int(np.argmax(probs))
+        else:
+            cdf = np.cumsum(probs)
+            token = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
+            token = min(token, self.n_vocab - 1)
+            while probs[token] == 0.0:  # a draw can land on the edge of a removed token
+                token -= 1
+        return token, float(probs[token])
+
+
+def apply_penalties(
+    z: np.ndarray, params: SamplingParams, seen: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """Repetition, presence and frequency penalties; only penalised tokens' logits change."""
+    if params.repetition_penalty != 1.0 and seen.any():
+        penalised = z[seen]
+        z[seen] = np.where(
+            penalised > 0,
+            penalised / params.repetition_penalty,
+            penalised * params.repetition_penalty,
+        )
+    if params.presence_penalty or params.frequency_penalty:
+        z -= params.presence_penalty * (counts > 0) + params.frequency_penalty * counts
+    return z
+
+
+def filter_probs(probs: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """top-k, then top-p, then min-p on a distribution; renormalised. Always keeps one token."""
+    keep = np.ones(probs.shape, dtype=bool)
+    if 0 < params.top_k < probs.size:
+        keep[:] = False
+        keep[top_indices(probs, params.top_k)] = True
+    if params.top_p < 1.0:
+        masked = np.where(keep, probs, 0.0)
+        keep[:] = False
+        keep[nucleus(masked, params.top_p)] = True
+    if params.min_p > 0.0:
+        keep &= probs >= params.min_p * probs[keep].max()
+    out = np.where(keep, probs, 0.0)
+    return out / out.sum()
+
+
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values, largest first, without sorting the whole array."""
+    k = min(k, values.size)
+    idx = np.argpartition(-values, k - 1)[:k] if k < values.size else np.arange(values.size)
+    return idx[np.argsort(-values[idx], kind="stable")]
+
+
+def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The likeliest tokens whose mass first reaches top_p (the crossing token included).
+
+    The nucleus is usually a few dozen tokens of 50k: sort a growing set of top candidates
+    instead of the whole vocabulary.
+    """
+    total = probs.sum()
+    m = 64
+    while True:
+        idx = top_indices(probs, m)
+        mass = np.cumsum(probs[idx]) / total
+        if mass[-1] >= top_p or idx.size == probs.size:
+            return idx[: min(int(np.searchsorted(mass, top_p, side="left")) + 1, idx.size)]
+        m *= 8
+
+
+def _softmax64(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()

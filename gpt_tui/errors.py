@@ -1,0 +1,31 @@
+"""One small hierarchy of errors whose messages a user can act on.
+
+The CLI turns a `GptTuiError` into one line on stderr and an exit code; the TUI into a
+notification. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class GptTuiError(Exception):
+    """Base of every error gpt-tui reports to a user; the message says what to do."""
+
+
+class UnknownModelError(GptTuiError, ValueError):
+    """A model name that is neither in the catalog nor a path to a model."""
+
+
+class ModelFileError(GptTuiError):
+    """A model file or directory is missing, truncated or of the wrong kind."""
+
+
+class DownloadError(GptTuiError):
+    """A download failed (network, HTTP status, verification)."""
+
+
+class StorageError(GptTuiError):
+    """The cache or config location cannot be created or written."""
+
+
+class SessionFileError(GptTuiError):
+    """A saved session file is damaged or from an incompatible version."""

@@ -1,0 +1,1 @@
+"""Where models come from: the catalog, downloads, conversion and the converted cache."""

@@ -1,0 +1,143 @@
+"""The models gpt-tui knows by name: OpenAI's four GPT-2 sizes and the bundled SmolLM2.
+
+A `ModelSpec` says what a user needs to know before picking a model: how many parameters, how
+much it downloads and how much memory it needs. `resolve` turns what a user typed ("gpt2-xl",
+"124m") into a spec, or into an error that lists the names it knows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from gpt_tui.errors import UnknownModelError
+
+#: OpenAI's public bucket; files live at `{base}/{size}/{file}`. `GPT_TUI_GPT2_URL` overrides it.
+DEFAULT_GPT2_URL = "https://openaipublic.blob.core.windows.net/gpt-2/models"
+
+#: The seven files OpenAI publishes per size, small ones first so a bad URL fails before the
+#: big download starts.
+GPT2_FILES = (
+    "hparams.json",
+    "checkpoint",
+    "encoder.json",
+    "vocab.bpe",
+    "model.ckpt.index",
+    "model.ckpt.meta",
+    "model.ckpt.data-00000-of-00001",
+)
+
+_GPT2_TOKENIZER_BYTES = 1_042_301 + 456_318  # encoder.json + vocab.bpe, the same for every size
+_GPT2_META_BYTES_PER_LAYER = 39_000  # model.ckpt.meta + .index grow with the layer count
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    aliases: tuple[str, ...]
+    kind: Literal["gpt2", "gguf"]
+    n_params: int
+    download_bytes: int  # what `gpt-tui download` fetches (for a bundled model: its file size)
+    memory_bytes: int  # float32 weights plus a full-context kv cache
+    description: str
+    bundled: bool = False  # shipped with gpt-tui: nothing to download, works offline
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+def gpt2_param_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """The converted params' flat names ("blocks.0.attn.c_attn.w") and shapes for `hparams`.
+
+    The one description of GPT-2's weight layout: conversion checks the checkpoint against it and
+    loading checks the cache against it.
+    """
+    n_vocab, n_ctx, n_embd = hparams["n_vocab"], hparams["n_ctx"], hparams["n_embd"]
+    shapes: dict[str, tuple[int, ...]] = {"wte": (n_vocab, n_embd), "wpe": (n_ctx, n_embd)}
+    for i in range(hparams["n_layer"]):
+        block = {
+            "ln_1.g": (n_embd,),
+            "ln_1.b": (n_embd,),
+            "attn.c_attn.w": (n_embd, 3 * n_embd),
+            "attn.c_attn.b": (3 * n_embd,),
+            "attn.c_proj.w": (n_embd, n_embd),
+            "attn.c_proj.b": (n_embd,),
+            "ln_2.g": (n_embd,),
+            "ln_2.b": (n_embd,),
+            "mlp.c_fc.w": (n_embd, 4 * n_embd),
+            "mlp.c_fc.b": (4 * n_embd,),
+            "mlp.c_proj.w": (4 * n_embd, n_embd),
+            "mlp.c_proj.b": (n_embd,),
+        }
+        shapes.update({f"blocks.{i}.{name}": shape for name, shape in block.items()})
+    shapes["ln_f.g"] = (n_embd,)
+    shapes["ln_f.b"] = (n_embd,)
+    return shapes
+
+
+def _n_elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for dim in shape:
+        n *= dim
+    return n
+
+
+def _gpt2(name: str, alias: str, n_ctx: int, n_embd: int, n_head: int, n_layer: int) -> ModelSpec:
+    hparams = {"n_vocab": 50257, "n_ctx": n_ctx, "n_embd": n_embd, "n_head": n_head}
+    hparams["n_layer"] = n_layer
+    n_params = sum(_n_elements(s) for s in gpt2_param_shapes(hparams).values())
+    kv_cache_bytes = 2 * n_layer * n_ctx * n_embd * 4
+    return ModelSpec(
+        name=name,
+        aliases=(alias,),
+        kind="gpt2",
+        n_params=n_params,
+        download_bytes=4 * n_params + _GPT2_TOKENIZER_BYTES + _GPT2_META_BYTES_PER_LAYER * n_layer,
+        memory_bytes=4 * n_params + kv_cache_bytes,
+        description=f"OpenAI GPT-2, {n_layer} layers, {n_embd} wide, {n_ctx}-token context",
+    )
+
+
+SMOLLM2_PARAMS = 134_515_008
+
+CATALOG: tuple[ModelSpec, ...] = (
+    _gpt2("124M", "gpt2", n_ctx=1024, n_embd=768, n_head=12, n_layer=12),
+    _gpt2("355M", "gpt2-medium", n_ctx=1024, n_embd=1024, n_head=16, n_layer=24),
+    _gpt2("774M", "gpt2-large", n_ctx=1024, n_embd=1280, n_head=20, n_layer=36),
+    _gpt2("1558M", "gpt2-xl", n_ctx=1024, n_embd=1600, n_head=25, n_layer=48),
+    ModelSpec(
+        name="smollm2",
+        aliases=("smollm2-135m", "smollm2-135m-instruct"),
+        kind="gguf",
+        n_params=SMOLLM2_PARAMS,
+        download_bytes=98_000_000,
+        # float32 weights plus a 2048-token kv cache (30 layers, 3 kv heads of 64)
+        memory_bytes=4 * SMOLLM2_PARAMS + 2 * 30 * 2048 * 3 * 64 * 4,
+        description="SmolLM2-135M-Instruct (Hugging Face), bundled: works offline, chat-tuned",
+        bundled=True,
+    ),
+)
+
+
+def resolve(name: str) -> ModelSpec:
+    """The spec for a model name or alias, case-insensitively ("GPT2-XL" -> 1558M)."""
+    wanted = name.strip().lower()
+    for spec in CATALOG:
+        if wanted in (n.lower() for n in spec.names):
+            return spec
+    raise UnknownModelError(_unknown_model_message(name))
+
+
+def _unknown_model_message(name: str) -> str:
+    known = [n for spec in CATALOG for n in spec.names]
+    by_lower = {n.lower(): n for n in known}
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.6)
+    hint = f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+    known_list = ", ".join(spec.name for spec in CATALOG)
+    return (
+        f"no model '{name}'{hint}; known: {known_list} "
+        f"(aliases: {', '.join(a for spec in CATALOG for a in spec.aliases)}), "
+        "or a path to a model directory or .gguf file"
+    )

@@ -1,0 +1,46 @@
+"""Random GPT-2 weights of any shape: for tests, and for benchmarks that need no download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpt_tui.engine.params import Params
+
+# The published GPT-2 sizes' hyper-parameters (OpenAI's hparams.json for each).
+GPT2_HPARAMS: dict[str, dict[str, int]] = {
+    "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
+    "355M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1024, "n_head": 16, "n_layer": 24},
+    "774M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1280, "n_head": 20, "n_layer": 36},
+    "1558M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1600, "n_head": 25, "n_layer": 48},
+}
+
+
+def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.02) -> Params:
+    """Weights ~ N(0, scale) (GPT-2's own init scale by default), layer-norm gains near 1."""
+    rng = np.random.default_rng(seed)
+    n_vocab, n_ctx, n_embd = hparams["n_vocab"], hparams["n_ctx"], hparams["n_embd"]
+
+    def normal(*shape: int) -> np.ndarray:
+        out = rng.standard_normal(shape, dtype=np.float32)
+        out *= np.float32(scale)
+        return out
+
+    def norm() -> dict[str, np.ndarray]:
+        return {"g": 1.0 + normal(n_embd), "b": normal(n_embd)}
+
+    def dense(n_in: int, n_out: int) -> dict[str, np.ndarray]:
+        return {"w": normal(n_in, n_out), "b": normal(n_out)}
+
+    blocks = [
+        {
+            "ln_1": norm(),
+            "attn": {"c_attn": dense(n_embd, 3 * n_embd), "c_proj": dense(n_embd, n_embd)},
+            "ln_2": norm(),
+            "mlp": {"c_fc": dense(n_embd, 4 * n_embd), "c_proj": dense(4 * n_embd, n_embd)},
+        }
+        for _ in range(hparams["n_layer"])
+    ]
+    return {"wte": normal(n_vocab, n_embd), "wpe": normal(n_ctx, n_embd), "blocks": blocks,
+            "ln_f": norm()}  # fmt: skip

