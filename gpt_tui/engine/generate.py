@@ -31,7 +31,11 @@ class LanguageModel(Protocol):
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache: ...
 
     def forward(
-        self, ids: Sequence[int] | np.ndarray, cache: KVCache | None = None, *, last_only: bool = False
+        self,
+        ids: Sequence[int] | np.ndarray,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
     ) -> np.ndarray: ...
 
 
@@ -192,9 +196,7 @@ class StopStringHold:
     def __init__(self) -> None:
         self.pending: list[TokenEvent] = []
 
-    def push(
-        self, event: TokenEvent, stops: tuple[str, ...]
-    ) -> tuple[list[TokenEvent], bool]:
+    def push(self, event: TokenEvent, stops: tuple[str, ...]) -> tuple[list[TokenEvent], bool]:
         """Returns (events ready to show, whether a stop string ended the generation)."""
         self.pending.append(event)
         if not stops:
@@ -225,7 +227,9 @@ class StopStringHold:
         for e in self.pending:
             end = start + len(e.text)
             if end > hit:
-                ready.append(dataclasses.replace(e, text=e.text[: hit - start], finish_reason="stop"))
+                ready.append(
+                    dataclasses.replace(e, text=e.text[: hit - start], finish_reason="stop")
+                )
                 break
             ready.append(e)
             start = end

@@ -35,9 +35,7 @@ class KVCache:
         """The token ids whose keys and values the cache holds, for one batch row."""
         return self.ids[row, : self.length].tolist()
 
-    def store(
-        self, layer: int, k: np.ndarray, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Write new keys/values [n_batch, n_kv_head, n_new, head_dim] after the filled prefix.
 
         Returns views of all keys and values so far, [n_batch, n_kv_head, length + n_new, head_dim].

@@ -42,7 +42,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
 
 
 def causal_mask(n_query: int, n_key: int) -> np.ndarray:
-    """Additive mask [n_query, n_key]: query i (the last n_query of n_key positions) sees keys <= i."""
+    """Additive mask [n_query, n_key]; the queries are the last n_query of the n_key positions."""
     offset = n_key - n_query
     allowed = np.arange(n_key)[None, :] <= (np.arange(n_query)[:, None] + offset)
     return np.where(allowed, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)

@@ -27,6 +27,7 @@ from gpt_tui.errors import ModelFileError
 HPARAMS_FILE = "hparams.json"
 WEIGHTS_FILE = "model.safetensors"
 
+
 def write_model_dir(
     target: Path,
     params: Params,

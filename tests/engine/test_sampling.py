@@ -148,7 +148,9 @@ def test_same_seed_same_tokens_and_different_seed_differs() -> None:
 
 def test_draws_follow_the_distribution() -> None:
     sampler = Sampler(6, [], 0)
-    counts = np.bincount([sampler.sample(LOGITS, SamplingParams())[0] for _ in range(20000)], minlength=6)
+    counts = np.bincount(
+        [sampler.sample(LOGITS, SamplingParams())[0] for _ in range(20000)], minlength=6
+    )
     np.testing.assert_allclose(counts / counts.sum(), probs_of(LOGITS), atol=0.015)
 
 

@@ -1,0 +1,131 @@
+"""Speed measurements of the engine: prefill, decode at a short and a long context, the machine's
+weight-streaming bandwidth, and the decode rate as a share of the roofline that bandwidth implies.
+
+Decoding one token reads every weight once, so on a CPU it is bound by memory bandwidth: the
+roofline is (bytes streamed per second) / (weight bytes read per token). We measure the bandwidth
+the same way the engine uses it, with a BLAS matrix-vector product over a matrix far larger than
+the caches.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpt_tui.engine.generate import LanguageModel
+from gpt_tui.engine.params import flatten_params
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: str
+    weight_bytes: int  # bytes read per decode step
+    prefill_tokens: int
+    prefill_tok_s: float
+    short_context: int
+    decode_short_tok_s: float
+    long_context: int
+    decode_long_tok_s: float
+    bandwidth_gb_s: float
+    peak_rss_bytes: int
+
+    @property
+    def roofline_tok_s(self) -> float:
+        return self.bandwidth_gb_s * 1e9 / self.weight_bytes
+
+    def share_of_roofline(self, tok_s: float) -> float:
+        return tok_s / self.roofline_tok_s
+
+
+def decode_weight_bytes(model: LanguageModel) -> int:
+    """Bytes of weights one decode step reads: all of them, but one row of the position table."""
+    params = getattr(model, "params", None)
+    if params is None:
+        raise ValueError("this model does not expose its params")
+    flat = flatten_params(params)
+    return sum(a.nbytes for name, a in flat.items() if name != "wpe")
+
+
+def measure_bandwidth(n_bytes: int = 512 * 2**20, repeats: int = 12) -> float:
+    """GB/s a BLAS matrix-vector product streams from a matrix much larger than any cache."""
+    n_in = 4096
+    # [n_in, n_out], read as x @ w: the layout and the product every projection of the engine uses
+    w = np.random.default_rng(0).standard_normal((n_in, n_bytes // (4 * n_in)), dtype=np.float32)
+    x = np.ones(n_in, dtype=np.float32)
+    out = np.empty(w.shape[1], dtype=np.float32)
+    np.matmul(x, w, out=out)  # warm up: page in, pick kernels
+    best = min(_timed(lambda: np.matmul(x, w, out=out)) for _ in range(repeats))
+    return w.nbytes / best / 1e9
+
+
+def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> float:
+    ids = _ids(model, n_tokens)
+    best = min(_timed(lambda: model.forward(ids, model.new_cache(), last_only=True))
+               for _ in range(repeats))  # fmt: skip
+    return n_tokens / best
+
+
+def measure_decode(model: LanguageModel, context: int, n_steps: int) -> float:
+    """Tokens/s of single-token steps after `context` cached tokens (median of the steps)."""
+    cache = model.new_cache()
+    model.forward(_ids(model, context), cache)
+    times = []
+    for token in _ids(model, n_steps, seed=1):
+        times.append(_timed(lambda t=token: model.forward([t], cache, last_only=True)))
+    return 1.0 / float(np.median(times))
+
+
+def peak_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+
+
+def run_bench(
+    model: LanguageModel,
+    name: str,
+    *,
+    prefill_tokens: int = 512,
+    short_context: int = 16,
+    long_context: int = 900,
+    decode_steps: int = 32,
+    report: Callable[[str], None] = lambda step: None,
+) -> BenchResult:
+    n_ctx = model.n_ctx
+    prefill_tokens = min(prefill_tokens, n_ctx)
+    long_context = min(long_context, n_ctx - decode_steps)
+    short_context = min(short_context, long_context)
+    report("bandwidth")
+    bandwidth = measure_bandwidth()
+    report(f"prefill of {prefill_tokens} tokens")
+    prefill = measure_prefill(model, prefill_tokens)
+    report(f"decode at {short_context} tokens of context")
+    short = measure_decode(model, short_context, decode_steps)
+    report(f"decode at {long_context} tokens of context")
+    long = measure_decode(model, long_context, decode_steps)
+    return BenchResult(
+        model=name,
+        weight_bytes=decode_weight_bytes(model),
+        prefill_tokens=prefill_tokens,
+        prefill_tok_s=prefill,
+        short_context=short_context,
+        decode_short_tok_s=short,
+        long_context=long_context,
+        decode_long_tok_s=long,
+        bandwidth_gb_s=bandwidth,
+        peak_rss_bytes=peak_rss_bytes(),
+    )
+
+
+def _ids(model: LanguageModel, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, model.n_vocab, n)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

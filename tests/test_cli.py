@@ -1,0 +1,108 @@
+"""The headless CLI: generate's output modes, and one-line errors with the right exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gpt_tui.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "home"))
+
+
+def test_generate_streams_text_and_reports_why_it_stopped(tiny_model_dir, capsys) -> None:
+    code = main(["generate", "Hello, my name is", "-m", str(tiny_model_dir),
+                 "--max-tokens", "7", "--seed", "1"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and out.endswith("\n") and len(out) > 1
+    assert "7 tokens" in err and "stopped: max tokens" in err
+
+
+def test_same_seed_same_text(tiny_model_dir, capsys) -> None:
+    args = ["generate", "Once upon", "-m", str(tiny_model_dir), "--max-tokens", "12",
+            "--seed", "5", "--temperature", "0.9", "--top-p", "0.9"]  # fmt: skip
+    main(args)
+    first = capsys.readouterr().out
+    main(args)
+    assert capsys.readouterr().out == first
+
+
+def test_json_prints_one_event_per_line(tiny_model_dir, capsys) -> None:
+    assert main(["generate", "Hi", "-m", str(tiny_model_dir), "--max-tokens", "3",
+                 "--json", "--top", "4", "--temperature", "0"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["index"] for e in events] == [0, 1, 2]
+    assert all(len(e["top"]) == 4 and e["rank"] == 1 for e in events)
+    assert events[-1]["finish_reason"] == "length"
+
+
+def test_show_probs_prints_a_table(tiny_model_dir, capsys) -> None:
+    assert main(["generate", "Hi", "-m", str(tiny_model_dir), "--max-tokens", "3",
+                 "--show-probs", "--seed", "3"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "What the model thought" in out and "top alternatives" in out and "%" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--temperature", "nan"], "temperature must be a finite number"),
+        (["--temperature", "-1"], "temperature must be in [0, 2]"),
+        (["--top-p", "1.5"], "top_p must be in (0, 1]"),
+        (["--top-p", "0"], "top_p must be in (0, 1]"),
+        (["--max-tokens", "0"], "max_tokens must be in [1, 65536]"),
+        (["--max-tokens", "-3"], "max_tokens must be in"),
+        (["--top-k", "2.5"], "top_k must be a whole number"),
+        (["--seed", "abc"], "seed must be a whole number"),
+        (["--temprature", "1"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(flags, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "x", *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_path_that_is_not_a_model_is_a_clear_error(tmp_path, capsys) -> None:
+    assert main(["generate", "x", "-m", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(tmp_path) in err and "Traceback" not in err
+
+
+def test_system_without_chat_is_refused(tiny_model_dir, capsys) -> None:
+    assert main(["generate", "-m", str(tiny_model_dir), "--system", "be brief"]) == 1
+    assert "--system needs --chat" in capsys.readouterr().err
+
+
+def test_stdin_prompt_and_invalid_utf8(tiny_model_dir, tmp_path) -> None:
+    env_args = [sys.executable, "-m", "gpt_tui", "generate", "-", "-m", str(tiny_model_dir),
+                "--max-tokens", "3", "--temperature", "0"]  # fmt: skip
+    env = {"GPT_TUI_HOME": str(tmp_path / "h"), "PATH": ""}
+    ok = subprocess.run(env_args, input="Hello 👋 world".encode(), capture_output=True, env=env)
+    assert ok.returncode == 0, ok.stderr.decode()
+    bad = subprocess.run(env_args, input=b"abc\xff\xfe", capture_output=True, env=env)
+    assert bad.returncode == 1
+    assert b"stdin is not valid UTF-8 (byte 0xff at offset 3)" in bad.stderr
+
+
+def test_emoji_only_and_huge_prompts_work(tiny_model_dir, capsys) -> None:
+    assert main(["generate", "🎉🎉🎉", "-m", str(tiny_model_dir), "--max-tokens", "2"]) == 0
+    capsys.readouterr()
+    huge = "word " * 10_000  # 50,000 characters: far past the 64-token context
+    assert main(["generate", huge, "-m", str(tiny_model_dir), "--max-tokens", "2"]) == 0
+    assert "the window slides" in capsys.readouterr().err
+
+
+def test_stop_string_flag_with_escape(tiny_model_dir, capsys) -> None:
+    assert main(["generate", "a", "-m", str(tiny_model_dir), "--max-tokens", "40",
+                 "--seed", "9", "--stop", "\\n"]) == 0  # fmt: skip
+    assert "\n" not in capsys.readouterr().out.rstrip("\n")
