@@ -8,13 +8,42 @@ line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from rich import box
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
 from gpt_tui import __version__
+from gpt_tui.engine.generate import TokenEvent
+from gpt_tui.engine.sampling import RANGES, SamplingParams
 from gpt_tui.errors import GptTuiError
+
+if TYPE_CHECKING:
+    from gpt_tui.bench import BenchResult
+    from gpt_tui.models.download import DownloadProgress
+    from gpt_tui.models.store import LoadedModel
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -39,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser)
     _add_generate_parser(sub)
     _add_bench_parser(sub)
+    _add_models_parser(sub)
+    _add_download_parser(sub)
+    _add_rm_parser(sub)
     return parser
 
 
@@ -67,25 +99,491 @@ def _run_app(args: argparse.Namespace) -> int:
 # --- generate ------------------------------------------------------------------------------------
 
 
+def _param_type(name: str) -> Callable[[str], float | int]:
+    """An argparse type that validates a sampling flag against its range at the boundary."""
+    spec = RANGES[name]
+
+    def parse(text: str) -> float | int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a number in {spec.describe()}, not {text!r}"
+            ) from None
+        try:
+            SamplingParams(**{name: int(value) if spec.integer and value.is_integer() else value})
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return int(value) if spec.integer else value
+
+    return parse
+
+
+def _seed_type(text: str) -> int:
+    try:
+        return SamplingParams(seed=int(text)).seed  # type: ignore[return-value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seed must be a whole number in [0, 2^63), not {text!r}"
+        ) from None
+
+
+def _n_top_type(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"top must be a whole number in [0, 100], not {text!r}")
+    return int(text)
+
+
+def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    for name, spec in RANGES.items():
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_param_type(name),
+            default=None,
+            metavar="N" if spec.integer else "X",
+            help=f"{spec.help} {spec.describe()} (default {spec.default:g})",
+        )
+    g.add_argument("--seed", type=_seed_type, help="random seed; the same seed repeats a run")
+    g.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT",
+        help="stop before this text (repeatable; \\n for a newline)",
+    )  # fmt: skip
+
+
+def _sampling_from_args(args: argparse.Namespace) -> SamplingParams:
+    values = {name: getattr(args, name) for name in RANGES if getattr(args, name) is not None}
+    stop = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+    return SamplingParams(seed=args.seed, stop=stop, **values)
+
+
 def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate text from a prompt, streaming to stdout")
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a prompt, streaming to stdout",
+        description="Generate text from PROMPT (or stdin with -), streaming it to stdout.",
+    )
+    p.add_argument("prompt", nargs="?", default="", metavar="PROMPT",
+                   help="the prompt; - reads stdin; empty: unconditional generation")  # fmt: skip
+    p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
+    p.add_argument("--chat", metavar="TEXT", help="a user message, in the model's chat template")
+    p.add_argument("--system", metavar="TEXT", help="a system message for --chat")
+    p.add_argument("--special", action="store_true",
+                   help="read special tokens such as <|endoftext|> in the prompt as such")  # fmt: skip
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--show-probs", action="store_true",
+                     help="print each token with its probability and top alternatives")  # fmt: skip
+    out.add_argument("--json", action="store_true", help="one JSON object per token event")
+    p.add_argument("--top", type=_n_top_type, default=5, metavar="K",
+                   help="alternatives per token for --show-probs/--json (default 5)")  # fmt: skip
+    p.add_argument("--base-url", help="where to download GPT-2 checkpoints from")
+    _add_sampling_flags(p)
     p.set_defaults(run=_run_generate)
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from gpt_tui.engine import generate
+
+    params = _sampling_from_args(args)
+    prompt = _read_prompt(args.prompt)
+    if args.system and not args.chat:
+        raise GptTuiError("--system needs --chat (the user message to answer)")
+    loaded = _load_for_cli(args.model, args.base_url)
+    allowed_special = "all" if args.special else "none"
+    if args.chat is not None:
+        from gpt_tui.chat import render_chat
+
+        if prompt:
+            raise GptTuiError("give either a PROMPT or --chat, not both")
+        messages = [{"role": "system", "content": args.system}] if args.system else []
+        messages.append({"role": "user", "content": args.chat})
+        prompt, allowed_special = render_chat(loaded.tokenizer, messages), "all"
+
+    n_prompt = len(loaded.tokenizer.encode(prompt, allowed_special))
+    if n_prompt >= loaded.model.n_ctx:
+        stderr.print(
+            f"note: the prompt has {n_prompt} tokens, more than the context of "
+            f"{loaded.model.n_ctx}; the window slides to keep its end",
+            markup=False,
+        )
+    n_top = args.top if (args.show_probs or args.json) else 0
+    events = generate(loaded.model, loaded.tokenizer, prompt, params, n_top=n_top,
+                      allowed_special=allowed_special)  # fmt: skip
+    if args.json:
+        return _print_json_events(events)
+    return _stream_text(events, loaded, show_probs=args.show_probs)
+
+
+def _read_prompt(prompt: str) -> str:
+    if prompt != "-":
+        return prompt
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GptTuiError(
+            f"stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it first, e.g. with iconv"
+        ) from None
+
+
+def _load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
+    from gpt_tui.models.store import default_model_name, load_model
+
+    name = name or default_model_name()
+    with _rich_download_progress() as progress:
+        loaded = load_model(name, base_url=base_url, progress=progress)
+    _remember_model(name)
+    return loaded
+
+
+def _remember_model(name: str) -> None:
+    """Make this model the default for the next run; a read-only config only costs a warning."""
+    from gpt_tui.settings import load_settings, save_settings
+
+    settings, _ = load_settings()
+    if settings.model != name:
+        try:
+            save_settings(settings.replace(model=name))
+        except GptTuiError as exc:
+            stderr.print(f"warning: {exc}", markup=False)
+
+
+def _stream_text(events: Iterable[TokenEvent], loaded: LoadedModel, show_probs: bool) -> int:
+    from gpt_tui.engine import FINISH_REASONS
+
+    collected: list[TokenEvent] = []
+    start = time.perf_counter()
+    for event in events:
+        sys.stdout.write(event.text)
+        sys.stdout.flush()
+        collected.append(event)
+    elapsed = time.perf_counter() - start
+    sys.stdout.write("\n")
+    if show_probs:
+        stdout.print(_probs_table(collected, loaded))
+    if collected:
+        last = collected[-1]
+        reason = FINISH_REASONS.get(last.finish_reason or "", "unknown")
+        stderr.print(
+            f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
+            f"model {loaded.name}; stopped: {reason}]",
+            style="dim",
+            markup=False,
+        )
+    return 0
+
+
+def _probs_table(events: list[TokenEvent], loaded: LoadedModel) -> Table:
+
+    tok = loaded.tokenizer
+    table = Table(title="What the model thought", title_justify="left", show_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("token")
+    table.add_column("prob", justify="right")
+    table.add_column("rank", justify="right")
+    table.add_column("entropy\n(bits)", justify="right", style="dim")
+    table.add_column("top alternatives")
+    for e in events:
+        alternatives = "  ".join(
+            f"[bold]{_show(a.text)}[/] {_percent(a.prob)}" if a.token_id == e.token_id
+            else f"{_show(a.text)} {_percent(a.prob)}"
+            for a in e.top
+        )  # fmt: skip
+        table.add_row(
+            str(e.index), _show(tok.token_text(e.token_id)), _percent(e.prob), str(e.rank),
+            f"{e.entropy / np.log(2):.2f}", alternatives,
+        )  # fmt: skip
+    return table
+
+
+def _percent(p: float) -> str:
+    """Probabilities span many orders of magnitude: three significant digits, never "0.0%"."""
+    return f"{p * 100:.3g}%"
+
+
+def _show(text: str) -> str:
+    """A token's text made visible in a table: quotes show leading spaces, escapes show newlines."""
+    from rich.markup import escape
+
+    return escape(repr(text)[1:-1].join("''") if text.strip() != text or not text else text)
+
+
+def _print_json_events(events: Iterable[TokenEvent]) -> int:
+    for event in events:
+        sys.stdout.write(json.dumps(dataclasses.asdict(event), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 # --- bench ---------------------------------------------------------------------------------------
 
 
 def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="measure prefill and decode speed against the roofline")
+    from gpt_tui.models.random_weights import GPT2_HPARAMS
+
+    p = sub.add_parser(
+        "bench",
+        help="measure prefill and decode speed against the memory-bandwidth roofline",
+        description="Measure prefill and decode tokens/s, and decode as a share of the roofline "
+        "set by this machine's weight-streaming bandwidth.",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", "-m", help="a model name or path (default: the last one used)")
+    which.add_argument("--random", choices=list(GPT2_HPARAMS), metavar="SIZE",
+                       help="random weights of a GPT-2 size: " + ", ".join(GPT2_HPARAMS))  # fmt: skip
+    p.add_argument("--prefill", type=int, default=512, metavar="N", help="prompt length (512)")
+    p.add_argument("--long-context", type=int, default=900, metavar="N",
+                   help="context for the long decode measurement (900)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=32, metavar="N", help="decode steps per figure")
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from gpt_tui.bench import peak_rss_bytes, run_bench
+
+    start = time.perf_counter()
+    if args.random:
+        from gpt_tui.engine import GPT2
+        from gpt_tui.models.random_weights import GPT2_HPARAMS, random_gpt2_params
+
+        with stderr.status(f"building random {args.random} weights"):
+            hparams = GPT2_HPARAMS[args.random]
+            model, name = GPT2(random_gpt2_params(hparams), hparams), f"random {args.random}"
+    else:
+        loaded = _load_for_cli(args.model, None)
+        model, name = loaded.model, loaded.name
+    load_s = time.perf_counter() - start
+    rss_loaded = peak_rss_bytes()
+    with stderr.status("measuring") as status:
+        result = run_bench(
+            model, name, prefill_tokens=args.prefill, long_context=args.long_context,
+            decode_steps=args.steps, report=lambda step: status.update(f"measuring {step}"),
+        )  # fmt: skip
+    stdout.print(_bench_table(result, load_s, rss_loaded))
+    return 0
+
+
+def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
+
+    table = Table(title=f"gpt-tui bench: {r.model}", title_justify="left", show_edge=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("note", style="dim")
+    mb = 1e6
+    share_short = r.share_of_roofline(r.decode_short_tok_s)
+    share_long = r.share_of_roofline(r.decode_long_tok_s)
+    rows = [
+        ("load / build", f"{load_s:.2f} s", ""),
+        ("weights read per token", f"{r.weight_bytes / mb:,.0f} MB", "float32"),
+        ("weight streaming", f"{r.bandwidth_gb_s:.1f} GB/s", "x @ W, W 512 MB [n_in, n_out]"),
+        ("decode roofline", f"{r.roofline_tok_s:.1f} tok/s", "bandwidth / weights per token"),
+        (f"prefill ({r.prefill_tokens} tokens)", f"{r.prefill_tok_s:,.0f} tok/s", ""),
+        (f"decode @ {r.short_context} ctx", f"{r.decode_short_tok_s:.1f} tok/s",
+         f"{1e3 / r.decode_short_tok_s:.2f} ms/token, {share_short:.0%} of roofline"),
+        (f"decode @ {r.long_context} ctx", f"{r.decode_long_tok_s:.1f} tok/s",
+         f"{1e3 / r.decode_long_tok_s:.2f} ms/token, {share_long:.0%} of roofline"),
+        ("peak memory", f"{r.peak_rss_bytes / mb:,.0f} MB",
+         f"{rss_loaded / mb:,.0f} MB after load; weights {r.weight_bytes / mb:,.0f} MB"),
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+# --- models, download, rm ------------------------------------------------------------------------
+# The models modules are imported inside the commands: `gpt-tui --version` need not load requests.
+
+
+def _add_models_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the models, their sizes and which are downloaded")
+    p.set_defaults(run=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from gpt_tui.models import paths, store
+    from gpt_tui.models.catalog import CATALOG
+
+    table = Table(
+        title=f"models in {paths.models_dir()}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("name", no_wrap=True)
+    table.add_column("aliases", no_wrap=True)
+    for column in ("params", "download", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("path", overflow="fold", min_width=12)
+    styles = {"cached": "green", "bundled": "cyan", "partial": "yellow"}
+    for spec in CATALOG:
+        status = store.status(spec.name)
+        path = str(store.model_path(spec.name)) if status in ("cached", "partial") else ""
+        table.add_row(
+            spec.name,
+            "\n".join(spec.aliases),
+            _format_count(spec.n_params),
+            _format_bytes(spec.download_bytes),
+            _format_bytes(spec.memory_bytes),
+            Text(status, style=styles.get(status, "dim")),
+            path,
+        )
+    stdout.print(table)
+    return 0
+
+
+def _add_download_parser(sub: argparse._SubParsersAction) -> None:
+    from gpt_tui.models.catalog import DEFAULT_GPT2_URL
+
+    p = sub.add_parser("download", help="download a GPT-2 model and convert it, once")
+    p.add_argument("name", metavar="NAME", help="124M, 355M, 774M or 1558M (or gpt2, gpt2-xl, ...)")
+    p.add_argument(
+        "--force", action="store_true", help="fetch and convert again (repairs a damaged cache)"
+    )
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"where the checkpoints are (default: $GPT_TUI_GPT2_URL or {DEFAULT_GPT2_URL})",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep OpenAI's TensorFlow files after converting them",
+    )
+    p.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from gpt_tui.models import store
+    from gpt_tui.models.catalog import resolve
+
+    spec = resolve(args.name)
+    if spec.bundled:
+        stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
+        return 0
+    if not args.force and store.is_cached(spec.name):
+        path = store.model_path(spec.name)
+        stdout.print(f"{spec.name} is already downloaded: {path} (--force fetches it again)")
+        return 0
+    with _rich_download_progress() as progress:
+        path = store.ensure_model(
+            spec.name,
+            base_url=args.base_url,
+            progress=progress,
+            force=args.force,
+            keep_checkpoint=args.keep_checkpoint,
+        )
+    stdout.print(f"{spec.name} is ready: {path}")
+    return 0
+
+
+def _add_rm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rm", help="delete a downloaded model from the cache")
+    p.add_argument("name", metavar="NAME", help="the model to delete (see `gpt-tui models`)")
+    p.set_defaults(run=_run_rm)
+
+
+def _run_rm(args: argparse.Namespace) -> int:
+    from gpt_tui.models import store
+    from gpt_tui.models.catalog import resolve
+
+    spec = resolve(args.name)
+    freed = store.remove_model(spec.name)
+    if freed:
+        stdout.print(f"removed {spec.name} ({_format_bytes(freed)} freed)")
+    else:
+        stdout.print(f"{spec.name} is not downloaded: nothing to remove")
+    return 0
+
+
+@contextlib.contextmanager
+def _rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
+    """A progress callback for `store.ensure_model`/`load_model` that draws rich progress bars
+    (bytes, rate, time left) on stderr, so stdout stays free for generated text.
+
+    Nothing is drawn until the first event: a cached model loads without any output. Use:
+    `with _rich_download_progress() as progress: loaded = load_model(name, progress=progress)`.
+    """
+    progress: Progress | None = None
+    tasks: dict[tuple[str, str, str], TaskID] = {}
+    lock = threading.Lock()  # the callback may come from a worker thread
+
+    def callback(event: DownloadProgress) -> None:
+        nonlocal progress
+        with lock:
+            if event.phase == "done":
+                return
+            if progress is None:
+                progress = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    _AmountColumn(),
+                    _RateColumn(),
+                    TimeRemainingColumn(),
+                    console=stderr,
+                )
+                progress.start()
+            if event.phase == "wait":
+                progress.console.print(
+                    f"waiting for another gpt-tui process to finish {event.model}...",
+                    markup=False,
+                )
+                return
+            key = (event.model, event.phase, event.file)
+            if key in tasks:
+                progress.update(tasks[key], completed=event.done, total=event.total)
+            elif event.phase == "download":
+                description = f"{event.model} {event.file} ({event.file_index}/{event.file_count})"
+                tasks[key] = progress.add_task(
+                    description, total=event.total, completed=event.done, unit="bytes"
+                )
+            else:
+                description = f"{event.model} {'converting' if event.phase == 'convert' else ''}"
+                tasks[key] = progress.add_task(
+                    description, total=event.total, completed=event.done, unit="tensors"
+                )
+
+    try:
+        yield callback
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+class _AmountColumn(ProgressColumn):
+    """Bytes for a download ("12.3/497.8 MB"), tensors for a conversion ("40/148 tensors")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "bytes")
+        if unit == "bytes":
+            return self._bytes.render(task)
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total} {unit}", style="progress.download")
+
+
+class _RateColumn(ProgressColumn):
+    """Bytes per second for a download; nothing for a conversion."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        return self._speed.render(task) if task.fields.get("unit") == "bytes" else Text("")
+
+
+def _format_bytes(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e3:.0f} kB"
+
+
+def _format_count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
 if __name__ == "__main__":

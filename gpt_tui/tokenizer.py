@@ -153,7 +153,9 @@ class Tokenizer:
     lists the learned pairs in rank order. `special_tokens` maps names such as ``<|endoftext|>``
     to ids; they are matched in text only where `encode` is told to allow them. `pre_patterns`
     are applied in order, each splitting every current piece (default: GPT-2's one pattern).
-    `eos_ids` end generation; `bos_id` is what an empty prompt starts from.
+    `eos_ids` end generation; `bos_id` is what an empty prompt starts from. `chat_template` is the
+    model's Jinja chat template (see `gpt_tui.chat`), kept here because, as in Hugging Face's
+    tokenizer config, it belongs with the special tokens it writes; None for a base model.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class Tokenizer:
         pre_patterns: list[str] | None = None,
         eos_ids: tuple[int, ...] = (),
         bos_id: int | None = None,
+        chat_template: str | None = None,
     ) -> None:
         self._tokens = list(tokens)
         self._merges = [(left, right) for left, right in merges]
@@ -171,6 +174,7 @@ class Tokenizer:
         self.pre_patterns = list(pre_patterns) if pre_patterns is not None else [GPT2_PATTERN]
         self.eos_ids = tuple(int(i) for i in eos_ids)
         self.bos_id = None if bos_id is None else int(bos_id)
+        self.chat_template = chat_template
 
         n_vocab = len(self._tokens)
         for what, token_id in [
@@ -263,6 +267,7 @@ class Tokenizer:
             "pre_patterns": list(self.pre_patterns),
             "eos_ids": list(self.eos_ids),
             "bos_id": self.bos_id,
+            "chat_template": self.chat_template,
         }
 
     @classmethod
@@ -283,6 +288,7 @@ class Tokenizer:
                 pre_patterns=data["pre_patterns"],
                 eos_ids=tuple(data["eos_ids"]),
                 bos_id=data["bos_id"],
+                chat_template=data.get("chat_template"),  # absent in descriptions before chat
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"damaged tokenizer description: {error!r}") from error

@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
+from gpt_tui.engine.gpt2 import expected_shapes
 from gpt_tui.errors import UnknownModelError
 
 #: OpenAI's public bucket; files live at `{base}/{size}/{file}`. `GPT_TUI_GPT2_URL` overrides it.
@@ -48,35 +49,6 @@ class ModelSpec:
         return (self.name, *self.aliases)
 
 
-def gpt2_param_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
-    """The converted params' flat names ("blocks.0.attn.c_attn.w") and shapes for `hparams`.
-
-    The one description of GPT-2's weight layout: conversion checks the checkpoint against it and
-    loading checks the cache against it.
-    """
-    n_vocab, n_ctx, n_embd = hparams["n_vocab"], hparams["n_ctx"], hparams["n_embd"]
-    shapes: dict[str, tuple[int, ...]] = {"wte": (n_vocab, n_embd), "wpe": (n_ctx, n_embd)}
-    for i in range(hparams["n_layer"]):
-        block = {
-            "ln_1.g": (n_embd,),
-            "ln_1.b": (n_embd,),
-            "attn.c_attn.w": (n_embd, 3 * n_embd),
-            "attn.c_attn.b": (3 * n_embd,),
-            "attn.c_proj.w": (n_embd, n_embd),
-            "attn.c_proj.b": (n_embd,),
-            "ln_2.g": (n_embd,),
-            "ln_2.b": (n_embd,),
-            "mlp.c_fc.w": (n_embd, 4 * n_embd),
-            "mlp.c_fc.b": (4 * n_embd,),
-            "mlp.c_proj.w": (4 * n_embd, n_embd),
-            "mlp.c_proj.b": (n_embd,),
-        }
-        shapes.update({f"blocks.{i}.{name}": shape for name, shape in block.items()})
-    shapes["ln_f.g"] = (n_embd,)
-    shapes["ln_f.b"] = (n_embd,)
-    return shapes
-
-
 def _n_elements(shape: tuple[int, ...]) -> int:
     n = 1
     for dim in shape:
@@ -87,7 +59,7 @@ def _n_elements(shape: tuple[int, ...]) -> int:
 def _gpt2(name: str, alias: str, n_ctx: int, n_embd: int, n_head: int, n_layer: int) -> ModelSpec:
     hparams = {"n_vocab": 50257, "n_ctx": n_ctx, "n_embd": n_embd, "n_head": n_head}
     hparams["n_layer"] = n_layer
-    n_params = sum(_n_elements(s) for s in gpt2_param_shapes(hparams).values())
+    n_params = sum(_n_elements(s) for s in expected_shapes(hparams).values())
     kv_cache_bytes = 2 * n_layer * n_ctx * n_embd * 4
     return ModelSpec(
         name=name,
@@ -109,7 +81,7 @@ CATALOG: tuple[ModelSpec, ...] = (
     _gpt2("1558M", "gpt2-xl", n_ctx=1024, n_embd=1600, n_head=25, n_layer=48),
     ModelSpec(
         name="smollm2",
-        aliases=("smollm2-135m", "smollm2-135m-instruct"),
+        aliases=("smollm2-135m",),
         kind="gguf",
         n_params=SMOLLM2_PARAMS,
         download_bytes=98_000_000,

@@ -1,0 +1,395 @@
+"""The converted-model cache: get a model ready once (download, convert), then load it fast.
+
+Layout under `paths.models_dir()`:
+
+    124M/                 the converted model (`model_dir` format), renamed into place whole
+    124M.checkpoint/      OpenAI's files while downloading (`*.part` until verified); removed
+                          after conversion unless `keep_checkpoint`
+    124M.lock             held while a process downloads or converts 124M
+    local/NAME-HASH/      models converted from a checkpoint directory given by path
+
+Loading never takes the lock: a converted directory only ever appears whole (one rename), so a
+cached model loads even from a read-only cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpt_tui.errors import GptTuiError, ModelFileError, UnknownModelError
+from gpt_tui.models import paths
+from gpt_tui.models.catalog import (
+    DEFAULT_GPT2_URL,
+    GPT2_FILES,
+    ModelSpec,
+    resolve,
+)
+from gpt_tui.models.download import (
+    DownloadProgress,
+    ProgressCallback,
+    download_files,
+    file_lock,
+)
+from gpt_tui.models.model_dir import (
+    HPARAMS_FILE,
+    WEIGHTS_FILE,
+    read_hparams,
+    read_params,
+)
+
+GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
+DEFAULT_MODEL = "124M"
+SOURCE_FILE = "source.json"  # in a model converted from a path: which checkpoint it came from
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    model: Any  # gpt_tui.engine.GPT2 (or, for SmolLM2, the LLaMA-family model)
+    tokenizer: Any  # gpt_tui.tokenizer.Tokenizer
+    path: Path
+    hparams: dict[str, Any]
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def default_model_name() -> str:
+    """The model to use when none is named: the last one used (from the settings), else 124M."""
+    from gpt_tui.settings import load_settings
+
+    settings, _ = load_settings()
+    return settings.model or DEFAULT_MODEL
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    base_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> LoadedModel:
+    """A ready-to-generate model from a catalog name (downloaded and converted on first use) or a
+    path: a converted model directory, a directory of OpenAI's checkpoint files, or a .gguf file."""
+    path = _as_path(name_or_path)
+    if path is not None:
+        return _load_path(path, progress=progress, cancel=cancel)
+    spec = resolve(str(name_or_path))
+    if spec.kind == "gguf":
+        return _load_gguf(None, spec.name)
+    model_dir = ensure_model(spec.name, base_url=base_url, progress=progress, cancel=cancel)
+    return load_model_dir(model_dir, name=spec.name)
+
+
+def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
+    """Load a converted model directory; `name` (a catalog name) makes damage messages say how to
+    repair the cache."""
+    path = Path(path)
+    try:
+        hparams = read_hparams(path)
+        architecture = hparams.get("architecture", "gpt2")
+        loader = ARCHITECTURES.get(architecture)
+        if loader is None:
+            raise ModelFileError(
+                f"{path} holds a '{architecture}' model; gpt-tui reads {', '.join(ARCHITECTURES)}"
+            )
+        model, tokenizer = loader(path, hparams)
+    except ModelFileError as exc:
+        if name is None:
+            raise
+        raise ModelFileError(
+            f"the cached model {name} is damaged ({exc}); "
+            f"repair it with `gpt-tui download {name} --force`"
+        ) from exc
+    return LoadedModel(name or path.name, model, tokenizer, path, hparams)
+
+
+def _load_gpt2_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
+    from gpt_tui.engine import GPT2
+
+    params = read_params(path)
+    try:
+        model = GPT2(params, hparams)  # checks every tensor's shape against hparams
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
+    return model, _load_tokenizer(path)
+
+
+#: Converted-directory loaders by `hparams["architecture"]`: (dir, hparams) -> (model, tokenizer).
+#: The SmolLM2 work adds "llama" here.
+ARCHITECTURES: dict[str, Callable[[Path, dict[str, Any]], tuple[Any, Any]]] = {
+    "gpt2": _load_gpt2_dir,
+}
+
+
+def _load_gguf(path: Path | None, name: str) -> LoadedModel:
+    # SmolLM2 lands with gpt_tui/models/gguf_file.py: convert the bundled (or given) .gguf into a
+    # cached directory with architecture "llama", then `load_model_dir` it like any other.
+    raise ModelFileError(f"{path or name}: GGUF models are not supported by this build yet")
+
+
+def _load_tokenizer(path: Path) -> Any:
+    from gpt_tui.tokenizer import Tokenizer
+
+    try:
+        if (path / "tokenizer.json").is_file():
+            return Tokenizer.from_json(json.loads((path / "tokenizer.json").read_text()))
+        encoder, vocab = path / "encoder.json", path / "vocab.bpe"
+        if not (encoder.is_file() and vocab.is_file()):
+            raise ModelFileError(f"{path} has no tokenizer (encoder.json + vocab.bpe)")
+        return Tokenizer.from_gpt2_files(encoder, vocab)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"the tokenizer in {path} is damaged: {exc}") from exc
+
+
+def _as_path(name_or_path: str | Path) -> Path | None:
+    """The path `name_or_path` names, or None for a catalog name (a name wins over a same-named
+    directory in the working directory; write ./124M for that)."""
+    if isinstance(name_or_path, Path):
+        return name_or_path
+    text = name_or_path.strip()
+    looks_like_path = (
+        os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+        or text.startswith(("~", "."))
+        or text.lower().endswith(".gguf")
+    )
+    if not looks_like_path:
+        try:
+            resolve(text)
+            return None
+        except UnknownModelError:
+            if not Path(text).exists():
+                raise
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ModelFileError(f"{path} does not exist")
+    return path
+
+
+def _load_path(
+    path: Path, *, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> LoadedModel:
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return _load_gguf(path, path.stem)
+    if path.is_dir() and (path / WEIGHTS_FILE).is_file():
+        return load_model_dir(path)
+    from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
+
+    if path.is_dir() and is_checkpoint_dir(path):
+        return load_model_dir(_convert_local(path, progress=progress, cancel=cancel))
+    raise ModelFileError(
+        f"{path} is not a model: expected a converted model directory ({HPARAMS_FILE} + "
+        f"{WEIGHTS_FILE}), a directory of OpenAI's GPT-2 checkpoint files, or a .gguf file"
+    )
+
+
+def _convert_local(
+    checkpoint_dir: Path, *, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> Path:
+    """Convert a checkpoint directory the user gave by path into the cache, once per version of
+    its files (their sizes and times are remembered in `source.json`)."""
+    from gpt_tui.models.tf_checkpoint import checkpoint_prefix, convert_checkpoint
+
+    checkpoint_dir = checkpoint_dir.resolve()
+    prefix = checkpoint_prefix(checkpoint_dir)
+    source = {
+        "path": str(checkpoint_dir),
+        "files": {
+            p.name: [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(checkpoint_dir.iterdir())
+            if p.name.startswith(prefix.name) or p.name in ("hparams.json", "encoder.json")
+        },
+    }
+    digest = hashlib.sha1(str(checkpoint_dir).encode()).hexdigest()[:12]
+    root = paths.models_dir() / "local"
+    target = root / f"{checkpoint_dir.name}-{digest}"
+    if _same_source(target, source):
+        return target
+    root.mkdir(exist_ok=True)
+    paths.ensure_writable(root)
+    label = str(checkpoint_dir)
+    with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, label)):
+        if not _same_source(target, source):
+            convert_checkpoint(
+                checkpoint_dir,
+                target,
+                progress=_convert_progress(progress, label, prefix.name),
+                extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
+            )
+    return target
+
+
+def _same_source(target: Path, source: dict[str, Any]) -> bool:
+    try:
+        return _is_converted(target) and json.loads((target / SOURCE_FILE).read_text()) == source
+    except (OSError, ValueError):
+        return False
+
+
+# --- the cache of catalog models -----------------------------------------------------------------
+
+
+def model_path(name: str) -> Path:
+    """Where the converted model `name` lives (whether or not it is there yet)."""
+    return paths.models_dir() / resolve(name).name
+
+
+def is_cached(name: str) -> bool:
+    """Ready to load without a network: converted in the cache, or bundled."""
+    spec = resolve(name)
+    return spec.bundled or _is_converted(model_path(spec.name))
+
+
+def status(name: str) -> str:
+    """One of "bundled", "cached", "partial" (a download to resume) or "not downloaded"."""
+    spec = resolve(name)
+    if spec.bundled:
+        return "bundled"
+    if _is_converted(model_path(spec.name)):
+        return "cached"
+    if _checkpoint_dir(spec).exists():
+        return "partial"
+    return "not downloaded"
+
+
+def ensure_model(
+    name: str,
+    *,
+    base_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    force: bool = False,
+    keep_checkpoint: bool = False,
+) -> Path:
+    """The converted directory of catalog model `name`, downloading and converting it first when
+    it is not cached (or when `force`: then everything is fetched again, and the old copy stays
+    in use until the new one is complete)."""
+    spec = resolve(name)
+    if spec.bundled:
+        raise GptTuiError(f"{spec.name} is bundled with gpt-tui; there is nothing to download")
+    target = model_path(spec.name)
+    if not force and _is_converted(target):
+        return target
+    root = paths.ensure_writable(paths.models_dir())
+    with file_lock(
+        root / f"{spec.name}.lock", cancel=cancel, on_wait=_waiting(progress, spec.name)
+    ):
+        if not force and _is_converted(target):
+            return target  # another process got it ready while we waited
+        _download_and_convert(spec, target, base_url, progress, cancel, force, keep_checkpoint)
+    if progress is not None:
+        progress(DownloadProgress(spec.name, target.name, 1, 1, 1, 1, 0.0, phase="done"))
+    return target
+
+
+def _download_and_convert(
+    spec: ModelSpec,
+    target: Path,
+    base_url: str | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    force: bool,
+    keep_checkpoint: bool,
+) -> None:
+    from gpt_tui.models.tf_checkpoint import convert_checkpoint
+
+    base = (base_url or os.environ.get(GPT2_URL_ENV) or DEFAULT_GPT2_URL).rstrip("/")
+    checkpoint_dir = _checkpoint_dir(spec)
+    if force:
+        _remove_tree(checkpoint_dir)
+    try:
+        checkpoint_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise paths.storage_error(checkpoint_dir, exc) from exc
+    download_files(
+        f"{base}/{spec.name}",
+        GPT2_FILES,
+        checkpoint_dir,
+        model=spec.name,
+        progress=progress,
+        cancel=cancel,
+    )
+    try:
+        convert_checkpoint(
+            checkpoint_dir,
+            target,
+            progress=_convert_progress(progress, spec.name, GPT2_FILES[-1]),
+        )
+    except ModelFileError as exc:
+        # Converting these files again cannot succeed: only fetching them again can.
+        _remove_tree(checkpoint_dir)
+        raise ModelFileError(
+            f"the checkpoint of {spec.name} from {base} cannot be converted: {exc}; "
+            f"the downloaded files were deleted, `gpt-tui download {spec.name}` fetches them again"
+        ) from exc
+    except OSError as exc:
+        raise paths.storage_error(target.parent, exc) from exc
+    if not keep_checkpoint:
+        _remove_tree(checkpoint_dir)
+
+
+def remove_model(name: str) -> int:
+    """Delete model `name` from the cache (converted files, checkpoint, unfinished downloads);
+    returns the bytes freed (0 when there was nothing)."""
+    spec = resolve(name)
+    if spec.bundled:
+        raise GptTuiError(f"{spec.name} is bundled with gpt-tui and cannot be removed")
+    root = paths.models_dir()
+    doomed = [root / spec.name, _checkpoint_dir(spec), *root.glob(f".{spec.name}.*.tmp")]
+    doomed = [p for p in doomed if p.exists()]
+    if not doomed:
+        return 0
+    freed = sum(_tree_size(p) for p in doomed)
+    with file_lock(root / f"{spec.name}.lock", wait=False):
+        for p in doomed:
+            _remove_tree(p)
+    return freed
+
+
+def _checkpoint_dir(spec: ModelSpec) -> Path:
+    return paths.models_dir() / f"{spec.name}.checkpoint"
+
+
+def _is_converted(path: Path) -> bool:
+    return (path / HPARAMS_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _remove_tree(path: Path) -> None:
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    except OSError as exc:
+        raise paths.storage_error(path, exc) from exc
+
+
+def _waiting(progress: ProgressCallback | None, model: str) -> Callable[[], None] | None:
+    if progress is None:
+        return None
+    return lambda: progress(DownloadProgress(model, "", 0, 0, 0, None, 0.0, phase="wait"))
+
+
+def _convert_progress(
+    progress: ProgressCallback | None, model: str, file: str
+) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(
+        DownloadProgress(model, file, 1, 1, done, total, 0.0, phase="convert")
+    )

@@ -1,0 +1,153 @@
+"""A real HTTP server on 127.0.0.1 for download tests: serves files from memory like Azure blob
+storage does (Range, Content-MD5 and, on ranged answers, x-ms-blob-content-md5), and misbehaves
+on request (dropped connections, a wrong MD5, ignored Range, 5xx answers, a slow link).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    range: str | None
+
+
+@dataclass
+class FileServer:
+    """`files` maps URL paths ("/124M/hparams.json") to their bytes. Fault knobs:
+
+    - `drop_after[path] = n`: send n bytes of the body, then close the connection (once);
+    - `wrong_md5`: paths whose MD5 headers are wrong;
+    - `ignore_range`: answer every request with the whole file (200);
+    - `fail[path] = [503, ...]`: answer these statuses first, one per request;
+    - `bytes_per_second`: throttle bodies.
+    """
+
+    files: dict[str, bytes]
+    drop_after: dict[str, int] = field(default_factory=dict)
+    wrong_md5: set[str] = field(default_factory=set)
+    ignore_range: bool = False
+    fail: dict[str, list[int]] = field(default_factory=dict)
+    bytes_per_second: float | None = None
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def gets(self, path: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and r.path == path]
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def _record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def _serve(self, body: bool) -> None:
+        server: FileServer = self.server.owner  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path
+        range_header = self.headers.get("Range")
+        server._record(Request(self.command, path, range_header))
+
+        failures = server.fail.get(path)
+        if failures:
+            self._empty(failures.pop(0))
+            return
+        data = server.files.get(path)
+        if data is None:
+            self._empty(404)
+            return
+        md5 = hashlib.md5(b"not the file" if path in server.wrong_md5 else data).digest()
+        md5_b64 = base64.b64encode(md5).decode()
+
+        start, end = 0, len(data) - 1
+        if range_header and not server.ignore_range:
+            first, _, last = range_header.removeprefix("bytes=").partition("-")
+            start = int(first)
+            end = min(int(last), end) if last else end
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.send_header("x-ms-blob-content-md5", md5_b64)
+        else:
+            self.send_response(200)
+            self.send_header("Content-MD5", md5_b64)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        if not body:
+            return
+
+        payload = data[start : end + 1]
+        drop = server.drop_after.pop(path, None)
+        if drop is not None:
+            payload = payload[:drop]
+        try:
+            self._send_body(payload, server.bytes_per_second)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
+        if drop is not None:
+            # Vanish mid-file, as a flaky network does: the client sees fewer bytes than promised.
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+    def _send_body(self, payload: bytes, bytes_per_second: float | None) -> None:
+        if bytes_per_second is None:
+            self.wfile.write(payload)
+            return
+        step = max(1, int(bytes_per_second / 20))
+        for offset in range(0, len(payload), step):
+            self.wfile.write(payload[offset : offset + step])
+            self.wfile.flush()
+            time.sleep(step / bytes_per_second)
+
+    def _empty(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
