@@ -33,6 +33,8 @@ class BenchResult:
     decode_long_tok_s: float
     bandwidth_gb_s: float
     peak_rss_bytes: int
+    n_batch: int = 1
+    decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
 
     @property
     def roofline_tok_s(self) -> float:
@@ -65,18 +67,23 @@ def measure_bandwidth(n_bytes: int = 512 * 2**20, repeats: int = 12) -> float:
 
 def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> float:
     ids = _ids(model, n_tokens)
-    best = min(_timed(lambda: model.forward(ids, model.new_cache(), last_only=True))
-               for _ in range(repeats))  # fmt: skip
+    best = min(
+        _timed(lambda: model.forward(ids, model.new_cache(), last_only=True))
+        for _ in range(repeats)
+    )
     return n_tokens / best
 
 
-def measure_decode(model: LanguageModel, context: int, n_steps: int) -> float:
-    """Tokens/s of single-token steps after `context` cached tokens (median of the steps)."""
+def measure_decode(model: LanguageModel, context: int, n_steps: int, n_batch: int = 1) -> float:
+    """Steps/s of one-token-per-stream steps after `context` cached tokens (median step)."""
     cache = model.new_cache()
     model.forward(_ids(model, context), cache)
+    if n_batch > 1:
+        cache = cache.repeat(n_batch)
     times = []
     for token in _ids(model, n_steps, seed=1):
-        times.append(_timed(lambda t=token: model.forward([t], cache, last_only=True)))
+        step = np.full((n_batch, 1), token)  # [n_batch, 1]
+        times.append(_timed(lambda s=step: model.forward(s, cache, last_only=True)))
     return 1.0 / float(np.median(times))
 
 
@@ -93,6 +100,7 @@ def run_bench(
     short_context: int = 16,
     long_context: int = 900,
     decode_steps: int = 32,
+    n_batch: int = 1,
     report: Callable[[str], None] = lambda step: None,
 ) -> BenchResult:
     n_ctx = model.n_ctx
@@ -107,6 +115,10 @@ def run_bench(
     short = measure_decode(model, short_context, decode_steps)
     report(f"decode at {long_context} tokens of context")
     long = measure_decode(model, long_context, decode_steps)
+    batch = None
+    if n_batch > 1:
+        report(f"decode of {n_batch} streams at {short_context} tokens of context")
+        batch = measure_decode(model, short_context, decode_steps, n_batch)
     return BenchResult(
         model=name,
         weight_bytes=decode_weight_bytes(model),
@@ -118,6 +130,8 @@ def run_bench(
         decode_long_tok_s=long,
         bandwidth_gb_s=bandwidth,
         peak_rss_bytes=peak_rss_bytes(),
+        n_batch=n_batch,
+        decode_batch_steps_s=batch,
     )
 
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from rich import box
 from rich.console import Console
 from rich.progress import (
@@ -36,6 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpt_tui import __version__
+from gpt_tui.display import percent, visible_token
 from gpt_tui.engine.generate import TokenEvent
 from gpt_tui.engine.sampling import RANGES, SamplingParams
 from gpt_tui.errors import GptTuiError
@@ -65,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpt-tui {__version__}")
     parser.add_argument("--model", "-m", help="model name or path to open the app with")
     parser.set_defaults(run=_run_app)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser)
+    sub = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser
+    )
     _add_generate_parser(sub)
+    _add_score_parser(sub)
     _add_bench_parser(sub)
     _add_models_parser(sub)
     _add_download_parser(sub)
@@ -146,9 +149,12 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
         )
     g.add_argument("--seed", type=_seed_type, help="random seed; the same seed repeats a run")
     g.add_argument(
-        "--stop", action="append", default=[], metavar="TEXT",
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
         help="stop before this text (repeatable; \\n for a newline)",
-    )  # fmt: skip
+    )
 
 
 def _sampling_from_args(args: argparse.Namespace) -> SamplingParams:
@@ -163,19 +169,35 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
         help="generate text from a prompt, streaming to stdout",
         description="Generate text from PROMPT (or stdin with -), streaming it to stdout.",
     )
-    p.add_argument("prompt", nargs="?", default="", metavar="PROMPT",
-                   help="the prompt; - reads stdin; empty: unconditional generation")  # fmt: skip
+    p.add_argument(
+        "prompt",
+        nargs="?",
+        default="",
+        metavar="PROMPT",
+        help="the prompt; - reads stdin; empty: unconditional generation",
+    )
     p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
     p.add_argument("--chat", metavar="TEXT", help="a user message, in the model's chat template")
     p.add_argument("--system", metavar="TEXT", help="a system message for --chat")
-    p.add_argument("--special", action="store_true",
-                   help="read special tokens such as <|endoftext|> in the prompt as such")  # fmt: skip
+    p.add_argument(
+        "--special",
+        action="store_true",
+        help="read special tokens such as <|endoftext|> in the prompt as such",
+    )
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--show-probs", action="store_true",
-                     help="print each token with its probability and top alternatives")  # fmt: skip
+    out.add_argument(
+        "--show-probs",
+        action="store_true",
+        help="print each token with its probability and top alternatives",
+    )
     out.add_argument("--json", action="store_true", help="one JSON object per token event")
-    p.add_argument("--top", type=_n_top_type, default=5, metavar="K",
-                   help="alternatives per token for --show-probs/--json (default 5)")  # fmt: skip
+    p.add_argument(
+        "--top",
+        type=_n_top_type,
+        default=5,
+        metavar="K",
+        help="alternatives per token for --show-probs/--json (default 5)",
+    )
     p.add_argument("--base-url", help="where to download GPT-2 checkpoints from")
     _add_sampling_flags(p)
     p.set_defaults(run=_run_generate)
@@ -207,8 +229,9 @@ def _run_generate(args: argparse.Namespace) -> int:
             markup=False,
         )
     n_top = args.top if (args.show_probs or args.json) else 0
-    events = generate(loaded.model, loaded.tokenizer, prompt, params, n_top=n_top,
-                      allowed_special=allowed_special)  # fmt: skip
+    events = generate(
+        loaded.model, loaded.tokenizer, prompt, params, n_top=n_top, allowed_special=allowed_special
+    )
     if args.json:
         return _print_json_events(events)
     return _stream_text(events, loaded, show_probs=args.show_probs)
@@ -286,33 +309,125 @@ def _probs_table(events: list[TokenEvent], loaded: LoadedModel) -> Table:
     table.add_column("top alternatives")
     for e in events:
         alternatives = "  ".join(
-            f"[bold]{_show(a.text)}[/] {_percent(a.prob)}" if a.token_id == e.token_id
-            else f"{_show(a.text)} {_percent(a.prob)}"
+            f"[bold]{_show_token(a.text)}[/] {percent(a.prob)}"
+            if a.token_id == e.token_id
+            else f"{_show_token(a.text)} {percent(a.prob)}"
             for a in e.top
-        )  # fmt: skip
+        )
         table.add_row(
-            str(e.index), _show(tok.token_text(e.token_id)), _percent(e.prob), str(e.rank),
-            f"{e.entropy / np.log(2):.2f}", alternatives,
-        )  # fmt: skip
+            str(e.index),
+            _show_token(tok.token_text(e.token_id)),
+            percent(e.prob),
+            str(e.rank),
+            f"{e.entropy / np.log(2):.2f}",
+            alternatives,
+        )
     return table
 
 
-def _percent(p: float) -> str:
-    """Probabilities span many orders of magnitude: three significant digits, never "0.0%"."""
-    return f"{p * 100:.3g}%"
-
-
-def _show(text: str) -> str:
-    """A token's text made visible in a table: quotes show leading spaces, escapes show newlines."""
+def _show_token(text: str) -> str:
     from rich.markup import escape
 
-    return escape(repr(text)[1:-1].join("''") if text.strip() != text or not text else text)
+    return escape(visible_token(text))
 
 
 def _print_json_events(events: Iterable[TokenEvent]) -> int:
     for event in events:
         sys.stdout.write(json.dumps(dataclasses.asdict(event), ensure_ascii=False) + "\n")
         sys.stdout.flush()
+    return 0
+
+
+# --- score ---------------------------------------------------------------------------------------
+
+BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="how likely the model finds each token of a text",
+        description="Score every token of TEXT (or stdin with -): probability, rank, surprisal, "
+        "and the text's perplexity. Colours follow GLTR's rank buckets.",
+    )
+    p.add_argument("text", metavar="TEXT", help="the text to score; - reads stdin")
+    p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
+    p.add_argument(
+        "--special",
+        action="store_true",
+        help="read special tokens such as <|endoftext|> in the text as such",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per token, then a summary")
+    p.add_argument(
+        "--top", type=_n_top_type, default=3, metavar="K", help="alternatives per token (default 3)"
+    )
+    p.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from gpt_tui.engine import score_text
+
+    text = _read_prompt(args.text)
+    if not text.strip():
+        raise GptTuiError("nothing to score: the text is empty")
+    loaded = _load_for_cli(args.model, None)
+    result = score_text(
+        loaded.model,
+        loaded.tokenizer,
+        text,
+        n_top=args.top,
+        allowed_special="all" if args.special else "none",
+    )
+    summary = {
+        "tokens": len(result.tokens),
+        "perplexity": result.perplexity,
+        "mean_surprisal_bits": result.mean_surprisal_bits,
+        "buckets": {name: sum(t.bucket == name for t in result.tokens) for name in BUCKET_STYLES},
+        "prepended_bos": result.prepended_bos,
+    }
+    if args.json:
+        for token in result.tokens:
+            row = {
+                **dataclasses.asdict(token),
+                "surprisal_bits": token.surprisal_bits,
+                "bucket": token.bucket,
+            }
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps({"summary": summary}) + "\n")
+        return 0
+    table = Table(title=f"{loaded.name} reads the text", title_justify="left", show_edge=False)
+    for name, justify in [
+        ("#", "right"),
+        ("token", "left"),
+        ("prob", "right"),
+        ("rank", "right"),
+        ("surprisal (bits)", "right"),
+        ("the model expected", "left"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for t in result.tokens:
+        style = BUCKET_STYLES[t.bucket]
+        expected = "  ".join(f"{_show_token(a.text)} {percent(a.prob)}" for a in t.top)
+        table.add_row(
+            str(t.position),
+            f"[{style}]{_show_token(t.text)}[/]",
+            percent(t.prob),
+            str(t.rank),
+            f"{t.surprisal_bits:.2f}",
+            expected,
+        )
+    stdout.print(table)
+    coloured = Text()
+    for t in result.tokens:
+        coloured.append(t.text, style=BUCKET_STYLES[t.bucket])
+    stdout.print(coloured)
+    legend = "  ".join(
+        f"[{style}]{name}[/] {summary['buckets'][name]}" for name, style in BUCKET_STYLES.items()
+    )
+    stdout.print(
+        f"{summary['tokens']} tokens; perplexity {result.perplexity:.2f}; mean surprisal "
+        f"{result.mean_surprisal_bits:.2f} bits/token; rank buckets: {legend}"
+    )
     return 0
 
 
@@ -330,12 +445,29 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", "-m", help="a model name or path (default: the last one used)")
-    which.add_argument("--random", choices=list(GPT2_HPARAMS), metavar="SIZE",
-                       help="random weights of a GPT-2 size: " + ", ".join(GPT2_HPARAMS))  # fmt: skip
+    which.add_argument(
+        "--random",
+        choices=list(GPT2_HPARAMS),
+        metavar="SIZE",
+        help="random weights of a GPT-2 size: " + ", ".join(GPT2_HPARAMS),
+    )
     p.add_argument("--prefill", type=int, default=512, metavar="N", help="prompt length (512)")
-    p.add_argument("--long-context", type=int, default=900, metavar="N",
-                   help="context for the long decode measurement (900)")  # fmt: skip
+    p.add_argument(
+        "--long-context",
+        type=int,
+        default=900,
+        metavar="N",
+        help="context for the long decode measurement (900)",
+    )
     p.add_argument("--steps", type=int, default=32, metavar="N", help="decode steps per figure")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        choices=range(1, 9),
+        metavar="N",
+        help="also decode N streams at once (1-8) and compare with one",
+    )
     p.set_defaults(run=_run_bench)
 
 
@@ -357,9 +489,14 @@ def _run_bench(args: argparse.Namespace) -> int:
     rss_loaded = peak_rss_bytes()
     with stderr.status("measuring") as status:
         result = run_bench(
-            model, name, prefill_tokens=args.prefill, long_context=args.long_context,
-            decode_steps=args.steps, report=lambda step: status.update(f"measuring {step}"),
-        )  # fmt: skip
+            model,
+            name,
+            prefill_tokens=args.prefill,
+            long_context=args.long_context,
+            decode_steps=args.steps,
+            n_batch=args.batch,
+            report=lambda step: status.update(f"measuring {step}"),
+        )
     stdout.print(_bench_table(result, load_s, rss_loaded))
     return 0
 
@@ -379,13 +516,32 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
         ("weight streaming", f"{r.bandwidth_gb_s:.1f} GB/s", "x @ W, W 512 MB [n_in, n_out]"),
         ("decode roofline", f"{r.roofline_tok_s:.1f} tok/s", "bandwidth / weights per token"),
         (f"prefill ({r.prefill_tokens} tokens)", f"{r.prefill_tok_s:,.0f} tok/s", ""),
-        (f"decode @ {r.short_context} ctx", f"{r.decode_short_tok_s:.1f} tok/s",
-         f"{1e3 / r.decode_short_tok_s:.2f} ms/token, {share_short:.0%} of roofline"),
-        (f"decode @ {r.long_context} ctx", f"{r.decode_long_tok_s:.1f} tok/s",
-         f"{1e3 / r.decode_long_tok_s:.2f} ms/token, {share_long:.0%} of roofline"),
-        ("peak memory", f"{r.peak_rss_bytes / mb:,.0f} MB",
-         f"{rss_loaded / mb:,.0f} MB after load; weights {r.weight_bytes / mb:,.0f} MB"),
-    ]  # fmt: skip
+        (
+            f"decode @ {r.short_context} ctx",
+            f"{r.decode_short_tok_s:.1f} tok/s",
+            f"{1e3 / r.decode_short_tok_s:.2f} ms/token, {share_short:.0%} of roofline",
+        ),
+        (
+            f"decode @ {r.long_context} ctx",
+            f"{r.decode_long_tok_s:.1f} tok/s",
+            f"{1e3 / r.decode_long_tok_s:.2f} ms/token, {share_long:.0%} of roofline",
+        ),
+        (
+            "peak memory",
+            f"{r.peak_rss_bytes / mb:,.0f} MB",
+            f"{rss_loaded / mb:,.0f} MB after load; weights {r.weight_bytes / mb:,.0f} MB",
+        ),
+    ]
+    if r.decode_batch_steps_s:
+        cost = r.decode_short_tok_s / r.decode_batch_steps_s
+        rows.insert(
+            -1,
+            (
+                f"decode {r.n_batch} streams @ {r.short_context} ctx",
+                f"{r.decode_batch_steps_s * r.n_batch:.1f} tok/s",
+                f"{1e3 / r.decode_batch_steps_s:.2f} ms/step = {cost:.2f}x one stream's step",
+            ),
+        )
     for row in rows:
         table.add_row(*row)
     return table
@@ -416,7 +572,10 @@ def _run_models(args: argparse.Namespace) -> int:
     styles = {"cached": "green", "bundled": "cyan", "partial": "yellow"}
     for spec in CATALOG:
         status = store.status(spec.name)
-        path = str(store.model_path(spec.name)) if status in ("cached", "partial") else ""
+        path = {
+            "cached": store.model_path(spec.name),
+            "partial": store.checkpoint_path(spec.name),
+        }.get(status, "")
         table.add_row(
             spec.name,
             "\n".join(spec.aliases),
@@ -424,7 +583,7 @@ def _run_models(args: argparse.Namespace) -> int:
             _format_bytes(spec.download_bytes),
             _format_bytes(spec.memory_bytes),
             Text(status, style=styles.get(status, "dim")),
-            path,
+            str(path),
         )
     stdout.print(table)
     return 0
@@ -517,7 +676,7 @@ def _rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
                     BarColumn(),
                     _AmountColumn(),
                     _RateColumn(),
-                    TimeRemainingColumn(),
+                    TimeRemainingColumn(elapsed_when_finished=True),
                     console=stderr,
                 )
                 progress.start()
@@ -528,18 +687,18 @@ def _rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
                 )
                 return
             key = (event.model, event.phase, event.file)
-            if key in tasks:
-                progress.update(tasks[key], completed=event.done, total=event.total)
-            elif event.phase == "download":
-                description = f"{event.model} {event.file} ({event.file_index}/{event.file_count})"
+            if key not in tasks:
+                # Created at `done`, not 0: bytes resumed from an earlier run are no speed.
+                if event.phase == "download":
+                    description = f"{event.model} {event.file} "
+                    description += f"({event.file_index}/{event.file_count})"
+                    unit = "bytes"
+                else:
+                    description, unit = f"{event.model} {event.phase}", "tensors"
                 tasks[key] = progress.add_task(
-                    description, total=event.total, completed=event.done, unit="bytes"
+                    description, total=event.total, completed=event.done, unit=unit
                 )
-            else:
-                description = f"{event.model} {'converting' if event.phase == 'convert' else ''}"
-                tasks[key] = progress.add_task(
-                    description, total=event.total, completed=event.done, unit="tensors"
-                )
+            progress.update(tasks[key], completed=event.done, total=event.total)
 
     try:
         yield callback
@@ -564,14 +723,17 @@ class _AmountColumn(ProgressColumn):
 
 
 class _RateColumn(ProgressColumn):
-    """Bytes per second for a download; nothing for a conversion."""
+    """Bytes per second for a download; nothing for a conversion or before it is measured."""
 
     def __init__(self) -> None:
         super().__init__()
         self._speed = TransferSpeedColumn()
 
     def render(self, task: Task) -> Text:
-        return self._speed.render(task) if task.fields.get("unit") == "bytes" else Text("")
+        known = task.finished_speed or task.speed  # None for a file that was already there
+        if task.fields.get("unit") != "bytes" or known is None:
+            return Text("")
+        return self._speed.render(task)
 
 
 def _format_bytes(n: int) -> str:

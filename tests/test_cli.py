@@ -17,16 +17,38 @@ def _home(tmp_path, monkeypatch) -> None:
 
 
 def test_generate_streams_text_and_reports_why_it_stopped(tiny_model_dir, capsys) -> None:
-    code = main(["generate", "Hello, my name is", "-m", str(tiny_model_dir),
-                 "--max-tokens", "7", "--seed", "1"])  # fmt: skip
+    code = main(
+        [
+            "generate",
+            "Hello, my name is",
+            "-m",
+            str(tiny_model_dir),
+            "--max-tokens",
+            "7",
+            "--seed",
+            "1",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and out.endswith("\n") and len(out) > 1
     assert "7 tokens" in err and "stopped: max tokens" in err
 
 
 def test_same_seed_same_text(tiny_model_dir, capsys) -> None:
-    args = ["generate", "Once upon", "-m", str(tiny_model_dir), "--max-tokens", "12",
-            "--seed", "5", "--temperature", "0.9", "--top-p", "0.9"]  # fmt: skip
+    args = [
+        "generate",
+        "Once upon",
+        "-m",
+        str(tiny_model_dir),
+        "--max-tokens",
+        "12",
+        "--seed",
+        "5",
+        "--temperature",
+        "0.9",
+        "--top-p",
+        "0.9",
+    ]
     main(args)
     first = capsys.readouterr().out
     main(args)
@@ -34,8 +56,24 @@ def test_same_seed_same_text(tiny_model_dir, capsys) -> None:
 
 
 def test_json_prints_one_event_per_line(tiny_model_dir, capsys) -> None:
-    assert main(["generate", "Hi", "-m", str(tiny_model_dir), "--max-tokens", "3",
-                 "--json", "--top", "4", "--temperature", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "Hi",
+                "-m",
+                str(tiny_model_dir),
+                "--max-tokens",
+                "3",
+                "--json",
+                "--top",
+                "4",
+                "--temperature",
+                "0",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["index"] for e in events] == [0, 1, 2]
@@ -44,8 +82,22 @@ def test_json_prints_one_event_per_line(tiny_model_dir, capsys) -> None:
 
 
 def test_show_probs_prints_a_table(tiny_model_dir, capsys) -> None:
-    assert main(["generate", "Hi", "-m", str(tiny_model_dir), "--max-tokens", "3",
-                 "--show-probs", "--seed", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "Hi",
+                "-m",
+                str(tiny_model_dir),
+                "--max-tokens",
+                "3",
+                "--show-probs",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "What the model thought" in out and "top alternatives" in out and "%" in out
 
@@ -84,8 +136,19 @@ def test_system_without_chat_is_refused(tiny_model_dir, capsys) -> None:
 
 
 def test_stdin_prompt_and_invalid_utf8(tiny_model_dir, tmp_path) -> None:
-    env_args = [sys.executable, "-m", "gpt_tui", "generate", "-", "-m", str(tiny_model_dir),
-                "--max-tokens", "3", "--temperature", "0"]  # fmt: skip
+    env_args = [
+        sys.executable,
+        "-m",
+        "gpt_tui",
+        "generate",
+        "-",
+        "-m",
+        str(tiny_model_dir),
+        "--max-tokens",
+        "3",
+        "--temperature",
+        "0",
+    ]
     env = {"GPT_TUI_HOME": str(tmp_path / "h"), "PATH": ""}
     ok = subprocess.run(env_args, input="Hello 👋 world".encode(), capture_output=True, env=env)
     assert ok.returncode == 0, ok.stderr.decode()
@@ -103,6 +166,64 @@ def test_emoji_only_and_huge_prompts_work(tiny_model_dir, capsys) -> None:
 
 
 def test_stop_string_flag_with_escape(tiny_model_dir, capsys) -> None:
-    assert main(["generate", "a", "-m", str(tiny_model_dir), "--max-tokens", "40",
-                 "--seed", "9", "--stop", "\\n"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "a",
+                "-m",
+                str(tiny_model_dir),
+                "--max-tokens",
+                "40",
+                "--seed",
+                "9",
+                "--stop",
+                "\\n",
+            ]
+        )
+        == 0
+    )
     assert "\n" not in capsys.readouterr().out.rstrip("\n")
+
+
+def test_score_prints_each_token_and_the_perplexity(tiny_model_dir, capsys) -> None:
+    assert main(["score", "The cat sat on the mat.", "-m", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "perplexity" in out and "␣cat" in out and "rank buckets" in out
+
+
+def test_score_json_and_empty_text(tiny_model_dir, capsys) -> None:
+    assert main(["score", "Hello world", "-m", str(tiny_model_dir), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["token_id"] for r in rows[:-1]] == [15496, 995]
+    assert rows[-1]["summary"]["tokens"] == 2 and rows[-1]["summary"]["perplexity"] > 1
+    assert main(["score", "  ", "-m", str(tiny_model_dir)]) == 1
+    assert "nothing to score" in capsys.readouterr().err
+
+
+def test_bench_reports_every_figure(tiny_model_dir, capsys) -> None:
+    args = [
+        "bench",
+        "-m",
+        str(tiny_model_dir),
+        "--prefill",
+        "16",
+        "--long-context",
+        "40",
+        "--steps",
+        "3",
+        "--batch",
+        "3",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for label in (
+        "weight streaming",
+        "decode roofline",
+        "prefill (16 tokens)",
+        "decode @ 16 ctx",
+        "decode @ 40 ctx",
+        "decode 3 streams",
+        "peak memory",
+    ):
+        assert label in out

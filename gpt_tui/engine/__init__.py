@@ -5,16 +5,17 @@ Nothing here imports Textual, tensorflow or requests.
 
 from gpt_tui.engine.generate import (
     FINISH_REASONS,
-    Alternative,
     LanguageModel,
     TokenEvent,
     generate,
+    generate_batch,
     prefill,
     prepare_prompt,
 )
 from gpt_tui.engine.gpt2 import GPT2
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.sampling import RANGES, ParamRange, Sampler, SamplingParams
+from gpt_tui.engine.scoring import Alternative, TextScore, TokenScore, rank_bucket, score_text
 
 __all__ = [
     "FINISH_REASONS",
@@ -27,7 +28,12 @@ __all__ = [
     "Sampler",
     "SamplingParams",
     "TokenEvent",
+    "TextScore",
+    "TokenScore",
     "generate",
+    "generate_batch",
+    "rank_bucket",
+    "score_text",
     "prefill",
     "prepare_prompt",
 ]

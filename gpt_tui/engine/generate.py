@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from gpt_tui.engine.kv_cache import KVCache
-from gpt_tui.engine.layers import log_softmax
-from gpt_tui.engine.sampling import Sampler, SamplingParams, top_indices
+from gpt_tui.engine.sampling import Sampler, SamplingParams
+from gpt_tui.engine.scoring import Alternative, TokenScore, score_rows
 
 if TYPE_CHECKING:
     from gpt_tui.tokenizer import Tokenizer
@@ -37,15 +37,6 @@ class LanguageModel(Protocol):
         *,
         last_only: bool = False,
     ) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Alternative:
-    """A token the model considered at a step, with its probability under the model."""
-
-    token_id: int
-    text: str
-    prob: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +89,34 @@ def prepare_prompt(
     return ids[-keep:], len(ids) - keep
 
 
-def prefill(model: LanguageModel, cache: KVCache, ids: list[int]) -> np.ndarray:
-    """Logits [n_vocab] after `ids`, computing only what the cache does not already hold."""
-    keep = min(cache.common_prefix(ids), len(ids) - 1)  # the last token must run for its logits
+def prefill(
+    model: LanguageModel,
+    cache: KVCache,
+    ids: list[int],
+    *,
+    tokenizer: Tokenizer | None = None,
+    score_n_top: int | None = None,
+    first_position: int = 0,
+) -> tuple[np.ndarray, list[TokenScore]]:
+    """Logits [n_vocab] after `ids`, computing only what the cache does not already hold.
+
+    With `score_n_top` set, also scores each newly computed prompt token under the logits that
+    predicted it (those logits are computed anyway; only the output projection is extra).
+    """
+    scoring = score_n_top is not None and tokenizer is not None
+    common = cache.common_prefix(ids)
+    # The last token must run for its logits; to score the first new token, so must the one
+    # before it (its logits were computed once, but are not kept).
+    keep = min(common - 1 if scoring else common, len(ids) - 1)
+    keep = max(keep, 0)
     cache.truncate(keep)
-    return model.forward(ids[keep:], cache, last_only=True)[-1]
+    if not scoring:
+        return model.forward(ids[keep:], cache, last_only=True)[-1], []
+    logits = model.forward(ids[keep:], cache)  # [len(ids) - keep, n_vocab]
+    scores = score_rows(
+        logits[:-1], ids[keep + 1 :], tokenizer, score_n_top, first_position + keep + 1
+    )
+    return logits[-1], scores
 
 
 def generate(
@@ -114,73 +128,158 @@ def generate(
     cache: KVCache | None = None,
     n_top: int = 10,
     allowed_special: str = "none",
+    on_prompt_scored: Callable[[list[TokenScore]], None] | None = None,
 ) -> Iterator[TokenEvent]:
     """Yield a `TokenEvent` per new token until max_tokens, end-of-text or a stop string.
 
     `params` may be a callable returning the current settings: it is read before every token, so
     a change (a slider moved mid-generation) applies from the next token. Pass a `cache` to reuse
-    its longest common prefix with the prompt (continue, regenerate) and to keep it afterwards.
+    its longest common prefix with the prompt (continue, regenerate, branch) and to keep it
+    afterwards. `on_prompt_scored` receives the scores of the prompt tokens the prefill computed.
     """
     current = params if callable(params) else (lambda: params)
-    first = current()
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
-    start = len(ids) + dropped
     cache = cache if cache is not None else model.new_cache()
-    logits = prefill(model, cache, ids)  # [n_vocab]
-    sampler = Sampler(model.n_vocab, ids, first.seed)
-    decoder = tokenizer.stream_decoder()
-    held = StopStringHold()
-    eos_ids = set(tokenizer.eos_ids)
+    logits, scores = prefill(
+        model,
+        cache,
+        ids,
+        tokenizer=tokenizer,
+        first_position=dropped,
+        score_n_top=n_top if on_prompt_scored else None,
+    )
+    if on_prompt_scored:
+        on_prompt_scored(scores)
+    stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
+    for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):
+        yield event
 
-    index = 0
-    while True:
-        settings = current()
-        token, sampled_prob = sampler.sample(logits, settings)
-        if token in eos_ids:
-            finish, text = "eos", decoder.flush()
-        elif index + 1 >= settings.max_tokens:
-            finish, text = "length", decoder.push(token) + decoder.flush()
+
+def generate_batch(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompt: str | Sequence[int],
+    params: Sequence[SamplingParams | Callable[[], SamplingParams]],
+    *,
+    n_top: int = 10,
+    allowed_special: str = "none",
+) -> Iterator[tuple[int, TokenEvent]]:
+    """Several continuations of one prompt at once, each with its own settings.
+
+    Yields (stream index, event). The prompt is computed once; the streams then decode as one
+    batch, so each step reads the weights once for all of them: decoding is bound by that read.
+    """
+    if not 1 <= len(params) <= 8:
+        raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
+    sources = [p if callable(p) else (lambda p=p: p) for p in params]
+    ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
+    single = model.new_cache()
+    logits, _ = prefill(model, single, ids)
+    cache = single.repeat(len(sources))
+    streams = [
+        _Stream(tokenizer, source, ids, len(ids) + dropped, model.n_vocab, n_top)
+        for source in sources
+    ]
+    batch_logits = np.repeat(logits[None, :], len(streams), axis=0)  # [n_batch, n_vocab]
+    yield from _run_streams(model, cache, streams, batch_logits, dropped)
+
+
+class _Stream:
+    """One stream's state between steps: sampler, UTF-8 decoder, stop-string hold, settings."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        current: Callable[[], SamplingParams],
+        prompt_ids: list[int],
+        start: int,
+        n_vocab: int,
+        n_top: int,
+    ) -> None:
+        self.tokenizer, self.current, self.start, self.n_top = tokenizer, current, start, n_top
+        self.sampler = Sampler(n_vocab, prompt_ids, current().seed)
+        self.decoder = tokenizer.stream_decoder()
+        self.held = StopStringHold()
+        self.eos_ids = set(tokenizer.eos_ids)
+        self.index = 0
+        self.done = False
+        self.last_token = prompt_ids[-1]
+
+    def step(self, logits: np.ndarray, dropped: int) -> list[TokenEvent]:
+        """Sample the next token from logits [n_vocab]; returns the events ready to show."""
+        settings = self.current()
+        token, sampled_prob = self.sampler.sample(logits, settings)
+        if token in self.eos_ids:
+            finish, text = "eos", self.decoder.flush()
+        elif self.index + 1 >= settings.max_tokens:
+            finish, text = "length", self.decoder.push(token) + self.decoder.flush()
         else:
-            finish, text = None, decoder.push(token)
-        event = describe(logits, token, sampled_prob, tokenizer, n_top)
+            finish, text = None, self.decoder.push(token)
         event = dataclasses.replace(
-            event, index=index, text=text, position=start + index, dropped=dropped,
+            describe(logits, token, sampled_prob, self.tokenizer, self.n_top),
+            index=self.index,
+            text=text,
+            position=self.start + self.index,
+            dropped=dropped,
             finish_reason=finish,
-        )  # fmt: skip
-        ready, stopped = held.push(event, settings.stop)
-        yield from ready
-        if finish or stopped:
-            return
+        )
+        ready, stopped = self.held.push(event, settings.stop)
+        self.done = bool(finish or stopped)
+        self.sampler.observe(token)
+        self.last_token = token
+        self.index += 1
+        return ready
 
-        sampler.observe(token)
-        dropped = 0
-        if cache.length >= model.n_ctx:
-            context = cache.tokens()[-(window_keep(model.n_ctx) - 1) :] + [token]
-            dropped = cache.length + 1 - len(context)
-            cache.truncate(0)
-            logits = model.forward(context, cache, last_only=True)[-1]
-        else:
-            logits = model.forward([token], cache, last_only=True)[-1]
-        index += 1
+
+def _run_streams(
+    model: LanguageModel,
+    cache: KVCache,
+    streams: list[_Stream],
+    logits: np.ndarray,
+    dropped: int,
+) -> Iterator[tuple[int, TokenEvent]]:
+    """Step every unfinished stream, then feed all of them their token in one forward pass."""
+    while True:
+        for i, stream in enumerate(streams):
+            if not stream.done:
+                for event in stream.step(logits[i], dropped):
+                    yield i, event
+        if all(stream.done for stream in streams):
+            return
+        # finished streams still take a row: the step costs the same, bound by the weight read
+        logits, dropped = _advance(model, cache, [stream.last_token for stream in streams])
+
+
+def _advance(model: LanguageModel, cache: KVCache, tokens: list[int]) -> tuple[np.ndarray, int]:
+    """Feed one token per stream; when the cache is full, slide the window first.
+
+    Returns the next logits [n_batch, n_vocab] and how many tokens the window slid past.
+    """
+    new = np.asarray(tokens, dtype=np.int64)[:, None]  # [n_batch, 1]
+    if cache.length < model.n_ctx:
+        return model.forward(new, cache, last_only=True)[:, -1], 0
+    keep = window_keep(model.n_ctx) - 1
+    context = np.concatenate([cache.ids[:, cache.length - keep : cache.length], new], axis=1)
+    dropped = cache.length + 1 - context.shape[1]
+    cache.truncate(0)
+    return model.forward(context, cache, last_only=True)[:, -1], dropped
 
 
 def describe(
     logits: np.ndarray, token: int, sampled_prob: float, tokenizer: Tokenizer, n_top: int
 ) -> TokenEvent:
     """The model's view of one step: the token's probability, rank and the top alternatives."""
-    logp = log_softmax(logits.astype(np.float64))  # [n_vocab]
-    probs = np.exp(logp)  # [n_vocab]
-    top = top_indices(logits, n_top) if n_top > 0 else np.empty(0, dtype=np.int64)
+    (score,) = score_rows(logits[None, :], [token], tokenizer, n_top)
     return TokenEvent(
         index=0,
         token_id=token,
         text="",
-        prob=float(probs[token]),
-        logprob=float(logp[token]),
+        prob=score.prob,
+        logprob=score.logprob,
         sampled_prob=sampled_prob,
-        rank=1 + int(np.count_nonzero(logits > logits[token])),
-        entropy=float(-np.sum(probs * logp)),
-        top=tuple(Alternative(int(i), tokenizer.token_text(int(i)), float(probs[i])) for i in top),
+        rank=score.rank,
+        entropy=score.entropy,
+        top=score.top,
         position=0,
     )
 

@@ -63,9 +63,11 @@ def mha(
 def transformer_block(
     x: np.ndarray, block: dict, n_head: int, cache: KVCache, layer: int, n_batch: int
 ) -> np.ndarray:
-    x = x + mha(layer_norm(x, **block["ln_1"]), **block["attn"], n_head=n_head, cache=cache,
-                layer=layer, n_batch=n_batch)  # [n_tok, n_embd]  # fmt: skip
-    return x + ffn(layer_norm(x, **block["ln_2"]), **block["mlp"])  # [n_tok, n_embd]
+    attn = block["attn"]
+    h = layer_norm(x, **block["ln_1"])  # [n_tok, n_embd]
+    x = x + mha(h, attn["c_attn"], attn["c_proj"], n_head, cache, layer, n_batch)  # [n_tok, n_embd]
+    h = layer_norm(x, **block["ln_2"])  # [n_tok, n_embd]
+    return x + ffn(h, **block["mlp"])  # [n_tok, n_embd]
 
 
 class GPT2:

@@ -58,6 +58,19 @@ class KVCache:
             raise ValueError(f"cannot truncate a cache of {self.length} tokens to {n}")
         self.length = n
 
+    def repeat(self, n_batch: int) -> KVCache:
+        """A cache of n_batch streams, each starting with this (one-stream) cache's content."""
+        if self.n_batch != 1:
+            raise ValueError("only a single-stream cache can be repeated")
+        n_layer, _, n_kv_head, n_ctx, head_dim = self.k.shape
+        out = KVCache(n_layer, n_kv_head, head_dim, n_ctx, n_batch)
+        n = self.length
+        out.k[:, :, :, :n] = self.k[:, :, :, :n]
+        out.v[:, :, :, :n] = self.v[:, :, :, :n]
+        out.ids[:, :n] = self.ids[:, :n]
+        out.length = n
+        return out
+
     def common_prefix(self, ids: list[int], row: int = 0) -> int:
         """How many leading tokens of `ids` the cache already holds."""
         n = min(len(ids), self.length)

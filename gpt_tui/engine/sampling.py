@@ -44,17 +44,27 @@ RANGES: dict[str, ParamRange] = {
     "temperature": ParamRange(0.0, 2.0, 1.0, 0.05, help="0 = greedy (always the top token)"),
     "top_k": ParamRange(0, 50257, 0, 1, integer=True, help="keep the k likeliest tokens; 0 = off"),
     "top_p": ParamRange(0.0, 1.0, 1.0, 0.01, low_open=True, help="nucleus mass to keep; 1 = off"),
-    "min_p": ParamRange(0.0, 1.0, 0.0, 0.01, high_open=True,
-                        help="drop tokens below min_p x the top probability; 0 = off"),
-    "repetition_penalty": ParamRange(0.0, 3.0, 1.0, 0.05, low_open=True,
-                                     help="divide logits of tokens already present; 1 = off"),
-    "presence_penalty": ParamRange(-2.0, 2.0, 0.0, 0.1,
-                                   help="subtract from logits of tokens generated at least once"),
-    "frequency_penalty": ParamRange(-2.0, 2.0, 0.0, 0.1,
-                                    help="subtract per occurrence in the generated tokens"),
-    "max_tokens": ParamRange(1, MAX_TOKENS_LIMIT, 100, 1, integer=True,
-                             help="stop after this many new tokens"),
-}  # fmt: skip
+    "min_p": ParamRange(
+        0.0,
+        1.0,
+        0.0,
+        0.01,
+        high_open=True,
+        help="drop tokens below min_p x the top probability; 0 = off",
+    ),
+    "repetition_penalty": ParamRange(
+        0.0, 3.0, 1.0, 0.05, low_open=True, help="divide logits of tokens already present; 1 = off"
+    ),
+    "presence_penalty": ParamRange(
+        -2.0, 2.0, 0.0, 0.1, help="subtract from logits of tokens generated at least once"
+    ),
+    "frequency_penalty": ParamRange(
+        -2.0, 2.0, 0.0, 0.1, help="subtract per occurrence in the generated tokens"
+    ),
+    "max_tokens": ParamRange(
+        1, MAX_TOKENS_LIMIT, 100, 1, integer=True, help="stop after this many new tokens"
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -42,5 +42,9 @@ def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.
         }
         for _ in range(hparams["n_layer"])
     ]
-    return {"wte": normal(n_vocab, n_embd), "wpe": normal(n_ctx, n_embd), "blocks": blocks,
-            "ln_f": norm()}  # fmt: skip
+    return {
+        "wte": normal(n_vocab, n_embd),
+        "wpe": normal(n_ctx, n_embd),
+        "blocks": blocks,
+        "ln_f": norm(),
+    }

@@ -31,10 +31,10 @@ class ScriptedModel:
         return self.model.new_cache(n_batch, n_ctx)
 
     def forward(self, ids, cache=None, *, last_only=False):
-        self.positions_computed += len(ids)
+        self.positions_computed += np.size(ids)
         logits = self.model.forward(ids, cache, last_only=last_only).copy()
         if self.step < len(self.script):
-            logits[-1, self.script[self.step]] += 1e4
+            logits[..., -1, self.script[self.step]] += 1e4  # [n_seq, V] or [n_batch, n_seq, V]
         self.step += 1
         return logits
 

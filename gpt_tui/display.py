@@ -1,0 +1,17 @@
+"""How a token and a probability are written for a person: shared by the CLI and the app."""
+
+from __future__ import annotations
+
+# Whitespace is invisible in a table cell, yet which space a token carries is the point of
+# looking at it (" the" and "the" are different tokens): show it with visible marks.
+_VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
+
+
+def visible_token(text: str) -> str:
+    """A token's text with its whitespace made visible; the empty string shows as ∅."""
+    return text.translate(_VISIBLE) if text else "∅"
+
+
+def percent(p: float) -> str:
+    """Probabilities span many orders of magnitude: three significant digits, never "0.0%"."""
+    return f"{p * 100:.3g}%"
