@@ -435,7 +435,7 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    from gpt_tui.models.random_weights import GPT2_HPARAMS
+    from gpt_tui.models.catalog import GPT2_HPARAMS
 
     p = sub.add_parser(
         "bench",
@@ -477,7 +477,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.random:
         from gpt_tui.engine import GPT2
-        from gpt_tui.models.random_weights import GPT2_HPARAMS, random_gpt2_params
+        from gpt_tui.models.catalog import GPT2_HPARAMS
+        from gpt_tui.models.random_weights import random_gpt2_params
 
         with stderr.status(f"building random {args.random} weights"):
             hparams = GPT2_HPARAMS[args.random]
@@ -673,7 +674,7 @@ def _rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
             if progress is None:
                 progress = Progress(
                     TextColumn("{task.description}"),
-                    BarColumn(),
+                    BarColumn(bar_width=24),
                     _AmountColumn(),
                     _RateColumn(),
                     TimeRemainingColumn(elapsed_when_finished=True),
@@ -690,11 +691,10 @@ def _rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
             if key not in tasks:
                 # Created at `done`, not 0: bytes resumed from an earlier run are no speed.
                 if event.phase == "download":
-                    description = f"{event.model} {event.file} "
-                    description += f"({event.file_index}/{event.file_count})"
+                    description = f"{event.file} ({event.file_index}/{event.file_count})"
                     unit = "bytes"
                 else:
-                    description, unit = f"{event.model} {event.phase}", "tensors"
+                    description, unit = f"converting {event.model}", "tensors"
                 tasks[key] = progress.add_task(
                     description, total=event.total, completed=event.done, unit=unit
                 )

@@ -8,7 +8,7 @@ much it downloads and how much memory it needs. `resolve` turns what a user type
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gpt_tui.engine.gpt2 import expected_shapes
@@ -43,6 +43,7 @@ class ModelSpec:
     memory_bytes: int  # float32 weights plus a full-context kv cache
     description: str
     bundled: bool = False  # shipped with gpt-tui: nothing to download, works offline
+    hparams: dict[str, int] | None = field(default=None, hash=False)  # GPT-2: OpenAI's hparams
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -58,7 +59,7 @@ def _n_elements(shape: tuple[int, ...]) -> int:
 
 def _gpt2(name: str, alias: str, n_ctx: int, n_embd: int, n_head: int, n_layer: int) -> ModelSpec:
     hparams = {"n_vocab": 50257, "n_ctx": n_ctx, "n_embd": n_embd, "n_head": n_head}
-    hparams["n_layer"] = n_layer
+    hparams["n_layer"] = n_layer  # the hparams.json OpenAI publishes for this size
     n_params = sum(_n_elements(s) for s in expected_shapes(hparams).values())
     kv_cache_bytes = 2 * n_layer * n_ctx * n_embd * 4
     return ModelSpec(
@@ -69,6 +70,7 @@ def _gpt2(name: str, alias: str, n_ctx: int, n_embd: int, n_head: int, n_layer: 
         download_bytes=4 * n_params + _GPT2_TOKENIZER_BYTES + _GPT2_META_BYTES_PER_LAYER * n_layer,
         memory_bytes=4 * n_params + kv_cache_bytes,
         description=f"OpenAI GPT-2, {n_layer} layers, {n_embd} wide, {n_ctx}-token context",
+        hparams=hparams,
     )
 
 
@@ -91,6 +93,12 @@ CATALOG: tuple[ModelSpec, ...] = (
         bundled=True,
     ),
 )
+
+
+#: The published GPT-2 sizes' hyper-parameters, by name ("124M": {"n_embd": 768, ...}).
+GPT2_HPARAMS: dict[str, dict[str, int]] = {
+    spec.name: spec.hparams for spec in CATALOG if spec.hparams is not None
+}
 
 
 def resolve(name: str) -> ModelSpec:

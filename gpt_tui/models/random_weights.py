@@ -8,14 +8,6 @@ import numpy as np
 
 from gpt_tui.engine.params import Params
 
-# The published GPT-2 sizes' hyper-parameters (OpenAI's hparams.json for each).
-GPT2_HPARAMS: dict[str, dict[str, int]] = {
-    "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
-    "355M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1024, "n_head": 16, "n_layer": 24},
-    "774M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1280, "n_head": 20, "n_layer": 36},
-    "1558M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1600, "n_head": 25, "n_layer": 48},
-}
-
 
 def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.02) -> Params:
     """Weights ~ N(0, scale) (GPT-2's own init scale by default), layer-norm gains near 1."""

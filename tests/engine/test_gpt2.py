@@ -102,3 +102,13 @@ def test_params_that_do_not_match_hparams_are_named(tiny_params: dict) -> None:
     hparams = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 3}
     with pytest.raises(ValueError, match="blocks.2"):
         GPT2(tiny_params, hparams)
+
+
+def test_gelu_is_the_tanh_form() -> None:
+    from gpt_tui.engine.layers import gelu
+
+    x = np.linspace(-6, 6, 1001, dtype=np.float32)
+    expected = (
+        0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x.astype(np.float64) ** 3)))
+    )
+    np.testing.assert_allclose(gelu(x), expected, atol=1e-6)
