@@ -14,6 +14,7 @@ from gpt_tui.engine.generate import (
 )
 from gpt_tui.engine.gpt2 import GPT2
 from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.llama import Llama
 from gpt_tui.engine.sampling import RANGES, ParamRange, Sampler, SamplingParams
 from gpt_tui.engine.scoring import Alternative, TextScore, TokenScore, rank_bucket, score_text
 
@@ -24,6 +25,7 @@ __all__ = [
     "Alternative",
     "KVCache",
     "LanguageModel",
+    "Llama",
     "ParamRange",
     "Sampler",
     "SamplingParams",

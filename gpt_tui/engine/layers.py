@@ -69,16 +69,3 @@ def rope_tables(
     inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # [head_dim/2]
     angles = positions.astype(np.float64)[:, None] * inv_freq[None, :]  # [n_seq, head_dim/2]
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
-
-
-def rope_adjacent(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Rotate adjacent pairs (x[2i], x[2i+1]) by the angles: llama.cpp's "normal" rope.
-
-    GGUF files store LLaMA's q/k weights permuted for this pairing, so no un-permuting is needed.
-    x: [..., n_seq, head_dim]; cos, sin: [n_seq, head_dim // 2].
-    """
-    even, odd = x[..., 0::2], x[..., 1::2]  # [..., n_seq, head_dim/2] each
-    out = np.empty_like(x)
-    out[..., 0::2] = even * cos - odd * sin
-    out[..., 1::2] = even * sin + odd * cos
-    return out

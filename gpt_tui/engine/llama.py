@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.kv_cache import KVCache
-from gpt_tui.engine.layers import causal_mask, rms_norm, softmax
+from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
 from gpt_tui.engine.params import as_float32, check_shapes
+
+PREFILL_CHUNK = 512
+"""Positions per forward step of a long prompt (see `Llama.forward`)."""
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -57,9 +60,10 @@ def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 def rope_rotations(positions: np.ndarray, head_dim: int, base: float) -> np.ndarray:
     """e^(i * position * base^(-2j/head_dim)) as complex64 [n_seq, head_dim/2]: multiplying an
     adjacent pair (x[2j] + i x[2j+1]) by it is the rotation llama.cpp's "normal" rope applies."""
-    inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # [head_dim/2]
-    angles = positions.astype(np.float64)[:, None] * inv_freq[None, :]  # [n_seq, head_dim/2]
-    return np.exp(1j * angles).astype(np.complex64)  # [n_seq, head_dim/2]
+    cos, sin = rope_tables(positions, head_dim, base)  # [n_seq, head_dim/2] each
+    rotations = np.empty(cos.shape, dtype=np.complex64)  # [n_seq, head_dim/2]
+    rotations.real, rotations.imag = cos, sin
+    return rotations
 
 
 def attention(
@@ -91,10 +95,17 @@ def attention(
     n_key = keys.shape[2]
 
     q = q.reshape(n_batch, n_seq, n_kv_head, group, head_dim)  # [n_b, n_seq, n_kv, group, hd]
-    q = q.transpose(0, 2, 3, 1, 4).reshape(n_batch, n_kv_head, group * n_seq, head_dim)
+    q = q.transpose(0, 2, 3, 1, 4)  # [n_batch, n_kv_head, group, n_seq, head_dim]
+    q = q.reshape(n_batch, n_kv_head, group * n_seq, head_dim)  # [n_b, n_kv, group*n_seq, hd]
     q *= np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_kv_head, group*n_seq, head_dim]
-    scores = q @ keys.swapaxes(-1, -2)  # [n_batch, n_kv_head, group*n_seq, n_key]
-    if n_seq > 1:  # a single new position sees every key
+    if n_seq == 1:
+        # Decoding: keys @ q^T (q^T contiguous) reads the cached keys in their stored order,
+        # where q @ keys^T makes BLAS crawl (at 900 keys: 50 us a layer against 140). The
+        # scores are then made contiguous, or softmax's reductions along the strided axis crawl.
+        scores = keys @ np.ascontiguousarray(q.swapaxes(-1, -2))  # [n_b, n_kv, n_key, group]
+        scores = np.ascontiguousarray(scores.swapaxes(-1, -2))  # [n_b, n_kv, group, n_key]
+    else:  # several new positions: each sees the keys up to its own (a single one sees all)
+        scores = q @ keys.swapaxes(-1, -2)  # [n_batch, n_kv_head, group*n_seq, n_key]
         scores = scores.reshape(n_batch, n_kv_head, group, n_seq, n_key)  # split the query rows
         scores += causal_mask(n_seq, n_key)  # [n_batch, n_kv_head, group, n_seq, n_key]
         scores = scores.reshape(n_batch, n_kv_head, group * n_seq, n_key)  # [.., g*n_seq, n_key]
@@ -131,8 +142,9 @@ def transformer_block(
     attn = attention(qkv, rotations, cache, layer, n_batch, hparams["n_head"],
                      hparams["n_kv_head"])  # [n_tok, n_head*head_dim]  # fmt: skip
     x = x + attn @ block["attn_output"]  # [n_tok, n_embd]
-    x += swiglu(rms_norm(x, block["ffn_norm"], eps), block["ffn_gate_up"], block["ffn_down"])
-    return x  # [n_tok, n_embd]
+    h = rms_norm(x, block["ffn_norm"], eps)  # [n_tok, n_embd]
+    x += swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [n_tok, n_embd]
+    return x
 
 
 class Llama:
@@ -153,7 +165,9 @@ class Llama:
         )
         self.n_layer = self.hparams["n_layer"]
         if self.n_head % self.n_kv_head:
-            raise ValueError(f"n_head {self.n_head} is not a multiple of n_kv_head {self.n_kv_head}")
+            raise ValueError(
+                f"n_head {self.n_head} is not a multiple of n_kv_head {self.n_kv_head}"
+            )
         if self.head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = as_float32(params)
@@ -161,6 +175,29 @@ class Llama:
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)
+
+    def _hidden(self, ids: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Final hidden states [n_batch, n_seq, n_embd] of ids [n_batch, n_seq] after the cached
+        prefix; stores their keys and values and commits them to the cache."""
+        n_batch, n_seq = ids.shape
+        hp = self.hparams
+        x = self.embed(ids.reshape(-1))  # [n_tok, n_embd]
+        positions = np.arange(cache.length, cache.length + n_seq)  # [n_seq]
+        rotations = rope_rotations(positions, self.head_dim, hp["rope_base"])  # [n_seq, hd/2]
+        # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
+        with np.errstate(over="ignore"):
+            for i, block in enumerate(self.params["blocks"]):
+                x = transformer_block(x, block, rotations, cache, i, n_batch, hp)  # [n_tok, n_embd]
+        cache.commit(ids)
+        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """Input embeddings [n_tok, n_embd] of ids [n_tok]: rows of `token_embd`, or, when tied,
+        columns of `output` (one strided gather per token, ~0.07 ms, instead of a second copy of
+        the largest matrix)."""
+        if "token_embd" in self.params:
+            return self.params["token_embd"][ids]  # [n_tok, n_embd]
+        return self.params["output"][:, ids].T.copy()  # [n_embd, n_tok] -> [n_tok, n_embd]
 
     def forward(
         self, ids: Any, cache: KVCache | None = None, *, last_only: bool = False
@@ -189,23 +226,15 @@ class Llama:
         elif cache.n_batch != n_batch:
             raise ValueError(f"cache holds {cache.n_batch} streams, ids {n_batch}")
 
-        p, hp = self.params, self.hparams
-        flat_ids = ids.reshape(-1)  # [n_tok]
-        if "token_embd" in p:
-            x = p["token_embd"][flat_ids]  # [n_tok, n_embd]
-        else:
-            x = p["output"][:, flat_ids].T.copy()  # [n_tok, n_embd]  (tied: columns of output)
-        positions = np.arange(start, start + n_seq)  # [n_seq]
-        rotations = rope_rotations(positions, self.head_dim, hp["rope_base"])  # [n_seq, hd/2]
-        # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
-        with np.errstate(over="ignore"):
-            for layer, block in enumerate(p["blocks"]):
-                x = transformer_block(x, block, rotations, cache, layer, n_batch, hp)  # [n_tok, n_embd]
-        if last_only:
-            x = x.reshape(n_batch, n_seq, self.n_embd)[:, -1]  # [n_batch, n_embd]
-            n_seq = 1
-        x = rms_norm(x, p["output_norm"], hp["norm_eps"])  # [n_tok, n_embd]
-        logits = x @ p["output"]  # [n_tok, n_vocab]
-        cache.commit(ids)
+        # A long prompt runs in chunks of PREFILL_CHUNK positions, as llama.cpp's batches do:
+        # attention scores then take [n_head, chunk, n_key] floats, not [n_head, n_seq, n_key]
+        # (2.4 GB for an 8192-token prompt), and every chunk's matmuls are still large.
+        chunks = [self._hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
+                  for i in range(0, n_seq, PREFILL_CHUNK)]  # fmt: skip
+        x = chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)  # [n_b, n_s, n_e]
+        n_seq = x.shape[1]
+        x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],
+                     self.hparams["norm_eps"])  # [n_tok, n_embd]  # fmt: skip
+        logits = x @ self.params["output"]  # [n_tok, n_vocab]
         logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
         return logits if batched else logits[0]

@@ -19,6 +19,7 @@ Two layout facts the conversion relies on:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,16 +58,16 @@ class GGUFModel:
     tokenizer: Tokenizer
 
 
-def read_gguf(path: str | Path) -> GGUFModel:
-    """Read a LLaMA-architecture GGUF file, dequantizing every tensor to float32."""
+def read_gguf(path: str | Path, progress: Callable[[int, int], None] | None = None) -> GGUFModel:
+    """Read a LLaMA-architecture GGUF file, dequantizing every tensor to float32.
+
+    `progress(done, total)` is called after each tensor (it may raise to cancel the reading).
+    """
     path = Path(path)
     reader = _open(path)
     try:
         fields = {name: field.contents() for name, field in reader.fields.items()}
-        tensors = _dequantized_tensors(reader, path)
-    except ModelFileError:
-        raise
-    except (ValueError, IndexError, TypeError, KeyError, NotImplementedError, OSError) as exc:
+    except (ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path} is damaged or truncated: {exc}") from exc
     architecture = fields.get("general.architecture")
     if architecture != "llama":
@@ -75,18 +76,22 @@ def read_gguf(path: str | Path) -> GGUFModel:
             " architecture only"
         )
     tokenizer = _tokenizer(fields, path)
+    tensors = _dequantized_tensors(reader, path, progress)
     hparams = _hparams(fields, tensors, tokenizer.n_vocab, path)
     params = llama_params(tensors, hparams, path)
     return GGUFModel(params, hparams, tokenizer)
 
 
 def convert_gguf(
-    path: str | Path, target: Path, extra_files: dict[str, Path | bytes] | None = None
+    path: str | Path,
+    target: Path,
+    extra_files: dict[str, Path | bytes] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Convert a GGUF file into a converted-model directory at `target` (written atomically)."""
     from gpt_tui.models.model_dir import write_model_dir
 
-    model = read_gguf(path)
+    model = read_gguf(path, progress)
     tokenizer_json = json.dumps(model.tokenizer.to_json(), ensure_ascii=False).encode("utf-8")
     files: dict[str, Path | bytes] = {TOKENIZER_FILE: tokenizer_json, **(extra_files or {})}
     return write_model_dir(target, model.params, model.hparams, extra_files=files)
@@ -160,22 +165,31 @@ def _open(path: Path) -> Any:
         raise ModelFileError(f"{path} is damaged or truncated: {exc}") from exc
 
 
-def _dequantized_tensors(reader: Any, path: Path) -> dict[str, np.ndarray]:
+def _dequantized_tensors(
+    reader: Any, path: Path, progress: Callable[[int, int], None] | None
+) -> dict[str, np.ndarray]:
     from gguf.quants import dequantize
 
     tensors: dict[str, np.ndarray] = {}
-    for tensor in reader.tensors:
+    total = len(reader.tensors)
+    for done, tensor in enumerate(reader.tensors, start=1):
         try:
-            array = dequantize(tensor.data, tensor.tensor_type)
+            # A plain ndarray view: the reader's np.memmap subclass makes every slice that
+            # dequantize takes pay for __array_finalize__ (a second of the conversion).
+            array = dequantize(tensor.data.view(np.ndarray), tensor.tensor_type)
         except NotImplementedError as exc:
             raise ModelFileError(
                 f"{path}: tensor {tensor.name} uses {tensor.tensor_type.name}, which the gguf "
                 "package cannot dequantize"
             ) from exc
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ModelFileError(f"{path}: tensor {tensor.name} is damaged: {exc}") from exc
         shape = tuple(int(n) for n in reversed(tensor.shape))  # GGUF lists dimensions inner first
         if array.size != int(np.prod(shape)):
             raise ModelFileError(f"{path}: tensor {tensor.name} is truncated")
         tensors[tensor.name] = np.asarray(array, dtype=np.float32).reshape(shape)
+        if progress is not None:
+            progress(done, total)
     return tensors
 
 
@@ -209,10 +223,16 @@ def _hparams(
         "head_dim": head_dim,
         "n_ff": int(get("feed_forward_length")),
         "n_layer": int(get("block_count")),
-        "rope_base": float(get("rope.freq_base", 10000.0)),
-        "norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+        "rope_base": _float32(get("rope.freq_base", 10000.0)),
+        "norm_eps": _float32(get("attention.layer_norm_rms_epsilon", 1e-5)),
         "tie_word_embeddings": "output.weight" not in tensors,
     }
+
+
+def _float32(value: Any) -> float:
+    """A float32 metadata value as the shortest decimal that reads back the same (1e-05, not
+    9.999999747378752e-06), so hparams.json says what the model's authors wrote."""
+    return float(str(np.float32(value)))
 
 
 def _tokenizer(fields: dict[str, Any], path: Path) -> Tokenizer:
@@ -230,11 +250,15 @@ def _tokenizer(fields: dict[str, Any], path: Path) -> Tokenizer:
     if not tokens:
         raise ModelFileError(f"{path} has no vocabulary (tokenizer.ggml.tokens)")
     types: list[int] = fields.get("tokenizer.ggml.token_type") or [1] * len(tokens)
-    special = {t: i for i, (t, kind_) in enumerate(zip(tokens, types, strict=False))
-               if kind_ in (CONTROL, USER_DEFINED)}  # fmt: skip
-    merges = []
+    # Control tokens (<|im_start|>, ...) are matched in text only where the caller allows it.
+    special = {
+        token: i
+        for i, (token, token_type) in enumerate(zip(tokens, types, strict=False))
+        if token_type in (CONTROL, USER_DEFINED)
+    }
+    merges: list[tuple[str, str]] = []
     for merge in fields.get("tokenizer.ggml.merges") or []:
-        left, _, right = merge.partition(" ")
+        left, _, right = merge.partition(" ")  # byte-level tokens never hold a real space ("Ġ")
         merges.append((left, right))
 
     eos_ids = [

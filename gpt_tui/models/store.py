@@ -14,6 +14,7 @@ cached model loads even from a read-only cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from gpt_tui.models.catalog import (
     resolve,
 )
 from gpt_tui.models.download import (
+    DownloadCancelled,
     DownloadProgress,
     ProgressCallback,
     download_files,
@@ -46,7 +48,7 @@ from gpt_tui.models.model_dir import (
 )
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
-DEFAULT_MODEL = "124M"
+DEFAULT_MODEL = "smollm2"  # bundled: works offline and on the first launch
 SOURCE_FILE = "source.json"  # in a model converted from a path: which checkpoint it came from
 
 
@@ -63,11 +65,18 @@ class LoadedModel:
 
 
 def default_model_name() -> str:
-    """The model to use when none is named: the last one used (from the settings), else 124M."""
+    """The model to use when none is named: the last one used (from the settings) if it loads
+    without a network (cached, bundled, or a path that exists), else the bundled smollm2."""
     from gpt_tui.settings import load_settings
 
-    settings, _ = load_settings()
-    return settings.model or DEFAULT_MODEL
+    last = load_settings()[0].model
+    if last:
+        try:
+            if Path(last).expanduser().exists() or is_cached(last):
+                return last
+        except GptTuiError:
+            pass  # a name an older catalog knew: fall back to the default
+    return DEFAULT_MODEL
 
 
 def load_model(
@@ -84,7 +93,7 @@ def load_model(
         return _load_path(path, progress=progress, cancel=cancel)
     spec = resolve(str(name_or_path))
     if spec.kind == "gguf":
-        return _load_gguf(None, spec.name)
+        return _load_gguf(None, spec.name, progress=progress, cancel=cancel)
     model_dir = ensure_model(spec.name, base_url=base_url, progress=progress, cancel=cancel)
     return load_model_dir(model_dir, name=spec.name)
 
@@ -123,17 +132,96 @@ def _load_gpt2_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
     return model, _load_tokenizer(path)
 
 
+def _load_llama_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
+    from gpt_tui.engine import Llama
+
+    params = read_params(path)
+    try:
+        model = Llama(params, hparams)  # checks every tensor's shape against hparams
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
+    return model, _load_tokenizer(path)
+
+
 #: Converted-directory loaders by `hparams["architecture"]`: (dir, hparams) -> (model, tokenizer).
-#: The SmolLM2 work adds "llama" here.
 ARCHITECTURES: dict[str, Callable[[Path, dict[str, Any]], tuple[Any, Any]]] = {
     "gpt2": _load_gpt2_dir,
+    "llama": _load_llama_dir,
 }
 
 
-def _load_gguf(path: Path | None, name: str) -> LoadedModel:
-    # SmolLM2 lands with gpt_tui/models/gguf_file.py: convert the bundled (or given) .gguf into a
-    # cached directory with architecture "llama", then `load_model_dir` it like any other.
-    raise ModelFileError(f"{path or name}: GGUF models are not supported by this build yet")
+def _load_gguf(
+    path: Path | None,
+    name: str,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> LoadedModel:
+    """A GGUF model, converted into the cache on first use (dequantizing takes seconds, loading
+    the float32 result a fraction of one): the bundled smollm2 (`path` None) into
+    `models/smollm2/`, a file given by path into `models/local/NAME-HASH/`. `source.json`
+    records the file's path, size and time, so a changed file (a new package) is converted again.
+    """
+    from gpt_tui.models.bundled import smollm2_gguf_path
+
+    if path is None:
+        target = model_path(name)
+        try:
+            gguf_path = smollm2_gguf_path()
+        except ModelFileError:
+            if not _is_converted(target):
+                raise
+            # The package went away, but its converted copy still works offline.
+            return dataclasses.replace(load_model_dir(target), name=name)
+    else:
+        gguf_path = path.resolve()
+        digest = hashlib.sha1(str(gguf_path).encode()).hexdigest()[:12]
+        target = paths.models_dir() / "local" / f"{gguf_path.stem}-{digest}"
+    stat = gguf_path.stat()
+    source = {"path": str(gguf_path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if not _same_source(target, source):
+        _convert_gguf(gguf_path, target, source, name, progress, cancel)
+    try:
+        loaded = load_model_dir(target)
+    except ModelFileError:
+        # A damaged cache: the GGUF is at hand, so convert it again instead of giving up.
+        _convert_gguf(gguf_path, target, source, name, progress, cancel, force=True)
+        loaded = load_model_dir(target)
+    return dataclasses.replace(loaded, name=name)
+
+
+def _convert_gguf(
+    gguf_path: Path,
+    target: Path,
+    source: dict[str, Any],
+    name: str,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    force: bool = False,
+) -> None:
+    """Convert under the model's lock (a second process waits, then finds it done)."""
+    from gpt_tui.models.gguf_file import convert_gguf
+
+    root = target.parent
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise paths.storage_error(root, exc) from exc
+    paths.ensure_writable(root)
+    with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, name)):
+        if not force and _same_source(target, source):
+            return
+        try:
+            convert_gguf(
+                gguf_path,
+                target,
+                extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
+                progress=_convert_progress(progress, name, gguf_path.name, cancel),
+            )
+        except OSError as exc:
+            raise paths.storage_error(root, exc) from exc
+    if progress is not None:
+        progress(DownloadProgress(name, target.name, 1, 1, 1, 1, 0.0, phase="done"))
 
 
 def _load_tokenizer(path: Path) -> Any:
@@ -153,11 +241,10 @@ def _load_tokenizer(path: Path) -> Any:
 def _as_path(name_or_path: str | Path) -> Path | None:
     """The path `name_or_path` names, or None for a catalog name (a name wins over a same-named
     directory in the working directory; write ./124M for that)."""
-    if isinstance(name_or_path, Path):
-        return name_or_path
-    text = name_or_path.strip()
+    text = str(name_or_path).strip()
     looks_like_path = (
-        os.sep in text
+        isinstance(name_or_path, Path)
+        or os.sep in text
         or (os.altsep is not None and os.altsep in text)
         or text.startswith(("~", "."))
         or text.lower().endswith(".gguf")
@@ -179,13 +266,14 @@ def _load_path(
     path: Path, *, progress: ProgressCallback | None, cancel: threading.Event | None
 ) -> LoadedModel:
     if path.is_file() and path.suffix.lower() == ".gguf":
-        return _load_gguf(path, path.stem)
+        return _load_gguf(path, path.stem, progress=progress, cancel=cancel)
     if path.is_dir() and (path / WEIGHTS_FILE).is_file():
         return load_model_dir(path)
     from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
 
     if path.is_dir() and is_checkpoint_dir(path):
-        return load_model_dir(_convert_local(path, progress=progress, cancel=cancel))
+        converted = _convert_local(path, progress=progress, cancel=cancel)
+        return dataclasses.replace(load_model_dir(converted), name=path.name)
     raise ModelFileError(
         f"{path} is not a model: expected a converted model directory ({HPARAMS_FILE} + "
         f"{WEIGHTS_FILE}), a directory of OpenAI's GPT-2 checkpoint files, or a .gguf file"
@@ -222,7 +310,7 @@ def _convert_local(
             convert_checkpoint(
                 checkpoint_dir,
                 target,
-                progress=_convert_progress(progress, label, prefix.name),
+                progress=_convert_progress(progress, label, prefix.name, cancel),
                 extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
             )
     return target
@@ -241,6 +329,11 @@ def _same_source(target: Path, source: dict[str, Any]) -> bool:
 def model_path(name: str) -> Path:
     """Where the converted model `name` lives (whether or not it is there yet)."""
     return paths.models_dir() / resolve(name).name
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where OpenAI's files for `name` are downloaded to (and kept with `keep_checkpoint`)."""
+    return _checkpoint_dir(resolve(name))
 
 
 def is_cached(name: str) -> bool:
@@ -310,19 +403,24 @@ def _download_and_convert(
         checkpoint_dir.mkdir(exist_ok=True)
     except OSError as exc:
         raise paths.storage_error(checkpoint_dir, exc) from exc
-    download_files(
-        f"{base}/{spec.name}",
-        GPT2_FILES,
-        checkpoint_dir,
-        model=spec.name,
-        progress=progress,
-        cancel=cancel,
-    )
+    try:
+        download_files(
+            f"{base}/{spec.name}",
+            GPT2_FILES,
+            checkpoint_dir,
+            model=spec.name,
+            progress=progress,
+            cancel=cancel,
+        )
+    except BaseException:
+        if not any(checkpoint_dir.iterdir()):
+            checkpoint_dir.rmdir()  # nothing to resume: leave no "partial" model behind
+        raise
     try:
         convert_checkpoint(
             checkpoint_dir,
             target,
-            progress=_convert_progress(progress, spec.name, GPT2_FILES[-1]),
+            progress=_convert_progress(progress, spec.name, GPT2_FILES[-1], cancel),
         )
     except ModelFileError as exc:
         # Converting these files again cannot succeed: only fetching them again can.
@@ -386,10 +484,15 @@ def _waiting(progress: ProgressCallback | None, model: str) -> Callable[[], None
 
 
 def _convert_progress(
-    progress: ProgressCallback | None, model: str, file: str
-) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress(
-        DownloadProgress(model, file, 1, 1, done, total, 0.0, phase="convert")
-    )
+    progress: ProgressCallback | None, model: str, file: str, cancel: threading.Event | None
+) -> Callable[[int, int], None]:
+    """Conversion's per-tensor tick: reports progress, and stops (before anything is written)
+    when `cancel` is set."""
+
+    def tick(done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise DownloadCancelled(f"conversion of {model} cancelled")
+        if progress is not None:
+            progress(DownloadProgress(model, file, 1, 1, done, total, 0.0, phase="convert"))
+
+    return tick

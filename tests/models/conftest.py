@@ -67,13 +67,18 @@ def write_tf_checkpoint(directory: Path, params: dict) -> None:
 
     graph = tf.Graph()
     with graph.as_default():
-        variables = [
-            tf.compat.v1.get_variable(name, initializer=np.asarray(value, dtype=np.float32))
-            for name, value in openai_variables(params)
-        ]
-        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
+        values = {name: np.asarray(value, np.float32) for name, value in openai_variables(params)}
+        # Zeros, then assigned: an array initializer would embed every value in the .meta graph.
+        variables = {
+            name: tf.compat.v1.get_variable(name, value.shape, initializer=tf.zeros_initializer())
+            for name, value in values.items()
+        }
+        feeds = {name: tf.compat.v1.placeholder(tf.float32, v.shape) for name, v in values.items()}
+        assign = [variables[name].assign(feed) for name, feed in feeds.items()]
+        saver = tf.compat.v1.train.Saver(list(variables.values()), save_relative_paths=True)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
+            session.run(assign, {feeds[name]: value for name, value in values.items()})
             saver.save(session, str(directory / "model.ckpt"))
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import Checkpoint
 from http_server import FileServer
 
-from gpt_tui.errors import DownloadError
+from gpt_tui.errors import DownloadError, StorageError
 from gpt_tui.models.download import (
     DownloadCancelled,
     DownloadProgress,
@@ -172,14 +172,16 @@ def test_file_lock_says_busy_or_waits_until_cancelled(tmp_path: Path):
     thread.start()
     try:
         held.wait(5)
-        with pytest.raises(DownloadError, match="another gpt-tui process"), file_lock(
-            lock_path, wait=False
+        with (
+            pytest.raises(DownloadError, match="another gpt-tui process"),
+            file_lock(lock_path, wait=False),
         ):
             pass
         cancel, waited = threading.Event(), []
         threading.Timer(0.3, cancel.set).start()
-        with pytest.raises(DownloadCancelled), file_lock(
-            lock_path, cancel=cancel, on_wait=lambda: waited.append(True), poll=0.05
+        with (
+            pytest.raises(DownloadCancelled),
+            file_lock(lock_path, cancel=cancel, on_wait=lambda: waited.append(True), poll=0.05),
         ):
             pass
         assert waited == [True]
@@ -194,3 +196,14 @@ def test_progress_eta() -> None:
     event = DownloadProgress("124M", "f", 1, 7, done=250, total=1000, rate=50.0)
     assert event.fraction == 0.25 and event.eta == 15.0
     assert DownloadProgress("124M", "f", 1, 7, 0, None, 0.0).eta is None
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_disk_full_names_the_directory_and_gpt_tui_home(server: FileServer, tmp_path: Path):
+    dest = tmp_path / "data"
+    part_of(dest).symlink_to("/dev/full")  # every write fails with ENOSPC, even for root
+    with pytest.raises(StorageError) as info:
+        download_file(server.url + DATA, dest)
+    message = str(info.value)
+    assert "disk full" in message and str(tmp_path) in message and "GPT_TUI_HOME" in message
+    assert not dest.exists()

@@ -1,0 +1,68 @@
+"""`gpt-tui models`, `download` and `rm`, run in-process against the 127.0.0.1 test server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from http_server import FileServer
+
+from gpt_tui.cli import main
+from gpt_tui.models import paths
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_download_models_rm(server: FileServer, capsys: pytest.CaptureFixture[str]):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for word in ("124M", "355M", "774M", "1558M", "gpt2-xl", "smollm2", "bundled"):
+        assert word in out
+    assert out.count("not downloaded") == 4
+
+    code, out, err = run(capsys, "download", "gpt2", "--base-url", server.url)
+    assert code == 0, err
+    assert "124M is ready" in out and str(paths.models_dir() / "124M") in out
+    # The progress bars go to stderr.
+    assert "model.ckpt.data-00000-of-00001 (7/7)" in err and "converting 124M" in err
+
+    code, out, _ = run(capsys, "models")
+    assert "cached" in out and out.count("not downloaded") == 3
+
+    code, out, _ = run(capsys, "download", "124M", "--base-url", server.url)
+    assert code == 0 and "already downloaded" in out
+    assert len(server.gets("/124M/model.ckpt.data-00000-of-00001")) == 1
+
+    code, out, _ = run(capsys, "download", "124M", "--force", "--keep-checkpoint",
+                       "--base-url", server.url)  # fmt: skip
+    assert code == 0 and (paths.models_dir() / "124M.checkpoint").is_dir()
+    assert len(server.gets("/124M/model.ckpt.data-00000-of-00001")) == 2
+
+    code, out, _ = run(capsys, "rm", "124M")
+    assert code == 0 and out.startswith("removed 124M (")
+    code, out, _ = run(capsys, "rm", "124M")
+    assert code == 0 and "nothing to remove" in out
+
+
+def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]):
+    code, _, err = run(capsys, "download", "125M")
+    assert code == 1 and err.count("\n") == 1 and "did you mean '124M'" in err
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    code, _, err = run(capsys, "download", "124M", "--base-url", closed)
+    assert code == 1
+    assert err.startswith("error: cannot reach 127.0.0.1") and "smollm2" in err
+
+    code, _, err = run(capsys, "rm", "smollm2")
+    assert code == 1 and "bundled" in err
+
+
+def test_downloading_the_bundled_model_is_a_no_op(capsys: pytest.CaptureFixture[str]):
+    code, out, _ = run(capsys, "download", "smollm2")
+    assert code == 0 and "bundled" in out

