@@ -33,6 +33,7 @@ class BenchResult:
     decode_long_tok_s: float
     bandwidth_gb_s: float
     peak_rss_bytes: int
+    blas_threads: int = 0
     n_batch: int = 1
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
 
@@ -96,6 +97,12 @@ def measure_decode(model: LanguageModel, context: int, n_steps: int, n_batch: in
     return 1.0 / float(np.median(times))
 
 
+def blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0)
+
+
 def peak_rss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
@@ -139,6 +146,7 @@ def run_bench(
         decode_long_tok_s=long,
         bandwidth_gb_s=bandwidth,
         peak_rss_bytes=peak_rss_bytes(),
+        blas_threads=blas_threads(),
         n_batch=n_batch,
         decode_batch_steps_s=batch,
     )

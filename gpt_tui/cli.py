@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import threading
 import time
@@ -274,13 +275,16 @@ def _remember_model(name: str) -> None:
 
 def _stream_text(events: Iterable[TokenEvent], loaded: LoadedModel, show_probs: bool) -> int:
     from gpt_tui.engine import FINISH_REASONS
+    from gpt_tui.threads import ThreadTuner
 
+    tuner = ThreadTuner()
     collected: list[TokenEvent] = []
     start = time.perf_counter()
     for event in events:
         sys.stdout.write(event.text)
         sys.stdout.flush()
         collected.append(event)
+        tuner.step()
     elapsed = time.perf_counter() - start
     sys.stdout.write("\n")
     if show_probs:
@@ -332,7 +336,11 @@ def _show_token(text: str) -> str:
 
 
 def _print_json_events(events: Iterable[TokenEvent]) -> int:
+    from gpt_tui.threads import ThreadTuner
+
+    tuner = ThreadTuner()
     for event in events:
+        tuner.step()
         sys.stdout.write(json.dumps(dataclasses.asdict(event), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
@@ -461,6 +469,13 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--steps", type=int, default=32, metavar="N", help="decode steps per figure")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help=f"BLAS threads (default: all {os.cpu_count()} cores)",
+    )
+    p.add_argument(
         "--batch",
         type=int,
         default=1,
@@ -473,6 +488,11 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from gpt_tui.bench import peak_rss_bytes, run_bench
+    from gpt_tui.threads import set_blas_threads
+
+    if args.threads < 1:
+        raise GptTuiError(f"--threads must be at least 1, not {args.threads}")
+    set_blas_threads(args.threads)
 
     start = time.perf_counter()
     if args.random:
@@ -504,7 +524,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
 
-    table = Table(title=f"gpt-tui bench: {r.model}", title_justify="left", show_edge=False)
+    title = f"gpt-tui bench: {r.model}, {r.blas_threads} BLAS thread(s)"
+    table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("note", style="dim")
