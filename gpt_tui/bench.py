@@ -34,6 +34,7 @@ class BenchResult:
     bandwidth_gb_s: float
     peak_rss_bytes: int
     blas_threads: int = 0
+    overhead_s: float | None = None  # per token, outside the forward pass (needs a tokenizer)
     n_batch: int = 1
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
 
@@ -103,6 +104,44 @@ def blas_threads() -> int:
     return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0)
 
 
+class _ReplayModel:
+    """Answers every forward with logits computed once: timing `generate` against it leaves
+    exactly the work outside the forward pass (sampling, the top-k report, detokenising)."""
+
+    def __init__(self, model: LanguageModel, logits: np.ndarray) -> None:
+        self.n_vocab, self.n_ctx, self.model, self.logits = (
+            model.n_vocab,
+            model.n_ctx,
+            model,
+            logits,
+        )
+
+    def new_cache(self, n_batch: int = 1, n_ctx: int | None = None):
+        return self.model.new_cache(n_batch, n_ctx)
+
+    def forward(self, ids, cache=None, *, last_only=False) -> np.ndarray:
+        ids = np.asarray(ids)
+        if cache is not None:
+            cache.commit(ids if ids.ndim == 2 else ids[None, :])
+        return self.logits[None, :] if ids.ndim == 1 else self.logits[None, None, :]
+
+
+def measure_overhead(model: LanguageModel, tokenizer, n_steps: int = 200) -> float:
+    """Seconds per token `generate` spends outside the forward pass, with typical settings."""
+    from gpt_tui.engine import SamplingParams, generate
+
+    cache = model.new_cache()
+    logits = model.forward(_ids(model, 16), cache, last_only=True)[-1]  # a real distribution
+    replay = _ReplayModel(model, logits)
+    params = SamplingParams(
+        temperature=0.8, top_p=0.95, repetition_penalty=1.1, seed=0, max_tokens=n_steps
+    )
+    start = time.perf_counter()
+    for _ in generate(replay, tokenizer, [0], params, n_top=10):
+        pass
+    return (time.perf_counter() - start) / n_steps
+
+
 def peak_rss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
@@ -117,6 +156,7 @@ def run_bench(
     long_context: int = 900,
     decode_steps: int = 32,
     n_batch: int = 1,
+    tokenizer=None,
     report: Callable[[str], None] = lambda step: None,
 ) -> BenchResult:
     n_ctx = model.n_ctx
@@ -131,6 +171,10 @@ def run_bench(
     short = measure_decode(model, short_context, decode_steps)
     report(f"decode at {long_context} tokens of context")
     long = measure_decode(model, long_context, decode_steps)
+    overhead = None
+    if tokenizer is not None:
+        report("generation overhead outside the forward pass")
+        overhead = measure_overhead(model, tokenizer)
     batch = None
     if n_batch > 1:
         report(f"decode of {n_batch} streams at {short_context} tokens of context")
@@ -147,6 +191,7 @@ def run_bench(
         bandwidth_gb_s=bandwidth,
         peak_rss_bytes=peak_rss_bytes(),
         blas_threads=blas_threads(),
+        overhead_s=overhead,
         n_batch=n_batch,
         decode_batch_steps_s=batch,
     )

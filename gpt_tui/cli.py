@@ -503,9 +503,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         with stderr.status(f"building random {args.random} weights"):
             hparams = GPT2_HPARAMS[args.random]
             model, name = GPT2(random_gpt2_params(hparams), hparams), f"random {args.random}"
+            tokenizer = _gpt2_tokenizer_if_available()
     else:
         loaded = _load_for_cli(args.model, None)
-        model, name = loaded.model, loaded.name
+        model, name, tokenizer = loaded.model, loaded.name, loaded.tokenizer
     load_s = time.perf_counter() - start
     rss_loaded = peak_rss_bytes()
     with stderr.status("measuring") as status:
@@ -516,10 +517,22 @@ def _run_bench(args: argparse.Namespace) -> int:
             long_context=args.long_context,
             decode_steps=args.steps,
             n_batch=args.batch,
+            tokenizer=tokenizer,
             report=lambda step: status.update(f"measuring {step}"),
         )
     stdout.print(_bench_table(result, load_s, rss_loaded))
     return 0
+
+
+def _gpt2_tokenizer_if_available():
+    """GPT-2's tokenizer for random GPT-2 weights: from any cached GPT-2 model, else none."""
+    from gpt_tui.models.catalog import CATALOG
+    from gpt_tui.models.store import is_cached, load_tokenizer, model_path
+
+    for spec in CATALOG:
+        if spec.kind == "gpt2" and is_cached(spec.name):
+            return load_tokenizer(model_path(spec.name))
+    return None
 
 
 def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
@@ -554,6 +567,16 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
             f"{rss_loaded / mb:,.0f} MB after load; weights {r.weight_bytes / mb:,.0f} MB",
         ),
     ]
+    if r.overhead_s is not None:
+        share = r.overhead_s * r.decode_short_tok_s
+        rows.insert(
+            -1,
+            (
+                "generation overhead",
+                f"{r.overhead_s * 1e3:.2f} ms/token",
+                f"{share:.1%} of a decode step: sampling, top-10 report, detokenising",
+            ),
+        )
     if r.decode_batch_steps_s:
         cost = r.decode_short_tok_s / r.decode_batch_steps_s
         rows.insert(

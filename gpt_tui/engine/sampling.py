@@ -154,12 +154,41 @@ class Sampler:
         if params.greedy:
             token = int(np.argmax(probs))
         else:
-            cdf = np.cumsum(probs)
-            token = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
-            token = min(token, self.n_vocab - 1)
-            while probs[token] == 0.0:  # a draw can land on the edge of a removed token
-                token -= 1
+            kept = np.flatnonzero(probs)  # filters usually leave a few dozen tokens of 50k
+            weights = probs if kept.size == probs.size else probs[kept]
+            token = int(kept[draw_index(weights, self.rng.random())])
         return token, float(probs[token])
+
+
+_BLOCK = 256
+
+
+def draw_index(weights: np.ndarray, u: float) -> int:
+    """The index where u (in [0, 1)) falls in the cumulative weights: a draw from them.
+
+    A cumulative sum over a whole 50k vocabulary costs ~0.2 ms (NumPy's cumsum does not
+    vectorise), so the search runs in two levels: over sums of blocks of 256, then inside one.
+    A zero weight is never drawn.
+    """
+    if weights.size <= 4 * _BLOCK:
+        cdf = np.cumsum(weights)
+        return _last_positive(weights, int(np.searchsorted(cdf, u * cdf[-1], side="right")))
+    block_sums = np.add.reduceat(weights, np.arange(0, weights.size, _BLOCK))  # [n / 256]
+    block_cdf = np.cumsum(block_sums)
+    target = u * block_cdf[-1]
+    b = min(int(np.searchsorted(block_cdf, target, side="right")), block_cdf.size - 1)
+    inside = weights[b * _BLOCK : (b + 1) * _BLOCK]
+    cdf = np.cumsum(inside)
+    i = int(np.searchsorted(cdf, target - (block_cdf[b - 1] if b else 0.0), side="right"))
+    return _last_positive(weights, b * _BLOCK + min(i, inside.size - 1))
+
+
+def _last_positive(weights: np.ndarray, i: int) -> int:
+    """Rounding can land a draw just past the end, or on a zero weight: step back to a real one."""
+    i = min(i, weights.size - 1)
+    while weights[i] <= 0.0 and i > 0:
+        i -= 1
+    return i
 
 
 def apply_penalties(
@@ -180,6 +209,8 @@ def apply_penalties(
 
 def filter_probs(probs: np.ndarray, params: SamplingParams) -> np.ndarray:
     """top-k, then top-p, then min-p on a distribution; renormalised. Always keeps one token."""
+    if params.top_k in (0, probs.size) and params.top_p == 1.0 and params.min_p == 0.0:
+        return probs  # every filter off: nothing to remove
     keep = np.ones(probs.shape, dtype=bool)
     if 0 < params.top_k < probs.size:
         keep[:] = False
@@ -194,11 +225,31 @@ def filter_probs(probs: np.ndarray, params: SamplingParams) -> np.ndarray:
     return out / out.sum()
 
 
+_SAMPLE_STRIDE = 64
+
+
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest values, largest first, without sorting the whole array."""
+    """Indices of the k largest values, largest first, without sorting the whole array.
+
+    Even a partition of a 50k vocabulary costs ~0.4 ms, several times per token. So a strided
+    sample (every 64th value) first estimates a threshold that a few hundred values pass; only
+    those are partitioned. If the estimate lets fewer than k through, the full partition runs.
+    """
     k = min(k, values.size)
-    idx = np.argpartition(-values, k - 1)[:k] if k < values.size else np.arange(values.size)
-    return idx[np.argsort(-values[idx], kind="stable")]
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    candidates = None
+    if values.size >= 8 * _SAMPLE_STRIDE and k < values.size // (2 * _SAMPLE_STRIDE):
+        sample = np.sort(values[::_SAMPLE_STRIDE])  # [n / 64]
+        threshold = sample[-(k // _SAMPLE_STRIDE + 4)]  # expect ~64 * (k/64 + 4) values above
+        passing = np.flatnonzero(values >= threshold)
+        if passing.size >= k:
+            candidates = passing
+    if candidates is None:
+        candidates = np.arange(values.size)
+    if candidates.size > k:
+        candidates = candidates[np.argpartition(-values[candidates], k - 1)[:k]]
+    return candidates[np.argsort(-values[candidates], kind="stable")]
 
 
 def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:

@@ -73,9 +73,12 @@ def score_rows(
     targets_arr = np.asarray(targets, dtype=np.int64)  # [n]
     z = logits.astype(np.float64)  # [n, n_vocab]
     z -= z.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # [n, n_vocab]
-    probs = np.exp(logp)  # [n, n_vocab]
-    entropy = -(probs * logp).sum(axis=-1)  # [n]
+    probs = np.exp(z)  # [n, n_vocab]  (unnormalised)
+    total = probs.sum(axis=-1, keepdims=True)  # [n, 1]
+    probs /= total  # [n, n_vocab]
+    logp = z  # [n, n_vocab]  (in place: z is not needed again)
+    logp -= np.log(total)
+    entropy = -np.einsum("ij,ij->i", probs, logp)  # [n]
     rows = np.arange(len(targets_arr))
     chosen = logits[rows, targets_arr]  # [n]
     ranks = 1 + (logits > chosen[:, None]).sum(axis=-1)  # [n]

@@ -129,7 +129,7 @@ def _load_gpt2_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
         model = GPT2(params, hparams)  # checks every tensor's shape against hparams
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
-    return model, _load_tokenizer(path)
+    return model, load_tokenizer(path)
 
 
 def _load_llama_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
@@ -140,7 +140,7 @@ def _load_llama_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
         model = Llama(params, hparams)  # checks every tensor's shape against hparams
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
-    return model, _load_tokenizer(path)
+    return model, load_tokenizer(path)
 
 
 #: Converted-directory loaders by `hparams["architecture"]`: (dir, hparams) -> (model, tokenizer).
@@ -224,7 +224,7 @@ def _convert_gguf(
         progress(DownloadProgress(name, target.name, 1, 1, 1, 1, 0.0, phase="done"))
 
 
-def _load_tokenizer(path: Path) -> Any:
+def load_tokenizer(path: Path) -> Any:
     from gpt_tui.tokenizer import Tokenizer
 
     try:

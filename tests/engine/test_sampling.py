@@ -156,3 +156,26 @@ def test_draws_follow_the_distribution() -> None:
 
 def test_top_indices_are_sorted_largest_first() -> None:
     assert top_indices(np.array([1.0, 5.0, 3.0, 4.0]), 3).tolist() == [1, 3, 2]
+
+
+def test_two_level_draw_equals_a_plain_cumulative_search() -> None:
+    from gpt_tui.engine.sampling import draw_index
+
+    rng = np.random.default_rng(0)
+    weights = rng.random(50257) ** 8  # very uneven, like a model's distribution
+    weights[rng.integers(0, 50257, 5000)] = 0.0
+    cdf = np.cumsum(weights)
+    for u in [0.0, 1e-12, *rng.random(500), 0.999999999]:
+        expected = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+        got = draw_index(weights, u)
+        assert weights[got] > 0
+        # identical, but for float rounding at a block edge (then a neighbour of equal cdf)
+        assert got == expected or abs(cdf[got] - cdf[min(expected, 50256)]) < 1e-9
+
+
+def test_zero_weights_are_never_drawn() -> None:
+    from gpt_tui.engine.sampling import draw_index
+
+    weights = np.zeros(3000)
+    weights[[7, 2999]] = 1.0
+    assert {draw_index(weights, u) for u in np.linspace(0, 0.999999, 200)} == {7, 2999}
