@@ -1,0 +1,323 @@
+"""GptTuiApp: the playground. Composes the widgets, binds the keys, owns the workers.
+
+Three kinds of thread worker, none of which ever runs on the UI thread:
+- generation (one at a time, exclusive): iterates the engine and posts token batches
+  (the `Generating` mixin, generating.py);
+- model loading (download, conversion, reading weights), cancellable through an Event
+  (the `ModelLoading` mixin, model_loading.py);
+- prompt token counting, debounced while the user types (here).
+Each posts messages tagged with the id of its request, so the late words of a replaced worker
+are dropped. Quitting cancels them all and waits for their threads to end.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, TextArea
+
+from gpt_tui.engine import KVCache, SamplingParams
+from gpt_tui.errors import GptTuiError
+from gpt_tui.settings import UserSettings, load_settings, save_settings
+from gpt_tui.threads import ThreadTuner
+from gpt_tui.tui import messages as msg
+from gpt_tui.tui.chat_format import encode_chat, has_chat_template
+from gpt_tui.tui.colouring import MODE_LABELS, MODES
+from gpt_tui.tui.commands import PlaygroundCommands
+from gpt_tui.tui.generating import Generating
+from gpt_tui.tui.generation import ThreadCounter
+from gpt_tui.tui.model_loading import ModelLoading
+from gpt_tui.tui.screens.help import HelpScreen
+from gpt_tui.tui.transcript import Transcript
+from gpt_tui.tui.widgets.download_panel import DownloadPanel
+from gpt_tui.tui.widgets.inspector import TokenInspector
+from gpt_tui.tui.widgets.legend import ColourLegend
+from gpt_tui.tui.widgets.output_view import OutputView
+from gpt_tui.tui.widgets.prompt_editor import PromptEditor
+from gpt_tui.tui.widgets.sampling_panel import SamplingPanel
+from gpt_tui.tui.widgets.status_bar import StatusBar
+
+COUNT_DELAY = 0.15  # seconds of quiet typing before the prompt's tokens are counted
+SAVE_DELAY = 0.5  # seconds after the last settings change before they are written
+QUIT_TIMEOUT = 10.0  # seconds to wait for worker threads when quitting
+# The app's priority keys must not act behind a dialog (the picker, the palette, help).
+MAIN_SCREEN_ACTIONS = frozenset(
+    {"generate", "stop", "continue_generation", "regenerate", "pick_model", "cycle_colouring",
+     "toggle_chat", "clear_output", "help"}
+)  # fmt: skip
+
+
+class GptTuiApp(ModelLoading, Generating, App[None]):
+    """A playground for GPT-style models: prompt, sample, inspect."""
+
+    TITLE = "gpt-tui"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {PlaygroundCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    BINDINGS = [
+        Binding("ctrl+j,f5", "generate", "Generate", priority=True,
+                tooltip="Generate from the prompt (in chat: send the message)"),
+        Binding("escape", "stop", "Stop", tooltip="Stop the generation (or a download)"),
+        Binding("ctrl+n", "continue_generation", "Continue", priority=True,
+                tooltip="Continue the output from where it stopped"),
+        Binding("ctrl+r", "regenerate", "Regenerate", priority=True,
+                tooltip="Replace the last output (the prompt stays cached)"),
+        Binding("ctrl+o", "pick_model", "Model", priority=True, tooltip="Choose a model"),
+        Binding("f2", "cycle_colouring", "Colour", priority=True,
+                tooltip="Colour tokens: off, by probability, by rank"),
+        Binding("f3", "toggle_chat", "Chat", priority=True,
+                tooltip="Switch between completion and chat mode"),
+        Binding("ctrl+l", "clear_output", "Clear", show=False, tooltip="Clear the output"),
+        Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
+    ]  # fmt: skip
+
+    chat_mode: reactive[bool] = reactive(False, init=False)
+    colouring: reactive[str] = reactive("off", init=False)
+
+    def __init__(self, model: str | Path | None = None) -> None:
+        super().__init__()
+        self.settings, self._settings_problems = load_settings()
+        self.requested_model = str(model) if model else None
+        self.sampling: SamplingParams = self.settings.sampling
+        self.n_top: int = self.settings.n_top
+        self.transcript = Transcript()
+        self.loaded: Any = None  # gpt_tui.models.store.LoadedModel
+        self.model_name: str | None = None  # as asked for: catalog name or path
+        self.cache: KVCache | None = None
+        self.state = "loading"
+        self._run_id = 0
+        self._status_shown = 0.0
+        self._load_id = 0
+        self._load_cancel: threading.Event | None = None
+        self._downloading = False
+        self._count_version = 0
+        self._count_timer: Timer | None = None
+        self._save_timer: Timer | None = None
+        self._engine_lock = threading.Lock()  # one generation touches the kv cache at a time
+        # BLAS threads by measurement: the UI thread's own work can make two threads slower
+        # than one on a 2-core machine (see gpt_tui.threads). Used by the generation worker only.
+        self._tuner = ThreadTuner()
+        self._threads = ThreadCounter()  # worker threads still running
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="document"):
+                yield PromptEditor(id="prompt-editor")
+                output = OutputView(id="output")
+                output.border_title = "Output"
+                yield output
+                yield ColourLegend(id="legend")
+            with VerticalScroll(id="sidebar"):
+                yield SamplingPanel(self.sampling, self.n_top, id="sampling")
+                yield TokenInspector(id="inspector")
+        yield DownloadPanel(id="download")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    @property
+    def output(self) -> OutputView:
+        return self.query_one("#output", OutputView)
+
+    @property
+    def prompt_editor(self) -> PromptEditor:
+        return self.query_one("#prompt-editor", PromptEditor)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def inspector(self) -> TokenInspector:
+        return self.query_one("#inspector", TokenInspector)
+
+    @property
+    def download_panel(self) -> DownloadPanel:
+        return self.query_one("#download", DownloadPanel)
+
+    def on_mount(self) -> None:
+        self.download_panel.display = False
+        colouring = self.settings.ui.get("colouring", "off")
+        self.colouring = colouring if colouring in MODES else "off"
+        self.query_one("#legend", ColourLegend).mode = self.colouring
+        for problem in self._settings_problems:
+            self.notify(problem, severity="warning", title="Settings")
+        self.prompt_editor.text_area.focus()
+        self.switch_model(self._startup_model())
+
+    def _startup_model(self) -> str:
+        """The model asked for, else the last one used if it loads offline, else smollm2."""
+        from gpt_tui.models.store import default_model_name
+
+        return self.requested_model or default_model_name()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (isinstance(self.screen, ModalScreen) and action in MAIN_SCREEN_ACTIONS)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.status.state = state
+
+    # --- view ------------------------------------------------------------------------------
+
+    def on_output_view_token_selected(self, message: OutputView.TokenSelected) -> None:
+        text = None
+        if message.event is not None and self.loaded is not None:
+            try:
+                text = self.loaded.tokenizer.token_text(message.event.token_id)
+            except ValueError:  # a token of the previous model's vocabulary
+                text = None
+        self.inspector.show(message.event, message.index, text)
+
+    def action_cycle_colouring(self) -> None:
+        self.colouring = MODES[(MODES.index(self.colouring) + 1) % len(MODES)]
+        self.notify(f"Colouring {MODE_LABELS[self.colouring]}", timeout=2)
+
+    def watch_colouring(self, mode: str) -> None:
+        self.output.colouring = mode
+        self.query_one("#legend", ColourLegend).mode = mode
+        self._update_settings(ui={**self.settings.ui, "colouring": mode})
+
+    def action_toggle_chat(self) -> None:
+        self.chat_mode = not self.chat_mode
+        if self.loaded is not None and has_chat_template(self.loaded.tokenizer):
+            self._update_settings(ui={**self.settings.ui, "chat_mode": self.chat_mode})
+        self.notify(
+            "Chat mode: the box below sends messages" if self.chat_mode else "Completion mode",
+            timeout=3,
+        )
+
+    def watch_chat_mode(self, chat: bool) -> None:
+        self.action_stop()
+        self.transcript.clear(mode="chat" if chat else "completion")
+        self.output.border_title = "Chat" if chat else "Output"
+        self.output.placeholder = (
+            "Type a message below and press ctrl+j (or F5) to send it."
+            if chat
+            else "Write a prompt and press ctrl+j (or F5) to generate."
+        )
+        self.output.show_transcript(self.transcript, self._assistant_name())
+        self.prompt_editor.set_chat(chat)
+        self.status.mode = "chat" if chat else "completion"
+        self._schedule_count()
+
+    def action_clear_output(self) -> None:
+        self.action_stop()
+        self.transcript.clear()
+        self.output.show_transcript(self.transcript, self._assistant_name())
+        self.status.stats = None
+        self.status.note = ""
+        if self.loaded is not None:
+            self._set_state("idle")
+        self._schedule_count()
+
+    def action_copy_output(self) -> None:
+        text = self.transcript.text()
+        if not text:
+            self.notify("The output is empty", severity="warning")
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {len(text)} characters")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.BINDINGS))
+
+    # --- sampling settings -----------------------------------------------------------------
+
+    def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:
+        self.sampling = message.params  # read by the generation worker before every token
+        self.n_top = message.n_top
+        self._update_settings(sampling=message.params, n_top=message.n_top)
+
+    def action_reset_sampling(self) -> None:
+        self.sampling = SamplingParams()
+        self.n_top = UserSettings().n_top
+        self.query_one("#sampling", SamplingPanel).set_values(self.sampling, self.n_top)
+        self._update_settings(sampling=self.sampling, n_top=self.n_top)
+        self.notify("Sampling settings back to their defaults", timeout=3)
+
+    def _update_settings(self, **changes: Any) -> None:
+        self.settings = self.settings.replace(**changes)
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self._save_timer = self.set_timer(SAVE_DELAY, self._save_settings)
+
+    def _save_settings(self) -> None:
+        self._save_timer = None
+        try:
+            save_settings(self.settings)
+        except GptTuiError as exc:
+            self.notify(str(exc), severity="error", title="Settings not saved")
+
+    # --- prompt token count ----------------------------------------------------------------
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self) -> None:
+        self._schedule_count()
+
+    def _schedule_count(self) -> None:
+        if self._count_timer is not None:
+            self._count_timer.stop()
+        self._count_timer = self.set_timer(COUNT_DELAY, self._count_prompt)
+
+    def _count_prompt(self) -> None:
+        self._count_timer = None
+        if not self.is_running:  # a timer that fired while the app shuts down
+            return
+        if self.loaded is None:
+            self.prompt_editor.show_count(None, 0, 0, self.chat_mode)
+            return
+        self._count_version += 1
+        messages = None
+        if self.chat_mode:
+            messages = self.transcript.messages()
+        self._count_worker(self._count_version, self.prompt_editor.text, self.loaded.tokenizer,
+                           messages)  # fmt: skip
+
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
+    def _count_worker(
+        self, version: int, text: str, tokenizer: Any, messages: list[dict[str, str]] | None
+    ) -> None:
+        with self._threads.running():
+            n_prompt = len(tokenizer.encode(text))
+            n_context = max(1, n_prompt)
+            if messages is not None:
+                try:
+                    chat = [*messages, {"role": "user", "content": text}]
+                    n_context = len(encode_chat(tokenizer, chat))
+                except Exception as exc:  # noqa: BLE001 - shown when generating; just log it
+                    self.log.warning(f"cannot render the chat to count it: {exc}")
+            self.post_message(msg.PromptCounted(version, n_prompt, n_context))
+
+    def on_prompt_counted(self, message: msg.PromptCounted) -> None:
+        if message.version != self._count_version or self.loaded is None or not self.is_running:
+            return
+        n_ctx = self.loaded.model.n_ctx
+        self.prompt_editor.show_count(message.n_prompt, message.n_context, n_ctx, self.chat_mode)
+        if self.transcript.is_empty:  # else the status shows what the last run used
+            self.status.context = (min(message.n_context, n_ctx), n_ctx)
+
+    # --- quitting --------------------------------------------------------------------------
+
+    async def on_unmount(self) -> None:
+        """Stop every worker thread and wait for it: a generation stops within a token, a
+        download within a chunk."""
+        if self._load_cancel is not None:
+            self._load_cancel.set()
+        self.workers.cancel_all()
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_settings()
+        self._threads.wait_idle(QUIT_TIMEOUT)

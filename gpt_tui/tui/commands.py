@@ -1,0 +1,57 @@
+"""The command palette (ctrl+p): every playground action, and a command per catalog model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from gpt_tui.models.catalog import CATALOG
+
+if TYPE_CHECKING:
+    from gpt_tui.tui.app import GptTuiApp
+
+ACTIONS = (
+    ("Generate", "generate", "Generate from the prompt (ctrl+j / F5)"),
+    ("Stop", "stop", "Stop the generation (escape)"),
+    ("Continue", "continue_generation", "Continue the output from where it stopped (ctrl+n)"),
+    ("Regenerate", "regenerate", "Replace the last output, reusing the cached prompt (ctrl+r)"),
+    ("Switch model…", "pick_model", "Choose a model from the catalog or a path (ctrl+o)"),
+    ("Toggle colouring", "cycle_colouring", "Colour tokens: off → probability → rank (F2)"),
+    ("Toggle chat mode", "toggle_chat", "Switch between completion and chat (F3)"),
+    ("Clear output", "clear_output", "Start afresh: clear the output (or the chat)"),
+    ("Copy output", "copy_output", "Copy the output text to the clipboard"),
+    ("Reset sampling settings", "reset_sampling", "Every slider back to its default"),
+    ("Cancel download", "cancel_download", "Stop getting a model ready (resumes next time)"),
+    ("Help", "help", "The keys (F1)"),
+)
+
+
+class PlaygroundCommands(Provider):
+    """Actions of `GptTuiApp` and `Switch model: NAME` for every catalog model."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app: GptTuiApp = self.app  # type: ignore[assignment]
+        commands: list[tuple[str, Callable[[], object], str]] = [
+            (name, partial(app.run_action, action), help_text)
+            for name, action, help_text in ACTIONS
+        ]
+        for spec in CATALOG:
+            commands.append(
+                (f"Switch model: {spec.name}", partial(app.switch_model, spec.name),
+                 spec.description)
+            )  # fmt: skip
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

@@ -1,0 +1,118 @@
+"""The body of the generation worker: consume the engine's events, hand them to the UI in batches.
+
+A UI refresh per token is too many at 100 tokens/s, so events are collected and posted at most
+`MAX_POSTS_PER_SECOND` times a second (the first token at once, so the time to first token shows).
+Cancellation is checked after every token: a stop takes effect within one token. No Textual here;
+the app passes `post` (thread-safe) and `cancelled`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gpt_tui.engine import TokenEvent
+
+MAX_POSTS_PER_SECOND = 12  # still reads as streaming; each repaint costs the model speed
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """Timings of one generation, for the status bar."""
+
+    n_tokens: int = 0
+    ttft: float | None = None  # seconds from the request to the first token (includes prefill)
+    decode_rate: float | None = None  # tokens/s after the first
+    elapsed: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.decode_rate
+
+
+def stream_events(
+    events: Iterator[TokenEvent],
+    post: Callable[[list[TokenEvent], RunStats], object],
+    cancelled: Callable[[], bool],
+    *,
+    interval: float = 1 / MAX_POSTS_PER_SECOND,
+    clock: Callable[[], float] = time.perf_counter,
+    on_step: Callable[[], object] | None = None,
+) -> tuple[str, RunStats]:
+    """Drain `events`, posting them in batches; returns why it stopped and the timings.
+
+    The reason is the last event's `finish_reason`, or "user" when `cancelled()` became true.
+    `events` is closed before returning, so the engine stops at once. `on_step` is called after
+    each token, between engine steps (a `ThreadTuner` times them there).
+    """
+    start = clock()
+    first = last = None
+    n = 0
+    batch: list[TokenEvent] = []
+    last_post = start - interval  # the first token goes out at once
+    finish = "user"
+
+    def stats() -> RunStats:
+        rate = (n - 1) / (last - first) if n > 1 and last is not None and last > first else None
+        ttft = first - start if first is not None else None
+        return RunStats(n, ttft, rate, (last or start) - start)
+
+    try:
+        for event in events:
+            if on_step is not None:
+                on_step()
+            now = clock()
+            if first is None:
+                first = now
+            last = now
+            n += 1
+            batch.append(event)
+            if event.finish_reason:
+                finish = event.finish_reason
+                break
+            if cancelled():
+                break
+            if now - last_post >= interval:
+                post(batch, stats())
+                batch = []
+                last_post = now
+            # Hand the GIL over between tokens: a small model decodes in pure Python for long
+            # stretches, and the UI thread would wait up to a switch interval for every step.
+            time.sleep(0)
+        else:
+            if not cancelled():
+                finish = "length"  # the engine ended without saying why: treat as a limit
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    if batch:
+        post(batch, stats())
+    return finish, stats()
+
+
+class ThreadCounter:
+    """How many worker threads are inside `running()`, so quitting can wait for them to end."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with self._changed:
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.count -= 1
+                self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no thread is running (True), or `timeout` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count == 0, timeout=timeout)

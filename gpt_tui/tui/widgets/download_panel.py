@@ -1,0 +1,59 @@
+"""Progress of getting a model ready: download (bytes, rate, time left), conversion, waiting."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, ProgressBar, Static
+
+from gpt_tui.models.download import DownloadProgress
+from gpt_tui.tui.text import human_bytes, human_duration
+
+
+def describe(p: DownloadProgress) -> str:
+    """One line for a progress report (no timings that change between identical runs except
+    the rate and time left, which are the point)."""
+    if p.phase == "wait":
+        return f"Waiting for another gpt-tui process that is getting {p.model} ready…"
+    if p.phase == "convert":
+        total = f"/{p.total}" if p.total else ""
+        return f"Converting {p.model}: tensor {p.done}{total}"
+    if p.phase == "done":
+        return f"{p.model} is ready; loading…"
+    parts = [f"Downloading {p.model}: {p.file} ({p.file_index}/{p.file_count})"]
+    parts.append(f"{human_bytes(p.done)} / {human_bytes(p.total)}")
+    if p.rate > 0:
+        parts.append(f"{human_bytes(p.rate)}/s")
+    if p.eta is not None:
+        parts.append(f"{human_duration(p.eta)} left")
+    return " · ".join(parts)
+
+
+class DownloadPanel(Vertical):
+    """Shown while a model is fetched or converted; its button cancels."""
+
+    class CancelPressed(Message):
+        pass
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="download-label")
+        with Horizontal():
+            yield ProgressBar(total=None, show_eta=False, id="download-bar")
+            yield Button("Cancel", id="download-cancel", variant="error", compact=True)
+
+    def start(self, model: str) -> None:
+        self.query_one("#download-label", Static).update(f"Getting {model} ready…")
+        self.query_one("#download-bar", ProgressBar).update(total=None, progress=0)
+        self.display = True
+
+    def update_progress(self, p: DownloadProgress) -> None:
+        self.query_one("#download-label", Static).update(describe(p))
+        self.query_one("#download-bar", ProgressBar).update(total=p.total or None, progress=p.done)
+
+    def stop(self) -> None:
+        self.display = False
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.CancelPressed())

@@ -1,0 +1,275 @@
+"""The output: the prompt (or the chat so far) and the model's tokens, each one selectable.
+
+A Line API widget: the text is kept as pieces (one per token, plus prompt and chat labels),
+word-wrapped incrementally by `WrappedText`, and only the visible lines are drawn. Tokens carry
+their index in the style's meta, so a click needs no geometry; the keyboard moves the selection
+(←/→ by token, ↑/↓ by line). Selecting posts `TokenSelected` for the inspector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Offset, Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from gpt_tui.engine import TokenEvent
+from gpt_tui.tui.colouring import token_style
+from gpt_tui.tui.text import display_text
+from gpt_tui.tui.transcript import Transcript
+from gpt_tui.tui.wrap import WrappedText
+
+PLACEHOLDER = "Write a prompt and press ctrl+j (or F5) to generate."
+
+
+@dataclass(slots=True)
+class Piece:
+    text: str
+    kind: str  # "prompt", "user", "role", "plain" or "token"
+    token: int = -1  # index into OutputView.events for tokens
+
+
+class OutputView(ScrollView, can_focus=True):
+    """The document, with every generated token selectable and optionally coloured."""
+
+    BINDINGS = [
+        Binding("left", "select_step(-1)", "Previous token", show=False),
+        Binding("right", "select_step(1)", "Next token", show=False),
+        Binding("up", "select_line(-1)", "Token above", show=False),
+        Binding("down", "select_line(1)", "Token below", show=False),
+        Binding("home", "select_edge(-1)", "First token", show=False),
+        Binding("end", "select_edge(1)", "Last token", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "output-view--prompt",
+        "output-view--user",
+        "output-view--role",
+        "output-view--selected",
+        "output-view--placeholder",
+    }
+
+    selected: reactive[int | None] = reactive(None, init=False)
+    colouring: reactive[str] = reactive("off", init=False)
+
+    class TokenSelected(Message):
+        """Token `index` (None: no token) is selected; `event` says what the model thought."""
+
+        def __init__(self, view: OutputView, index: int | None, event: TokenEvent | None) -> None:
+            super().__init__()
+            self.view = view
+            self.index = index
+            self.event = event
+
+        @property
+        def control(self) -> OutputView:
+            return self.view
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.events: list[TokenEvent] = []
+        self._pieces: list[Piece] = []
+        self._token_pieces: list[int] = []  # piece index of each token
+        self._layout = WrappedText(80)
+        self._styles: dict[str, Style] = {}
+        self.placeholder = PLACEHOLDER
+
+    @property
+    def token_count(self) -> int:
+        return len(self.events)
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self._pieces)
+
+    # --- content ---------------------------------------------------------------------------
+
+    def show_transcript(self, transcript: Transcript, assistant: str = "Assistant") -> None:
+        """Draw `transcript` from scratch (new document, regenerate, mode or model change)."""
+        self.events = []
+        self._pieces = []
+        self._token_pieces = []
+        self._layout.clear()
+        previous = None
+        for turn in transcript.turns:
+            if turn.role == "prompt":
+                self._add_pieces([Piece(display_text(turn.text), "prompt")])
+            elif turn.role in ("user", "system"):
+                label = "You" if turn.role == "user" else "System"
+                lead = "\n\n" if self._pieces and not self.text.endswith("\n\n") else ""
+                self._add_pieces([Piece(f"{lead}{label}\n", "role"),
+                                  Piece(display_text(turn.text) + "\n\n", "user")])  # fmt: skip
+            elif turn.role == "assistant" and (previous is None or previous.role != "assistant"):
+                self._add_pieces([Piece(f"{assistant}\n", "role")])
+            if turn.is_reply:
+                self._add_events(turn.events)
+            previous = turn
+        self.selected = None
+        self.post_message(self.TokenSelected(self, None, None))
+        self._update_size()
+        self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+
+    def add_tokens(self, new_events: list[TokenEvent]) -> None:
+        """Append tokens of the reply being generated; the view follows the end if it was
+        there already (a user who scrolled up to read stays where they are)."""
+        if not new_events:
+            return
+        at_end = self.scroll_y >= self.max_scroll_y - 1
+        first_changed = self._layout.line_count - 1  # appending re-wraps only the last line
+        self._add_events(new_events)
+        self._update_size()
+        if at_end and self.max_scroll_y != self.scroll_y:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)  # repaints all
+        else:
+            # Redrawing only the changed lines keeps a refresh cheap however long the text.
+            self.refresh_lines(first_changed, self._layout.line_count - first_changed)
+
+    def _add_events(self, new_events: list[TokenEvent]) -> None:
+        pieces = []
+        for event in new_events:
+            self._token_pieces.append(len(self._pieces) + len(pieces))
+            pieces.append(Piece(display_text(event.text), "token", len(self.events)))
+            self.events.append(event)
+        self._add_pieces(pieces)
+
+    def _add_pieces(self, pieces: list[Piece]) -> None:
+        self._pieces.extend(pieces)
+        self._layout.extend([p.text for p in pieces])
+
+    def _update_size(self) -> None:
+        self.virtual_size = Size(self._layout.width, self._layout.line_count)
+
+    def on_resize(self) -> None:
+        width = max(1, self.scrollable_content_region.width)
+        if width != self._layout.width:
+            self._layout.set_width(width)
+            self._update_size()
+            if self.selected is not None:
+                self._scroll_to_token(self.selected)
+
+    # --- selection -------------------------------------------------------------------------
+
+    def select(self, index: int | None) -> None:
+        if index is not None:
+            index = max(0, min(len(self.events) - 1, index)) if self.events else None
+        self.selected = index
+
+    def watch_selected(self, index: int | None) -> None:
+        event = self.events[index] if index is not None else None
+        if index is not None:
+            self._scroll_to_token(index)
+        self.post_message(self.TokenSelected(self, index, event))
+        self.refresh()
+
+    def watch_colouring(self) -> None:
+        self.refresh()
+
+    def action_select_step(self, step: int) -> None:
+        if not self.events:
+            return
+        if self.selected is None:
+            self.select(len(self.events) - 1 if step < 0 else 0)
+        else:
+            self.select(self.selected + step)
+
+    def action_select_edge(self, direction: int) -> None:
+        if self.events:
+            self.select(len(self.events) - 1 if direction > 0 else 0)
+        else:
+            self.scroll_end() if direction > 0 else self.scroll_home()
+
+    def action_select_line(self, direction: int) -> None:
+        """The token on the next line above/below nearest to the selected one's column."""
+        if self.selected is None:
+            self.scroll_relative(y=direction, animate=False)
+            return
+        line, frag = self._layout.fragment_of(self._token_pieces[self.selected])
+        x = frag.x if frag is not None else 0
+        y = line + direction
+        while 0 <= y < self._layout.line_count:
+            best = None
+            for f in self._layout.lines[y]:
+                piece = self._pieces[f.piece]
+                if piece.kind == "token":
+                    distance = abs(f.x - x)
+                    if best is None or distance < best[0]:
+                        best = (distance, piece.token)
+            if best is not None:
+                self.select(best[1])
+                return
+            y += direction
+
+    def on_click(self, event: events.Click) -> None:
+        token = event.style.meta.get("token")
+        if token is not None:
+            self.focus()
+            self.select(token)
+
+    def token_offset(self, index: int) -> Offset | None:
+        """Where token `index` is drawn, relative to the widget (None: scrolled out of view)."""
+        line, frag = self._layout.fragment_of(self._token_pieces[index])
+        if frag is None:
+            return None
+        region = self.content_region.translate(-self.region.offset)
+        x, y = region.x + frag.x, region.y + line - self.scroll_offset.y
+        return Offset(x, y) if region.contains(x, y) else None
+
+    def _scroll_to_token(self, index: int) -> None:
+        line, frag = self._layout.fragment_of(self._token_pieces[index])
+        x = frag.x if frag is not None else 0
+        self.scroll_to_region(Region(x, line, 1, 1), animate=False, immediate=True)
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+
+    def _style(self, name: str) -> Style:
+        """The widget's base style ("base") or a component class's, cached until CSS changes:
+        looking them up costs more than drawing a line."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self.rich_style if name == "base" else self.get_component_rich_style(name)
+            self._styles[name] = style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self._style("base")
+        if not self._pieces:
+            if y == 0:
+                style = base + self._style("output-view--placeholder")
+                return Strip([Segment(self.placeholder, style)]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        line_no = scroll_y + y
+        if line_no >= self._layout.line_count:
+            return Strip.blank(width, base)
+        segments = []
+        for frag in self._layout.lines[line_no]:
+            piece = self._pieces[frag.piece]
+            text = piece.text[frag.start : frag.end]
+            segments.append(Segment(text, base + self._style_of(piece)))
+        return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
+
+    def _style_of(self, piece: Piece) -> Style:
+        if piece.kind != "token":
+            if piece.kind == "plain":
+                return Style()
+            return self._style(f"output-view--{piece.kind}")
+        event = self.events[piece.token]
+        style = token_style(self.colouring, event.prob, event.rank) or Style()
+        if piece.token == self.selected:
+            style += self._style("output-view--selected")
+        return style + Style.from_meta({"token": piece.token})

@@ -1,0 +1,52 @@
+"""One line at the bottom: model, state, speed, time to first token, context used, mode."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from gpt_tui.tui.generation import RunStats
+
+STATES = {
+    "idle": ("ready", "$text-muted"),
+    "no-model": ("no model: ctrl+o picks one", "$warning"),
+    "loading": ("loading model…", "$warning"),
+    "generating": ("generating…", "$success"),
+    "length": ("stopped: max tokens", "$text-muted"),
+    "eos": ("stopped: end of text", "$text-muted"),
+    "stop": ("stopped: stop string", "$text-muted"),
+    "user": ("stopped by you", "$text-muted"),
+    "error": ("failed", "$error"),
+}
+
+
+class StatusBar(Widget):
+    """What the playground is doing, and how fast."""
+
+    model: reactive[str] = reactive("")
+    state: reactive[str] = reactive("idle")
+    stats: reactive[RunStats | None] = reactive(None)
+    context: reactive[tuple[int, int] | None] = reactive(None)  # (used, n_ctx)
+    mode: reactive[str] = reactive("completion")
+    note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
+
+    def render(self) -> Content:
+        text, colour = STATES.get(self.state, (self.state, "$text"))
+        parts: list[str | tuple[str, str]] = [(f" {self.model or 'no model'} ", "bold")]
+        sep = (" │ ", "$text-muted")
+        parts += [sep, (text, colour)]
+        stats = self.stats
+        if stats is not None and stats.n_tokens:
+            rate = stats.tokens_per_second
+            parts += [sep, f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]
+            if stats.ttft is not None:
+                parts += [sep, f"TTFT {stats.ttft:.2f} s"]
+        if self.context is not None:
+            used, n_ctx = self.context
+            style = "$warning" if used >= n_ctx else ""
+            parts += [sep, (f"ctx {used}/{n_ctx}", style)]
+        parts += [sep, self.mode]
+        if self.note:
+            parts += [sep, (self.note, "$warning")]
+        return Content.assemble(*parts)

@@ -1,0 +1,48 @@
+"""Fixtures and helpers for the app's tests: an isolated GPT_TUI_HOME, waiting for workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpt_tui.engine import SamplingParams
+from gpt_tui.models import store
+from gpt_tui.settings import UserSettings, save_settings
+
+_loaded: dict[str, store.LoadedModel] = {}
+
+
+@pytest.fixture(autouse=True)
+def gpt_tui_home(tmp_path, monkeypatch):
+    """Every app test gets its own config and cache; no test reaches the network."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("GPT_TUI_HOME", str(home))
+    monkeypatch.setenv("GPT_TUI_GPT2_URL", "http://127.0.0.1:9/never-used")
+    return home
+
+
+@pytest.fixture
+def deterministic_settings(gpt_tui_home):
+    """Greedy decoding with a fixed seed and few tokens: the same output on every run."""
+    sampling = SamplingParams(temperature=0.0, seed=1, max_tokens=24)
+    save_settings(UserSettings(sampling=sampling))
+    return sampling
+
+
+@pytest.fixture(autouse=True)
+def load_each_model_once(monkeypatch):
+    """The app loads models through `store.load_model`; reading the same tiny model (and parsing
+    its 50k-token tokenizer) for every test would cost seconds. Loading itself is tested in
+    tests/models and, with failures and downloads, in test_app_models."""
+    real = store.load_model
+
+    def load_model(name, **kwargs):
+        key = str(name)
+        if not Path(key).is_dir():
+            return real(name, **kwargs)
+        if key not in _loaded:
+            _loaded[key] = real(name, **kwargs)
+        return _loaded[key]
+
+    monkeypatch.setattr(store, "load_model", load_model)

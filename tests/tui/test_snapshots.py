@@ -1,0 +1,75 @@
+"""SVG snapshots of the main screen, so layout regressions show (`pytest --snapshot-update` after
+a deliberate change). Deterministic: greedy decoding of the tiny model, no timings shown."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from tui_helpers import wait_generated, wait_loaded, wait_until
+
+from gpt_tui.tui.app import GptTuiApp
+
+PROMPT = "The meaning of life is"
+
+
+async def _ready(pilot: Pilot, generate: bool) -> None:
+    app: GptTuiApp = pilot.app  # type: ignore[assignment]
+    await wait_loaded(pilot)
+    app.prompt_editor.text_area.load_text(PROMPT)
+    await wait_until(
+        pilot, lambda: "5 tokens · context" in str(app.query_one("#prompt-info").render())
+    )
+    if generate:
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        app.status.stats = None  # timings differ between runs
+    app.prompt_editor.text_area.focus()  # a known focus and a steady cursor
+    await pilot.pause()
+    app.prompt_editor.text_area.cursor_blink = False
+    app.clear_notifications()
+    await pilot.pause()
+
+
+def test_main_screen_idle(snap_compare, tiny_model_dir, deterministic_settings):
+    async def run_before(pilot: Pilot) -> None:
+        await _ready(pilot, generate=False)
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_main_screen_inspecting_a_token(snap_compare, tiny_model_dir, deterministic_settings):
+    async def run_before(pilot: Pilot) -> None:
+        await _ready(pilot, generate=True)
+        pilot.app.output.focus()
+        pilot.app.output.select(5)
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_probability_colouring(snap_compare, tiny_model_dir, deterministic_settings):
+    async def run_before(pilot: Pilot) -> None:
+        await _ready(pilot, generate=True)
+        pilot.app.colouring = "probability"
+        pilot.app.output.select(2)
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_rank_colouring_in_a_small_terminal(snap_compare, tiny_model_dir, deterministic_settings):
+    async def run_before(pilot: Pilot) -> None:
+        await _ready(pilot, generate=True)
+        pilot.app.colouring = "rank"
+        pilot.app.output.focus()
+        pilot.app.output.select(0)
+        # The sidebar scrolls the inspector into view after the next refresh.
+        sidebar = pilot.app.query_one("#sidebar")
+        await wait_until(
+            pilot, lambda: sidebar.max_scroll_y and sidebar.scroll_y == sidebar.max_scroll_y
+        )
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -1,0 +1,30 @@
+"""Waiting for the app's workers in tests (their results arrive as messages)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+
+async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Let the app run until `condition()` holds (worker results arrive as messages)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.01)
+
+
+async def wait_loaded(pilot: Pilot) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.loaded is not None and app.state == "idle")
+    await pilot.pause()
+
+
+async def wait_generated(pilot: Pilot) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.state != "generating")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
