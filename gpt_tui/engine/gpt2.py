@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.kv_cache import KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
 from gpt_tui.engine.params import as_float32, check_shapes
 
@@ -113,26 +113,12 @@ class GPT2:
         Without a cache this is a full, independent forward pass. `last_only` computes the output
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
         """
-        ids = np.asarray(ids, dtype=np.int64)
-        batched = ids.ndim == 2
-        ids = ids if batched else ids[None, :]  # [n_batch, n_seq]
+        ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
         n_batch, n_seq = ids.shape
-        start = cache.length if cache is not None else 0
-        if n_seq == 0:
-            raise ValueError("forward needs at least one token")
-        if start + n_seq > self.n_ctx:
-            raise ValueError(
-                f"{start} cached + {n_seq} new positions exceed the context of {self.n_ctx}"
-            )
-        if ids.min() < 0 or ids.max() >= self.n_vocab:
-            raise ValueError(f"token ids must lie in [0, {self.n_vocab})")
-        if cache is None:
-            cache = self.new_cache(n_batch, n_ctx=n_seq)
-        elif cache.n_batch != n_batch:
-            raise ValueError(f"cache holds {cache.n_batch} streams, ids {n_batch}")
 
         p = self.params
         x = p["wte_t"][:, ids.ravel()].T  # [n_tok, n_embd]  (token embeddings: columns)
+        start = cache.length
         x = x.reshape(n_batch, n_seq, self.n_embd) + p["wpe"][start : start + n_seq]
         x = x.reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
         for layer, block in enumerate(p["blocks"]):

@@ -8,6 +8,8 @@ of a new context (continue, regenerate, branch) and `truncate` to any earlier po
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
 
@@ -79,3 +81,39 @@ class KVCache:
         held = self.ids[row, :n]
         mismatch = np.flatnonzero(held != np.asarray(ids[:n], dtype=np.int64))
         return int(mismatch[0]) if mismatch.size else n
+
+
+class _Model(Protocol):
+    n_vocab: int
+    n_ctx: int
+
+    def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache: ...
+
+
+def checked_input(
+    model: _Model, ids: Any, cache: KVCache | None
+) -> tuple[np.ndarray, bool, KVCache]:
+    """What every forward pass does first: ids as [n_batch, n_seq], checked against the
+    vocabulary, the context left in the cache and the cache's streams; a cache to write to.
+
+    Returns (ids [n_batch, n_seq], whether the ids came batched, the cache). Without a cache,
+    a throwaway one just large enough: a full, independent forward pass.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    batched = ids.ndim == 2
+    ids = ids if batched else ids[None, :]  # [n_batch, n_seq]
+    n_batch, n_seq = ids.shape
+    start = cache.length if cache is not None else 0
+    if n_seq == 0:
+        raise ValueError("forward needs at least one token")
+    if start + n_seq > model.n_ctx:
+        raise ValueError(
+            f"{start} cached + {n_seq} new positions exceed the context of {model.n_ctx}"
+        )
+    if ids.min() < 0 or ids.max() >= model.n_vocab:
+        raise ValueError(f"token ids must lie in [0, {model.n_vocab})")
+    if cache is None:
+        cache = model.new_cache(n_batch, n_ctx=n_seq)
+    elif cache.n_batch != n_batch:
+        raise ValueError(f"cache holds {cache.n_batch} streams, ids {n_batch}")
+    return ids, batched, cache

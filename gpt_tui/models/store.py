@@ -104,13 +104,20 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
     path = Path(path)
     try:
         hparams = read_hparams(path)
-        architecture = hparams.get("architecture", "gpt2")
-        loader = ARCHITECTURES.get(architecture)
-        if loader is None:
+        model_class = _model_classes().get(hparams.get("architecture", "gpt2"))
+        if model_class is None:
             raise ModelFileError(
-                f"{path} holds a '{architecture}' model; gpt-tui reads {', '.join(ARCHITECTURES)}"
+                f"{path} holds a '{hparams['architecture']}' model; gpt-tui reads "
+                f"{', '.join(_model_classes())}"
             )
-        model, tokenizer = loader(path, hparams)
+        params = read_params(path)
+        try:
+            model = model_class(params, hparams)  # checks every tensor's shape against hparams
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(
+                f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}"
+            ) from exc
+        tokenizer = load_tokenizer(path)
     except ModelFileError as exc:
         if name is None:
             raise
@@ -121,33 +128,11 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
     return LoadedModel(name or path.name, model, tokenizer, path, hparams)
 
 
-def _load_gpt2_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
-    from gpt_tui.engine import GPT2
+def _model_classes() -> dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]]:
+    """The forward pass for each `architecture` a converted directory may name."""
+    from gpt_tui.engine import GPT2, Llama  # the engine loads only when a model does
 
-    params = read_params(path)
-    try:
-        model = GPT2(params, hparams)  # checks every tensor's shape against hparams
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
-    return model, load_tokenizer(path)
-
-
-def _load_llama_dir(path: Path, hparams: dict[str, Any]) -> tuple[Any, Any]:
-    from gpt_tui.engine import Llama
-
-    params = read_params(path)
-    try:
-        model = Llama(params, hparams)  # checks every tensor's shape against hparams
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {HPARAMS_FILE}: {exc}") from exc
-    return model, load_tokenizer(path)
-
-
-#: Converted-directory loaders by `hparams["architecture"]`: (dir, hparams) -> (model, tokenizer).
-ARCHITECTURES: dict[str, Callable[[Path, dict[str, Any]], tuple[Any, Any]]] = {
-    "gpt2": _load_gpt2_dir,
-    "llama": _load_llama_dir,
-}
+    return {"gpt2": GPT2, "llama": Llama}
 
 
 def _load_gguf(
