@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the app's tests: an isolated GPT_TUI_HOME, waiting for workers."""
+"""Fixtures for the app's tests: a private GPT_TUI_HOME, fixed settings, models loaded once."""
 
 from __future__ import annotations
 
