@@ -179,3 +179,26 @@ def test_zero_weights_are_never_drawn() -> None:
     weights = np.zeros(3000)
     weights[[7, 2999]] = 1.0
     assert {draw_index(weights, u) for u in np.linspace(0, 0.999999, 200)} == {7, 2999}
+
+
+@pytest.mark.parametrize("shape", ["flat", "peaked", "zipf", "ties"])
+def test_nucleus_equals_the_sorted_definition(shape: str) -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        if shape == "flat":
+            probs = rng.random(50257) + 0.5
+        elif shape == "peaked":
+            probs = np.exp(rng.standard_normal(50257) * 4)
+        elif shape == "zipf":
+            probs = 1 / rng.permutation(np.arange(1, 50258)) ** 1.2
+        else:
+            probs = rng.integers(1, 4, 50257).astype(float)  # many exact ties
+        probs /= probs.sum()
+        top_p = float(rng.uniform(0.05, 0.99))
+        order = np.argsort(-probs, kind="stable")
+        n_keep = int(np.searchsorted(np.cumsum(probs[order]), top_p, side="left")) + 1
+        got = nucleus(probs, top_p)
+        assert got.size == n_keep
+        assert np.isclose(probs[got].sum(), probs[order[:n_keep]].sum())
+        if shape != "ties":  # with ties, which of the equal tokens is kept may differ
+            assert set(got.tolist()) == set(order[:n_keep].tolist())
