@@ -13,7 +13,7 @@ import numpy as np
 
 from gpt_tui.engine.kv_cache import KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
-from gpt_tui.engine.params import as_float32, check_shapes
+from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
@@ -98,6 +98,7 @@ class GPT2:
         # 5.4 ms for x @ wte.T on 124M's table here). Only this copy is kept: a token's input
         # embedding is one of its columns.
         self.params = {name: value for name, value in params.items() if name != "wte"}
+        self.params["blocks"] = for_streaming(params["blocks"])
         self.params["wte_t"] = np.ascontiguousarray(params["wte"].T)  # [n_embd, n_vocab]
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:

@@ -25,7 +25,7 @@ import numpy as np
 
 from gpt_tui.engine.kv_cache import KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
-from gpt_tui.engine.params import as_float32, check_shapes
+from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
 
 PREFILL_CHUNK = 512
 """Positions per forward step of a long prompt (see `Llama.forward`)."""
@@ -170,8 +170,9 @@ class Llama:
             )
         if self.head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
-        self.params = as_float32(params)
-        check_shapes(self.params, expected_shapes(self.hparams))
+        params = as_float32(params)
+        check_shapes(params, expected_shapes(self.hparams))
+        self.params = {**params, "blocks": for_streaming(params["blocks"])}
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)

@@ -55,6 +55,24 @@ def as_float32(params: Any) -> Any:
     return np.ascontiguousarray(params, dtype=np.float32)
 
 
+def for_streaming(params: Any) -> Any:
+    """The same params, every tall matrix ([n_in, n_out], n_in > n_out) stored transposed.
+
+    The logical shape stays [n_in, n_out], so every `x @ w` reads the same; only the memory
+    order changes (a Fortran-ordered view). A decode step is a matrix-vector product per weight,
+    and OpenBLAS streams a tall matrix about twice as fast in that order (GPT-2's mlp c_proj
+    [3072, 768]: 36 against 17 GB/s here; SmolLM2's ffn_down [1536, 576]: 1.3-1.8x). Wide and
+    square matrices stream fastest as they are.
+    """
+    if isinstance(params, dict):
+        return {key: for_streaming(value) for key, value in params.items()}
+    if isinstance(params, list):
+        return [for_streaming(value) for value in params]
+    if params.ndim == 2 and params.shape[0] > params.shape[1]:
+        return np.ascontiguousarray(params.T).T
+    return params
+
+
 def check_shapes(params: Params, expected: dict[str, tuple[int, ...]]) -> None:
     """Raise ValueError naming the first few parameters whose shape is not the expected one."""
     actual = {name: tuple(a.shape) for name, a in flatten_params(params).items()}
