@@ -88,7 +88,7 @@ def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> fl
 def measure_decode(model: LanguageModel, context: int, n_steps: int, n_batch: int = 1) -> float:
     """Steps/s of one-token-per-stream steps after `context` cached tokens (median step)."""
     cache = model.new_cache()
-    model.forward(_ids(model, context), cache)
+    model.forward(_ids(model, context), cache, last_only=True)  # only the cache is wanted
     if n_batch > 1:
         cache = cache.repeat(n_batch)
     times = []
