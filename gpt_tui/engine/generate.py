@@ -215,10 +215,18 @@ class _Stream:
             finish, text = "length", self.decoder.push(token) + self.decoder.flush()
         else:
             finish, text = None, self.decoder.push(token)
-        event = dataclasses.replace(
-            describe(logits, token, sampled_prob, self.tokenizer, self.n_top),
+        # the model's own view of this step: probability, rank, entropy, alternatives
+        (score,) = score_rows(logits[None, :], [token], self.tokenizer, self.n_top)
+        event = TokenEvent(
             index=self.index,
+            token_id=token,
             text=text,
+            prob=score.prob,
+            logprob=score.logprob,
+            sampled_prob=sampled_prob,
+            rank=score.rank,
+            entropy=score.entropy,
+            top=score.top,
             position=self.start + self.index,
             dropped=dropped,
             finish_reason=finish,
@@ -263,25 +271,6 @@ def _advance(model: LanguageModel, cache: KVCache, tokens: list[int]) -> tuple[n
     dropped = cache.length + 1 - context.shape[1]
     cache.truncate(0)
     return model.forward(context, cache, last_only=True)[:, -1], dropped
-
-
-def describe(
-    logits: np.ndarray, token: int, sampled_prob: float, tokenizer: Tokenizer, n_top: int
-) -> TokenEvent:
-    """The model's view of one step: the token's probability, rank and the top alternatives."""
-    (score,) = score_rows(logits[None, :], [token], tokenizer, n_top)
-    return TokenEvent(
-        index=0,
-        token_id=token,
-        text="",
-        prob=score.prob,
-        logprob=score.logprob,
-        sampled_prob=sampled_prob,
-        rank=score.rank,
-        entropy=score.entropy,
-        top=score.top,
-        position=0,
-    )
 
 
 class StopStringHold:
