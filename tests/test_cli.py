@@ -11,6 +11,11 @@ import pytest
 from gpt_tui.cli import main
 
 
+def generate(model_dir, prompt: str, flags: str) -> int:
+    """`gpt-tui generate PROMPT -m MODEL_DIR FLAGS`, flags written as on a command line."""
+    return main(["generate", prompt, "-m", str(model_dir), *flags.split(" ")])
+
+
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "home"))
@@ -56,24 +61,7 @@ def test_same_seed_same_text(tiny_model_dir, capsys) -> None:
 
 
 def test_json_prints_one_event_per_line(tiny_model_dir, capsys) -> None:
-    assert (
-        main(
-            [
-                "generate",
-                "Hi",
-                "-m",
-                str(tiny_model_dir),
-                "--max-tokens",
-                "3",
-                "--json",
-                "--top",
-                "4",
-                "--temperature",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert generate(tiny_model_dir, "Hi", "--max-tokens 3 --json --top 4 --temperature 0") == 0
     lines = capsys.readouterr().out.splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["index"] for e in events] == [0, 1, 2]
@@ -82,22 +70,7 @@ def test_json_prints_one_event_per_line(tiny_model_dir, capsys) -> None:
 
 
 def test_show_probs_prints_a_table(tiny_model_dir, capsys) -> None:
-    assert (
-        main(
-            [
-                "generate",
-                "Hi",
-                "-m",
-                str(tiny_model_dir),
-                "--max-tokens",
-                "3",
-                "--show-probs",
-                "--seed",
-                "3",
-            ]
-        )
-        == 0
-    )
+    assert generate(tiny_model_dir, "Hi", "--max-tokens 3 --show-probs --seed 3") == 0
     out = capsys.readouterr().out
     assert "What the model thought" in out and "top alternatives" in out and "%" in out
 
@@ -166,23 +139,7 @@ def test_emoji_only_and_huge_prompts_work(tiny_model_dir, capsys) -> None:
 
 
 def test_stop_string_flag_with_escape(tiny_model_dir, capsys) -> None:
-    assert (
-        main(
-            [
-                "generate",
-                "a",
-                "-m",
-                str(tiny_model_dir),
-                "--max-tokens",
-                "40",
-                "--seed",
-                "9",
-                "--stop",
-                "\\n",
-            ]
-        )
-        == 0
-    )
+    assert generate(tiny_model_dir, "a", "--max-tokens 40 --seed 9 --stop \\n") == 0
     assert "\n" not in capsys.readouterr().out.rstrip("\n")
 
 
