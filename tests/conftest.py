@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gpt_tui.engine import GPT2
+from gpt_tui.engine.gpt2 import streaming_params
 from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.tokenizer import Tokenizer
@@ -53,4 +54,5 @@ def tiny_model_dir(
     target = tmp_path_factory.mktemp("models") / "tiny-gpt2"
     hparams = {"architecture": "gpt2", **TINY_HPARAMS}
     extra = {"encoder.json": encoder_json, "vocab.bpe": vocab_bpe}
-    return write_model_dir(target, tiny_params, hparams, extra_files=extra)
+    params = streaming_params(tiny_params)  # the layout the store writes
+    return write_model_dir(target, params, hparams, extra_files=extra)

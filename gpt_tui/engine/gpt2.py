@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
 from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
@@ -34,6 +35,21 @@ def expected_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
         shapes.update({f"blocks.{i}.{name}": shape for name, shape in block.items()})
     shapes.update({"ln_f.g": (n_embd,), "ln_f.b": (n_embd,)})
     return shapes
+
+
+def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint-layout params -> the layout the forward pass reads (already converted ones are
+    kept): every matrix a `BlockedMatrix`, and the token embedding transposed.
+
+    The output projection streams the whole embedding table every step, so it is held
+    [n_embd, n_vocab] like every other projection (x @ wte.T measured 50% slower). Only this
+    copy is kept, `wte_t`: a token's input embedding is one of its columns.
+    """
+    params = dict(params)
+    if "wte" in params:
+        params["wte_t"] = BlockedMatrix.from_matrix(params.pop("wte").T)  # [n_embd, n_vocab]
+    params["blocks"] = for_streaming(params.get("blocks", []))
+    return params
 
 
 def ffn(x: np.ndarray, c_fc: dict, c_proj: dict) -> np.ndarray:
@@ -91,15 +107,11 @@ class GPT2:
         )
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
-        params = as_float32(params)
-        check_shapes(params, expected_shapes(self.hparams))
-        # The output projection streams the whole embedding table every step. Stored
-        # [n_embd, n_vocab] it is a contiguous x @ W like every other projection (3.5 ms against
-        # 5.4 ms for x @ wte.T on 124M's table here). Only this copy is kept: a token's input
-        # embedding is one of its columns.
-        self.params = {name: value for name, value in params.items() if name != "wte"}
-        self.params["blocks"] = for_streaming(params["blocks"])
-        self.params["wte_t"] = np.ascontiguousarray(params["wte"].T)  # [n_embd, n_vocab]
+        params = streaming_params(as_float32(params))
+        shapes = expected_shapes(self.hparams)
+        shapes["wte_t"] = shapes.pop("wte")[::-1]
+        check_shapes(params, shapes)
+        self.params = params
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         head_dim = self.n_embd // self.n_head
@@ -118,7 +130,7 @@ class GPT2:
         n_batch, n_seq = ids.shape
 
         p = self.params
-        x = p["wte_t"][:, ids.ravel()].T  # [n_tok, n_embd]  (token embeddings: columns)
+        x = p["wte_t"].columns(ids.ravel())  # [n_tok, n_embd]  (token embeddings: columns)
         start = cache.length
         x = x.reshape(n_batch, n_seq, self.n_embd) + p["wpe"][start : start + n_seq]
         x = x.reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]

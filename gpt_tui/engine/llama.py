@@ -4,8 +4,8 @@ attention, a SwiGLU MLP; the same kv cache and `forward(ids, cache)` contract as
 Parameter names are GGUF's (`token_embd`, `attn_norm`, `ffn_down`, ...), with two fusions made
 at conversion time so that each decode step streams every weight exactly once in few calls:
 `attn_qkv` is q, k and v side by side, `ffn_gate_up` is gate and up side by side. Every matrix
-is stored [n_in, n_out] (as GPT-2's), because on these machines `x @ w` with that layout streams
-fastest (measured: the output projection 3.8 ms against 5.1 ms for `x @ w.T`).
+is [n_in, n_out] (as GPT-2's), so a projection is `x @ w`, and held in column blocks
+(`engine/blocked.py`), the layout a decode step streams fastest.
 
 Rotary embeddings rotate adjacent pairs (x[2i], x[2i+1]): llama.cpp's "normal" rope. GGUF files
 store q/k rows permuted for exactly that pairing (the conversion from Hugging Face's layout,
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
 from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
@@ -55,6 +56,16 @@ def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         shapes.update({f"blocks.{i}.{name}": shape for name, shape in block.items()})
     shapes.update({"output_norm": (n_embd,), "output": (n_embd, n_vocab)})
     return shapes
+
+
+def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Params -> the layout the forward pass reads (already converted ones are kept): every
+    matrix a `BlockedMatrix`; `token_embd`, only ever gathered from, stays as it is."""
+    params = dict(params)
+    params["blocks"] = for_streaming(params.get("blocks", []))
+    if isinstance(params.get("output"), np.ndarray) and params["output"].ndim == 2:
+        params["output"] = BlockedMatrix.from_matrix(params["output"])  # [n_embd, n_vocab]
+    return params
 
 
 def rope_rotations(positions: np.ndarray, head_dim: int, base: float) -> np.ndarray:
@@ -170,9 +181,8 @@ class Llama:
             )
         if self.head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
-        params = as_float32(params)
-        check_shapes(params, expected_shapes(self.hparams))
-        self.params = {**params, "blocks": for_streaming(params["blocks"])}
+        self.params = streaming_params(as_float32(params))
+        check_shapes(self.params, expected_shapes(self.hparams))
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)
@@ -194,11 +204,10 @@ class Llama:
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """Input embeddings [n_tok, n_embd] of ids [n_tok]: rows of `token_embd`, or, when tied,
-        columns of `output` (one strided gather per token, ~0.07 ms, instead of a second copy of
-        the largest matrix)."""
+        columns of `output` (a gather, instead of a second copy of the largest matrix)."""
         if "token_embd" in self.params:
             return self.params["token_embd"][ids]  # [n_tok, n_embd]
-        return self.params["output"][:, ids].T.copy()  # [n_embd, n_tok] -> [n_tok, n_embd]
+        return self.params["output"].columns(ids)  # [n_tok, n_embd]
 
     def forward(
         self, ids: Any, cache: KVCache | None = None, *, last_only: bool = False

@@ -89,12 +89,15 @@ def convert_gguf(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Convert a GGUF file into a converted-model directory at `target` (written atomically)."""
+    from gpt_tui.engine.llama import streaming_params
     from gpt_tui.models.model_dir import write_model_dir
 
     model = read_gguf(path, progress)
     tokenizer_json = json.dumps(model.tokenizer.to_json(), ensure_ascii=False).encode("utf-8")
     files: dict[str, Path | bytes] = {TOKENIZER_FILE: tokenizer_json, **(extra_files or {})}
-    return write_model_dir(target, model.params, model.hparams, extra_files=files)
+    # Stored in the layout the engine reads, so that loading maps the file and copies nothing.
+    params = streaming_params(model.params)
+    return write_model_dir(target, params, model.hparams, extra_files=files)
 
 
 def llama_params(

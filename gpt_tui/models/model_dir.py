@@ -3,7 +3,9 @@
 A directory holds
 
     hparams.json        {"architecture": "gpt2"|"llama", ...the architecture's hyper-parameters}
-    model.safetensors   every weight, float32, under a flat dotted name ("blocks.3.attn.c_attn.w")
+    model.safetensors   every weight, float32, under a flat dotted name ("blocks.3.attn.c_attn.w"),
+                        matrices in the engine's streaming layout (column blocks, see
+                        engine/blocked.py) so that loading is a memory map and nothing more
     tokenizer files     encoder.json + vocab.bpe (GPT-2), or tokenizer.json (GGUF-derived)
 
 Nested params (the layout of OpenAI's checkpoint, see the architecture notes) are flattened to
@@ -22,11 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.blocked import BLOCK, BlockedMatrix
 from gpt_tui.engine.params import Params, flatten_params, unflatten_params
 from gpt_tui.errors import ModelFileError
 
 HPARAMS_FILE = "hparams.json"
 WEIGHTS_FILE = "model.safetensors"
+LAYOUT = f"blocks of {BLOCK} columns"
+"""How matrices are laid out on disk: a converted source records it, so that a change of layout
+converts again what can be (a GGUF, a local checkpoint)."""
+BLOCKED_KEY = "gpt_tui.blocked"  # metadata: {name: n_out} of the tensors held as column blocks
 
 
 def write_model_dir(
@@ -61,21 +68,26 @@ def write_model_dir(
     return target
 
 
-def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray | BlockedMatrix]) -> None:
     """Write float32 tensors in the safetensors format, one tensor at a time.
 
     The `safetensors` package's writer first copies every tensor into one bytes object: twice
     the weights in memory, 12 GB for GPT-2 1558M. The format is simple enough to stream: a
     little-endian u64 header length, a JSON header of dtype/shape/byte offsets (padded to 8
     bytes), then the raw data in header order. Reading stays with the package, which validates.
+
+    A `BlockedMatrix` is stored as its blocks, its logical column count in the header's
+    metadata, so that loading maps the engine's layout straight from the file, with no copy.
     """
-    header: dict[str, Any] = {}
+    arrays = {name: t.blocks if isinstance(t, BlockedMatrix) else t for name, t in tensors.items()}
+    blocked = {name: t.shape[1] for name, t in tensors.items() if isinstance(t, BlockedMatrix)}
+    header: dict[str, Any] = {"__metadata__": {BLOCKED_KEY: json.dumps(blocked)}}
     offset = 0
-    for name in sorted(tensors):
-        n_bytes = tensors[name].size * 4
+    for name in sorted(arrays):
+        n_bytes = arrays[name].size * 4
         header[name] = {
             "dtype": "F32",
-            "shape": list(tensors[name].shape),
+            "shape": list(arrays[name].shape),
             "data_offsets": [offset, offset + n_bytes],
         }
         offset += n_bytes
@@ -84,8 +96,8 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
-        for name in sorted(tensors):
-            f.write(np.ascontiguousarray(tensors[name], dtype="<f4").data)
+        for name in sorted(arrays):
+            f.write(np.ascontiguousarray(arrays[name], dtype="<f4").data)
 
 
 def read_hparams(model_dir: Path) -> dict[str, Any]:
@@ -121,14 +133,15 @@ def read_params(model_dir: Path) -> Params:
             (header_len,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(header_len))
         data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
-        flat = {}
+        blocked = json.loads(header.pop("__metadata__", {}).get(BLOCKED_KEY, "{}"))
+        flat: dict[str, np.ndarray | BlockedMatrix] = {}
         for name, info in header.items():
-            if name == "__metadata__":
-                continue
             if info["dtype"] != "F32":
                 raise ValueError(f"tensor {name} is {info['dtype']}, expected F32")
             begin, end = info["data_offsets"]
             flat[name] = data[begin:end].view("<f4").reshape(info["shape"])
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+            if name in blocked:
+                flat[name] = BlockedMatrix(flat[name], int(blocked[name]))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path} is damaged: {exc}") from exc
     return unflatten_params(flat)

@@ -6,11 +6,19 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.params import Params
 
 
-def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.02) -> Params:
-    """Weights ~ N(0, scale) (GPT-2's own init scale by default), layer-norm gains near 1."""
+def random_gpt2_params(
+    hparams: dict[str, Any], seed: int = 0, scale: float = 0.02, *, streaming: bool = False
+) -> Params:
+    """Weights ~ N(0, scale) (GPT-2's own init scale by default), layer-norm gains near 1.
+
+    `streaming` returns them in the engine's layout (`gpt2.streaming_params`), each matrix
+    converted as soon as it is drawn: the memory a converted model takes once loaded, without
+    a plain copy of every weight beside it (a benchmark's peak-memory figure stays honest).
+    """
     rng = np.random.default_rng(seed)
     n_vocab, n_ctx, n_embd = hparams["n_vocab"], hparams["n_ctx"], hparams["n_embd"]
 
@@ -22,8 +30,12 @@ def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.
     def norm() -> dict[str, np.ndarray]:
         return {"g": 1.0 + normal(n_embd), "b": normal(n_embd)}
 
-    def dense(n_in: int, n_out: int) -> dict[str, np.ndarray]:
-        return {"w": normal(n_in, n_out), "b": normal(n_out)}
+    def matrix(n_in: int, n_out: int) -> np.ndarray | BlockedMatrix:
+        w = normal(n_in, n_out)
+        return BlockedMatrix.from_matrix(w) if streaming else w
+
+    def dense(n_in: int, n_out: int) -> dict[str, Any]:
+        return {"w": matrix(n_in, n_out), "b": normal(n_out)}
 
     blocks = [
         {
@@ -34,9 +46,7 @@ def random_gpt2_params(hparams: dict[str, Any], seed: int = 0, scale: float = 0.
         }
         for _ in range(hparams["n_layer"])
     ]
-    return {
-        "wte": normal(n_vocab, n_embd),
-        "wpe": normal(n_ctx, n_embd),
-        "blocks": blocks,
-        "ln_f": norm(),
-    }
+    wte = normal(n_vocab, n_embd)
+    embedding = {"wte_t": BlockedMatrix.from_matrix(wte.T)} if streaming else {"wte": wte}
+    del wte
+    return {**embedding, "wpe": normal(n_ctx, n_embd), "blocks": blocks, "ln_f": norm()}

@@ -42,6 +42,7 @@ from gpt_tui.models.download import (
 )
 from gpt_tui.models.model_dir import (
     HPARAMS_FILE,
+    LAYOUT,
     WEIGHTS_FILE,
     read_hparams,
     read_params,
@@ -163,7 +164,12 @@ def _load_gguf(
         digest = hashlib.sha1(str(gguf_path).encode()).hexdigest()[:12]
         target = paths.models_dir() / "local" / f"{gguf_path.stem}-{digest}"
     stat = gguf_path.stat()
-    source = {"path": str(gguf_path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    source = {
+        "layout": LAYOUT,
+        "path": str(gguf_path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
     if not _same_source(target, source):
         _convert_gguf(gguf_path, target, source, name, progress, cancel)
     try:
@@ -275,6 +281,7 @@ def _convert_local(
     checkpoint_dir = checkpoint_dir.resolve()
     prefix = checkpoint_prefix(checkpoint_dir)
     source = {
+        "layout": LAYOUT,
         "path": str(checkpoint_dir),
         "files": {
             p.name: [p.stat().st_size, p.stat().st_mtime_ns]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.gpt2 import expected_shapes
+from gpt_tui.engine.gpt2 import expected_shapes, streaming_params
 from gpt_tui.engine.params import Params, unflatten_params
 from gpt_tui.errors import ModelFileError
 from gpt_tui.models.model_dir import write_model_dir
@@ -133,7 +133,8 @@ def convert_checkpoint(
             raise ModelFileError(f"{checkpoint_dir} has no {name}")
         files[name] = checkpoint_dir / name
     files.update(extra_files or {})
-    params = read_checkpoint(checkpoint_prefix(checkpoint_dir), hparams, progress)
+    # Stored in the layout the engine reads, so that loading maps the file and copies nothing.
+    params = streaming_params(read_checkpoint(checkpoint_prefix(checkpoint_dir), hparams, progress))
     return write_model_dir(target, params, {"architecture": "gpt2", **hparams}, files)
 
 

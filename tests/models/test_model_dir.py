@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.params import flatten_params
 from gpt_tui.errors import ModelFileError
 from gpt_tui.models.model_dir import (
@@ -69,3 +70,14 @@ def test_missing_pieces(tmp_path) -> None:
         read_hparams(tmp_path)
     with pytest.raises(ModelFileError, match=f"has no {WEIGHTS_FILE}"):
         read_params(tmp_path)
+
+
+def test_blocked_matrices_are_stored_as_blocks_and_mapped_back(tmp_path) -> None:
+    w = np.random.default_rng(0).standard_normal((6, 70), dtype=np.float32)
+    params = {"m": BlockedMatrix.from_matrix(w), "v": np.ones(3, np.float32)}
+    target = write_model_dir(tmp_path / "m", params, {"architecture": "gpt2"})
+    assert load_file(str(target / WEIGHTS_FILE))["m"].shape == (2, 6, 64)  # plain safetensors
+    read = read_params(target)
+    assert isinstance(read["m"], BlockedMatrix) and read["m"].shape == (6, 70)
+    assert isinstance(read["m"].blocks, np.memmap)  # mapped, not copied
+    np.testing.assert_array_equal(read["m"].to_matrix(), w)

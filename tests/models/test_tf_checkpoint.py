@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import Checkpoint
 
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.params import flatten_params
 from gpt_tui.errors import ModelFileError
 from gpt_tui.models.model_dir import read_hparams, read_params
@@ -34,7 +35,13 @@ def test_convert_gives_back_the_fabricating_params(gpt2_checkpoint: Checkpoint, 
     )
     assert read_hparams(target) == {"architecture": "gpt2", **gpt2_checkpoint.hparams}
     expected = flatten_params(gpt2_checkpoint.params)
-    converted = flatten_params(read_params(target))
+    stored = flatten_params(read_params(target))
+    # Stored in the engine's layout (matrices in column blocks, the embedding transposed), so
+    # loading copies nothing; undone here, it is exactly the checkpoint.
+    assert isinstance(stored["wte_t"], BlockedMatrix)
+    assert isinstance(stored["blocks.0.mlp.c_fc.w"], BlockedMatrix)
+    converted = {n: v.to_matrix() if isinstance(v, BlockedMatrix) else v for n, v in stored.items()}
+    converted["wte"] = converted.pop("wte_t").T
     assert converted.keys() == expected.keys()
     for name, array in expected.items():
         assert converted[name].dtype == np.float32
