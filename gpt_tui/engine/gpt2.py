@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BlockedMatrix
-from gpt_tui.engine.kv_cache import KVCache, checked_input
+from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
 from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
 
@@ -128,7 +128,22 @@ class GPT2:
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
         n_batch, n_seq = ids.shape
+        # A long prompt runs in chunks: attention scores then take [n_head, chunk, n_key] floats
+        # at a time, not [n_head, n_seq, n_key] (a 900-token prompt: 12 MB, not 39 MB, and
+        # softmax's temporaries alike); each chunk's products are still large.
+        chunks = [self._hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
+                  for i in range(0, n_seq, PREFILL_CHUNK)]  # fmt: skip
+        x = chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)  # [n_b, n_s, n_e]
+        n_seq = x.shape[1]
+        x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"])
+        logits = x @ self.params["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied)
+        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
+        return logits if batched else logits[0]
 
+    def _hidden(self, ids: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Final hidden states [n_batch, n_seq, n_embd] (before ln_f) of ids [n_batch, n_seq]
+        after the cached prefix; stores their keys and values and commits them to the cache."""
+        n_batch, n_seq = ids.shape
         p = self.params
         x = p["wte_t"].columns(ids.ravel())  # [n_tok, n_embd]  (token embeddings: columns)
         start = cache.length
@@ -136,11 +151,5 @@ class GPT2:
         x = x.reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
         for layer, block in enumerate(p["blocks"]):
             x = transformer_block(x, block, self.n_head, cache, layer, n_batch)  # [n_tok, n_embd]
-        if last_only:
-            x = x.reshape(n_batch, n_seq, self.n_embd)[:, -1]  # [n_batch, n_embd]
-            n_seq = 1
-        x = layer_norm(x, **p["ln_f"])  # [n_tok, n_embd]
-        logits = x @ p["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied to wte)
         cache.commit(ids)
-        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
-        return logits if batched else logits[0]
+        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]

@@ -12,6 +12,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+PREFILL_CHUNK = 256
+"""Positions per forward step of a long prompt: attention's scores and their temporaries grow
+with chunk x context, and a chunk of 256 still makes every projection a large, efficient
+matrix product (GPT-2 124M prefill of 512 tokens measured the same as in one piece)."""
+
 
 class KVCache:
     def __init__(

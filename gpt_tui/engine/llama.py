@@ -24,12 +24,9 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BlockedMatrix
-from gpt_tui.engine.kv_cache import KVCache, checked_input
+from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
 from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
-
-PREFILL_CHUNK = 512
-"""Positions per forward step of a long prompt (see `Llama.forward`)."""
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -223,7 +220,7 @@ class Llama:
 
         # A long prompt runs in chunks of PREFILL_CHUNK positions, as llama.cpp's batches do:
         # attention scores then take [n_head, chunk, n_key] floats, not [n_head, n_seq, n_key]
-        # (2.4 GB for an 8192-token prompt), and every chunk's matmuls are still large.
+        # (2.4 GB for an 8192-token prompt), and every chunk's products are still large.
         chunks = [self._hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
                   for i in range(0, n_seq, PREFILL_CHUNK)]  # fmt: skip
         x = chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)  # [n_b, n_s, n_e]

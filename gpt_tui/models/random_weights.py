@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.blocked import BlockedMatrix
+from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, n_blocks
 from gpt_tui.engine.params import Params
 
 
@@ -46,7 +46,10 @@ def random_gpt2_params(
         }
         for _ in range(hparams["n_layer"])
     ]
-    wte = normal(n_vocab, n_embd)
-    embedding = {"wte_t": BlockedMatrix.from_matrix(wte.T)} if streaming else {"wte": wte}
-    del wte
+    if streaming:  # drawn in blocks: no plain copy of the largest matrix beside them
+        table = normal(n_blocks(n_vocab), n_embd, BLOCK)  # [n_blocks, n_embd, BLOCK]
+        table[-1, :, n_vocab - (table.shape[0] - 1) * BLOCK :] = 0.0  # the padding
+        embedding = {"wte_t": BlockedMatrix(table, n_vocab)}  # [n_embd, n_vocab]
+    else:
+        embedding = {"wte": normal(n_vocab, n_embd)}
     return {**embedding, "wpe": normal(n_ctx, n_embd), "blocks": blocks, "ln_f": norm()}

@@ -9,6 +9,7 @@ import pytest
 from safetensors import safe_open
 
 from gpt_tui.engine import GPT2
+from gpt_tui.engine import gpt2 as gpt2_module
 from gpt_tui.engine.params import unflatten_params
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "gpt2_reference.safetensors"
@@ -38,6 +39,19 @@ def test_cached_decode_matches_huggingface(reference) -> None:
     cache = model.new_cache()
     steps = [model.forward(ids[:5], cache)] + [model.forward([t], cache) for t in ids[5:]]
     np.testing.assert_allclose(np.concatenate(steps), expected, atol=1e-5, rtol=0)
+
+
+def test_long_prompts_run_in_chunks_with_the_same_logits(
+    reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, ids, expected = reference
+    monkeypatch.setattr(gpt2_module, "PREFILL_CHUNK", 3)  # chunks of 3 positions, the last shorter
+    assert len(ids) % 3
+    np.testing.assert_allclose(model.forward(ids), expected, atol=1e-5, rtol=0)
+    cache = model.new_cache()
+    last = model.forward(ids, cache, last_only=True)
+    assert last.shape == (1, model.n_vocab) and cache.tokens() == ids.tolist()
+    np.testing.assert_allclose(last[0], expected[-1], atol=1e-5, rtol=0)
 
 
 def test_kv_cache_decode_equals_full_forward(tiny_gpt2: GPT2) -> None:
