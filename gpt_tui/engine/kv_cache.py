@@ -8,6 +8,8 @@ of a new context (continue, regenerate, branch) and `truncate` to any earlier po
 
 from __future__ import annotations
 
+import math
+import mmap
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,14 +20,28 @@ with chunk x context, and a chunk of 256 still makes every projection a large, e
 matrix product (GPT-2 124M prefill of 512 tokens measured the same as in one piece)."""
 
 
+def _lazy_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """float32 zeros whose memory is taken only as they are written, 4 KiB at a time.
+
+    np.zeros asks for huge pages on large arrays (NumPy's madvise on Linux): the first key
+    written to a head's row of positions then takes the whole 2 MiB page around it, and a
+    SmolLM2 cache holds 377 MB from its first token (8192 positions), four streams' 1.5 GB.
+    An anonymous mapping without huge pages grows with the context actually used.
+    """
+    n_bytes = max(4 * math.prod(shape), 1)
+    buffer = mmap.mmap(-1, n_bytes)  # anonymous: zero-filled, private
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux only; elsewhere the default is fine
+        buffer.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buffer, dtype=np.float32, count=math.prod(shape)).reshape(shape)
+
+
 class KVCache:
     def __init__(
         self, n_layer: int, n_kv_head: int, head_dim: int, n_ctx: int, n_batch: int = 1
     ) -> None:
         shape = (n_layer, n_batch, n_kv_head, n_ctx, head_dim)
-        # np.zeros maps untouched pages lazily: a 1024-position cache costs memory only as it fills.
-        self.k = np.zeros(shape, dtype=np.float32)
-        self.v = np.zeros(shape, dtype=np.float32)
+        self.k = _lazy_zeros(shape)
+        self.v = _lazy_zeros(shape)
         self.ids = np.zeros((n_batch, n_ctx), dtype=np.int64)
         self.n_ctx = n_ctx
         self.n_batch = n_batch
