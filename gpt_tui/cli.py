@@ -39,7 +39,7 @@ from gpt_tui import __version__
 from gpt_tui.display import percent, visible_token
 from gpt_tui.engine.generate import TokenEvent
 from gpt_tui.engine.sampling import RANGES, SamplingParams
-from gpt_tui.errors import GptTuiError
+from gpt_tui.errors import GptTuiError, SessionFileError
 
 if TYPE_CHECKING:
     from gpt_tui.bench import BenchResult
@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpt-tui {__version__}")
     parser.add_argument("--model", "-m", help="model name or path to open the app with")
+    parser.add_argument(
+        "--open",
+        metavar="FILE",
+        dest="session_file",
+        help="reopen a session saved in the app (ctrl+s), in its own model unless --model is given",
+    )
     parser.set_defaults(run=_run_app)
     sub = parser.add_subparsers(
         title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser
@@ -96,7 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_app(args: argparse.Namespace) -> int:
     from gpt_tui.tui.app import GptTuiApp  # Textual costs start-up time the subcommands don't need
 
-    GptTuiApp(model=args.model).run()
+    try:
+        app = GptTuiApp(model=args.model, session=args.session_file)
+    except SessionFileError as exc:  # damaged, or from a newer gpt-tui: like a bad argument
+        stderr.print(f"error: {exc}", markup=False)
+        return 2
+    app.run()
     return 0
 
 
@@ -502,7 +513,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         with stderr.status(f"building random {args.random} weights"):
             hparams = GPT2_HPARAMS[args.random]
-            model, name = GPT2(random_gpt2_params(hparams), hparams), f"random {args.random}"
+            params = random_gpt2_params(hparams, streaming=True)
+            model, name = GPT2(params, hparams), f"random {args.random}"
             tokenizer = _gpt2_tokenizer_if_available()
     else:
         loaded = _load_for_cli(args.model, None)

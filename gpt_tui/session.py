@@ -144,7 +144,7 @@ def to_json(session: Session) -> dict[str, Any]:
         {
             "parent": n.parent,
             "last_child": n.last_child,
-            "event": None if n.event is None else _event_json(n.event),
+            "event": None if n.event is None else event_to_json(n.event),
         }
         for n in session.tree.nodes
     ]
@@ -178,7 +178,7 @@ def from_json(data: Any, source: str = "the session") -> Session:
             parent = raw["parent"]
             if (parent is None) != (i == ROOT) or (parent is not None and not 0 <= parent < i):
                 raise ValueError(f"node {i} has an impossible parent {parent!r}")
-            event = None if raw["event"] is None else _event_from_json(raw["event"])
+            event = None if raw["event"] is None else event_from_json(raw["event"])
             if (event is None) != (i == ROOT):
                 raise ValueError(f"node {i} lacks its token")
             tree.nodes.append(Node(parent=parent, event=event))
@@ -276,11 +276,11 @@ def to_markdown(session: Session) -> str:
         "| # | token | probability | rank | top alternatives |",
         "|---:|---|---:|---:|---|",
     ]
-    for event in tree.events():
+    # Numbered along the branch: an event's own index counts from the start of its run.
+    for n, event in enumerate(tree.events()):
         alternatives = ", ".join(f"`{_cell(a.text)}` {a.prob:.1%}" for a in event.top[:5])
         lines.append(
-            f"| {event.index} | `{_cell(event.text)}` | {event.prob:.2%} | {event.rank} | "
-            f"{alternatives} |"
+            f"| {n} | `{_cell(event.text)}` | {event.prob:.2%} | {event.rank} | {alternatives} |"
         )
     others = [leaf for leaf in tree.leaves() if leaf not in tree.path()]
     if others:
@@ -318,13 +318,15 @@ def _alternatives_from_json(raw: list) -> tuple[Alternative, ...]:
     return tuple(Alternative(int(t), _typed(text, str, "text"), float(p)) for t, text, p in raw)
 
 
-def _event_json(event: TokenEvent) -> dict[str, Any]:
+def event_to_json(event: TokenEvent) -> dict[str, Any]:
+    """A token event as JSON (the app keeps earlier chat replies' tokens this way, too)."""
     data = dataclasses.asdict(event)
     data["top"] = _alternatives_json(event.top)
     return data
 
 
-def _event_from_json(raw: dict[str, Any]) -> TokenEvent:
+def event_from_json(raw: dict[str, Any]) -> TokenEvent:
+    """The event `event_to_json` wrote; TypeError/ValueError/KeyError if it is not one."""
     event = TokenEvent(**{**raw, "top": _alternatives_from_json(raw["top"])})
     _typed(event.token_id, int, "token_id")
     _typed(event.text, str, "text")

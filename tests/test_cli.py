@@ -184,3 +184,25 @@ def test_bench_reports_every_figure(tiny_model_dir, capsys) -> None:
         "peak memory",
     ):
         assert label in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format": "gpt-tui-session", "version": 1, "tree": ', "is damaged (invalid JSON"),
+        ('{"format": "gpt-tui-session", "version": 7}', "newer gpt-tui (format version 7)"),
+        ('{"some": "json"}', "is not a gpt-tui session file"),
+    ],
+)
+def test_open_refuses_a_bad_session_file_in_one_line(tmp_path, content, message, capsys) -> None:
+    path = tmp_path / "session.json"
+    path.write_text(content)
+    assert main(["--open", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_open_a_missing_file(tmp_path, capsys) -> None:
+    assert main(["--open", str(tmp_path / "nowhere.json")]) == 2
+    assert "no session file at" in capsys.readouterr().err

@@ -173,7 +173,12 @@ def generate_batch(
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
     sources = [p if callable(p) else (lambda p=p: p) for p in params]
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
-    single = model.new_cache()
+    # A cache only as long as this run can use: a long context's cache costs seconds to
+    # allocate for several streams (each row's pages are faulted in on first touch, as huge
+    # pages under THP), and a run uses a sliver of it. If max_tokens grows mid-run, the window
+    # slides when this shorter cache is full (`_advance`).
+    need = len(ids) + max(source().max_tokens for source in sources)
+    single = model.new_cache(n_ctx=min(model.n_ctx, need))
     logits, _ = prefill(model, single, ids)
     cache = single.repeat(len(sources))
     streams = [
@@ -264,9 +269,10 @@ def _advance(model: LanguageModel, cache: KVCache, tokens: list[int]) -> tuple[n
     Returns the next logits [n_batch, n_vocab] and how many tokens the window slid past.
     """
     new = np.asarray(tokens, dtype=np.int64)[:, None]  # [n_batch, 1]
-    if cache.length < model.n_ctx:
+    n_ctx = min(model.n_ctx, cache.n_ctx)  # a cache may be shorter than the model's context
+    if cache.length < n_ctx:
         return model.forward(new, cache, last_only=True)[:, -1], 0
-    keep = window_keep(model.n_ctx) - 1
+    keep = window_keep(n_ctx) - 1
     context = np.concatenate([cache.ids[:, cache.length - keep : cache.length], new], axis=1)
     dropped = cache.length + 1 - context.shape[1]
     cache.truncate(0)

@@ -21,23 +21,28 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
-from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, TextArea
 
 from gpt_tui.engine import KVCache, SamplingParams
 from gpt_tui.errors import GptTuiError
+from gpt_tui.session import Session
 from gpt_tui.settings import UserSettings, load_settings, save_settings
 from gpt_tui.threads import ThreadTuner
 from gpt_tui.tui import messages as msg
+from gpt_tui.tui.branching import Branching
 from gpt_tui.tui.chat_format import encode_chat, has_chat_template
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
 from gpt_tui.tui.generating import Generating
 from gpt_tui.tui.generation import ThreadCounter
 from gpt_tui.tui.model_loading import ModelLoading
+from gpt_tui.tui.screens.compare import CompareScreen, compare_request
 from gpt_tui.tui.screens.help import HelpScreen
+from gpt_tui.tui.session_files import SessionFiles, read_session
 from gpt_tui.tui.transcript import Transcript
+from gpt_tui.tui.widgets.branch_view import BranchView
+from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
 from gpt_tui.tui.widgets.inspector import TokenInspector
 from gpt_tui.tui.widgets.legend import ColourLegend
@@ -49,14 +54,16 @@ from gpt_tui.tui.widgets.status_bar import StatusBar
 COUNT_DELAY = 0.15  # seconds of quiet typing before the prompt's tokens are counted
 SAVE_DELAY = 0.5  # seconds after the last settings change before they are written
 QUIT_TIMEOUT = 10.0  # seconds to wait for worker threads when quitting
-# The app's priority keys must not act behind a dialog (the picker, the palette, help).
+# The app's priority keys must not act behind a dialog (the picker, the palette, help) or on
+# the compare screen, which has keys of its own.
 MAIN_SCREEN_ACTIONS = frozenset(
     {"generate", "stop", "continue_generation", "regenerate", "pick_model", "cycle_colouring",
-     "toggle_chat", "clear_output", "help"}
+     "toggle_chat", "clear_output", "help", "compare", "save_session", "open_session",
+     "pick_alternative", "sibling", "branch_point"}
 )  # fmt: skip
 
 
-class GptTuiApp(ModelLoading, Generating, App[None]):
+class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
     """A playground for GPT-style models: prompt, sample, inspect."""
 
     TITLE = "gpt-tui"
@@ -74,19 +81,42 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
                 tooltip="Replace the last output (the prompt stays cached)"),
         Binding("ctrl+o", "pick_model", "Model", priority=True, tooltip="Choose a model"),
         Binding("f2", "cycle_colouring", "Colour", priority=True,
-                tooltip="Colour tokens: off, by probability, by rank"),
+                tooltip="Colour tokens: off, by probability, by rank, by surprisal"),
         Binding("f3", "toggle_chat", "Chat", priority=True,
                 tooltip="Switch between completion and chat mode"),
         Binding("ctrl+l", "clear_output", "Clear", show=False, tooltip="Clear the output"),
+        Binding("f4", "compare", "Compare", priority=True,
+                tooltip="Compare 2 to 4 samples of the prompt side by side"),
+        Binding("ctrl+s", "save_session", "Save", priority=True,
+                tooltip="Save the session: JSON to reopen (gpt-tui --open), Markdown to share"),
+        Binding("left_square_bracket,alt+left", "sibling(-1)", "Previous branch", show=False,
+                tooltip="Show the previous branch at the fork above the selected token"),
+        Binding("right_square_bracket,alt+right", "sibling(1)", "Next branch", show=False,
+                tooltip="Show the next branch at the fork above the selected token"),
+        Binding("left_curly_bracket,alt+up", "branch_point(-1)", "Fork above", show=False,
+                tooltip="Select the token where the text forks, before the selected one"),
+        Binding("right_curly_bracket,alt+down", "branch_point(1)", "Fork below", show=False,
+                tooltip="Select the token where the text forks, after the selected one"),
+        Binding("enter", "pick_alternative", "Alternatives", show=False,
+                tooltip="In the output: choose another token for the selected one (then enter: "
+                        "branch on it)"),
+        *(Binding(str(n), f"pick_alternative({n})", show=False) for n in range(1, 10)),
         Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
     ]  # fmt: skip
 
     chat_mode: reactive[bool] = reactive(False, init=False)
     colouring: reactive[str] = reactive("off", init=False)
 
-    def __init__(self, model: str | Path | None = None) -> None:
+    def __init__(
+        self, model: str | Path | None = None, session: Session | str | Path | None = None
+    ) -> None:
+        """`session`: a session (or its file) to open, in its model unless `model` is given;
+        a damaged file raises SessionFileError here, before the app starts."""
         super().__init__()
         self.settings, self._settings_problems = load_settings()
+        self._opening = read_session(session) if session is not None else None
+        if model is None and self._opening is not None:
+            model = self._opening[0].model or None
         self.requested_model = str(model) if model else None
         self.sampling: SamplingParams = self.settings.sampling
         self.n_top: int = self.settings.n_top
@@ -108,6 +138,7 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
         # than one on a 2-core machine (see gpt_tui.threads). Used by the generation worker only.
         self._tuner = ThreadTuner()
         self._threads = ThreadCounter()  # worker threads still running
+        self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -119,6 +150,7 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
                 output = OutputView(id="output")
                 output.border_title = "Output"
                 yield output
+                yield BranchView(id="branch-view")
                 yield ColourLegend(id="legend")
             with VerticalScroll(id="sidebar"):
                 yield SamplingPanel(self.sampling, self.n_top, id="sampling")
@@ -155,6 +187,8 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
         for problem in self._settings_problems:
             self.notify(problem, severity="warning", title="Settings")
         self.prompt_editor.text_area.focus()
+        if self._opening is not None:
+            self._show_session(*self._opening, load=False)  # the model is loaded just below
         self.switch_model(self._startup_model())
 
     def _startup_model(self) -> str:
@@ -164,7 +198,11 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
         return self.requested_model or default_model_name()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (isinstance(self.screen, ModalScreen) and action in MAIN_SCREEN_ACTIONS)
+        if len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS:
+            return False
+        if action == "pick_alternative":
+            return self._picking_keys_apply()
+        return True
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -180,6 +218,16 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
             except ValueError:  # a token of the previous model's vocabulary
                 text = None
         self.inspector.show(message.event, message.index, text)
+
+    def on_output_view_prompt_token_selected(self, message: OutputView.PromptTokenSelected) -> None:
+        token = message.token
+        text = ""
+        if self.loaded is not None:
+            try:
+                text = self.loaded.tokenizer.token_text(token.token_id)
+            except ValueError:  # a token of the previous model's vocabulary
+                text = token.score.text if token.score is not None else ""
+        self.inspector.show_prompt_token(token, message.index, text)
 
     def action_cycle_colouring(self) -> None:
         self.colouring = MODES[(MODES.index(self.colouring) + 1) % len(MODES)]
@@ -211,6 +259,7 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
         self.output.show_transcript(self.transcript, self._assistant_name())
         self.prompt_editor.set_chat(chat)
         self.status.mode = "chat" if chat else "completion"
+        self.status.prompt_score = None
         self._schedule_count()
 
     def action_clear_output(self) -> None:
@@ -218,6 +267,7 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
         self.transcript.clear()
         self.output.show_transcript(self.transcript, self._assistant_name())
         self.status.stats = None
+        self.status.prompt_score = None
         self.status.note = ""
         if self.loaded is not None:
             self._set_state("idle")
@@ -233,6 +283,25 @@ class GptTuiApp(ModelLoading, Generating, App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_compare(self) -> None:
+        """Open the side-by-side view on the current prompt (or chat)."""
+        if not self._model_ready():
+            return
+        try:
+            request = compare_request(self.loaded, self.transcript, self.prompt_editor.text,
+                                      self.chat_mode, self.sampling, self.n_top)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        if self.state == "generating":
+            self.action_stop()  # it would hold the engine until it ended, out of sight
+
+        def closed(columns: list[ColumnSettings] | None) -> None:
+            self._compare_columns = columns
+
+        screen = CompareScreen(request, self._compare_columns, self.colouring)
+        self.push_screen(screen, closed)
 
     # --- sampling settings -----------------------------------------------------------------
 

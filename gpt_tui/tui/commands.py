@@ -25,6 +25,13 @@ ACTIONS = (
     ("Copy output", "copy_output", "Copy the output text to the clipboard"),
     ("Reset sampling settings", "reset_sampling", "Every slider back to its default"),
     ("Cancel download", "cancel_download", "Stop getting a model ready (resumes next time)"),
+    ("Compare side by side", "compare", "2 to 4 samples at once, each with its own settings (F4)"),
+    ("Save session…", "save_session", "JSON to reopen with --open, Markdown to share (ctrl+s)"),
+    ("Open session…", "open_session", "Open a session saved by gpt-tui"),
+    ("Next branch", "sibling(1)", "The next branch at the fork above the selected token (])"),
+    ("Previous branch", "sibling(-1)", "The previous branch at that fork ([)"),
+    ("Fork above", "branch_point(-1)", "Select where the text forks, before the selection ({)"),
+    ("Fork below", "branch_point(1)", "Select where the text forks, after the selection (})"),
     ("Help", "help", "The keys (F1)"),
 )
 

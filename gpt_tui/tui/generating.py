@@ -16,7 +16,8 @@ from typing import Any
 from textual import work
 from textual.worker import get_current_worker
 
-from gpt_tui.engine import KVCache, SamplingParams, generate
+from gpt_tui.engine import KVCache, SamplingParams, TextScore, generate
+from gpt_tui.engine.generate import window_keep
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
 from gpt_tui.tui.generation import RunStats, stream_events
@@ -35,6 +36,9 @@ class Run:
     context: list[int]
     n_top: int
     params: Callable[[], SamplingParams]
+    # How much of the kv cache may be reused: past it the prompt has no scores yet (so it is
+    # scored); None: all are known, nothing to score (scoring costs the prefill one token).
+    reuse_limit: int | None = None
 
 
 class Generating:
@@ -120,9 +124,10 @@ class Generating:
                 return self.sampling.replace(stop=(*self.sampling.stop, BASE_MODEL_STOP))
 
         run = Run(self._run_id, self.loaded.model, self.loaded.tokenizer, self.cache,
-                  context, self.n_top, params)  # fmt: skip
+                  context, self.n_top, params, self._reuse_limit())  # fmt: skip
         self._set_state("generating")
         self.status.stats = None
+        self._show_prompt_score()  # None until this run's prompt is scored, if it must be
         self.status.note = note
         self._generation_worker(run)
 
@@ -134,8 +139,15 @@ class Generating:
                 self.post_message(msg.GenerationDone(run.id, "user", RunStats()))
                 return
             try:
+                scored = None
+                if run.reuse_limit is not None:
+                    run.cache.truncate(min(run.cache.length, run.reuse_limit))
+                    scored = lambda scores: self.post_message(  # noqa: E731
+                        msg.PromptScored(run.id, scores)
+                    )
                 events = generate(run.model, run.tokenizer, run.context, run.params,
-                                  cache=run.cache, n_top=run.n_top)  # fmt: skip
+                                  cache=run.cache, n_top=run.n_top,
+                                  on_prompt_scored=scored)  # fmt: skip
                 post = lambda batch, stats: self.post_message(  # noqa: E731
                     msg.TokensStreamed(run.id, batch, stats)
                 )
@@ -172,6 +184,36 @@ class Generating:
         if self.cache is not None and self.loaded is not None:
             n_ctx = self.loaded.model.n_ctx
             self.status.context = (min(self.cache.length + 1, n_ctx), n_ctx)
+
+    def _reuse_limit(self) -> int | None:
+        """Cache length up to the first prompt token without a score (None: every one has it,
+        as after continue or regenerate). The kv cache may hold that token nonetheless (a run
+        stopped before its last tokens were shown, then a prompt that extends into them): it
+        is computed again, to be scored. A prompt too long for the context loses its start
+        (as `generate` cuts it): the cache, and the scores, begin after that."""
+        n_prompt = len(self.transcript.reply_prefix)
+        n_ctx = self.loaded.model.n_ctx if self.loaded is not None else n_prompt + 1
+        dropped = n_prompt - window_keep(n_ctx) if n_prompt >= n_ctx else 0
+        scored = self.transcript.prompt_scored_length(first=dropped + 1)
+        return scored - dropped if scored < n_prompt else None
+
+    def on_prompt_scored(self, message: msg.PromptScored) -> None:
+        if message.run_id != self._run_id or not self.is_running:
+            return
+        if self.transcript.add_prompt_scores(message.scores):
+            # Drawn again with the prompt as scored tokens; nothing is generated yet to lose.
+            self.output.show_transcript(self.transcript, self._assistant_name())
+        self._show_prompt_score()
+
+    def _show_prompt_score(self) -> None:
+        """The prompt's perplexity and mean surprisal, over every token with a prediction
+        (nothing while some are still to be scored)."""
+        scores = self.transcript.prompt_scores
+        complete = self._reuse_limit() is None
+        summary = TextScore(tuple(scores), False) if scores and complete else None
+        self.status.prompt_score = (
+            (summary.perplexity, summary.mean_surprisal_bits) if summary is not None else None
+        )
 
     def on_generation_done(self, message: msg.GenerationDone) -> None:
         if message.run_id != self._run_id or not self.is_running:

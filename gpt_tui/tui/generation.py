@@ -116,3 +116,70 @@ class ThreadCounter:
         """Block until no thread is running (True), or `timeout` seconds pass (False)."""
         with self._changed:
             return self._changed.wait_for(lambda: self.count == 0, timeout=timeout)
+
+
+def stream_batch(
+    events: Iterator[tuple[int, TokenEvent]],
+    n_streams: int,
+    post: Callable[[list[tuple[int, TokenEvent]], RunStats], object],
+    cancelled: Callable[[], bool],
+    *,
+    interval: float = 1 / MAX_POSTS_PER_SECOND,
+    clock: Callable[[], float] = time.perf_counter,
+    on_step: Callable[[], object] | None = None,
+) -> tuple[list[str], RunStats]:
+    """`stream_events` for `generate_batch`: drain its (stream, event) pairs, posting them in
+    batches; returns why each stream stopped and the timings of the whole batch.
+
+    One stream's end does not end the others: the engine returns once all are done. Streams
+    still running when `cancelled()` becomes true stop with "user". The stats count the tokens
+    of every stream, so their rate is the batch's throughput. `on_step` is called between
+    engine steps: a step's events carry the step's index (a stream's event index is the step
+    number, as all start together), so the first event of a higher index begins a new step.
+    """
+    start = clock()
+    first = last = None
+    n = n_decoded = 0
+    step = 0
+    finishes: list[str | None] = [None] * n_streams
+    batch: list[tuple[int, TokenEvent]] = []
+    last_post = start - interval  # the first tokens go out at once
+
+    def stats() -> RunStats:
+        span = last - first if first is not None and last is not None else 0.0
+        rate = n_decoded / span if n_decoded and span > 0 else None
+        ttft = first - start if first is not None else None
+        return RunStats(n, ttft, rate, (last or start) - start)
+
+    try:
+        for stream, event in events:
+            if event.index > step:
+                step = event.index
+                if on_step is not None:
+                    on_step()
+            now = clock()
+            if first is None:
+                first = now
+            last = now
+            n += 1
+            n_decoded += event.index > 0
+            batch.append((stream, event))
+            if event.finish_reason:
+                finishes[stream] = event.finish_reason
+            if cancelled():
+                break
+            if now - last_post >= interval:
+                post(batch, stats())
+                batch = []
+                last_post = now
+            time.sleep(0)  # hand the GIL to the UI thread between tokens (see stream_events)
+        else:
+            # the engine ended without saying why for a stream: treat it as a limit
+            finishes = [f or ("user" if cancelled() else "length") for f in finishes]
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    if batch:
+        post(batch, stats())
+    return [f or "user" for f in finishes], stats()

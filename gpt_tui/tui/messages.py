@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.message import Message
 
-from gpt_tui.engine import TokenEvent
+from gpt_tui.engine import TokenEvent, TokenScore
 from gpt_tui.models.download import DownloadProgress as Progress
 from gpt_tui.tui.generation import RunStats
 
@@ -23,6 +23,15 @@ class TokensStreamed(Message):
         self.run_id = run_id
         self.events = events
         self.stats = stats
+
+
+class PromptScored(Message):
+    """The prompt tokens the prefill of run `run_id` computed, scored (before its tokens)."""
+
+    def __init__(self, run_id: int, scores: list[TokenScore]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.scores = scores
 
 
 class GenerationDone(Message):

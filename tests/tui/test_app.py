@@ -256,8 +256,8 @@ async def test_selecting_a_token_shows_its_alternatives(tiny_model_dir, determin
         assert inspector.event is app.output.events[4]
         await pilot.press("end")
         assert app.output.selected == app.output.token_count - 1
-        await pilot.press("home", "left")
-        assert app.output.selected == 0
+        await pilot.press("home", "left")  # home: the prompt's first token, the document's
+        assert app.output.selected is None and app.output.selected_prompt == 0
 
 
 async def test_keyboard_selection_starts_at_the_end(tiny_model_dir, deterministic_settings):

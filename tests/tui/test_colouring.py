@@ -22,3 +22,18 @@ def test_styles_and_legends():
     assert "top-10" in legend("rank").plain
     assert "100%" in legend("probability").plain
     assert legend("off").plain == ""
+
+
+def test_surprisal_is_a_continuous_scale_in_bits():
+    from gpt_tui.tui.colouring import MAX_BITS, MODES, surprisal_bits, surprisal_level
+
+    assert MODES == ("off", "probability", "rank", "surprisal")
+    assert surprisal_bits(0.25) == 2.0 and surprisal_bits(0.0) == float("inf")
+    assert surprisal_level(0.0) == 0.0 and surprisal_level(MAX_BITS / 2) == 0.5
+    assert surprisal_level(float("inf")) == 1.0
+    shades = [token_style("surprisal", 2.0**-bits, 1).bgcolor for bits in range(0, 13, 2)]
+    assert len(set(shades)) == len(shades)  # each step of two bits is its own shade
+    # darker the more surprising: the red+green+blue sum falls
+    sums = [sum(c.get_truecolor()) for c in shades]
+    assert sums == sorted(sums, reverse=True)
+    assert "12+" in legend("surprisal").plain and "bits" in legend("surprisal").plain

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import key_to_character
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
@@ -14,11 +15,29 @@ WIDGET_KEYS = """
 ### In the output
 - **← / →** select the previous / next token; **↑ / ↓** the token above / below
 - **home / end** the first / last token; **click** a token to select it
+- **enter** or **1-9** (a token of the reply selected): choose another token in the inspector
+
+### Branching (the loom)
+- in the inspector's list: **↑ / ↓** or **1-9**, then **enter** (or a **click**): the reply is
+  rewritten from that token with it, and generation goes on from there; the old text is kept
+- **[ / ]** (alt+← / alt+→) the previous / next branch at the fork above the selected token
+- **{ / }** (alt+↑ / alt+↓) select the fork before / after the selected token
+- the **Branches** box lists the forks of the text shown: **click** a row (or **enter**) to go
+  there. Regenerating adds a branch; continuing lengthens the one shown. In chat, the latest
+  reply branches
+- **ctrl+s** saves everything (every branch, with its probabilities) to reopen with
+  `gpt-tui --open FILE`, and a Markdown copy next to it
 
 ### On a slider
 - **← / →** a step down / up; with **shift** a bigger step; **home / end** the ends
 - type a number, then **enter**: an exact value (**escape** cancels)
 - **click** or **drag** the track
+
+### Comparing side by side (F4)
+- **F5 / ctrl+j** run every column at once; **escape** stops them (when idle: back)
+- **+ / -** add a column / remove the focused one (2 to 4); **1-4** focus a column's output
+- each column's **temp, top-p, top-k, seed**: type a value, **enter** applies it
+  (also mid-run, from the next token); other settings come from the main panel
 
 ### Elsewhere
 - **tab / shift+tab** move between the prompt, the output, the sliders and the inputs
@@ -28,7 +47,13 @@ WIDGET_KEYS = """
 
 
 def key_label(key: str) -> str:
-    return " / ".join(k.strip().replace("escape", "esc") for k in key.split(","))
+    return " / ".join(_key_name(k.strip()) for k in key.split(","))
+
+
+def _key_name(key: str) -> str:
+    """A key as printed on it: "[" rather than Textual's "left_square_bracket"."""
+    character = key_to_character(key)
+    return character if character and character.isprintable() else key.replace("escape", "esc")
 
 
 def help_markdown(bindings: Iterable[Binding]) -> str:

@@ -2,23 +2,27 @@
 
 The top-k alternatives are shown as bars of their probability (on an absolute scale: a bar across
 the whole width is 100%), the chosen token highlighted with its rank; a token chosen from outside
-the top-k is added below them. The alternatives are an `OptionList` so that picking one can later
-branch the output from that token.
+the top-k is added below them. The alternatives are an `OptionList`: picking one (enter or a
+click) posts `AlternativePicked`, and the app branches the output there.
 """
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import FINISH_REASONS, Alternative, TokenEvent
+from gpt_tui.tui.prompt_tokens import PromptToken
 
-HINT = "Select a generated token (click it, or focus the output and use ←/→) to see what else "
-HINT += "the model considered."
+HINT = "Select a token of the prompt or the output (click it, or focus the output and use ←/→) "
+HINT += "to see what else the model considered."
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_LABEL = 14
 
@@ -36,19 +40,34 @@ def bar(fraction: float, width: int) -> str:
 class TokenInspector(Vertical):
     """The selected token, its probability, rank and entropy, and the alternatives."""
 
+    class AlternativePicked(Message):
+        """The user picked `alternative` of `event`, token `index` of the output: branch there."""
+
+        def __init__(
+            self, inspector: TokenInspector, index: int, event: TokenEvent, alternative: Alternative
+        ) -> None:
+            super().__init__()
+            self.inspector = inspector
+            self.index = index
+            self.event = event
+            self.alternative = alternative
+
+        @property
+        def control(self) -> TokenInspector:
+            return self.inspector
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Inspector"
         self.event: TokenEvent | None = None
         self.index: int | None = None
         self.token_text = ""
+        self.prompt_token: PromptToken | None = None  # shown instead of `event` when set
         self._reveal = False
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="inspector-summary")
-        alternatives = OptionList(id="alternatives")
-        alternatives.can_focus = False  # nothing to do with an alternative yet: branching will
-        yield alternatives
+        yield OptionList(id="alternatives")
 
     def show(
         self, event: TokenEvent | None, index: int | None = None, token_text: str | None = None
@@ -56,6 +75,7 @@ class TokenInspector(Vertical):
         """Show `event` (token `index` of the output); `token_text` is the token's own text
         (the event's may be cut by a stop string, or empty inside a UTF-8 character)."""
         self.event, self.index = event, index
+        self.prompt_token = None
         self.token_text = token_text if token_text is not None else (event.text if event else "")
         self._render_event()
         if event is not None:
@@ -64,8 +84,45 @@ class TokenInspector(Vertical):
             self._reveal = True
             self.call_after_refresh(self._scroll_into_view)
 
+    def highlight_alternative(self, rank: int | None = None) -> bool:
+        """Focus the alternatives with the `rank`-th highlighted (None: the chosen token), so
+        that enter picks it; False when there is no such alternative."""
+        alternatives = self.query_one("#alternatives", OptionList)
+        if self.event is None or not alternatives.option_count:
+            return False
+        if rank is None:
+            ids = [f"alt-{a.token_id}" for a in self.event.top]
+            chosen = f"alt-{self.event.token_id}"
+            row = ids.index(chosen) if chosen in ids else 0
+        elif 1 <= rank <= len(self.event.top):
+            row = rank - 1
+        else:
+            return False
+        alternatives.focus()
+        alternatives.highlighted = row
+        return True
+
+    def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
+        message.stop()
+        if self.event is None or self.index is None or message.option_id is None:
+            return
+        token_id = int(message.option_id.removeprefix("alt-"))
+        alternative = next((a for a in self.event.top if a.token_id == token_id), None)
+        if alternative is not None:  # None: the chosen token's own row, below the top-k
+            self.post_message(self.AlternativePicked(self, self.index, self.event, alternative))
+
+    def show_prompt_token(self, token: PromptToken, index: int, token_text: str) -> None:
+        """Show prompt token `token` (`index` among the prompt's tokens drawn): what the model
+        expected there when it read the prompt. Nothing to branch on: `event` is None."""
+        self.event, self.index = None, index
+        self.prompt_token = token
+        self.token_text = token_text
+        self._render_event()
+        self._reveal = True
+        self.call_after_refresh(self._scroll_into_view)
+
     def on_resize(self) -> None:
-        if self.event is not None:
+        if self.event is not None or self.prompt_token is not None:
             self._render_event()
         if self._reveal:
             self._reveal = False
@@ -78,6 +135,9 @@ class TokenInspector(Vertical):
         summary = self.query_one("#inspector-summary", Static)
         alternatives = self.query_one("#alternatives", OptionList)
         event = self.event
+        if self.prompt_token is not None:
+            self._render_prompt_token(self.prompt_token, summary, alternatives)
+            return
         if event is None:
             summary.update(HINT)
             alternatives.clear_options()
@@ -93,8 +153,11 @@ class TokenInspector(Vertical):
                 (percent(event.prob), "bold"),
                 ("  rank ", "dim"),
                 (str(event.rank), "bold"),
-                ("  sampled ", "dim"),
-                percent(event.sampled_prob),
+                *(
+                    (("  picked by you", "italic"),)  # a branch: not drawn, no sampling odds
+                    if math.isnan(event.sampled_prob)
+                    else (("  sampled ", "dim"), percent(event.sampled_prob))
+                ),
                 "\n",
                 ("entropy ", "dim"),
                 (f"{event.entropy:.2f}", "bold"),
@@ -115,6 +178,57 @@ class TokenInspector(Vertical):
             options.append(None)  # a separator
             alt = Alternative(event.token_id, self.token_text, event.prob)
             options.append(_row(event.rank, alt, True, label_width, width))
+        alternatives.set_options(options)
+        alternatives.display = True
+
+    def _render_prompt_token(
+        self, token: PromptToken, summary: Static, alternatives: OptionList
+    ) -> None:
+        head = (
+            (f"“{visible_token(self.token_text)}”", "bold"),
+            (f"  prompt token {token.position + 1}  id {token.token_id}\n", "dim"),
+        )
+        score = token.score
+        if score is None:
+            why = "nothing precedes it" if token.position == 0 else "outside the context window"
+            summary.update(Content.assemble(*head, ("no prediction: ", "italic"), why))
+            alternatives.clear_options()
+            alternatives.display = False
+            return
+        summary.update(
+            Content.assemble(
+                *head,
+                ("p ", "dim"),
+                (percent(score.prob), "bold"),
+                ("  rank ", "dim"),
+                (str(score.rank), "bold"),
+                "  ",
+                (score.bucket, "dim"),
+                "\n",
+                ("log p ", "dim"),
+                (f"{score.logprob:.3f}", "bold"),
+                (" nats", "dim"),
+                ("  surprisal ", "dim"),
+                (f"{score.surprisal_bits:.2f}", "bold"),
+                (" bits", "dim"),
+                "\n",
+                ("entropy ", "dim"),
+                (f"{score.entropy:.2f}", "bold"),
+                (" nats", "dim"),
+                ("  · expected here:", "dim"),
+            )
+        )
+        width = max(20, alternatives.scrollable_content_region.width or self.size.width - 4)
+        rows = list(score.top)
+        label_width = min(MAX_LABEL, max((len(visible_token(a.text)) for a in rows), default=4))
+        options: list[Option | None] = [
+            _row(rank, alt, alt.token_id == token.token_id, label_width, width)
+            for rank, alt in enumerate(rows, start=1)
+        ]
+        if all(alt.token_id != token.token_id for alt in rows):
+            options.append(None)  # a separator, then the token itself at its rank
+            alt = Alternative(token.token_id, self.token_text, score.prob)
+            options.append(_row(score.rank, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
 

@@ -4,10 +4,15 @@ A Line API widget: the text is kept as pieces (one per token, plus prompt and ch
 word-wrapped incrementally by `WrappedText`, and only the visible lines are drawn. Tokens carry
 their index in the style's meta, so a click needs no geometry; the keyboard moves the selection
 (←/→ by token, ↑/↓ by line). Selecting posts `TokenSelected` for the inspector.
+
+Once the prompt (or a chat's messages) has been read by the model, it is drawn as tokens too, with
+their scores (`prompt_tokens`): coloured like the output and selectable in document order, one
+selection across prompt and output. A selected prompt token posts `PromptTokenSelected`.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -22,6 +27,7 @@ from textual.strip import Strip
 
 from gpt_tui.engine import TokenEvent
 from gpt_tui.tui.colouring import token_style
+from gpt_tui.tui.prompt_tokens import PromptToken, Span, prompt_spans
 from gpt_tui.tui.text import display_text
 from gpt_tui.tui.transcript import Transcript
 from gpt_tui.tui.wrap import WrappedText
@@ -32,8 +38,13 @@ PLACEHOLDER = "Write a prompt and press ctrl+j (or F5) to generate."
 @dataclass(slots=True)
 class Piece:
     text: str
-    kind: str  # "prompt", "user", "role", "plain" or "token"
-    token: int = -1  # index into OutputView.events for tokens
+    kind: str  # "prompt", "user", "role", "plain", "token", "prompt-token" or "user-token"
+    token: int = -1  # index into OutputView.events for tokens, .prompt_tokens for prompt tokens
+
+
+# Pieces the selection moves through; a prompt token is drawn in its turn's style underneath.
+SELECTABLE = ("token", "prompt-token", "user-token")
+PROMPT_TOKEN_KINDS = {"prompt": "prompt-token", "user": "user-token"}
 
 
 class OutputView(ScrollView, can_focus=True):
@@ -59,6 +70,7 @@ class OutputView(ScrollView, can_focus=True):
     }
 
     selected: reactive[int | None] = reactive(None, init=False)
+    selected_prompt: reactive[int | None] = reactive(None, init=False)  # into .prompt_tokens
     colouring: reactive[str] = reactive("off", init=False)
 
     class TokenSelected(Message):
@@ -74,11 +86,27 @@ class OutputView(ScrollView, can_focus=True):
         def control(self) -> OutputView:
             return self.view
 
+    class PromptTokenSelected(Message):
+        """Prompt token `index` (in `OutputView.prompt_tokens`) is selected."""
+
+        def __init__(self, view: OutputView, index: int, token: PromptToken) -> None:
+            super().__init__()
+            self.view = view
+            self.index = index
+            self.token = token
+
+        @property
+        def control(self) -> OutputView:
+            return self.view
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.events: list[TokenEvent] = []
         self._pieces: list[Piece] = []
         self._token_pieces: list[int] = []  # piece index of each token
+        self.prompt_tokens: list[PromptToken] = []
+        self._prompt_pieces: list[int] = []  # piece index of each prompt token
+        self._selectable: list[int] = []  # piece indices of SELECTABLE pieces, in order
         self._layout = WrappedText(80)
         self._styles: dict[str, Style] = {}
         self.placeholder = PLACEHOLDER
@@ -98,22 +126,28 @@ class OutputView(ScrollView, can_focus=True):
         self.events = []
         self._pieces = []
         self._token_pieces = []
+        self.prompt_tokens = []
+        self._prompt_pieces = []
+        self._selectable = []
         self._layout.clear()
+        spans = prompt_spans(transcript)
         previous = None
-        for turn in transcript.turns:
+        for i, turn in enumerate(transcript.turns):
             if turn.role == "prompt":
-                self._add_pieces([Piece(display_text(turn.text), "prompt")])
+                self._add_prompt(spans.get(i), turn.text, "prompt")
             elif turn.role in ("user", "system"):
                 label = "You" if turn.role == "user" else "System"
                 lead = "\n\n" if self._pieces and not self.text.endswith("\n\n") else ""
-                self._add_pieces([Piece(f"{lead}{label}\n", "role"),
-                                  Piece(display_text(turn.text) + "\n\n", "user")])  # fmt: skip
+                self._add_pieces([Piece(f"{lead}{label}\n", "role")])
+                self._add_prompt(spans.get(i), turn.text, "user")
+                self._add_pieces([Piece("\n\n", "user")])
             elif turn.role == "assistant" and (previous is None or previous.role != "assistant"):
                 self._add_pieces([Piece(f"{assistant}\n", "role")])
             if turn.is_reply:
                 self._add_events(turn.events)
             previous = turn
         self.selected = None
+        self.selected_prompt = None
         self.post_message(self.TokenSelected(self, None, None))
         self._update_size()
         self.scroll_end(animate=False, immediate=True)
@@ -142,7 +176,25 @@ class OutputView(ScrollView, can_focus=True):
             self.events.append(event)
         self._add_pieces(pieces)
 
+    def _add_prompt(self, spans: list[Span] | None, text: str, kind: str) -> None:
+        """A prompt or user turn: as tokens where `spans` has them, else as one piece."""
+        if spans is None:
+            self._add_pieces([Piece(display_text(text), kind)])
+            return
+        pieces = []
+        for span in spans:
+            if span.token is None:
+                pieces.append(Piece(display_text(span.text), kind))
+                continue
+            self._prompt_pieces.append(len(self._pieces) + len(pieces))
+            pieces.append(Piece(display_text(span.text), PROMPT_TOKEN_KINDS[kind],
+                                len(self.prompt_tokens)))  # fmt: skip
+            self.prompt_tokens.append(span.token)
+        self._add_pieces(pieces)
+
     def _add_pieces(self, pieces: list[Piece]) -> None:
+        first = len(self._pieces)
+        self._selectable += [first + i for i, p in enumerate(pieces) if p.kind in SELECTABLE]
         self._pieces.extend(pieces)
         self._layout.extend([p.text for p in pieces])
 
@@ -154,15 +206,39 @@ class OutputView(ScrollView, can_focus=True):
         if width != self._layout.width:
             self._layout.set_width(width)
             self._update_size()
-            if self.selected is not None:
-                self._scroll_to_token(self.selected)
+            piece = self._selected_piece()
+            if piece is not None:
+                self._scroll_to_piece(piece)
 
     # --- selection -------------------------------------------------------------------------
 
     def select(self, index: int | None) -> None:
         if index is not None:
             index = max(0, min(len(self.events) - 1, index)) if self.events else None
+        if index is not None:
+            self.selected_prompt = None
         self.selected = index
+
+    def select_prompt(self, index: int) -> None:
+        """Select prompt token `index` (of `prompt_tokens`)."""
+        if not self.prompt_tokens:
+            return
+        self.selected = None
+        self.selected_prompt = max(0, min(len(self.prompt_tokens) - 1, index))
+
+    def _select_piece(self, piece: int) -> None:
+        p = self._pieces[piece]
+        if p.kind == "token":
+            self.select(p.token)
+        else:
+            self.select_prompt(p.token)
+
+    def _selected_piece(self) -> int | None:
+        if self.selected is not None:
+            return self._token_pieces[self.selected]
+        if self.selected_prompt is not None:
+            return self._prompt_pieces[self.selected_prompt]
+        return None
 
     def watch_selected(self, index: int | None) -> None:
         event = self.events[index] if index is not None else None
@@ -171,53 +247,74 @@ class OutputView(ScrollView, can_focus=True):
         self.post_message(self.TokenSelected(self, index, event))
         self.refresh()
 
+    def watch_selected_prompt(self, index: int | None) -> None:
+        if index is not None:
+            self._scroll_to_piece(self._prompt_pieces[index])
+            self.post_message(self.PromptTokenSelected(self, index, self.prompt_tokens[index]))
+        self.refresh()
+
     def watch_colouring(self) -> None:
         self.refresh()
 
     def action_select_step(self, step: int) -> None:
-        if not self.events:
+        """The previous/next token in the document, prompt and output alike."""
+        if not self._selectable:
             return
-        if self.selected is None:
-            self.select(len(self.events) - 1 if step < 0 else 0)
+        current = self._selected_piece()
+        if current is None:
+            k = len(self._selectable) - 1 if step < 0 else 0
         else:
-            self.select(self.selected + step)
+            k = bisect_left(self._selectable, current) + step
+            k = max(0, min(len(self._selectable) - 1, k))
+        self._select_piece(self._selectable[k])
 
     def action_select_edge(self, direction: int) -> None:
-        if self.events:
-            self.select(len(self.events) - 1 if direction > 0 else 0)
+        if self._selectable:
+            self._select_piece(self._selectable[-1 if direction > 0 else 0])
         else:
             self.scroll_end() if direction > 0 else self.scroll_home()
 
     def action_select_line(self, direction: int) -> None:
         """The token on the next line above/below nearest to the selected one's column."""
-        if self.selected is None:
+        current = self._selected_piece()
+        if current is None:
             self.scroll_relative(y=direction, animate=False)
             return
-        line, frag = self._layout.fragment_of(self._token_pieces[self.selected])
+        line, frag = self._layout.fragment_of(current)
         x = frag.x if frag is not None else 0
         y = line + direction
         while 0 <= y < self._layout.line_count:
             best = None
             for f in self._layout.lines[y]:
-                piece = self._pieces[f.piece]
-                if piece.kind == "token":
+                if self._pieces[f.piece].kind in SELECTABLE:
                     distance = abs(f.x - x)
                     if best is None or distance < best[0]:
-                        best = (distance, piece.token)
+                        best = (distance, f.piece)
             if best is not None:
-                self.select(best[1])
+                self._select_piece(best[1])
                 return
             y += direction
 
     def on_click(self, event: events.Click) -> None:
         token = event.style.meta.get("token")
+        prompt_token = event.style.meta.get("prompt_token")
         if token is not None:
             self.focus()
             self.select(token)
+        elif prompt_token is not None:
+            self.focus()
+            self.select_prompt(prompt_token)
 
     def token_offset(self, index: int) -> Offset | None:
         """Where token `index` is drawn, relative to the widget (None: scrolled out of view)."""
-        line, frag = self._layout.fragment_of(self._token_pieces[index])
+        return self._piece_offset(self._token_pieces[index])
+
+    def prompt_token_offset(self, index: int) -> Offset | None:
+        """Where prompt token `index` is drawn (None: scrolled out of view)."""
+        return self._piece_offset(self._prompt_pieces[index])
+
+    def _piece_offset(self, piece: int) -> Offset | None:
+        line, frag = self._layout.fragment_of(piece)
         if frag is None:
             return None
         region = self.content_region.translate(-self.region.offset)
@@ -225,7 +322,10 @@ class OutputView(ScrollView, can_focus=True):
         return Offset(x, y) if region.contains(x, y) else None
 
     def _scroll_to_token(self, index: int) -> None:
-        line, frag = self._layout.fragment_of(self._token_pieces[index])
+        self._scroll_to_piece(self._token_pieces[index])
+
+    def _scroll_to_piece(self, piece: int) -> None:
+        line, frag = self._layout.fragment_of(piece)
         x = frag.x if frag is not None else 0
         self.scroll_to_region(Region(x, line, 1, 1), animate=False, immediate=True)
 
@@ -264,6 +364,8 @@ class OutputView(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
 
     def _style_of(self, piece: Piece) -> Style:
+        if piece.kind in ("prompt-token", "user-token"):
+            return self._prompt_token_style(piece)
         if piece.kind != "token":
             if piece.kind == "plain":
                 return Style()
@@ -273,3 +375,14 @@ class OutputView(ScrollView, can_focus=True):
         if piece.token == self.selected:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"token": piece.token})
+
+    def _prompt_token_style(self, piece: Piece) -> Style:
+        """Its turn's style, coloured by its score (the first token has none: left plain)."""
+        style = self._style("output-view--prompt" if piece.kind == "prompt-token" else
+                            "output-view--user")  # fmt: skip
+        score = self.prompt_tokens[piece.token].score
+        if score is not None:
+            style += token_style(self.colouring, score.prob, score.rank) or Style()
+        if piece.token == self.selected_prompt:
+            style += self._style("output-view--selected")
+        return style + Style.from_meta({"prompt_token": piece.token})

@@ -29,6 +29,8 @@ class StatusBar(Widget):
     stats: reactive[RunStats | None] = reactive(None)
     context: reactive[tuple[int, int] | None] = reactive(None)  # (used, n_ctx)
     mode: reactive[str] = reactive("completion")
+    # The prompt's perplexity and mean surprisal in bits per token, once a run has scored it.
+    prompt_score: reactive[tuple[float, float] | None] = reactive(None)
     note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
 
     def render(self) -> Content:
@@ -42,6 +44,10 @@ class StatusBar(Widget):
             parts += [sep, f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]
             if stats.ttft is not None:
                 parts += [sep, f"TTFT {stats.ttft:.2f} s"]
+        if self.prompt_score is not None:
+            perplexity, bits = self.prompt_score
+            ppl = f"{perplexity:.1f}" if perplexity < 1000 else f"{perplexity:.0f}"
+            parts += [sep, f"prompt ppl {ppl} · {bits:.1f} bits/tok"]
         if self.context is not None:
             used, n_ctx = self.context
             style = "$warning" if used >= n_ctx else ""

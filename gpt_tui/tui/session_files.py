@@ -1,0 +1,347 @@
+"""Saving the playground as a session file (ctrl+s), and opening one (`gpt-tui --open FILE`).
+
+`gpt_tui.session` defines the file: model, settings, prompt, the reply's branch tree with every
+token's probabilities, the prompt's scores, the chat messages. What only the app needs to show
+the document again exactly goes in the session's `extra`, which that format keeps as is:
+
+- `turns`: the turns before the reply, each with its tokens (an earlier chat reply keeps its
+  probabilities; in completion mode this is the prompt);
+- `reply`: the reply's role and why it stopped; `reply_prefix`: the ids it was generated after
+  (so that continuing and branching reuse them exactly, whatever the encoding of the text);
+- `editor`: what was in the prompt box; `n_top`: how many alternatives were kept per token.
+
+A Markdown export (`gpt_tui.session.to_markdown`) is written next to the JSON, for sharing.
+
+The first part of this module is plain data (no Textual): session <-> transcript and writing
+the files. `SessionFiles` is the app's mixin: the save and open dialogs, and the restore.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+from gpt_tui.errors import SessionFileError
+from gpt_tui.session import (
+    BranchTree,
+    Session,
+    event_from_json,
+    event_to_json,
+    load,
+    save,
+    to_markdown,
+)
+from gpt_tui.tui import messages as msg
+from gpt_tui.tui.screens.session_path import SessionPathScreen
+from gpt_tui.tui.transcript import Transcript, Turn
+
+ROLES = ("prompt", "output", "system", "user", "assistant")
+
+
+# --- session <-> transcript ----------------------------------------------------------------------
+
+
+def session_from_transcript(
+    transcript: Transcript, model: str, sampling: Any, n_top: int, editor: str
+) -> Session:
+    """The session file's view of what the app shows."""
+    reply = transcript.reply
+    before = transcript.turns[:-1] if reply is not None else transcript.turns
+    chat = transcript.messages(before) if transcript.mode == "chat" else None
+    if chat is not None:
+        # Read as a prompt (the Markdown export prints the prompt, then the reply after it).
+        lead = "".join(f"{m['role']}: {m['content']}\n\n" for m in chat)
+        prompt = lead + "assistant: " if reply is not None else lead
+    else:
+        prompt = "".join(turn.content for turn in before)
+    extra = {
+        "turns": [_turn_to_json(turn) for turn in before],
+        "reply": None if reply is None else {"role": reply.role, "finish": reply.finish},
+        "reply_prefix": list(transcript.reply_prefix),
+        "editor": editor,
+        "n_top": n_top,
+    }
+    return Session(
+        model=model,
+        prompt=prompt,
+        sampling=sampling,
+        tree=reply.tree if reply is not None else BranchTree(),
+        prompt_scores=list(transcript.prompt_scores),
+        chat=chat,
+        extra=extra,
+    )
+
+
+def transcript_from_session(session: Session, source: str = "the session") -> Transcript:
+    """The transcript a session shows; not yet bound to a tokenizer (see `bind_transcript`).
+
+    Raises SessionFileError when the app's part of the file (`extra`) is damaged.
+    """
+    extra = session.extra
+    chat = session.chat is not None
+    transcript = Transcript(mode="chat" if chat else "completion")
+    try:
+        if "turns" in extra:
+            turns = [_turn_from_json(raw) for raw in extra["turns"]]
+        elif chat:  # a file written by something else: the messages, without their tokens
+            messages = [m for m in session.chat if m["role"] in ("system", "user")]
+            turns = [Turn(m["role"], m["content"]) for m in messages]
+        else:
+            turns = [Turn("prompt", session.prompt)]
+        # A file of another writer has no "reply": there is one if the tree has tokens.
+        reply = extra["reply"] if "reply" in extra else {} if len(session.tree.nodes) > 1 else None
+        if reply is not None:
+            role = reply.get("role", "assistant" if chat else "output")
+            if role not in ("output", "assistant"):
+                raise ValueError(f"a reply cannot have the role {role!r}")
+            events = session.tree.events()
+            finish = reply.get("finish", events[-1].finish_reason if events else None)
+            if finish is not None and not isinstance(finish, str):
+                raise ValueError("the reply's finish reason is not text")
+            turns.append(Turn(role, events=events, finish=finish, tree=session.tree))
+        prefix = extra.get("reply_prefix", [])
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in prefix):
+            raise ValueError("reply_prefix holds something other than token ids")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise SessionFileError(f"{source} is damaged ({detail}); it cannot be opened") from exc
+    transcript.turns = turns
+    transcript.reply_prefix = list(prefix)
+    transcript.prompt_scores = list(session.prompt_scores)
+    return transcript
+
+
+def bind_transcript(transcript: Transcript, tokenizer: Any, encode_chat: Any) -> None:
+    """Tie a reopened transcript's token ids to the model they came from, so that continue,
+    regenerate and branch reuse them (and the kv cache) instead of encoding the text again."""
+    if not transcript.reply_prefix:
+        before = transcript.turns[:-1] if transcript.reply is not None else transcript.turns
+        if transcript.mode == "chat":
+            transcript.reply_prefix = encode_chat(transcript.messages(before))
+        else:
+            transcript.reply_prefix = tokenizer.encode("".join(t.content for t in before))
+    transcript.tokenizer = tokenizer
+
+
+def _turn_to_json(turn: Turn) -> dict[str, Any]:
+    return {
+        "role": turn.role,
+        "text": turn.text,
+        "finish": turn.finish,
+        "events": [event_to_json(e) for e in turn.events],
+    }
+
+
+def _turn_from_json(raw: dict[str, Any]) -> Turn:
+    role = raw["role"]
+    if role not in ROLES:
+        raise ValueError(f"unknown turn role {role!r}")
+    text = raw.get("text", "")
+    if not isinstance(text, str):
+        raise ValueError("a turn's text is not text")
+    events = [event_from_json(e) for e in raw.get("events", [])]
+    return Turn(role, text, events, raw.get("finish"))
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def default_session_dir() -> Path:
+    """The user's documents folder when there is one, else the working directory."""
+    from platformdirs import user_documents_dir  # only needed when a dialog opens
+
+    documents = Path(user_documents_dir())
+    return documents if documents.is_dir() else Path.cwd()
+
+
+def default_session_path(now: datetime.datetime | None = None) -> Path:
+    now = now or datetime.datetime.now()
+    return default_session_dir() / f"gpt-tui-session-{now:%Y%m%d-%H%M%S}.json"
+
+
+def session_paths(path: str | Path) -> tuple[Path, Path]:
+    """Where the JSON and its Markdown export go for what the user typed: a folder gets a
+    dated file name, a name without ".json" gets it."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / default_session_path().name
+    if path.suffix.lower() != ".json":
+        path = path.with_name(path.name + ".json")
+    return path, path.with_suffix(".md")
+
+
+def write_session(session: Session, path: str | Path) -> tuple[Path, Path]:
+    """Write the session's JSON and, next to it, its Markdown export; each atomically.
+
+    Raises SessionFileError saying what was (not) written: the session in memory is untouched.
+    """
+    json_path, md_path = session_paths(path)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SessionFileError(
+            f"cannot save the session in {json_path.parent}: {exc.strerror or exc}"
+        ) from exc
+    save(session, json_path)
+    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    try:
+        tmp.write_text(to_markdown(session), encoding="utf-8")
+        os.replace(tmp, md_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SessionFileError(
+            f"saved {json_path}, but not its Markdown export {md_path.name}: {exc.strerror or exc}"
+        ) from exc
+    return json_path, md_path
+
+
+def read_session(source: Session | str | Path) -> tuple[Session, Transcript, Path | None]:
+    """A session (as given, or loaded from a file) and the transcript it shows.
+
+    Raises SessionFileError for a damaged file, or one from a newer gpt-tui.
+    """
+    if isinstance(source, Session):
+        return source, transcript_from_session(source), None
+    path = Path(source).expanduser()
+    session = load(path)
+    return session, transcript_from_session(session, str(path)), path
+
+
+# --- the app's part ------------------------------------------------------------------------------
+
+
+class SessionFiles:
+    """Saving and opening sessions for `GptTuiApp`.
+
+    Opening shows the session at once, and loads its model; when that model is ready the
+    transcript is tied to its tokenizer (only then do the saved token ids mean something).
+    If the model cannot be loaded, the session stays on screen to be read and inspected.
+    The `on_model_...` handlers run after `ModelLoading`'s (Textual calls a message's handlers
+    in every class of the app's MRO).
+    """
+
+    _session_path: Path | None = None  # where the session was last saved or opened from
+    _pending_session: Session | None = None  # opened; waiting for its model
+
+    def current_session(self) -> Session:
+        """What the app shows, as a session."""
+        model = self.model_name or self.requested_model or ""
+        if model:
+            model = self._model_setting(model)  # a path made absolute: reopens from anywhere
+        return session_from_transcript(
+            self.transcript, model, self.sampling, self.n_top, self.prompt_editor.text
+        )
+
+    # --- saving ----------------------------------------------------------------------------
+
+    def action_save_session(self) -> None:
+        default = self._session_path or default_session_path()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.save_session(path)
+
+        self.push_screen(SessionPathScreen("save", str(default)), chosen)
+
+    def save_session(self, path: str | Path) -> Path | None:
+        """Write the session to `path` (and Markdown next to it); a failure is a notification."""
+        try:
+            json_path, md_path = write_session(self.current_session(), path)
+        except SessionFileError as exc:
+            self.notify(str(exc), severity="error", title="Session not saved", timeout=12)
+            return None
+        self._session_path = json_path
+        self.notify(f"{json_path}\n(and {md_path.name} for sharing)", title="Session saved")
+        return json_path
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def action_open_session(self) -> None:
+        default = self._session_path or default_session_dir()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.open_session(path)
+
+        self.push_screen(SessionPathScreen("open", str(default)), chosen)
+
+    def open_session(self, source: Session | str | Path) -> bool:
+        """Show a saved session and load its model; a bad file is a notification."""
+        try:
+            session, transcript, path = read_session(source)
+        except SessionFileError as exc:
+            self.notify(str(exc), severity="error", title="Cannot open the session", timeout=12)
+            return False
+        self._show_session(session, transcript, path)
+        return True
+
+    def _show_session(
+        self, session: Session, transcript: Transcript, path: Path | None, *, load: bool = True
+    ) -> None:
+        """Show an opened session: settings, prompt box, transcript; then get its model
+        (`load`: ask for it here; at start-up the app loads the model it was given)."""
+        self.action_stop()
+        self._session_path = path
+        self.sampling = session.sampling
+        n_top = session.extra.get("n_top")
+        if isinstance(n_top, int) and not isinstance(n_top, bool) and n_top > 0:
+            self.n_top = n_top
+        self.query_one("#sampling").set_values(self.sampling, self.n_top)
+        editor = session.extra.get("editor")
+        if not isinstance(editor, str):
+            editor = "" if session.chat is not None else session.prompt
+        self._show_transcript_of(session, transcript)
+        self.prompt_editor.text_area.load_text(editor)
+        model = session.model
+        if not model:
+            self.notify("The session names no model: its text is shown, pick a model to go on",
+                        severity="warning")  # fmt: skip
+        elif self.loaded is not None and self._same_model(self.model_name, model):
+            self._bind_session()
+        else:
+            self._pending_session = session
+            if load:
+                self.switch_model(model)
+
+    def _show_transcript_of(self, session: Session, transcript: Transcript) -> None:
+        chat = session.chat is not None
+        if self.chat_mode != chat:
+            self.chat_mode = chat  # clears the transcript: set it after
+        self.transcript = transcript
+        self.output.show_transcript(self.transcript, self._assistant_name())
+        self._update_branch_view()
+        self.status.stats = None
+        self.status.note = ""
+        self._show_prompt_score()  # the prompt's perplexity, from the scores saved
+
+    def _bind_session(self) -> None:
+        bind_transcript(self.transcript, self.loaded.tokenizer, self._encode_chat)
+        self._schedule_count()
+
+    def _same_model(self, a: str | None, b: str) -> bool:
+        return a is not None and self._model_setting(a) == self._model_setting(b)
+
+    def on_model_loaded(self, message: msg.ModelLoaded) -> None:
+        session = self._pending_session
+        if session is None or message.load_id != self._load_id:
+            return
+        self._pending_session = None
+        if not self._same_model(message.name, session.model):
+            return  # another model was asked for meanwhile: the token ids are not its own
+        # Loading may have switched the mode (and cleared the transcript): show it again.
+        self._show_transcript_of(session, transcript_from_session(session))
+        self._bind_session()
+
+    def on_model_load_failed(self, message: msg.ModelLoadFailed) -> None:
+        if self._pending_session is None or message.load_id != self._load_id:
+            return
+        self._pending_session = None
+        self.notify(
+            f"The session is shown without its model ({message.name}): its tokens can be "
+            "inspected; pick a model (ctrl+o) to generate",
+            severity="warning",
+            title="Session opened",
+            timeout=12,
+        )

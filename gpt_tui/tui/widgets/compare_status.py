@@ -1,0 +1,43 @@
+"""The compare view's status line: model, state, how many columns, the batch's speed."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from gpt_tui.tui.generation import RunStats
+
+STATES = {
+    "idle": ("ready: F5 runs every column", "$text-muted"),
+    "generating": ("generating…", "$success"),
+    "done": ("done", "$text-muted"),
+    "user": ("stopped by you", "$text-muted"),
+    "error": ("failed", "$error"),
+}
+
+
+class CompareStatus(Widget):
+    """One line under the columns. The speed is the batch's: tokens of every column per second,
+    which is what decoding them together buys over running them one after another."""
+
+    model: reactive[str] = reactive("")
+    state: reactive[str] = reactive("idle")
+    n_columns: reactive[int] = reactive(0)
+    n_prompt: reactive[int] = reactive(0)
+    stats: reactive[RunStats | None] = reactive(None)
+
+    def render(self) -> Content:
+        text, colour = STATES.get(self.state, (self.state, "$text"))
+        sep = (" │ ", "$text-muted")
+        parts: list[str | tuple[str, str]] = [(f" {self.model} ", "bold"), sep, (text, colour)]
+        parts += [sep, f"{self.n_columns} columns"]
+        stats = self.stats
+        if stats is not None and stats.n_tokens:
+            rate = stats.decode_rate
+            if rate is not None and self.n_columns:
+                parts += [sep, f"{rate:.1f} tok/s batch ({rate / self.n_columns:.1f} per column)"]
+            if stats.ttft is not None:
+                parts += [sep, f"TTFT {stats.ttft:.2f} s"]
+        parts += [sep, f"prompt {self.n_prompt} tokens"]
+        return Content.assemble(*parts)
