@@ -173,12 +173,7 @@ def generate_batch(
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
     sources = [p if callable(p) else (lambda p=p: p) for p in params]
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
-    # A cache only as long as this run can use: a long context's cache costs seconds to
-    # allocate for several streams (each row's pages are faulted in on first touch, as huge
-    # pages under THP), and a run uses a sliver of it. If max_tokens grows mid-run, the window
-    # slides when this shorter cache is full (`_advance`).
-    need = len(ids) + max(source().max_tokens for source in sources)
-    single = model.new_cache(n_ctx=min(model.n_ctx, need))
+    single = model.new_cache()
     logits, _ = prefill(model, single, ids)
     cache = single.repeat(len(sources))
     streams = [

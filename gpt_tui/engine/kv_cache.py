@@ -1,15 +1,14 @@
-"""A preallocated key/value cache: the engine's only state.
+"""The key/value cache: the engine's only state.
 
-Keys and values for every layer live in two arrays allocated once, [n_layer, n_batch, n_kv_head,
-n_ctx, head_dim]; a forward pass writes its new positions in place and reads the filled prefix.
+Keys and values for every layer live in two arrays, [n_layer, n_batch, n_kv_head, capacity,
+head_dim], grown by doubling as the context fills (never per step); a forward pass writes its new
+positions in place and reads the filled prefix.
 The cache also remembers which token ids it holds, so a caller can reuse the longest common prefix
 of a new context (continue, regenerate, branch) and `truncate` to any earlier point for free.
 """
 
 from __future__ import annotations
 
-import math
-import mmap
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,28 +19,17 @@ with chunk x context, and a chunk of 256 still makes every projection a large, e
 matrix product (GPT-2 124M prefill of 512 tokens measured the same as in one piece)."""
 
 
-def _lazy_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """float32 zeros whose memory is taken only as they are written, 4 KiB at a time.
-
-    np.zeros asks for huge pages on large arrays (NumPy's madvise on Linux): the first key
-    written to a head's row of positions then takes the whole 2 MiB page around it, and a
-    SmolLM2 cache holds 377 MB from its first token (8192 positions), four streams' 1.5 GB.
-    An anonymous mapping without huge pages grows with the context actually used.
-    """
-    n_bytes = max(4 * math.prod(shape), 1)
-    buffer = mmap.mmap(-1, n_bytes)  # anonymous: zero-filled, private
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux only; elsewhere the default is fine
-        buffer.madvise(mmap.MADV_NOHUGEPAGE)
-    return np.frombuffer(buffer, dtype=np.float32, count=math.prod(shape)).reshape(shape)
+INITIAL_POSITIONS = 256
 
 
 class KVCache:
     def __init__(
         self, n_layer: int, n_kv_head: int, head_dim: int, n_ctx: int, n_batch: int = 1
     ) -> None:
-        shape = (n_layer, n_batch, n_kv_head, n_ctx, head_dim)
-        self.k = _lazy_zeros(shape)
-        self.v = _lazy_zeros(shape)
+        # Room for INITIAL_POSITIONS at first, doubled as the context grows (see `reserve`).
+        shape = (n_layer, n_batch, n_kv_head, min(n_ctx, INITIAL_POSITIONS), head_dim)
+        self.k = np.zeros(shape, dtype=np.float32)
+        self.v = np.zeros(shape, dtype=np.float32)
         self.ids = np.zeros((n_batch, n_ctx), dtype=np.int64)
         self.n_ctx = n_ctx
         self.n_batch = n_batch
@@ -58,6 +46,32 @@ class KVCache:
         """The token ids whose keys and values the cache holds, for one batch row."""
         return self.ids[row, : self.length].tolist()
 
+    @property
+    def capacity(self) -> int:
+        """Positions the arrays have room for now (at most n_ctx)."""
+        return self.k.shape[3]
+
+    def reserve(self, n: int) -> None:
+        """Make room for n positions: the arrays are reallocated at twice the size (or n), the
+        filled prefix copied.
+
+        Allocating all n_ctx positions up front costs their memory at once: NumPy asks for huge
+        pages, so the first key written to a head's row takes the whole 2 MiB page around it
+        (a SmolLM2 cache held 377 MB from its first token, four streams 1.5 GB). Small pages
+        instead made attention over 900 positions 18% slower. Doubling keeps both: memory in
+        proportion to the context used, and huge pages.
+        """
+        if n <= self.capacity:
+            return
+        if n > self.n_ctx:
+            raise ValueError(f"{n} positions exceed the cache's context of {self.n_ctx}")
+        grown = min(self.n_ctx, max(n, 2 * self.capacity))
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = np.zeros((*old.shape[:3], grown, old.shape[4]), dtype=np.float32)
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+
     def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Write new keys/values [n_batch, n_kv_head, n_new, head_dim] after the filled prefix.
 
@@ -65,6 +79,7 @@ class KVCache:
         `length` moves only in `commit`, once every layer has stored its part.
         """
         end = self.length + k.shape[2]
+        self.reserve(end)
         self.k[layer, :, :, self.length : end] = k
         self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
@@ -85,9 +100,10 @@ class KVCache:
         """A cache of n_batch streams, each starting with this (one-stream) cache's content."""
         if self.n_batch != 1:
             raise ValueError("only a single-stream cache can be repeated")
-        n_layer, _, n_kv_head, n_ctx, head_dim = self.k.shape
-        out = KVCache(n_layer, n_kv_head, head_dim, n_ctx, n_batch)
+        n_layer, _, n_kv_head, _, head_dim = self.k.shape
+        out = KVCache(n_layer, n_kv_head, head_dim, self.n_ctx, n_batch)
         n = self.length
+        out.reserve(n)
         out.k[:, :, :, :n] = self.k[:, :, :, :n]
         out.v[:, :, :, :n] = self.v[:, :, :, :n]
         out.ids[:, :n] = self.ids[:, :n]

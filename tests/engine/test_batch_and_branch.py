@@ -37,20 +37,6 @@ def test_batched_streams_slide_their_windows_together(tiny_gpt2, gpt2_tokenizer)
         assert any(e.dropped for e in mine)
 
 
-def test_a_batch_whose_max_tokens_grows_mid_run_slides_its_shorter_cache(
-    tiny_gpt2, gpt2_tokenizer
-) -> None:
-    """The batch's cache is sized for the prompt and max_tokens as they are at the start; when
-    max_tokens grows, the window slides once that cache is full instead of overflowing it."""
-    settings = {"p": SamplingParams(temperature=0, max_tokens=5)}
-    events = []
-    for i, event in generate_batch(tiny_gpt2, gpt2_tokenizer, "x y z", [lambda: settings["p"]] * 2):
-        events.append((i, event))
-        settings["p"] = SamplingParams(temperature=0, max_tokens=40)
-    assert sum(1 for i, _ in events if i == 0) == 40
-    assert any(e.dropped for _, e in events)
-
-
 def test_stream_count_is_checked(tiny_gpt2, gpt2_tokenizer) -> None:
     with pytest.raises(ValueError, match="1 to 8 streams"):
         list(generate_batch(tiny_gpt2, gpt2_tokenizer, "x", []))
