@@ -17,6 +17,8 @@ reads the same whichever layout its weights have.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 BLOCK = 64
@@ -44,8 +46,9 @@ class BlockedMatrix:
         self.dtype = blocks.dtype
 
     @classmethod
-    def from_matrix(cls, w: np.ndarray) -> BlockedMatrix:
-        return cls(to_blocks(w), w.shape[1])
+    def from_matrix(cls, w: np.ndarray, out: np.ndarray | None = None) -> BlockedMatrix:
+        """w [n_in, n_out] in blocks (written into `out` [n_blocks, n_in, BLOCK] when given)."""
+        return cls(to_blocks(w, out), w.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -77,13 +80,36 @@ class BlockedMatrix:
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
 
 
-def to_blocks(w: np.ndarray) -> np.ndarray:
-    """w [n_in, n_out] -> [n_blocks, n_in, BLOCK], float32, zero-padded to whole blocks."""
+def to_blocks(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """w [n_in, n_out] -> [n_blocks, n_in, BLOCK], float32, zero-padded to whole blocks
+    (written into `out` when given)."""
     n_in, n_out = w.shape
-    blocks = np.zeros((n_blocks(n_out), n_in, BLOCK), dtype=np.float32)
+    blocks = np.empty((n_blocks(n_out), n_in, BLOCK), dtype=np.float32) if out is None else out
     whole = n_out // BLOCK
     if whole:
         blocks[:whole] = w[:, : whole * BLOCK].reshape(n_in, whole, BLOCK).transpose(1, 0, 2)
     if n_out % BLOCK:
         blocks[whole, :, : n_out % BLOCK] = w[:, whole * BLOCK :]
+        blocks[whole, :, n_out % BLOCK :] = 0.0
     return blocks
+
+
+def blocks_shape(n_in: int, n_out: int) -> tuple[int, int, int]:
+    return (n_blocks(n_out), n_in, BLOCK)
+
+
+def float32_arena(shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Uninitialised float32 arrays of these shapes, carved from one allocation.
+
+    Weights are streamed 11% faster from huge pages (2 MiB) than from 4 KiB ones (SmolLM2's
+    matrix products: 19.5 against 21.8 ms per token), and NumPy asks the kernel for huge pages
+    only for arrays of 4 MiB or more, which most weight matrices are not. One allocation
+    holding them all is. Each array starts on a 64-byte boundary of it.
+    """
+    sizes = [-(-math.prod(shape) // 16) * 16 for shape in shapes]  # 16 floats: 64 bytes
+    places = np.cumsum([0, *sizes])
+    arena = np.empty(int(places[-1]), dtype=np.float32)
+    return [
+        arena[place : place + math.prod(shape)].reshape(shape)
+        for shape, place in zip(shapes, places[:-1], strict=True)
+    ]
