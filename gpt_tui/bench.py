@@ -37,6 +37,7 @@ class BenchResult:
     overhead_s: float | None = None  # per token, outside the forward pass (needs a tokenizer)
     n_batch: int = 1
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
+    products_s: float | None = None  # one token's weight products alone, seconds
 
     @property
     def roofline_tok_s(self) -> float:
@@ -53,6 +54,24 @@ def decode_weight_bytes(model: LanguageModel) -> int:
         raise ValueError("this model does not expose its params")
     flat = flatten_params(params)
     return sum(a.nbytes for name, a in flat.items() if name != "wpe")
+
+
+def measure_products(model: LanguageModel, repeats: int = 9) -> float:
+    """Seconds the matrix products of one decode step take alone: every weight matrix of the
+    model, in its own layout, times one row. What a step cannot go below, with these BLAS
+    kernels on this machine; the rest of a step is the engine's own work."""
+    params = getattr(model, "params", None)
+    if params is None:
+        raise ValueError("this model does not expose its params")
+    weights = [w for w in flatten_params(params).values() if len(w.shape) == 2]
+    rows = [np.ones((1, w.shape[0]), dtype=np.float32) for w in weights]
+
+    def products() -> None:
+        for x, w in zip(rows, weights, strict=True):
+            x @ w
+
+    products()
+    return float(np.median([_timed(products) for _ in range(repeats)]))
 
 
 def measure_bandwidth(n_bytes: int = 512 * 2**20, repeats: int = 12) -> float:
@@ -165,6 +184,8 @@ def run_bench(
     short_context = min(short_context, long_context)
     report("bandwidth")
     bandwidth = measure_bandwidth_apart()
+    report("weight products alone")
+    products = measure_products(model)
     report(f"prefill of {prefill_tokens} tokens")
     prefill = measure_prefill(model, prefill_tokens)
     report(f"decode at {short_context} tokens of context")
@@ -194,6 +215,7 @@ def run_bench(
         overhead_s=overhead,
         n_batch=n_batch,
         decode_batch_steps_s=batch,
+        products_s=products,
     )
 
 

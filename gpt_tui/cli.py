@@ -564,6 +564,14 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
         ("decode roofline", f"{r.roofline_tok_s:.1f} tok/s", "bandwidth / weights per token"),
         (f"prefill ({r.prefill_tokens} tokens)", f"{r.prefill_tok_s:,.0f} tok/s", ""),
         (
+            "weight products alone",
+            f"{r.products_s * 1e3:.2f} ms/token" if r.products_s else "n/a",
+            f"{r.weight_bytes / r.products_s / 1e9:.1f} GB/s; they are "
+            f"{r.decode_short_tok_s * r.products_s:.0%} of a decode step @ {r.short_context} ctx"
+            if r.products_s
+            else "",
+        ),
+        (
             f"decode @ {r.short_context} ctx",
             f"{r.decode_short_tok_s:.1f} tok/s",
             f"{1e3 / r.decode_short_tok_s:.2f} ms/token, {share_short:.0%} of roofline",

@@ -178,6 +178,7 @@ def test_bench_reports_every_figure(tiny_model_dir, capsys) -> None:
         "weight streaming",
         "decode roofline",
         "prefill (16 tokens)",
+        "weight products alone",
         "decode @ 16 ctx",
         "decode @ 40 ctx",
         "decode 3 streams",
