@@ -136,7 +136,7 @@ class CompareColumn(Vertical):
         output.colouring = self._colouring
         output.placeholder = "F5 runs every column."
         yield output
-        yield TokenInspector(classes="column-inspector -empty")
+        yield TokenInspector(branchable=False, classes="column-inspector -empty")
 
     def on_mount(self) -> None:
         self._show_title()

@@ -56,8 +56,10 @@ class TokenInspector(Vertical):
         def control(self) -> TokenInspector:
             return self.inspector
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, branchable: bool = True, **kwargs) -> None:
+        """`branchable` False: the alternatives are shown only, not picked (a compare column)."""
         super().__init__(**kwargs)
+        self.branchable = branchable
         self.border_title = "Inspector"
         self.event: TokenEvent | None = None
         self.index: int | None = None
@@ -67,7 +69,9 @@ class TokenInspector(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="inspector-summary")
-        yield OptionList(id="alternatives")
+        alternatives = OptionList(id="alternatives")
+        alternatives.can_focus = self.branchable
+        yield alternatives
 
     def show(
         self, event: TokenEvent | None, index: int | None = None, token_text: str | None = None
@@ -88,7 +92,7 @@ class TokenInspector(Vertical):
         """Focus the alternatives with the `rank`-th highlighted (None: the chosen token), so
         that enter picks it; False when there is no such alternative."""
         alternatives = self.query_one("#alternatives", OptionList)
-        if self.event is None or not alternatives.option_count:
+        if self.event is None or not alternatives.option_count or not self.branchable:
             return False
         if rank is None:
             ids = [f"alt-{a.token_id}" for a in self.event.top]
@@ -104,7 +108,9 @@ class TokenInspector(Vertical):
 
     def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
         message.stop()
-        if self.event is None or self.index is None or message.option_id is None:
+        if not self.branchable or self.event is None or self.index is None:
+            return
+        if message.option_id is None:
             return
         token_id = int(message.option_id.removeprefix("alt-"))
         alternative = next((a for a in self.event.top if a.token_id == token_id), None)
