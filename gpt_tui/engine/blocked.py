@@ -9,7 +9,8 @@ that OpenBLAS computes without packing, reading each weight once for all the row
 the 48 block matrices plus the output projection of GPT-2 124M, one BLAS thread: 2 rows 16.3 ms,
 4 rows 17.0 ms, against 17.0 ms for one row on the plain layout with two threads (22.3 ms with
 one). One row alone on blocks is slower (21.2 ms): it takes OpenBLAS's vector path again, so a
-single row is computed as two.
+single row is computed as two. Odd counts are slow as well (SmolLM2, 3 rows: 29-32 ms, against
+18-22 for 4), so 3, 5 and 7 rows are computed as 4, 6 and 8.
 
 `BlockedMatrix` keeps the logical shape [n_in, n_out] and works with `x @ w`, so a forward pass
 reads the same whichever layout its weights have.
@@ -59,8 +60,8 @@ class BlockedMatrix:
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             return NotImplemented
         n_tok = x.shape[0]
-        if n_tok == 1:
-            x = np.concatenate([x, x])  # [2, n_in]  (see the module's docstring)
+        if n_tok < 8 and n_tok % 2:  # an odd count of rows is computed as one more (see above)
+            x = np.concatenate([x, x[-1:]])  # [n_tok + 1, n_in]
         n_rows = x.shape[0]
         out = np.empty((n_rows, self.blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
         # Each block's product lands in its columns of `out` directly: BLAS writes the strided
