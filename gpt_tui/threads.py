@@ -7,6 +7,10 @@ speed of one (measured here: 25 against 37 tokens/s for GPT-2 124M; prefill 202 
 No fixed setting is right, so the tuner times decode steps under each thread count, keeps the
 faster, and tries again every so often, since the machine's load changes.
 
+With two threads a decode step also shares its large matrix products between the cores
+(`gpt_tui.engine.blocked.use_two_cores`): OpenBLAS runs each of them on one core. That too
+pays only when the other core is free, and the same measurement decides it.
+
 Callers report each step's duration from the thread that runs the model, between steps (BLAS
 settings must not change under a running call). The engine itself stays free of this.
 """
@@ -78,7 +82,12 @@ class ThreadTuner:
 
 
 def set_blas_threads(n_threads: int) -> None:
-    """Limit every BLAS library NumPy loaded to n_threads (process-wide)."""
+    """Limit every BLAS library NumPy loaded to n_threads (process-wide), and share a decode
+    step's large products between cores only when there are two or more to use (see
+    `gpt_tui.engine.blocked.use_two_cores`)."""
     from threadpoolctl import threadpool_limits
 
+    from gpt_tui.engine.blocked import use_two_cores
+
     threadpool_limits(limits=n_threads, user_api="blas")
+    use_two_cores(n_threads >= 2)

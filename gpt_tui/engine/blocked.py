@@ -19,6 +19,8 @@ reads the same whichever layout its weights have.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -66,7 +68,15 @@ class BlockedMatrix:
         out = np.empty((n_rows, self.blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
         # Each block's product lands in its columns of `out` directly: BLAS writes the strided
         # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
-        np.matmul(x, self.blocks, out=out.transpose(1, 0, 2))  # [n_blocks, n_rows, BLOCK]
+        by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
+        if _sharing and n_rows <= 8 and self.blocks.nbytes >= SPLIT_MIN_BYTES:
+            half = self.blocks.shape[0] // 2
+            _helper.share(  # type: ignore[union-attr]
+                lambda: np.matmul(x, self.blocks[:half], out=by_block[:half]),
+                lambda: np.matmul(x, self.blocks[half:], out=by_block[half:]),
+            )
+        else:
+            np.matmul(x, self.blocks, out=by_block)
         out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
         return out[:n_tok, : self.shape[1]]  # [n_tok, n_out]
 
@@ -79,6 +89,79 @@ class BlockedMatrix:
         """The plain [n_in, n_out] array (a copy)."""
         n_in, n_out = self.shape
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
+
+
+SPLIT_MIN_BYTES = 4 << 20
+"""Products of a matrix this large are shared between two cores when `use_two_cores` is on.
+Smaller ones cost more in the hand-over than they gain (SmolLM2: sharing those of 2 MB and up
+made a step slower than sharing only those of 4 MB and up, 17.1 against 15.4 ms)."""
+
+
+class _Helper:
+    """A thread that computes half of a product while the calling thread computes the other.
+
+    The small products a decode step is made of run on one core each (OpenBLAS does not
+    thread them), and one core cannot draw all of the memory bandwidth: on this 2-core machine
+    GPT-2 124M's products took 16.3 ms on one core and 11.8 ms shared, at quiet moments (at
+    busy ones, no gain: whether to share is measured, see gpt_tui.threads). NumPy releases
+    the GIL inside matmul, so the two halves run at once. Hand-over is by two locks, the
+    cheapest signal Python has.
+    """
+
+    def __init__(self) -> None:
+        self._busy = threading.Lock()  # one caller at a time; another computes alone
+        self._go = threading.Lock()
+        self._done = threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job: Callable[[], object] | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._serve, name="gpt-tui-matmul", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._go.acquire()
+            try:
+                self._job()  # type: ignore[misc]
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                self._error = exc
+            self._done.release()
+
+    def share(self, mine: Callable[[], object], theirs: Callable[[], object]) -> None:
+        """Run `theirs` on the helper and `mine` here; return when both are done."""
+        if not self._busy.acquire(blocking=False):
+            mine()
+            theirs()
+            return
+        try:
+            self._job, self._error = theirs, None
+            self._go.release()
+            try:
+                mine()
+            finally:
+                self._done.acquire()
+            if self._error is not None:
+                raise self._error
+        finally:
+            self._job = None
+            self._busy.release()
+
+
+_helper: _Helper | None = None  # started at the first `use_two_cores(True)`, then kept
+_sharing = False
+
+
+def use_two_cores(on: bool) -> None:
+    """Share each large product of a decode step between two cores, or stop (process-wide,
+    like BLAS's own thread count)."""
+    global _helper, _sharing
+    if on and _helper is None:
+        _helper = _Helper()
+    _sharing = on
+
+
+def two_cores() -> bool:
+    return _sharing
 
 
 def to_blocks(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
