@@ -25,6 +25,7 @@ HINT = "Select a token of the prompt or the output (click it, or focus the outpu
 HINT += "to see what else the model considered."
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_LABEL = 14
+COMPACT_BELOW = 26  # cells: narrower inspectors list alternatives as "label percent"
 
 
 def bar(fraction: float, width: int) -> str:
@@ -171,7 +172,7 @@ class TokenInspector(Vertical):
                 *((("  · last: ", "dim"), (finish, "italic")) if finish else ()),
             )  # fmt: skip
         )
-        width = max(20, alternatives.scrollable_content_region.width or self.size.width - 4)
+        width = max(10, alternatives.scrollable_content_region.width or self.size.width - 4)
         rows = list(event.top)
         label_width = min(MAX_LABEL, max((len(visible_token(a.text)) for a in rows), default=4))
         options: list[Option | None] = []
@@ -224,7 +225,7 @@ class TokenInspector(Vertical):
                 ("  · expected here:", "dim"),
             )
         )
-        width = max(20, alternatives.scrollable_content_region.width or self.size.width - 4)
+        width = max(10, alternatives.scrollable_content_region.width or self.size.width - 4)
         rows = list(score.top)
         label_width = min(MAX_LABEL, max((len(visible_token(a.text)) for a in rows), default=4))
         options: list[Option | None] = [
@@ -240,17 +241,28 @@ class TokenInspector(Vertical):
 
 
 def _row(rank: int, alt: Alternative, chosen: bool, label_width: int, width: int) -> Option:
+    style = "bold $accent" if chosen else ""
+    if width < COMPACT_BELOW:  # a narrow column (4 compare columns at 80 wide): no rank, no bar
+        share = percent(alt.prob)
+        label = visible_token(alt.text)[: max(1, width - len(share) - 3)]
+        return Option(
+            Content.assemble(("▶" if chosen else " ", style), (label, style), (f" {share}", style)),
+            id=f"alt-{alt.token_id}",
+        )
+    # The label and then the bar give way so that a row stays one line: marker, rank and
+    # percentage take 15 cells, 2 are margin.
+    room = max(0, width - 17)
+    label_width = max(3, min(label_width, room - 4))
+    bar_width = max(0, room - label_width)
     label = visible_token(alt.text)
     if len(label) > label_width:
         label = label[: label_width - 1] + "…"
-    bar_width = max(4, width - label_width - 17)
-    style = "bold $accent" if chosen else ""
     content = Content.assemble(
         ("▶" if chosen else " ", style),
         (f"{rank:>3} ", "dim" if not chosen else style),
         (label.ljust(label_width), style),
         " ",
-        (bar(alt.prob, bar_width), "$primary" if not chosen else "$accent"),
+        (bar(alt.prob, bar_width) if bar_width else "", "$primary" if not chosen else "$accent"),
         (f" {percent(alt.prob):>8}", style),
     )
     return Option(content, id=f"alt-{alt.token_id}")
