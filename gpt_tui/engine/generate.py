@@ -163,18 +163,29 @@ def generate_batch(
     *,
     n_top: int = 10,
     allowed_special: str = "none",
+    on_prompt_scored: Callable[[list[TokenScore]], None] | None = None,
 ) -> Iterator[tuple[int, TokenEvent]]:
     """Several continuations of one prompt at once, each with its own settings.
 
     Yields (stream index, event). The prompt is computed once; the streams then decode as one
     batch, so each step reads the weights once for all of them: decoding is bound by that read.
+    `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does.
     """
     if not 1 <= len(params) <= 8:
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
     sources = [p if callable(p) else (lambda p=p: p) for p in params]
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     single = model.new_cache()
-    logits, _ = prefill(model, single, ids)
+    logits, scores = prefill(
+        model,
+        single,
+        ids,
+        tokenizer=tokenizer,
+        first_position=dropped,
+        score_n_top=n_top if on_prompt_scored else None,
+    )
+    if on_prompt_scored:
+        on_prompt_scored(scores)
     cache = single.repeat(len(sources))
     streams = [
         _Stream(tokenizer, source, ids, len(ids) + dropped, model.n_vocab, n_top)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gpt_tui.engine import SamplingParams, generate, rank_bucket, score_text
+from gpt_tui.engine import SamplingParams, generate, generate_batch, rank_bucket, score_text
 from gpt_tui.engine.scoring import score_rows
 
 EOT = 50256
@@ -85,6 +85,16 @@ def test_prompt_scores_come_from_the_prefill(tiny_gpt2, gpt2_tokenizer) -> None:
     np.testing.assert_allclose(
         [s.logprob for s in received], [lp[i - 1, ids[i]] for i in range(1, len(ids))], atol=1e-5
     )
+
+
+def test_a_batch_scores_its_prompt_like_a_single_stream(tiny_gpt2, gpt2_tokenizer) -> None:
+    ids = gpt2_tokenizer.encode("A quick test of scoring the prompt")
+    alone, batched = [], []
+    one = SamplingParams(max_tokens=1)
+    list(generate(tiny_gpt2, gpt2_tokenizer, ids, one, on_prompt_scored=alone.extend))
+    params = [SamplingParams(max_tokens=1, seed=s) for s in (1, 2, 3)]
+    list(generate_batch(tiny_gpt2, gpt2_tokenizer, ids, params, on_prompt_scored=batched.extend))
+    assert batched == alone and len(batched) == len(ids) - 1
 
 
 def test_prompt_scores_after_cache_reuse_cover_only_new_tokens(tiny_gpt2, gpt2_tokenizer):

@@ -107,7 +107,8 @@ async def test_selecting_a_token_shows_it_in_that_columns_inspector_only(
         screen = await open_compare(pilot)
         await run_columns(pilot, screen)
         columns = screen.columns
-        await pilot.press("2", "right", "right")
+        # the prompt's tokens come first in the selection: from the end, back to token 1
+        await pilot.press("2", "end", *["left"] * (len(columns[1].output.events) - 2))
         assert screen.focused is columns[1].output
         inspector = columns[1].inspector
         assert inspector.event is columns[1].output.events[1]
@@ -275,7 +276,8 @@ def test_side_by_side_snapshot(snap_compare, tiny_model_dir, deterministic_setti
         screen = await open_compare(pilot)
         await run_columns(pilot, screen)
         screen.status.stats = None
-        await pilot.press("2", "right", "right", "right")
+        # past the prompt's 5 tokens to the output's third
+        await pilot.press("2", *["right"] * 8)
         pilot.app.clear_notifications()
         await pilot.pause()
 
@@ -325,3 +327,19 @@ def test_stream_batch_cancelled_marks_the_running_streams_stopped_by_the_user():
     )
     assert finishes == ["length", "user", "user"]
     assert closed == [True]
+
+
+async def test_prompt_tokens_are_scored_and_inspected_in_a_column(tiny_model_dir) -> None:
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compare(pilot, "The meaning of life is")
+        await run_columns(pilot, screen)
+        column = screen.columns[1]
+        prompt = column.output.prompt_tokens
+        assert len(prompt) == 5 and prompt[0].score is None
+        assert all(t.score is not None for t in prompt[1:])
+        column.output.select_prompt(2)
+        await pilot.pause()
+        assert column.inspector.prompt_token is prompt[2]  # the column's own inspector
+        assert screen.columns[0].inspector.prompt_token is None
+        assert app.inspector.prompt_token is None  # not the main view's

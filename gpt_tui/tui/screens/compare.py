@@ -13,6 +13,7 @@ Closing the screen returns the columns' settings, so that reopening it shows the
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from gpt_tui.engine import SamplingParams, TokenEvent, generate_batch
+from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore, generate_batch
 from gpt_tui.threads import ThreadTuner
 from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
 from gpt_tui.tui.generation import RunStats, ThreadCounter, stream_batch
@@ -75,7 +76,8 @@ def compare_request(
     tokenizer = loaded.tokenizer
     if not chat:
         context = tokenizer.encode(editor_text)
-        display = Transcript(turns=[Turn("prompt", editor_text), Turn("output")])
+        display = Transcript(turns=[Turn("prompt", editor_text), Turn("output")],
+                             reply_prefix=context, tokenizer=tokenizer)  # fmt: skip
         shown = _one_line(editor_text) or "(empty: from the beginning-of-text token)"
         summary = f"Prompt · {len(context)} tokens · {shown}"
         return CompareRequest(loaded.model, tokenizer, loaded.name, context, display, base,
@@ -88,8 +90,9 @@ def compare_request(
             turns.pop()
     if not turns or turns[-1].role != "user":
         raise ValueError("Type a message first: the columns answer it")
-    display = Transcript(mode="chat", turns=[*turns, Turn("assistant")])
+    display = Transcript(mode="chat", turns=[*turns, Turn("assistant")], tokenizer=tokenizer)
     context = encode_chat(tokenizer, display.messages(turns))
+    display.reply_prefix = context  # the ids the columns continue: prompt tokens are drawn
     n_messages = sum(t.role in ("user", "assistant", "system") for t in turns)
     last = _one_line(turns[-1].text)
     messages = f"{n_messages} message{'s' if n_messages != 1 else ''}"
@@ -142,6 +145,14 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             self.run_id = run_id
             self.events = events
             self.stats = stats
+
+    class PromptScored(Message):
+        """The prompt's tokens as run `run_id`'s prefill scored them."""
+
+        def __init__(self, run_id: int, scores: list[TokenScore]) -> None:
+            super().__init__()
+            self.run_id = run_id
+            self.scores = scores
 
     class Done(Message):
         """Run `run_id` ended; `finishes` says why, column by column."""
@@ -306,8 +317,12 @@ class CompareScreen(Screen[list[ColumnSettings]]):
                 return
             try:
                 request = run.request
+                scored = lambda scores: self.post_message(  # noqa: E731
+                    self.PromptScored(run.id, scores)
+                )
                 events = generate_batch(request.model, request.tokenizer, request.context,
-                                        run.params, n_top=request.n_top)  # fmt: skip
+                                        run.params, n_top=request.n_top,
+                                        on_prompt_scored=scored)  # fmt: skip
                 post = lambda batch, stats: self.post_message(  # noqa: E731
                     self.Streamed(run.id, batch, stats)
                 )
@@ -335,6 +350,15 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         if now - self._status_shown >= STATUS_INTERVAL:  # a speed changing at every batch
             self._status_shown = now  # is unreadable
             self.status.stats = message.stats
+
+    def on_compare_screen_prompt_scored(self, message: PromptScored) -> None:
+        """Draw the prompt as scored tokens in every column (it comes before their tokens)."""
+        if message.run_id != self._run_id:
+            return
+        scored = dataclasses.replace(self.request.display, prompt_scores=list(message.scores))
+        for column in self.columns:
+            if column.output.token_count == 0:
+                column.show_prompt(scored, self.request.model_name)
 
     def on_compare_screen_done(self, message: Done) -> None:
         if message.run_id != self._run_id:

@@ -224,6 +224,16 @@ class CompareColumn(Vertical):
         self.inspector.set_class(message.event is None, "-empty")  # hidden in a short screen
         self.inspector.show(message.event, message.index, text)
 
+    def on_output_view_prompt_token_selected(self, message: OutputView.PromptTokenSelected) -> None:
+        message.stop()  # this column's own, like its output tokens
+        token = message.token
+        try:
+            text = self.tokenizer.token_text(token.token_id)
+        except ValueError:
+            text = token.score.text if token.score is not None else ""
+        self.inspector.set_class(False, "-empty")
+        self.inspector.show_prompt_token(token, message.index, text)
+
     # --- settings --------------------------------------------------------------------------
 
     def commit(self) -> bool:
