@@ -14,7 +14,14 @@ import numpy as np
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
-from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
+from gpt_tui.engine.params import (
+    as_float32,
+    blocked_in_place,
+    check_shapes,
+    flatten_params,
+    plain_matrices,
+    unflatten_params,
+)
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
@@ -45,11 +52,12 @@ def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
     [n_embd, n_vocab] like every other projection (x @ wte.T measured 50% slower). Only this
     copy is kept, `wte_t`: a token's input embedding is one of its columns.
     """
-    params = dict(params)
-    if "wte" in params:
-        params["wte_t"] = BlockedMatrix.from_matrix(params.pop("wte").T)  # [n_embd, n_vocab]
-    params["blocks"] = for_streaming(params.get("blocks", []))
-    return params
+    flat = flatten_params(params)
+    del params  # a converter passes its only reference: each plain matrix is freed once copied
+    if isinstance(flat.get("wte"), np.ndarray):
+        flat["wte_t"] = BlockedMatrix.from_matrix(flat.pop("wte").T)  # [n_embd, n_vocab]
+    blocked_in_place(flat, plain_matrices(flat, "blocks."))
+    return unflatten_params(flat)
 
 
 def ffn(x: np.ndarray, c_fc: dict, c_proj: dict) -> np.ndarray:

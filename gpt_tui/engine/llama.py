@@ -23,10 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
 from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
-from gpt_tui.engine.params import as_float32, check_shapes, for_streaming
+from gpt_tui.engine.params import (
+    as_float32,
+    blocked_in_place,
+    check_shapes,
+    flatten_params,
+    plain_matrices,
+    unflatten_params,
+)
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -58,11 +64,10 @@ def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params -> the layout the forward pass reads (already converted ones are kept): every
     matrix a `BlockedMatrix`; `token_embd`, only ever gathered from, stays as it is."""
-    params = dict(params)
-    params["blocks"] = for_streaming(params.get("blocks", []))
-    if isinstance(params.get("output"), np.ndarray) and params["output"].ndim == 2:
-        params["output"] = BlockedMatrix.from_matrix(params["output"])  # [n_embd, n_vocab]
-    return params
+    flat = flatten_params(params)
+    del params  # a converter passes its only reference: each plain matrix is freed once copied
+    blocked_in_place(flat, plain_matrices(flat, "blocks.") + plain_matrices(flat, "output"))
+    return unflatten_params(flat)
 
 
 def rope_rotations(positions: np.ndarray, head_dim: int, base: float) -> np.ndarray:

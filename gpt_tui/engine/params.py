@@ -61,19 +61,23 @@ def as_float32(params: Any) -> Any:
     return np.ascontiguousarray(params, dtype=np.float32)
 
 
-def for_streaming(params: Any) -> Any:
-    """The same params, every weight matrix held as a `BlockedMatrix` (see engine/blocked.py),
-    all of them in one allocation (`float32_arena`).
+def plain_matrices(flat: dict[str, Any], prefix: str = "") -> list[str]:
+    """Names under `prefix` of the 2-D arrays not yet held as `BlockedMatrix`."""
+    return [
+        name
+        for name, a in flat.items()
+        if name.startswith(prefix) and isinstance(a, np.ndarray) and a.ndim == 2
+    ]
 
-    The logical shape stays [n_in, n_out] and every `x @ w` reads the same; only the memory
-    layout changes, to the one a decode step of 1 to 8 streams reads fastest.
-    """
-    flat = flatten_params(params)
-    matrices = [n for n, a in flat.items() if isinstance(a, np.ndarray) and a.ndim == 2]
-    places = float32_arena([blocks_shape(*flat[name].shape) for name in matrices])
-    for name, place in zip(matrices, places, strict=True):
+
+def blocked_in_place(flat: dict[str, Any], names: list[str]) -> None:
+    """Replace the plain matrices `names` of `flat` by `BlockedMatrix`es (engine/blocked.py:
+    the logical shape stays, `x @ w` reads the same) in one arena, one at a time. When `flat`
+    holds the only reference to a matrix (a converter's), it is freed as soon as its copy is
+    written, so converting takes the weights' memory once, not twice."""
+    places = float32_arena([blocks_shape(*flat[name].shape) for name in names])
+    for name, place in zip(names, places, strict=True):
         flat[name] = BlockedMatrix.from_matrix(flat[name], out=place)
-    return unflatten_params(flat) if flat else params
 
 
 def check_shapes(params: Params, expected: dict[str, tuple[int, ...]]) -> None:
