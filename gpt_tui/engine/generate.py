@@ -140,6 +140,22 @@ def generate(
     current = params if callable(params) else (lambda: params)
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     cache = cache if cache is not None else model.new_cache()
+    logits = _prefill_reporting(model, cache, ids, tokenizer, dropped, n_top, on_prompt_scored)
+    stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
+    for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):
+        yield event
+
+
+def _prefill_reporting(
+    model: LanguageModel,
+    cache: KVCache,
+    ids: list[int],
+    tokenizer: Tokenizer,
+    dropped: int,
+    n_top: int,
+    on_prompt_scored: Callable[[list[TokenScore]], None] | None,
+) -> np.ndarray:
+    """`prefill`, handing the prompt's scores to `on_prompt_scored` when there is one."""
     logits, scores = prefill(
         model,
         cache,
@@ -150,9 +166,7 @@ def generate(
     )
     if on_prompt_scored:
         on_prompt_scored(scores)
-    stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
-    for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):
-        yield event
+    return logits
 
 
 def generate_batch(
@@ -176,16 +190,7 @@ def generate_batch(
     sources = [p if callable(p) else (lambda p=p: p) for p in params]
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     single = model.new_cache()
-    logits, scores = prefill(
-        model,
-        single,
-        ids,
-        tokenizer=tokenizer,
-        first_position=dropped,
-        score_n_top=n_top if on_prompt_scored else None,
-    )
-    if on_prompt_scored:
-        on_prompt_scored(scores)
+    logits = _prefill_reporting(model, single, ids, tokenizer, dropped, n_top, on_prompt_scored)
     cache = single.repeat(len(sources))
     streams = [
         _Stream(tokenizer, source, ids, len(ids) + dropped, model.n_vocab, n_top)
