@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpt_tui.engine.blocked import two_cores, use_two_cores
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.params import flatten_params
 
@@ -38,6 +39,7 @@ class BenchResult:
     n_batch: int = 1
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
     products_s: float | None = None  # one token's weight products alone, seconds
+    two_cores: bool = False  # decode shared its large products between two cores
 
     @property
     def roofline_tok_s(self) -> float:
@@ -102,6 +104,19 @@ def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> fl
         for _ in range(repeats)
     )
     return n_tokens / best
+
+
+def choose_sharing(model: LanguageModel, context: int, rounds: int = 3) -> bool:
+    """Keep sharing a decode step's products between two cores only if it is faster right now
+    (as the app's thread tuner decides it): alternating runs of steps, the median of each."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for share in (True, False):
+            use_two_cores(share)
+            times[share].append(1.0 / measure_decode(model, context, 8))
+    share = float(np.median(times[True])) < float(np.median(times[False]))
+    use_two_cores(share)
+    return share
 
 
 def measure_decode(model: LanguageModel, context: int, n_steps: int, n_batch: int = 1) -> float:
@@ -184,6 +199,9 @@ def run_bench(
     short_context = min(short_context, long_context)
     report("bandwidth")
     bandwidth = measure_bandwidth_apart()
+    if two_cores():
+        report("whether sharing products between two cores pays here")
+        choose_sharing(model, short_context)
     report("weight products alone")
     products = measure_products(model)
     report(f"prefill of {prefill_tokens} tokens")
@@ -216,6 +234,7 @@ def run_bench(
         n_batch=n_batch,
         decode_batch_steps_s=batch,
         products_s=products,
+        two_cores=two_cores(),
     )
 
 

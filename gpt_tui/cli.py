@@ -550,6 +550,8 @@ def _gpt2_tokenizer_if_available():
 def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
 
     title = f"gpt-tui bench: {r.model}, {r.blas_threads} BLAS thread(s)"
+    if r.blas_threads > 1:
+        title += ", decode on two cores" if r.two_cores else ", decode on one core (faster now)"
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("measure")
     table.add_column("value", justify="right")
