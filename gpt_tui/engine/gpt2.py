@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BlockedMatrix
-from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
+from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
 from gpt_tui.engine.params import (
     as_float32,
@@ -135,14 +135,8 @@ class GPT2:
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
-        n_batch, n_seq = ids.shape
-        # A long prompt runs in chunks: attention scores then take [n_head, chunk, n_key] floats
-        # at a time, not [n_head, n_seq, n_key] (a 900-token prompt: 12 MB, not 39 MB, and
-        # softmax's temporaries alike); each chunk's products are still large.
-        chunks = [self._hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
-                  for i in range(0, n_seq, PREFILL_CHUNK)]  # fmt: skip
-        x = chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)  # [n_b, n_s, n_e]
-        n_seq = x.shape[1]
+        x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
+        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
         x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"])
         logits = x @ self.params["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied)
         logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]

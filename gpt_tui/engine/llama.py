@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.kv_cache import PREFILL_CHUNK, KVCache, checked_input
+from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
 from gpt_tui.engine.params import (
     as_float32,
@@ -221,15 +221,8 @@ class Llama:
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
-        n_batch, n_seq = ids.shape
-
-        # A long prompt runs in chunks of PREFILL_CHUNK positions, as llama.cpp's batches do:
-        # attention scores then take [n_head, chunk, n_key] floats, not [n_head, n_seq, n_key]
-        # (2.4 GB for an 8192-token prompt), and every chunk's products are still large.
-        chunks = [self._hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
-                  for i in range(0, n_seq, PREFILL_CHUNK)]  # fmt: skip
-        x = chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)  # [n_b, n_s, n_e]
-        n_seq = x.shape[1]
+        x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
+        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
         x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],
                      self.hparams["norm_eps"])  # [n_tok, n_embd]  # fmt: skip
         logits = x @ self.params["output"]  # [n_tok, n_vocab]

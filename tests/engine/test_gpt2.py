@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from gpt_tui.engine import GPT2
-from gpt_tui.engine import gpt2 as gpt2_module
+from gpt_tui.engine import GPT2, kv_cache
 from gpt_tui.engine.params import unflatten_params
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "gpt2_reference.safetensors"
@@ -45,7 +44,7 @@ def test_long_prompts_run_in_chunks_with_the_same_logits(
     reference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, ids, expected = reference
-    monkeypatch.setattr(gpt2_module, "PREFILL_CHUNK", 3)  # chunks of 3 positions, the last shorter
+    monkeypatch.setattr(kv_cache, "PREFILL_CHUNK", 3)  # chunks of 3 positions, the last shorter
     assert len(ids) % 3
     np.testing.assert_allclose(model.forward(ids), expected, atol=1e-5, rtol=0)
     cache = model.new_cache()
