@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt_tui.engine.blocked import two_cores, use_two_cores
+from gpt_tui.engine.blocked import BlockedMatrix, two_cores, use_two_cores
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.params import flatten_params
 
@@ -65,7 +65,8 @@ def measure_products(model: LanguageModel, repeats: int = 9) -> float:
     params = getattr(model, "params", None)
     if params is None:
         raise ValueError("this model does not expose its params")
-    weights = [w for w in flatten_params(params).values() if len(w.shape) == 2]
+    # The matrices a step multiplies by (not wpe or token_embd: a step reads one row of them)
+    weights = [w for w in flatten_params(params).values() if isinstance(w, BlockedMatrix)]
     rows = [np.ones((1, w.shape[0]), dtype=np.float32) for w in weights]
 
     def products() -> None:
