@@ -21,6 +21,8 @@ from gpt_tui.engine.blocked import BlockedMatrix, two_cores, use_two_cores
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.params import flatten_params
 
+PROBE_BYTES = 512 * 2**20
+
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -32,7 +34,7 @@ class BenchResult:
     decode_short_tok_s: float
     long_context: int
     decode_long_tok_s: float
-    bandwidth_gb_s: float
+    bandwidth_gb_s: float  # median of the probe's readings between the decode runs
     peak_rss_bytes: int
     blas_threads: int = 0
     overhead_s: float | None = None  # per token, outside the forward pass (needs a tokenizer)
@@ -40,6 +42,7 @@ class BenchResult:
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
     products_s: float | None = None  # one token's weight products alone, seconds
     two_cores: bool = False  # decode shared its large products between two cores
+    bandwidth_range: tuple[float, float] | None = None  # lowest and highest probe reading
 
     @property
     def roofline_tok_s(self) -> float:
@@ -77,25 +80,80 @@ def measure_products(model: LanguageModel, repeats: int = 9) -> float:
     return float(np.median([_timed(products) for _ in range(repeats)]))
 
 
-def measure_bandwidth(n_bytes: int = 512 * 2**20, repeats: int = 12) -> float:
+def measure_bandwidth(n_bytes: int = PROBE_BYTES, repeats: int = 12) -> float:
     """GB/s a BLAS matrix-vector product streams from a matrix much larger than any cache."""
+    w, x, out = _probe_operands(n_bytes)
+    return _stream_rate(w, x, out, repeats)
+
+
+def _probe_operands(n_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_in = 4096
     # [n_in, n_out], read as x @ w: the layout and the product every projection of the engine uses
     w = np.random.default_rng(0).standard_normal((n_in, n_bytes // (4 * n_in)), dtype=np.float32)
     x = np.ones(n_in, dtype=np.float32)
     out = np.empty(w.shape[1], dtype=np.float32)
     np.matmul(x, w, out=out)  # warm up: page in, pick kernels
+    return w, x, out
+
+
+def _stream_rate(w: np.ndarray, x: np.ndarray, out: np.ndarray, repeats: int) -> float:
     best = min(_timed(lambda: np.matmul(x, w, out=out)) for _ in range(repeats))
     return w.nbytes / best / 1e9
 
 
-def measure_bandwidth_apart() -> float:
-    """`measure_bandwidth` in a child process, so its 512 MB matrix stays out of our peak memory."""
-    import subprocess
+def _serve_probe(n_bytes: int = PROBE_BYTES, repeats: int = 6) -> None:
+    """The probe process: one reading per line read on stdin, printed on stdout."""
+    operands = _probe_operands(n_bytes)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(_stream_rate(*operands, repeats), flush=True)
 
-    code = "from gpt_tui.bench import measure_bandwidth; print(measure_bandwidth())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout)
+
+class BandwidthProbe:
+    """`measure_bandwidth`, read on demand from a child process that keeps its matrix.
+
+    The bandwidth this machine gives drifts (here, a shared host: 31 to 42 GB/s within minutes),
+    so a roofline measured once, before the decode runs, compares figures of different moments.
+    The probe is read between the decode runs instead, and their median is the roofline. A
+    child process keeps its 512 MB out of our peak memory figure; it waits, idle, in between.
+    """
+
+    def __init__(self) -> None:
+        import subprocess
+
+        code = "from gpt_tui.bench import _serve_probe; _serve_probe()"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.readings: list[float] = []
+        if self._answer() != "ready":
+            raise RuntimeError("the bandwidth probe did not start")
+
+    def read(self) -> float:
+        """One reading, GB/s (kept in `readings`)."""
+        self._process.stdin.write("\n")  # type: ignore[union-attr]
+        self._process.stdin.flush()  # type: ignore[union-attr]
+        self.readings.append(float(self._answer()))
+        return self.readings[-1]
+
+    def median(self) -> float:
+        return float(np.median(self.readings))
+
+    def _answer(self) -> str:
+        line = self._process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"the bandwidth probe ended (exit code {self._process.wait()})")
+        return line.strip()
+
+    def close(self) -> None:
+        self._process.stdin.close()  # type: ignore[union-attr]
+        self._process.wait()
+
+    def __enter__(self) -> BandwidthProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> float:
@@ -120,14 +178,26 @@ def choose_sharing(model: LanguageModel, context: int, rounds: int = 3) -> bool:
     return share
 
 
-def measure_decode(model: LanguageModel, context: int, n_steps: int, n_batch: int = 1) -> float:
-    """Steps/s of one-token-per-stream steps after `context` cached tokens (median step)."""
+def measure_decode(
+    model: LanguageModel,
+    context: int,
+    n_steps: int,
+    n_batch: int = 1,
+    between: Callable[[], object] | None = None,
+    every: int = 8,
+) -> float:
+    """Steps/s of one-token-per-stream steps after `context` cached tokens (median step).
+
+    `between` is called before every `every` steps (and not timed): a bandwidth probe reading.
+    """
     cache = model.new_cache()
     model.forward(_ids(model, context), cache, last_only=True)  # only the cache is wanted
     if n_batch > 1:
         cache = cache.repeat(n_batch)
     times = []
-    for token in _ids(model, n_steps, seed=1):
+    for i, token in enumerate(_ids(model, n_steps, seed=1)):
+        if between is not None and i % every == 0:
+            between()
         step = np.full((n_batch, 1), token)  # [n_batch, 1]
         times.append(_timed(lambda s=step: model.forward(s, cache, last_only=True)))
     return 1.0 / float(np.median(times))
@@ -199,18 +269,20 @@ def run_bench(
     long_context = min(long_context, n_ctx - decode_steps)
     short_context = min(short_context, long_context)
     report("bandwidth")
-    bandwidth = measure_bandwidth_apart()
-    if two_cores():
-        report("whether sharing products between two cores pays here")
-        choose_sharing(model, short_context)
-    report("weight products alone")
-    products = measure_products(model)
-    report(f"prefill of {prefill_tokens} tokens")
-    prefill = measure_prefill(model, prefill_tokens)
-    report(f"decode at {short_context} tokens of context")
-    short = measure_decode(model, short_context, decode_steps)
-    report(f"decode at {long_context} tokens of context")
-    long = measure_decode(model, long_context, decode_steps)
+    with BandwidthProbe() as probe:
+        probe.read()
+        if two_cores():
+            report("whether sharing products between two cores pays here")
+            choose_sharing(model, short_context)
+        report("weight products alone")
+        products = measure_products(model)
+        report(f"prefill of {prefill_tokens} tokens")
+        prefill = measure_prefill(model, prefill_tokens)
+        report(f"decode at {short_context} tokens of context")
+        short = measure_decode(model, short_context, decode_steps, between=probe.read)
+        report(f"decode at {long_context} tokens of context")
+        long = measure_decode(model, long_context, decode_steps, between=probe.read)
+        probe.read()
     overhead = None
     if tokenizer is not None:
         report("generation overhead outside the forward pass")
@@ -228,7 +300,8 @@ def run_bench(
         decode_short_tok_s=short,
         long_context=long_context,
         decode_long_tok_s=long,
-        bandwidth_gb_s=bandwidth,
+        bandwidth_gb_s=probe.median(),
+        bandwidth_range=(min(probe.readings), max(probe.readings)),
         peak_rss_bytes=peak_rss_bytes(),
         blas_threads=blas_threads(),
         overhead_s=overhead,

@@ -559,10 +559,16 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
     mb = 1e6
     share_short = r.share_of_roofline(r.decode_short_tok_s)
     share_long = r.share_of_roofline(r.decode_long_tok_s)
+    low, high = r.bandwidth_range or (0.0, 0.0)
+    spread = f" ({low:.1f}-{high:.1f})" if r.bandwidth_range else ""
     rows = [
         ("load / build", f"{load_s:.2f} s", ""),
         ("weights read per token", f"{r.weight_bytes / mb:,.0f} MB", "float32"),
-        ("weight streaming", f"{r.bandwidth_gb_s:.1f} GB/s", "x @ W, W 512 MB [n_in, n_out]"),
+        (
+            "weight streaming",
+            f"{r.bandwidth_gb_s:.1f} GB/s",
+            "x @ W, W 512 MB; median of readings between the decode runs" + spread,
+        ),
         ("decode roofline", f"{r.roofline_tok_s:.1f} tok/s", "bandwidth / weights per token"),
         (f"prefill ({r.prefill_tokens} tokens)", f"{r.prefill_tok_s:,.0f} tok/s", ""),
         (
