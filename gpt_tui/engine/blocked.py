@@ -91,17 +91,18 @@ class BlockedMatrix:
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
 
 
-SPLIT_MIN_BYTES = 4 << 20
+SPLIT_MIN_BYTES = 32 << 20
 """Products of a matrix this large are shared between two cores when `use_two_cores` is on.
-Smaller ones cost more in the hand-over than they gain (SmolLM2: sharing those of 2 MB and up
-made a step slower than sharing only those of 4 MB and up, 17.1 against 15.4 ms)."""
+Smaller ones cost more in the hand-over than they gain. Median decode step, shared from
+4 MB / from 32 MB / not at all: GPT-2 124M 18.6 / 17.6 / 18.2 ms (only its 154 MB output
+projection is 32 MB or more), SmolLM2 23.2 / 22.6 / 22.9 ms, GPT-2 1558M 203 / 206 / 214 ms."""
 
 
 class _Helper:
     """A thread that computes half of a product while the calling thread computes the other.
 
     The small products a decode step is made of run on one core each (OpenBLAS does not
-    thread them), and one core cannot draw all of the memory bandwidth: on this 2-core machine
+    thread them), and one core may not draw all of the memory bandwidth: on this 2-core machine
     GPT-2 124M's products took 16.3 ms on one core and 11.8 ms shared, at quiet moments (at
     busy ones, no gain: whether to share is measured, see gpt_tui.threads). NumPy releases
     the GIL inside matmul, so the two halves run at once. Hand-over is by two locks, the
