@@ -95,7 +95,11 @@ SPLIT_MIN_BYTES = 32 << 20
 """Products of a matrix this large are shared between two cores when `use_two_cores` is on.
 Smaller ones cost more in the hand-over than they gain. Median decode step, shared from
 4 MB / from 32 MB / not at all: GPT-2 124M 18.6 / 17.6 / 18.2 ms (only its 154 MB output
-projection is 32 MB or more), SmolLM2 23.2 / 22.6 / 22.9 ms, GPT-2 1558M 203 / 206 / 214 ms."""
+projection is 32 MB or more), SmolLM2 23.2 / 22.6 / 22.9 ms, GPT-2 1558M 203 / 206 / 214 ms.
+Mostly two cores stream no more than one here (33-35 against 31-33 GB/s). In bursts of a
+few seconds they stream 52-61 GB/s, and sharing from 4 MB then gives 124M steps of 13.4-14.5
+ms; a tuner that kept trying the 4 MB threshold to catch them was 2% slower over 300-step
+runs, since no burst came while decoding."""
 
 
 class _Helper:
