@@ -33,6 +33,57 @@ class RunStats:
         return self.decode_rate
 
 
+class _Batches:
+    """Collects streamed items and posts them at most once per `interval` (the first at once),
+    keeping the timings of the run: the bookkeeping `stream_events` and `stream_batch` share."""
+
+    def __init__(
+        self,
+        post: Callable[[list, RunStats], object],
+        interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._post, self._interval, self._clock = post, interval, clock
+        self.start = clock()
+        self.first: float | None = None
+        self.last: float | None = None
+        self.n = self.n_decoded = 0  # items; items after a stream's first (the decoded ones)
+        self._items: list = []
+        self._last_post = self.start - interval
+
+    def add(self, item: object, decoded: bool) -> None:
+        now = self._clock()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.n += 1
+        self.n_decoded += decoded
+        self._items.append(item)
+
+    def post_if_due(self) -> None:
+        if self.last is not None and self.last - self._last_post >= self._interval:
+            self.flush()
+            self._last_post = self.last
+
+    def flush(self) -> None:
+        if self._items:
+            self._post(self._items, self.stats())
+            self._items = []
+
+    def stats(self) -> RunStats:
+        span = self.last - self.first if self.first is not None and self.last is not None else 0.0
+        rate = self.n_decoded / span if self.n_decoded and span > 0 else None
+        ttft = self.first - self.start if self.first is not None else None
+        return RunStats(self.n, ttft, rate, (self.last or self.start) - self.start)
+
+
+def _close(events: Iterator) -> None:
+    """Close the engine's generator, so it stops at once (not at garbage collection)."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+
+
 def stream_events(
     events: Iterator[TokenEvent],
     post: Callable[[list[TokenEvent], RunStats], object],
@@ -48,37 +99,19 @@ def stream_events(
     `events` is closed before returning, so the engine stops at once. `on_step` is called after
     each token, between engine steps (a `ThreadTuner` times them there).
     """
-    start = clock()
-    first = last = None
-    n = 0
-    batch: list[TokenEvent] = []
-    last_post = start - interval  # the first token goes out at once
+    batches = _Batches(post, interval, clock)
     finish = "user"
-
-    def stats() -> RunStats:
-        rate = (n - 1) / (last - first) if n > 1 and last is not None and last > first else None
-        ttft = first - start if first is not None else None
-        return RunStats(n, ttft, rate, (last or start) - start)
-
     try:
         for event in events:
             if on_step is not None:
                 on_step()
-            now = clock()
-            if first is None:
-                first = now
-            last = now
-            n += 1
-            batch.append(event)
+            batches.add(event, decoded=batches.n > 0)
             if event.finish_reason:
                 finish = event.finish_reason
                 break
             if cancelled():
                 break
-            if now - last_post >= interval:
-                post(batch, stats())
-                batch = []
-                last_post = now
+            batches.post_if_due()
             # Hand the GIL over between tokens: a small model decodes in pure Python for long
             # stretches, and the UI thread would wait up to a switch interval for every step.
             time.sleep(0)
@@ -86,12 +119,9 @@ def stream_events(
             if not cancelled():
                 finish = "length"  # the engine ended without saying why: treat as a limit
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-    if batch:
-        post(batch, stats())
-    return finish, stats()
+        _close(events)
+    batches.flush()
+    return finish, batches.stats()
 
 
 class ThreadCounter:
@@ -137,49 +167,26 @@ def stream_batch(
     engine steps: a step's events carry the step's index (a stream's event index is the step
     number, as all start together), so the first event of a higher index begins a new step.
     """
-    start = clock()
-    first = last = None
-    n = n_decoded = 0
+    batches = _Batches(post, interval, clock)
     step = 0
     finishes: list[str | None] = [None] * n_streams
-    batch: list[tuple[int, TokenEvent]] = []
-    last_post = start - interval  # the first tokens go out at once
-
-    def stats() -> RunStats:
-        span = last - first if first is not None and last is not None else 0.0
-        rate = n_decoded / span if n_decoded and span > 0 else None
-        ttft = first - start if first is not None else None
-        return RunStats(n, ttft, rate, (last or start) - start)
-
     try:
         for stream, event in events:
             if event.index > step:
                 step = event.index
                 if on_step is not None:
                     on_step()
-            now = clock()
-            if first is None:
-                first = now
-            last = now
-            n += 1
-            n_decoded += event.index > 0
-            batch.append((stream, event))
+            batches.add((stream, event), decoded=event.index > 0)
             if event.finish_reason:
                 finishes[stream] = event.finish_reason
             if cancelled():
                 break
-            if now - last_post >= interval:
-                post(batch, stats())
-                batch = []
-                last_post = now
+            batches.post_if_due()
             time.sleep(0)  # hand the GIL to the UI thread between tokens (see stream_events)
         else:
             # the engine ended without saying why for a stream: treat it as a limit
             finishes = [f or ("user" if cancelled() else "length") for f in finishes]
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-    if batch:
-        post(batch, stats())
-    return [f or "user" for f in finishes], stats()
+        _close(events)
+    batches.flush()
+    return [f or "user" for f in finishes], batches.stats()
