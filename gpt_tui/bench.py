@@ -80,13 +80,8 @@ def measure_products(model: LanguageModel, repeats: int = 9) -> float:
     return float(np.median([_timed(products) for _ in range(repeats)]))
 
 
-def measure_bandwidth(n_bytes: int = PROBE_BYTES, repeats: int = 12) -> float:
-    """GB/s a BLAS matrix-vector product streams from a matrix much larger than any cache."""
-    w, x, out = _probe_operands(n_bytes)
-    return _stream_rate(w, x, out, repeats)
-
-
 def _probe_operands(n_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A matrix much larger than any cache, and what a BLAS matrix-vector product with it needs."""
     n_in = 4096
     # [n_in, n_out], read as x @ w: the layout and the product every projection of the engine uses
     w = np.random.default_rng(0).standard_normal((n_in, n_bytes // (4 * n_in)), dtype=np.float32)
@@ -97,6 +92,7 @@ def _probe_operands(n_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _stream_rate(w: np.ndarray, x: np.ndarray, out: np.ndarray, repeats: int) -> float:
+    """GB/s the product streams from w: the best of `repeats`."""
     best = min(_timed(lambda: np.matmul(x, w, out=out)) for _ in range(repeats))
     return w.nbytes / best / 1e9
 
@@ -110,9 +106,10 @@ def _serve_probe(n_bytes: int = PROBE_BYTES, repeats: int = 6) -> None:
 
 
 class BandwidthProbe:
-    """`measure_bandwidth`, read on demand from a child process that keeps its matrix.
+    """The machine's weight-streaming bandwidth (a 512 MB matrix-vector product), read on
+    demand from a child process that keeps its matrix.
 
-    The bandwidth this machine gives drifts (here, a shared host: 31 to 42 GB/s within minutes),
+    The bandwidth this machine gives drifts (here, a shared host: 31 to 48 GB/s within a minute),
     so a roofline measured once, before the decode runs, compares figures of different moments.
     The probe is read between the decode runs instead, and their median is the roofline. A
     child process keeps its 512 MB out of our peak memory figure; it waits, idle, in between.

@@ -559,8 +559,7 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
     mb = 1e6
     share_short = r.share_of_roofline(r.decode_short_tok_s)
     share_long = r.share_of_roofline(r.decode_long_tok_s)
-    low, high = r.bandwidth_range or (0.0, 0.0)
-    spread = f" ({low:.1f}-{high:.1f})" if r.bandwidth_range else ""
+    spread = " ({:.1f}-{:.1f})".format(*r.bandwidth_range) if r.bandwidth_range else ""
     rows = [
         ("load / build", f"{load_s:.2f} s", ""),
         ("weights read per token", f"{r.weight_bytes / mb:,.0f} MB", "float32"),
