@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt_tui.engine.blocked import BlockedMatrix, two_cores, use_two_cores
+from gpt_tui.engine import cores
+from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.params import flatten_params
 
@@ -36,13 +37,13 @@ class BenchResult:
     decode_long_tok_s: float
     bandwidth_gb_s: float  # median of the probe's readings between the decode runs
     peak_rss_bytes: int
-    blas_threads: int = 0
     overhead_s: float | None = None  # per token, outside the forward pass (needs a tokenizer)
     n_batch: int = 1
     decode_batch_steps_s: float | None = None  # steps/s with n_batch streams at short context
     products_s: float | None = None  # one token's weight products alone, seconds
-    two_cores: bool = False  # decode shared its large products between two cores
     bandwidth_range: tuple[float, float] | None = None  # lowest and highest probe reading
+    continuation: int = 0  # positions of the continuation measured (0: none)
+    continuation_s: float | None = None  # seconds of one such forward pass
 
     @property
     def roofline_tok_s(self) -> float:
@@ -68,8 +69,12 @@ def measure_products(model: LanguageModel, repeats: int = 9) -> float:
     params = getattr(model, "params", None)
     if params is None:
         raise ValueError("this model does not expose its params")
-    # The matrices a step multiplies by (not wpe or token_embd: a step reads one row of them)
+    # The matrices a step multiplies by (not wpe or token_embd: a step reads one row of them),
+    # split between the cores as the model's plan does it for a decode step.
     weights = [w for w in flatten_params(params).values() if isinstance(w, BlockedMatrix)]
+    planned = getattr(model, "planned", None)
+    if planned is not None:
+        cores.activate(planned.tuner.settings)
     rows = [np.ones((1, w.shape[0]), dtype=np.float32) for w in weights]
 
     def products() -> None:
@@ -162,19 +167,6 @@ def measure_prefill(model: LanguageModel, n_tokens: int, repeats: int = 3) -> fl
     return n_tokens / best
 
 
-def choose_sharing(model: LanguageModel, context: int, rounds: int = 3) -> bool:
-    """Keep sharing a decode step's products between two cores only if it is faster right now
-    (as the app's thread tuner decides it): alternating runs of steps, the median of each."""
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(rounds):
-        for share in (True, False):
-            use_two_cores(share)
-            times[share].append(1.0 / measure_decode(model, context, 8))
-    share = float(np.median(times[True])) < float(np.median(times[False]))
-    use_two_cores(share)
-    return share
-
-
 def measure_decode(
     model: LanguageModel,
     context: int,
@@ -200,10 +192,17 @@ def measure_decode(
     return 1.0 / float(np.median(times))
 
 
-def blas_threads() -> int:
-    from threadpoolctl import threadpool_info
-
-    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0)
+def measure_continuation(model: LanguageModel, context: int, n_new: int, repeats: int = 9) -> float:
+    """Seconds of one forward pass over `n_new` positions after `context` cached tokens, with
+    the logits of all of them (what verifying drafted tokens takes); the median of `repeats`."""
+    cache = model.new_cache()
+    model.forward(_ids(model, context), cache, last_only=True)
+    new = _ids(model, n_new, seed=2)
+    times = []
+    for _ in range(repeats):
+        cache.truncate(context)
+        times.append(_timed(lambda: model.forward(new, cache)))
+    return float(np.median(times))
 
 
 class _ReplayModel:
@@ -268,9 +267,6 @@ def run_bench(
     report("bandwidth")
     with BandwidthProbe() as probe:
         probe.read()
-        if two_cores():
-            report("whether sharing products between two cores pays here")
-            choose_sharing(model, short_context)
         report("weight products alone")
         products = measure_products(model)
         report(f"prefill of {prefill_tokens} tokens")
@@ -284,6 +280,8 @@ def run_bench(
     if tokenizer is not None:
         report("generation overhead outside the forward pass")
         overhead = measure_overhead(model, tokenizer)
+    report(f"a continuation of 8 positions after {short_context}")
+    continuation = measure_continuation(model, short_context, 8)
     batch = None
     if n_batch > 1:
         report(f"decode of {n_batch} streams at {short_context} tokens of context")
@@ -300,12 +298,12 @@ def run_bench(
         bandwidth_gb_s=probe.median(),
         bandwidth_range=(min(probe.readings), max(probe.readings)),
         peak_rss_bytes=peak_rss_bytes(),
-        blas_threads=blas_threads(),
         overhead_s=overhead,
         n_batch=n_batch,
         decode_batch_steps_s=batch,
         products_s=products,
-        two_cores=two_cores(),
+        continuation=8,
+        continuation_s=continuation,
     )
 
 

@@ -43,6 +43,7 @@ from gpt_tui.errors import GptTuiError, SessionFileError
 
 if TYPE_CHECKING:
     from gpt_tui.bench import BenchResult
+    from gpt_tui.engine.plan import Plan
     from gpt_tui.models.download import DownloadProgress
     from gpt_tui.models.store import LoadedModel
 
@@ -286,16 +287,13 @@ def _remember_model(name: str) -> None:
 
 def _stream_text(events: Iterable[TokenEvent], loaded: LoadedModel, show_probs: bool) -> int:
     from gpt_tui.engine import FINISH_REASONS
-    from gpt_tui.threads import ThreadTuner
 
-    tuner = ThreadTuner()
     collected: list[TokenEvent] = []
     start = time.perf_counter()
     for event in events:
         sys.stdout.write(event.text)
         sys.stdout.flush()
         collected.append(event)
-        tuner.step()
     elapsed = time.perf_counter() - start
     sys.stdout.write("\n")
     if show_probs:
@@ -347,11 +345,7 @@ def _show_token(text: str) -> str:
 
 
 def _print_json_events(events: Iterable[TokenEvent]) -> int:
-    from gpt_tui.threads import ThreadTuner
-
-    tuner = ThreadTuner()
     for event in events:
-        tuner.step()
         sys.stdout.write(json.dumps(dataclasses.asdict(event), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
@@ -480,11 +474,9 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--steps", type=int, default=32, metavar="N", help="decode steps per figure")
     p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help=f"BLAS threads (default: all {os.cpu_count()} cores)",
+        "--replan",
+        action="store_true",
+        help="measure this machine's kernel plan for the model again (it is kept and reused)",
     )
     p.add_argument(
         "--batch",
@@ -499,12 +491,10 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from gpt_tui.bench import peak_rss_bytes, run_bench
-    from gpt_tui.threads import set_blas_threads
+    from gpt_tui.engine.plan import PLAN_ENV
 
-    if args.threads < 1:
-        raise GptTuiError(f"--threads must be at least 1, not {args.threads}")
-    set_blas_threads(args.threads)
-
+    if args.replan:  # read by the model's constructor: the plan is measured as it is built
+        os.environ[PLAN_ENV] = "replan"
     start = time.perf_counter()
     if args.random:
         from gpt_tui.engine import GPT2
@@ -533,6 +523,7 @@ def _run_bench(args: argparse.Namespace) -> int:
             report=lambda step: status.update(f"measuring {step}"),
         )
     stdout.print(_bench_table(result, load_s, rss_loaded))
+    stdout.print(_plan_table(model.planned.plan))
     return 0
 
 
@@ -549,9 +540,9 @@ def _gpt2_tokenizer_if_available():
 
 def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
 
-    title = f"gpt-tui bench: {r.model}, {r.blas_threads} BLAS thread(s)"
-    if r.blas_threads > 1:
-        title += ", decode on two cores" if r.two_cores else ", decode on one core (faster now)"
+    from gpt_tui.engine.plan import cpu_name
+
+    title = f"gpt-tui bench: {r.model} on {cpu_name()}"
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -604,6 +595,16 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
                 f"{share:.1%} of a decode step: sampling, top-10 report, detokenising",
             ),
         )
+    if r.continuation_s:
+        rows.insert(
+            -1,
+            (
+                f"{r.continuation} positions @ {r.short_context} ctx",
+                f"{r.continuation_s * 1e3:.2f} ms",
+                f"{r.continuation_s * r.decode_short_tok_s:.2f}x a decode step "
+                "(one pass with every position's logits: verifying drafted tokens)",
+            ),
+        )
     if r.decode_batch_steps_s:
         cost = r.decode_short_tok_s / r.decode_batch_steps_s
         rows.insert(
@@ -617,6 +618,39 @@ def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _plan_table(plan: Plan) -> Table:
+    """The kernel plan the bench ran with, and each candidate's time (FFTW's wisdom, shown)."""
+    machine = plan.key.get("machine", {})
+    title = (
+        f"kernel plan: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"NumPy {machine.get('numpy', '?')}, {machine.get('blas', '?')}; {plan.source}"
+    )
+    if plan.measured_s:
+        title += f" (measuring took {plan.measured_s:.1f} s)"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("kind of work")
+    table.add_column("chosen")
+    table.add_column("candidates, fastest of the rounds", style="dim")
+    by_kind: dict[str, list[str]] = {}
+    for t in plan.timings:
+        by_kind.setdefault(t.kind, []).append(f"{t.candidate} {t.seconds * 1e3:.2f} ms")
+    for kind, chosen in plan.describe():
+        measured = [k for k in by_kind if k.startswith(kind.split(",")[0])]
+        candidates = "; ".join(c for k in measured if _same_kind(k, kind) for c in by_kind[k])
+        table.add_row(kind, chosen, candidates)
+    return table
+
+
+def _same_kind(measured: str, planned: str) -> bool:
+    """Whether a timing's kind ("decode, 4 rows", "prefill, 256 rows", "decode attention, 1024
+    keys") belongs to a plan row ("decode, 4 rows", "prefill, chunks of 256", ...)."""
+    if planned.startswith(("decode attention", "prefill attention")):
+        return measured.startswith(planned)
+    if planned.startswith("prefill,"):
+        return measured.startswith("prefill,")
+    return measured == planned
 
 
 # --- models, download, rm ------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ from gpt_tui.engine.gpt2 import streaming_params
 from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.tokenizer import Tokenizer
+
+# Nothing a test writes (kernel plans measured for the tiny models, ...) reaches the user's own
+# cache: every test runs under a GPT_TUI_HOME of its own session, or a narrower one it sets.
+os.environ["GPT_TUI_HOME"] = tempfile.mkdtemp(prefix="gpt-tui-tests-")
 
 # Real vocabulary size, so the real GPT-2 tokenizer works with the tiny models.
 TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2}

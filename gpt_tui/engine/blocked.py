@@ -19,10 +19,10 @@ reads the same whichever layout its weights have.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
 
 import numpy as np
+
+from gpt_tui.engine import cores
 
 BLOCK = 64
 """Columns per block. 32 and 128 measured slower for 2-4 rows on GPT-2 and SmolLM2 shapes."""
@@ -69,14 +69,16 @@ class BlockedMatrix:
         # Each block's product lands in its columns of `out` directly: BLAS writes the strided
         # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
         by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
-        if _sharing and n_rows <= 8 and self.blocks.nbytes >= SPLIT_MIN_BYTES:
-            half = self.blocks.shape[0] // 2
-            _helper.share(  # type: ignore[union-attr]
-                lambda: np.matmul(x, self.blocks[:half], out=by_block[:half]),
-                lambda: np.matmul(x, self.blocks[half:], out=by_block[half:]),
-            )
-        else:
+        split = cores.active().for_rows(n_rows)
+        cores.set_blas_threads(split.blas_threads)
+        parts = split.parts_for(self.blocks.nbytes)
+        if parts == 1:
             np.matmul(x, self.blocks, out=by_block)
+        else:
+            cores.run_parts([
+                lambda a=a, b=b: np.matmul(x, self.blocks[a:b], out=by_block[a:b])
+                for a, b in cores.ranges(self.blocks.shape[0], parts)
+            ])  # fmt: skip
         out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
         return out[:n_tok, : self.shape[1]]  # [n_tok, n_out]
 
@@ -89,84 +91,6 @@ class BlockedMatrix:
         """The plain [n_in, n_out] array (a copy)."""
         n_in, n_out = self.shape
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
-
-
-SPLIT_MIN_BYTES = 32 << 20
-"""Products of a matrix this large are shared between two cores when `use_two_cores` is on.
-Smaller ones cost more in the hand-over than they gain. Median decode step, shared from
-4 MB / from 32 MB / not at all: GPT-2 124M 18.6 / 17.6 / 18.2 ms (only its 154 MB output
-projection is 32 MB or more), SmolLM2 23.2 / 22.6 / 22.9 ms, GPT-2 1558M 203 / 206 / 214 ms.
-Mostly two cores stream no more than one here (33-35 against 31-33 GB/s). In bursts of a
-few seconds they stream 52-61 GB/s, and sharing from 4 MB then gives 124M steps of 13.4-14.5
-ms; a tuner that kept trying the 4 MB threshold to catch them was 2% slower over 300-step
-runs, since no burst came while decoding."""
-
-
-class _Helper:
-    """A thread that computes half of a product while the calling thread computes the other.
-
-    The small products a decode step is made of run on one core each (OpenBLAS does not
-    thread them), and one core may not draw all of the memory bandwidth: on this 2-core machine
-    GPT-2 124M's products took 16.3 ms on one core and 11.8 ms shared, at quiet moments (at
-    busy ones, no gain: whether to share is measured, see gpt_tui.threads). NumPy releases
-    the GIL inside matmul, so the two halves run at once. Hand-over is by two locks, the
-    cheapest signal Python has.
-    """
-
-    def __init__(self) -> None:
-        self._busy = threading.Lock()  # one caller at a time; another computes alone
-        self._go = threading.Lock()
-        self._done = threading.Lock()
-        self._go.acquire()
-        self._done.acquire()
-        self._job: Callable[[], object] | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._serve, name="gpt-tui-matmul", daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            self._go.acquire()
-            try:
-                self._job()  # type: ignore[misc]
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                self._error = exc
-            self._done.release()
-
-    def share(self, mine: Callable[[], object], theirs: Callable[[], object]) -> None:
-        """Run `theirs` on the helper and `mine` here; return when both are done."""
-        if not self._busy.acquire(blocking=False):
-            mine()
-            theirs()
-            return
-        try:
-            self._job, self._error = theirs, None
-            self._go.release()
-            try:
-                mine()
-            finally:
-                self._done.acquire()
-            if self._error is not None:
-                raise self._error
-        finally:
-            self._job = None
-            self._busy.release()
-
-
-_helper: _Helper | None = None  # started at the first `use_two_cores(True)`, then kept
-_sharing = False
-
-
-def use_two_cores(on: bool) -> None:
-    """Share each large product of a decode step between two cores, or stop (process-wide,
-    like BLAS's own thread count)."""
-    global _helper, _sharing
-    if on and _helper is None:
-        _helper = _Helper()
-    _sharing = on
-
-
-def two_cores() -> bool:
-    return _sharing
 
 
 def to_blocks(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

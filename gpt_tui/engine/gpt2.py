@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.attention import attend
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
-from gpt_tui.engine.layers import causal_mask, gelu, layer_norm, linear, softmax
+from gpt_tui.engine.layers import gelu, layer_norm, linear
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -22,6 +23,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
+from gpt_tui.engine.plan import Plan, planned_for
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
@@ -75,17 +77,8 @@ def mha(
     qkv = qkv.reshape(n_batch, n_seq, 3, n_head, head_dim)  # [n_batch, n_seq, 3, n_head, head_dim]
     q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x [n_batch, n_head, n_seq, head_dim]
     keys, values = cache.store(layer, k, v)  # [n_batch, n_head, n_key, head_dim] each
-    n_key = keys.shape[2]
     q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_head, n_seq, head_dim]
-    if n_seq == 1:
-        # Decoding: keys @ q^T reads the cached keys in their stored order, where q @ keys^T
-        # makes BLAS stride across them (measured ~3x slower per layer at 900 keys).
-        scores = keys @ q.swapaxes(-1, -2)  # [n_batch, n_head, n_key, 1]
-        scores = scores.reshape(n_batch, n_head, 1, n_key)  # [n_batch, n_head, 1, n_key]
-    else:  # several new positions: each sees the keys up to its own
-        scores = q @ keys.swapaxes(-1, -2)  # [n_batch, n_head, n_seq, n_key]
-        scores += causal_mask(n_seq, n_key)  # [n_batch, n_head, n_seq, n_key]
-    out = softmax(scores) @ values  # [n_batch, n_head, n_seq, head_dim]
+    out = attend(q, keys, values, n_seq, 1)  # [n_batch, n_head, n_seq, head_dim]
     out = out.transpose(0, 2, 1, 3).reshape(n_tok, n_embd)  # [n_tok, n_embd]
     return linear(out, c_proj["w"], c_proj["b"])  # [n_tok, n_embd]
 
@@ -105,7 +98,9 @@ class GPT2:
 
     architecture = "gpt2"
 
-    def __init__(self, params: dict[str, Any], hparams: dict[str, Any]) -> None:
+    def __init__(
+        self, params: dict[str, Any], hparams: dict[str, Any], plan: Plan | str | None = None
+    ) -> None:
         missing = [name for name in HPARAM_NAMES if name not in hparams]
         if missing:
             raise ValueError(f"GPT-2 hparams lack {', '.join(missing)}")
@@ -120,6 +115,8 @@ class GPT2:
         shapes["wte_t"] = shapes.pop("wte")[::-1]
         check_shapes(params, shapes)
         self.params = params
+        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        self.planned = planned_for(self, plan)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         head_dim = self.n_embd // self.n_head
@@ -135,6 +132,12 @@ class GPT2:
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
+        with self.planned.running(decoding=ids.shape[1] == 1):
+            return self._logits(ids, batched, cache, last_only)
+
+    def _logits(
+        self, ids: np.ndarray, batched: bool, cache: KVCache, last_only: bool
+    ) -> np.ndarray:
         x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
         n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
         x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"])

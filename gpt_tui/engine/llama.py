@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.attention import attend
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
-from gpt_tui.engine.layers import causal_mask, rms_norm, rope_tables, softmax
+from gpt_tui.engine.layers import rms_norm, rope_tables
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -33,6 +34,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
+from gpt_tui.engine.plan import Plan, planned_for
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -105,26 +107,15 @@ def attention(
     k = qk[:, :, n_head:].transpose(0, 2, 1, 3)  # [n_batch, n_kv_head, n_seq, head_dim]
     v = qkv[:, n_qk:].reshape(n_batch, n_seq, n_kv_head, head_dim)  # [.., n_seq, n_kv, hd]
     keys, values = cache.store(layer, k, v.transpose(0, 2, 1, 3))  # [n_b, n_kv, n_key, hd] each
-    n_key = keys.shape[2]
 
+    # Each kv head's query rows position-major (row s*group + g), the layout `attend` tiles.
     q = q.reshape(n_batch, n_seq, n_kv_head, group, head_dim)  # [n_b, n_seq, n_kv, group, hd]
-    q = q.transpose(0, 2, 3, 1, 4)  # [n_batch, n_kv_head, group, n_seq, head_dim]
-    q = q.reshape(n_batch, n_kv_head, group * n_seq, head_dim)  # [n_b, n_kv, group*n_seq, hd]
-    q *= np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_kv_head, group*n_seq, head_dim]
-    if n_seq == 1:
-        # Decoding: keys @ q^T (q^T contiguous) reads the cached keys in their stored order,
-        # where q @ keys^T makes BLAS crawl (at 900 keys: 50 us a layer against 140). The
-        # scores are then made contiguous, or softmax's reductions along the strided axis crawl.
-        scores = keys @ np.ascontiguousarray(q.swapaxes(-1, -2))  # [n_b, n_kv, n_key, group]
-        scores = np.ascontiguousarray(scores.swapaxes(-1, -2))  # [n_b, n_kv, group, n_key]
-    else:  # several new positions: each sees the keys up to its own (a single one sees all)
-        scores = q @ keys.swapaxes(-1, -2)  # [n_batch, n_kv_head, group*n_seq, n_key]
-        scores = scores.reshape(n_batch, n_kv_head, group, n_seq, n_key)  # split the query rows
-        scores += causal_mask(n_seq, n_key)  # [n_batch, n_kv_head, group, n_seq, n_key]
-        scores = scores.reshape(n_batch, n_kv_head, group * n_seq, n_key)  # [.., g*n_seq, n_key]
-    out = softmax(scores) @ values  # [n_batch, n_kv_head, group*n_seq, head_dim]
-    out = out.reshape(n_batch, n_kv_head, group, n_seq, head_dim)  # [n_b, n_kv, g, n_seq, hd]
-    return out.transpose(0, 3, 1, 2, 4).reshape(n_tok, n_head * head_dim)  # [n_tok, n_head*hd]
+    q = q.transpose(0, 2, 1, 3, 4)  # [n_batch, n_kv_head, n_seq, group, head_dim]
+    q = q.reshape(n_batch, n_kv_head, n_seq * group, head_dim)  # [n_b, n_kv, n_seq*group, hd]
+    q *= np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_kv_head, n_seq*group, head_dim]
+    out = attend(q, keys, values, n_seq, group)  # [n_batch, n_kv_head, n_seq*group, head_dim]
+    out = out.reshape(n_batch, n_kv_head, n_seq, group, head_dim)  # [n_b, n_kv, n_seq, g, hd]
+    return out.transpose(0, 2, 1, 3, 4).reshape(n_tok, n_head * head_dim)  # [n_tok, n_head*hd]
 
 
 def swiglu(x: np.ndarray, ffn_gate_up: np.ndarray, ffn_down: np.ndarray) -> np.ndarray:
@@ -165,7 +156,9 @@ class Llama:
 
     architecture = "llama"
 
-    def __init__(self, params: dict[str, Any], hparams: dict[str, Any]) -> None:
+    def __init__(
+        self, params: dict[str, Any], hparams: dict[str, Any], plan: Plan | str | None = None
+    ) -> None:
         missing = [n for n in (*HPARAM_NAMES, "rope_base", "norm_eps") if n not in hparams]
         if missing:
             raise ValueError(f"llama hparams lack {', '.join(missing)}")
@@ -185,6 +178,8 @@ class Llama:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = streaming_params(as_float32(params))
         check_shapes(self.params, expected_shapes(self.hparams))
+        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        self.planned = planned_for(self, plan)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)
@@ -221,6 +216,12 @@ class Llama:
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
+        with self.planned.running(decoding=ids.shape[1] == 1):
+            return self._logits(ids, batched, cache, last_only)
+
+    def _logits(
+        self, ids: np.ndarray, batched: bool, cache: KVCache, last_only: bool
+    ) -> np.ndarray:
         x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
         n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
         x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],

@@ -19,14 +19,8 @@ from pathlib import Path
 import platformdirs
 
 from gpt_tui.errors import StorageError
-
-HOME_ENV = "GPT_TUI_HOME"
-APP_NAME = "gpt-tui"
-
-
-def _home_override() -> Path | None:
-    value = os.environ.get(HOME_ENV, "").strip()
-    return Path(value).expanduser() if value else None
+from gpt_tui.locations import APP_NAME, HOME_ENV, cache_root
+from gpt_tui.locations import home_override as _home_override
 
 
 def home() -> Path:
@@ -36,10 +30,7 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
-    override = _home_override()
-    if override is not None:
-        return _ensure_dir(override / "cache")
-    return _ensure_dir(Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)))
+    return _ensure_dir(cache_root())
 
 
 def models_dir() -> Path:

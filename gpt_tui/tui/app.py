@@ -28,7 +28,6 @@ from gpt_tui.engine import KVCache, SamplingParams
 from gpt_tui.errors import GptTuiError
 from gpt_tui.session import Session
 from gpt_tui.settings import UserSettings, load_settings, save_settings
-from gpt_tui.threads import ThreadTuner
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.branching import Branching
 from gpt_tui.tui.chat_format import encode_chat, has_chat_template
@@ -136,7 +135,6 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         self._engine_lock = threading.Lock()  # one generation touches the kv cache at a time
         # BLAS threads by measurement: the UI thread's own work can make two threads slower
         # than one on a 2-core machine (see gpt_tui.threads). Used by the generation worker only.
-        self._tuner = ThreadTuner()
         self._threads = ThreadCounter()  # worker threads still running
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
 

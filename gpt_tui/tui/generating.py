@@ -151,10 +151,7 @@ class Generating:
                 post = lambda batch, stats: self.post_message(  # noqa: E731
                     msg.TokensStreamed(run.id, batch, stats)
                 )
-                self._tuner.reset_clock()
-                finish, stats = stream_events(
-                    events, post, lambda: worker.is_cancelled, on_step=self._tuner.step
-                )
+                finish, stats = stream_events(events, post, lambda: worker.is_cancelled)
             except Exception as exc:  # noqa: BLE001 - an engine failure ends the run, not the app
                 run.cache.truncate(0)  # it may hold half a step
                 error = f"{type(exc).__name__}: {exc}"

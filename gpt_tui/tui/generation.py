@@ -91,20 +91,16 @@ def stream_events(
     *,
     interval: float = 1 / MAX_POSTS_PER_SECOND,
     clock: Callable[[], float] = time.perf_counter,
-    on_step: Callable[[], object] | None = None,
 ) -> tuple[str, RunStats]:
     """Drain `events`, posting them in batches; returns why it stopped and the timings.
 
     The reason is the last event's `finish_reason`, or "user" when `cancelled()` became true.
-    `events` is closed before returning, so the engine stops at once. `on_step` is called after
-    each token, between engine steps (a `ThreadTuner` times them there).
+    `events` is closed before returning, so the engine stops at once.
     """
     batches = _Batches(post, interval, clock)
     finish = "user"
     try:
         for event in events:
-            if on_step is not None:
-                on_step()
             batches.add(event, decoded=batches.n > 0)
             if event.finish_reason:
                 finish = event.finish_reason
@@ -156,26 +152,18 @@ def stream_batch(
     *,
     interval: float = 1 / MAX_POSTS_PER_SECOND,
     clock: Callable[[], float] = time.perf_counter,
-    on_step: Callable[[], object] | None = None,
 ) -> tuple[list[str], RunStats]:
     """`stream_events` for `generate_batch`: drain its (stream, event) pairs, posting them in
     batches; returns why each stream stopped and the timings of the whole batch.
 
     One stream's end does not end the others: the engine returns once all are done. Streams
     still running when `cancelled()` becomes true stop with "user". The stats count the tokens
-    of every stream, so their rate is the batch's throughput. `on_step` is called between
-    engine steps: a step's events carry the step's index (a stream's event index is the step
-    number, as all start together), so the first event of a higher index begins a new step.
+    of every stream, so their rate is the batch's throughput.
     """
     batches = _Batches(post, interval, clock)
-    step = 0
     finishes: list[str | None] = [None] * n_streams
     try:
         for stream, event in events:
-            if event.index > step:
-                step = event.index
-                if on_step is not None:
-                    on_step()
             batches.add((stream, event), decoded=event.index > 0)
             if event.finish_reason:
                 finishes[stream] = event.finish_reason

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gpt_tui.engine import blocked
+from gpt_tui.engine import cores
 from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, to_blocks
 
 
@@ -34,22 +34,16 @@ def test_wrong_blocks_are_refused() -> None:
         np.zeros((3, 4), np.float32) @ BlockedMatrix.from_matrix(np.zeros((5, 6), np.float32))
 
 
-def test_products_shared_between_two_cores_equal_those_on_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(blocked, "SPLIT_MIN_BYTES", 0)  # share even this small matrix
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("n_tok", [1, 2, 3, 8, 37])
+def test_products_shared_between_cores_equal_those_on_one(parts: int, n_tok: int) -> None:
     rng = np.random.default_rng(3)
     w = BlockedMatrix.from_matrix(rng.standard_normal((40, 5 * BLOCK + 3), dtype=np.float32))
-    x = rng.standard_normal((2, 40), dtype=np.float32)
+    x = rng.standard_normal((n_tok, 40), dtype=np.float32)
     alone = x @ w
-    blocked.use_two_cores(True)
+    shared = cores.Split(parts=parts)  # from 0 bytes: even this small matrix
+    cores.activate(cores.Settings(decode={8: shared}, prefill=shared))
     try:
-        assert blocked.two_cores()
         np.testing.assert_array_equal(x @ w, alone)
-        np.testing.assert_array_equal(x[:1] @ w, alone[:1])
-        with pytest.raises(ValueError, match="mismatch"):  # the helper's error reaches us
-            blocked._helper.share(lambda: None, lambda: np.zeros((2, 3)) @ np.zeros((4, 5)))
-        np.testing.assert_array_equal(x @ w, alone)  # and it still serves afterwards
     finally:
-        blocked.use_two_cores(False)
-    assert not blocked.two_cores()
+        cores.activate(cores.Settings())

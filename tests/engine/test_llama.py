@@ -13,8 +13,10 @@ from safetensors.numpy import load_file
 
 from gpt_tui.engine import Llama, SamplingParams, generate, kv_cache
 from gpt_tui.engine import llama as llama_module
+from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.layers import rope_tables
 from gpt_tui.engine.llama import expected_shapes
+from gpt_tui.engine.plan import Plan
 from gpt_tui.models.gguf_file import llama_params
 from gpt_tui.tokenizer import Tokenizer, bytes_to_unicode
 
@@ -62,6 +64,28 @@ def test_forward_matches_hugging_face(tiny_llama: Llama, reference) -> None:
     logits = tiny_llama.forward(ids)
     assert logits.shape == (len(ids), tiny_llama.n_vocab) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, hf_logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(decode={1: Split(parts=2)}, prefill=Split(parts=3)),
+        Settings(attention_min_keys=0, attention_parts=2, query_tile=5, prefill_attention_parts=2),
+        Settings(query_tile=1),
+    ],
+    ids=["products shared", "attention shared, odd tile", "tile 1"],
+)
+def test_every_plan_matches_hugging_face(reference, settings: Settings) -> None:
+    # grouped-query heads are tiled and shared by kv head: rows of one kv head stay together
+    tensors, hparams, ids, hf_logits = reference
+    model = Llama(llama_params(tensors, hparams), hparams, plan=Plan(settings, key={}))
+    np.testing.assert_allclose(model.forward(ids), hf_logits, atol=1e-4, rtol=0)
+    cache = model.new_cache()
+    model.forward(ids[:-3], cache)
+    steps = np.concatenate(
+        [model.forward(ids[i : i + 1], cache) for i in range(len(ids) - 3, len(ids))]
+    )
+    np.testing.assert_allclose(steps, hf_logits[-3:], atol=1e-4, rtol=0)
 
 
 def test_cached_decode_equals_full_forward(tiny_llama: Llama, reference) -> None:

@@ -30,7 +30,6 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore, generate_batch
-from gpt_tui.threads import ThreadTuner
 from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
 from gpt_tui.tui.generation import RunStats, ThreadCounter, stream_batch
 from gpt_tui.tui.screens.help import HelpScreen
@@ -110,7 +109,6 @@ class CompareRun:
     request: CompareRequest
     params: list[Callable[[], SamplingParams]]  # one per column, read before every token
     engine_lock: threading.Lock
-    tuner: ThreadTuner
     threads: ThreadCounter
 
 
@@ -297,7 +295,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         extra = self.request.extra_stop
         sources = [_params_source(column, extra) for column in columns]
         app: Any = self.app
-        run = CompareRun(self._run_id, self.request, sources, app._engine_lock, app._tuner,
+        run = CompareRun(self._run_id, self.request, sources, app._engine_lock,
                          app._threads)  # fmt: skip
         for column in columns:
             column.start(self.request.display, self.request.model_name)
@@ -326,10 +324,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
                 post = lambda batch, stats: self.post_message(  # noqa: E731
                     self.Streamed(run.id, batch, stats)
                 )
-                run.tuner.reset_clock()
-                finishes, stats = stream_batch(
-                    events, n, post, lambda: worker.is_cancelled, on_step=run.tuner.step
-                )
+                finishes, stats = stream_batch(events, n, post, lambda: worker.is_cancelled)
             except Exception as exc:  # noqa: BLE001 - an engine failure ends the run, not the app
                 error = f"{type(exc).__name__}: {exc}"
                 self.post_message(self.Done(run.id, ["error"] * n, RunStats(), error))

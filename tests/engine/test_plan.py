@@ -1,0 +1,213 @@
+"""The kernel planner: choices from injected timings, the kept plan, the decode tuner."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpt_tui.engine import GPT2, cores, plan
+from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.plan import PROBE_STEPS, REPROBE_EVERY, DecodeTuner, Plan, choose
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path))
+    monkeypatch.delenv(plan.PLAN_ENV, raising=False)
+    return tmp_path
+
+
+# --- the choice, from given timings -----------------------------------------------------------
+
+
+def test_the_fastest_candidate_is_chosen() -> None:
+    assert choose({"a": 3.0, "b": 1.0, "c": 2.0}) == "b"
+
+
+def test_more_cores_must_win_clearly() -> None:
+    one, shared = ONE_CORE, Split(parts=2)
+    # 1% faster on two cores is noise: keep the core free
+    assert choose({one: 1.00, shared: 0.99}, plan.cores_used) == one
+    assert choose({one: 1.00, shared: 0.80}, plan.cores_used) == shared
+    # but a cheaper candidate that is slower never wins
+    assert choose({one: 1.00, shared: 1.20}, plan.cores_used) == one
+
+
+def test_candidates_on_one_core_machines_are_one_core_only() -> None:
+    assert plan.decode_candidates(1) == [ONE_CORE]
+    assert plan.prefill_candidates(1) == [ONE_CORE]
+    assert all(plan.cores_used(c) <= 4 for c in plan.decode_candidates(4))
+    assert Split(parts=4) in plan.decode_candidates(4)
+
+
+# --- the decode tuner -------------------------------------------------------------------------
+
+FAST, SLOW = Settings(decode={1: Split(parts=2)}), Settings()
+
+
+def test_tuner_keeps_the_faster_settings() -> None:
+    tuner = DecodeTuner((FAST, SLOW))
+    assert tuner.settings == FAST
+    for _ in range(PROBE_STEPS):
+        tuner.record(0.040)  # sharing: slow (a busy machine)
+    assert tuner.settings == SLOW  # now probing one core
+    for _ in range(PROBE_STEPS):
+        tuner.record(0.025)
+    assert tuner.settings == SLOW
+
+
+def test_tuner_checks_again_after_a_while() -> None:
+    tuner = DecodeTuner((FAST, SLOW))
+    for seconds in [0.040] * PROBE_STEPS + [0.025] * PROBE_STEPS:
+        tuner.record(seconds)
+    assert tuner.settings == SLOW
+    for _ in range(REPROBE_EVERY):
+        tuner.record(0.025)
+    assert tuner.settings == FAST  # the machine may be idle again: try the plan's choice first
+    for seconds in [0.020] * PROBE_STEPS + [0.025] * PROBE_STEPS:
+        tuner.record(seconds)
+    assert tuner.settings == FAST
+
+
+def test_a_plan_that_uses_one_core_needs_no_tuning() -> None:
+    p = Plan(Settings(), key={})
+    tuner = plan.tuner_for(p)
+    for _ in range(3 * PROBE_STEPS):
+        tuner.record(1.0)
+    assert tuner.candidates == (Settings(),)
+
+
+# --- measuring, keeping, and what is not to be trusted ----------------------------------------
+
+
+def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
+    model = GPT2(tiny_params, _hparams())
+    p = model.planned.plan
+    assert p.source.startswith("measured, kept in ")
+    assert set(p.settings.decode) == set(plan.DECODE_ROWS)
+    kinds = {t.kind for t in p.timings}
+    assert {"decode, 1 row", "decode, 8 rows", "prefill, 256 rows"} <= kinds
+    assert any(k.startswith("prefill attention") for k in kinds)
+    assert all(t.seconds > 0 for t in p.timings)
+    again = GPT2(tiny_params, _hparams())  # the same shapes: the kept plan, nothing measured
+    assert again.planned.plan.source.startswith("loaded from ")
+    assert again.planned.plan.settings == p.settings
+
+
+def test_replan_measures_again(tiny_params: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    GPT2(tiny_params, _hparams())
+    monkeypatch.setenv(plan.PLAN_ENV, "replan")
+    assert GPT2(tiny_params, _hparams()).planned.plan.source.startswith("measured")
+
+
+def test_default_plan_measures_and_writes_nothing(tiny_params: dict, private_home: Path) -> None:
+    model = GPT2(tiny_params, _hparams(), plan="default")
+    assert model.planned.plan.source == "default" and model.planned.plan.timings == ()
+    assert not (private_home / "cache" / "plans").exists()
+
+
+def test_unknown_plan_mode_is_refused(tiny_params: dict) -> None:
+    with pytest.raises(ValueError, match="measure, replan or default"):
+        GPT2(tiny_params, _hparams(), plan="fastest")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_text("{not json"),
+        lambda path: path.write_bytes(b"\x00\xff" * 10),
+        lambda path: _edit(path, lambda d: d["key"]["machine"].update(cpu="Another CPU")),
+        lambda path: _edit(path, lambda d: d["key"]["machine"].update(plan_version=0)),
+        lambda path: _edit(path, lambda d: d["settings"].pop("decode")),
+        lambda path: _edit(path, lambda d: d["settings"]["prefill"].update(parts=-1)),
+    ],
+    ids=["corrupt", "binary", "another machine", "older version", "incomplete", "bad values"],
+)
+def test_a_plan_file_not_to_be_trusted_is_measured_again(
+    tiny_params: dict, damage, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = GPT2(tiny_params, _hparams()).planned.plan
+    path = Path(first.source.removeprefix("measured, kept in "))
+    damage(path)
+    with caplog.at_level(logging.WARNING, logger="gpt_tui.engine.plan"):
+        again = GPT2(tiny_params, _hparams()).planned.plan
+    assert again.source.startswith("measured") and again.notice is not None
+    assert "ignored" in again.notice and "\n" not in again.notice
+    assert caplog.records and str(path) in caplog.records[0].getMessage()
+    assert plan.load(path, again.key).settings == again.settings  # rewritten, whole
+
+
+def test_an_unwritable_cache_keeps_the_plan_in_memory(
+    tiny_params: dict, private_home: Path
+) -> None:
+    (private_home / "cache").mkdir()
+    (private_home / "cache" / "plans").write_text("a file where the directory should be")
+    p = GPT2(tiny_params, _hparams()).planned.plan
+    assert p.source == "measured, kept in memory"
+    assert p.notice is not None and "cannot keep it" in p.notice
+
+
+def test_the_key_names_what_the_plan_depends_on(tiny_gpt2: GPT2) -> None:
+    key = plan.plan_key(tiny_gpt2)
+    assert {"cpu", "cores", "numpy", "blas", "plan_version"} <= set(key["machine"])
+    assert key["machine"]["cores"] == cores.n_cores()
+    assert key["model"]["architecture"] == "gpt2"
+    assert key["model"]["matrices"]["16x48"] == 2  # c_attn of each of the 2 layers
+
+
+# --- the engine under every plan gives the same numbers -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(),
+        Settings(decode={1: Split(parts=2), 8: Split(parts=3)}, prefill=Split(parts=2)),
+        Settings(decode={1: Split(blas_threads=2)}, prefill=Split(blas_threads=2)),
+        Settings(attention_min_keys=0, attention_parts=2, query_tile=5, prefill_attention_parts=2),
+        Settings(query_tile=1),
+    ],
+    ids=["one core", "shared", "blas threads", "attention shared, odd tile", "tile 1"],
+)
+def test_forward_is_the_same_under_every_plan(tiny_params: dict, settings: Settings) -> None:
+    reference = GPT2(tiny_params, _hparams(), plan="default")
+    planned = GPT2(tiny_params, _hparams(), plan=Plan(settings, key={}))
+    ids = np.random.default_rng(0).integers(0, 50257, 23)
+    expected = reference.forward(ids)
+    np.testing.assert_allclose(planned.forward(ids), expected, rtol=1e-5, atol=1e-5)
+    cache = planned.new_cache()
+    planned.forward(ids[:20], cache)
+    for i in range(20, 23):  # decode steps after a prefill, under the same plan
+        step = planned.forward(ids[i : i + 1], cache)
+        np.testing.assert_allclose(step[0], expected[i], rtol=1e-5, atol=1e-5)
+
+
+def _hparams() -> dict:
+    return {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2}  # the tiny one
+
+
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_no_plan_file_is_left_half_written(tiny_params: dict, private_home: Path) -> None:
+    GPT2(tiny_params, _hparams())
+    names = os.listdir(private_home / "cache" / "plans")
+    assert len(names) == 1 and names[0].endswith(".json") and not names[0].startswith(".")
+
+
+def test_describe_says_what_each_kind_of_work_does() -> None:
+    settings = Settings(decode={1: Split(parts=2, min_bytes=1 << 20)}, attention_min_keys=256,
+                        attention_parts=2)  # fmt: skip
+    rows = dict(Plan(replace(settings, query_tile=64), key={}).describe())
+    assert rows["decode, 1 row"] == "shared between 2 cores (from 1 MB)"
+    assert rows["decode attention"] == "shared between 2 cores from 256 keys"
+    assert rows["prefill attention"] == "64 positions' scores at a time"
