@@ -3,12 +3,14 @@
 Run from the repository root, in a Python that has numpy and (optionally) torch + transformers:
 
     python3.11 -m venv /tmp/ref-torch
-    /tmp/ref-torch/bin/pip install torch==2.13.0 transformers numpy   # that torch: a CPU build
+    /tmp/ref-torch/bin/pip install torch==2.13.0 transformers numpy platformdirs threadpoolctl
     PYTHONPATH=. /tmp/ref-torch/bin/python benchmarks/compare.py --size 124M
 
-torch is not a dependency of gpt-tui; without it the transformers rows are skipped. Before timing,
+(that exact torch installs a CPU build from a file on these machines). torch is not a dependency
+of gpt-tui; without it the transformers rows are skipped. Before timing,
 the script checks that transformers' logits agree with ours within 1e-4 on the same weights.
-Figures are medians of repeated runs; machines are noisy, so compare rows of one run.
+Machines are shared and noisy: each figure is measured in rounds that alternate the
+implementations, and the medians and each round's ratio are printed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=512)
     parser.add_argument("--long", type=int, default=900, help="context of the long decode figure")
     parser.add_argument("--steps", type=int, default=32, help="decode steps per figure")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch's threads")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds alternating the two")
     args = parser.parse_args()
 
     hparams = GPT2_HPARAMS[args.size]
@@ -41,66 +44,79 @@ def main() -> None:
     weight_bytes = sum(a.nbytes for n, a in flatten_params(params).items() if n != "wpe")
     print(f"GPT-2 {args.size} shapes, random weights; {weight_bytes / 1e6:.0f} MB read per token")
 
-    # The roofline is read between our decode runs: this machine's bandwidth drifts.
+    hf = _transformers_model(params, hparams, args.threads)
+    if hf is None:
+        print("transformers/torch not importable here: skipping that implementation")
+    else:
+        _check_agreement(ours, hf)
+    implementations: dict[str, dict[str, Callable[[], float]]] = {
+        "gpt-tui (NumPy, kv cache)": {
+            "prefill": lambda: measure_prefill(ours, args.prefill),
+            "decode@16": lambda: measure_decode(ours, 16, args.steps, between=probe.read),
+            "decode@long": lambda: measure_decode(ours, args.long, args.steps, between=probe.read),
+        }
+    }
+    if hf is not None:
+        implementations["transformers + torch (kv cache)"] = {
+            "prefill": lambda: _hf_prefill(hf, hparams, args.prefill),
+            "decode@16": lambda: _hf_decode(hf, hparams, 16, args.steps),
+            "decode@long": lambda: _hf_decode(hf, hparams, args.long, args.steps),
+        }
+    figures = ("prefill", "decode@16", "decode@long")
+    # The machines are shared and their speed drifts from one minute to the next, so each
+    # figure is taken in rounds that alternate the implementations; the roofline is read
+    # between our decode runs. Reported: the median of the rounds, and each round's ratio.
+    results: dict[str, dict[str, list[float]]] = {
+        name: {f: [] for f in figures} for name in implementations
+    }
     with BandwidthProbe() as probe:
-        rows: list[tuple[str, float, float, float]] = []
-        rows.append(
-            (
-                "gpt-tui (NumPy, kv cache)",
-                measure_prefill(ours, args.prefill),
-                measure_decode(ours, 16, args.steps, between=probe.read),
-                measure_decode(ours, args.long, args.steps, between=probe.read),
-            )
-        )
+        for _ in range(args.rounds):
+            for figure in figures:
+                for name, measure in implementations.items():
+                    results[name][figure].append(measure[figure]())
     bandwidth = probe.median()
     roofline = bandwidth * 1e9 / weight_bytes
     print(
         f"weight streaming {bandwidth:.1f} GB/s (readings {min(probe.readings):.1f}-"
-        f"{max(probe.readings):.1f}) -> decode roofline {roofline:.1f} tokens/s\n"
+        f"{max(probe.readings):.1f}) -> decode roofline {roofline:.1f} tokens/s; "
+        f"{args.rounds} rounds, each implementation in turn\n"
     )
-
-    hf = _transformers_model(params, hparams, args.threads)
-    if hf is None:
-        print("transformers/torch not importable here: skipping that row")
-    else:
-        _check_agreement(ours, hf)
-        rows.append(
-            (
-                "transformers + torch (kv cache)",
-                _hf_prefill(hf, hparams, args.prefill),
-                _hf_decode(hf, hparams, 16, args.steps),
-                _hf_decode(hf, hparams, args.long, args.steps),
-            )
-        )
-
     naive_16 = 1 / _median_time(lambda: naive_forward(params, hparams, np.arange(16)), 5)
     naive_256 = 1 / _median_time(lambda: naive_forward(params, hparams, np.arange(256)), 3)
-    rows.append(("no cache, per-head loop (picoGPT)", float("nan"), naive_16, float("nan")))
 
-    header = (
-        f"{'implementation':34} {'prefill':>10} {'decode@16':>10} {'decode@' + str(args.long):>11}"
-    )
+    long = f"decode@{args.long}"
+    header = f"{'implementation':34} {'prefill':>10} {'decode@16':>10} {long:>11}"
     print(header + f" {'% roofline @16':>15} {'% roofline @' + str(args.long):>16}")
-    for name, prefill, short, long in rows:
+    median = {n: {f: float(np.median(v)) for f, v in r.items()} for n, r in results.items()}
+    for name, row in median.items():
         print(
-            f"{name:34} {prefill:10.1f} {short:10.1f} {long:11.1f} "
-            f"{short / roofline:15.0%} {long / roofline:16.0%}"
+            f"{name:34} {row['prefill']:10.1f} {row['decode@16']:10.1f} {row['decode@long']:11.1f} "
+            f"{row['decode@16'] / roofline:15.0%} {row['decode@long'] / roofline:16.0%}"
         )
-    print("(tokens/s; prefill of", args.prefill, "tokens)")
-    ours_row = rows[0]
+    print(f"{'no cache, per-head loop (picoGPT)':34} {'':>10} {naive_16:10.1f}")
+    print(f"(tokens/s, medians of the rounds; prefill of {args.prefill} tokens)")
+    ours_name = next(iter(results))
+    ours_r = results[ours_name]
     if hf is not None:
-        hf_row = rows[1]
+        hf_r = results["transformers + torch (kv cache)"]
+        ratios = {f: [o / t for o, t in zip(ours_r[f], hf_r[f], strict=True)] for f in figures}
         print(
-            f"\ngpt-tui / transformers: prefill {ours_row[1] / hf_row[1]:.2f}x, "
-            f"decode@16 {ours_row[2] / hf_row[2]:.2f}x, decode@{args.long} "
-            f"{ours_row[3] / hf_row[3]:.2f}x"
+            "\ngpt-tui / transformers, median of the rounds' ratios (each round): "
+            + ", ".join(
+                f"{f.replace('long', str(args.long))} {np.median(r):.2f}x "
+                f"({' '.join(f'{x:.2f}' for x in r)})"
+                for f, r in ratios.items()
+            )
         )
     print(
-        f"gpt-tui / no-cache per-head loop: {ours_row[2] / naive_16:.0f}x at a 16-token context; "
-        f"at 256 tokens the reference makes {naive_256:.2f} tokens/s, gpt-tui "
-        f"{measure_decode(ours, 256, args.steps) / naive_256:.0f}x that"
+        f"gpt-tui / no-cache per-head loop: {median[ours_name]['decode@16'] / naive_16:.0f}x at "
+        f"a 16-token context; at 256 tokens the reference makes {naive_256:.2f} tokens/s, "
+        f"gpt-tui {measure_decode(ours, 256, args.steps) / naive_256:.0f}x that"
     )
-    print(f"per-token decode time at {args.long} vs 16: {ours_row[2] / ours_row[3]:.2f}x")
+    row = median[ours_name]
+    print(
+        f"per-token decode time at {args.long} vs 16: {row['decode@16'] / row['decode@long']:.2f}x"
+    )
 
 
 # --- the reference the original article builds: no cache, one head at a time -----------------

@@ -625,21 +625,20 @@ def _plan_table(plan: Plan) -> Table:
     machine = plan.key.get("machine", {})
     title = (
         f"kernel plan: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-        f"NumPy {machine.get('numpy', '?')}, {machine.get('blas', '?')}; {plan.source}"
+        f"NumPy {machine.get('numpy', '?')}, {machine.get('blas', '?')}\n{plan.source}"
     )
     if plan.measured_s:
         title += f" (measuring took {plan.measured_s:.1f} s)"
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("kind of work")
-    table.add_column("chosen")
-    table.add_column("candidates, fastest of the rounds", style="dim")
+    table.add_column("the plan")
+    table.add_column("candidates: fastest of the rounds", style="dim")
     by_kind: dict[str, list[str]] = {}
     for t in plan.timings:
-        by_kind.setdefault(t.kind, []).append(f"{t.candidate} {t.seconds * 1e3:.2f} ms")
+        by_kind.setdefault(t.kind, []).append(f"{t.seconds * 1e3:7.2f} ms  {t.candidate}")
     for kind, chosen in plan.describe():
-        measured = [k for k in by_kind if k.startswith(kind.split(",")[0])]
-        candidates = "; ".join(c for k in measured if _same_kind(k, kind) for c in by_kind[k])
-        table.add_row(kind, chosen, candidates)
+        measured = [line for k, lines in by_kind.items() if _same_kind(k, kind) for line in lines]
+        table.add_row(kind, chosen, "\n".join(measured), end_section=True)
     return table
 
 

@@ -66,7 +66,7 @@ class Settings:
     prefill: Split = ONE_CORE
     attention_min_keys: int | None = None  # None: never shared
     attention_parts: int = 1
-    query_tile: int = 256  # prompt positions whose attention scores are computed at once
+    query_tile: int = 256  # prompt positions whose attention is computed at once (attention.py)
     prefill_attention_parts: int = 1  # a prompt's attention shared between cores by heads
 
     def for_rows(self, n_rows: int) -> Split:

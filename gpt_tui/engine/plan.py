@@ -52,7 +52,9 @@ SUBSET_BYTES = 768 << 20
 """Decode candidates are timed on the model's matrices in step order up to this many bytes: more
 than a last-level cache holds (300 MB on the Intel host), so the weights stream from memory as
 in a real step, without a 1558M model's whole 200 ms pass per timing."""
+QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
 ROUNDS = 3
+SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
 CLEAR_WIN = 0.03
 """A candidate using more cores must be this much faster than one using fewer to be chosen:
 a core left free serves the UI thread and the rest of the machine."""
@@ -91,7 +93,7 @@ class Plan:
         )
         rows.append(("decode attention", attention))
         shared = f", shared between {s.prefill_attention_parts} cores by heads"
-        rows.append(("prefill attention", f"{s.query_tile} positions' scores at a time"
+        rows.append(("prefill attention", f"{s.query_tile} positions at a time"
                      + (shared if s.prefill_attention_parts > 1 else "")))  # fmt: skip
         return rows
 
@@ -218,16 +220,40 @@ def choose(times: dict[Any, float], cost: Callable[[Any], int] | None = None) ->
 def interleaved(
     candidates: list[Any], run: Callable[[Any], None], rounds: int = ROUNDS
 ) -> dict[Any, float]:
-    """Fastest time of each candidate over interleaved rounds (a warm-up run first, untimed)."""
+    """Fastest time of each candidate over interleaved rounds (after one untimed warm-up run)."""
     best = {c: float("inf") for c in candidates}
-    for c in candidates:
-        run(c)
+    if candidates:
+        run(candidates[0])
     for _ in range(rounds):
         for c in candidates:
             start = time.perf_counter()
             run(c)
             best[c] = min(best[c], time.perf_counter() - start)
     return best
+
+
+def blas_threaded(split: Split) -> bool:
+    return split.blas_threads > 1
+
+
+def one_mechanism(
+    choices: dict[str, Split], times: dict[str, dict[Split, float]]
+) -> dict[str, Split]:
+    """The choices, never mixing BLAS's threads with our helpers: when any kind of work shares
+    its products with helpers, a kind that chose BLAS threads takes its best other candidate.
+
+    A plan that mixed them would pay OpenBLAS's spinning threads at every switch: a decode
+    step shared with a helper right after a prefill on 2 BLAS threads took 51-56 ms for its
+    first three steps, against 31-33 ms after (GPT-2 124M, Intel host).
+    """
+    if not any(split.parts > 1 for split in choices.values()):
+        return choices
+    return {
+        kind: choose({c: t for c, t in times[kind].items() if not blas_threaded(c)}, cores_used)
+        if blas_threaded(split)
+        else split
+        for kind, split in choices.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,16 +267,26 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
     n = cores.n_cores()
     timings: list[Timing] = []
     try:
-        decode = {}
-        for rows in DECODE_ROWS:
-            times = interleaved(decode_candidates(n), _products(model, rows), rounds)
-            timings += [Timing(_rows_kind("decode", rows), c.describe(), t)
-                        for c, t in times.items()]  # fmt: skip
-            decode[rows] = choose(times, cores_used)
-        times = interleaved(prefill_candidates(n), _prefill_products(model), rounds)
-        timings += [Timing(_rows_kind("prefill", PREFILL_ROWS), c.describe(), t)
-                    for c, t in times.items()]  # fmt: skip
-        settings = Settings(decode=decode, prefill=choose(times, cores_used))
+        kinds = {_rows_kind("decode", rows): (decode_candidates(n), _products(model, rows))
+                 for rows in DECODE_ROWS}  # fmt: skip
+        prefill = _rows_kind("prefill", PREFILL_ROWS)
+        kinds[prefill] = (prefill_candidates(n), _prefill_products(model))
+        # Candidates that thread BLAS are timed after all the others, and what follows waits
+        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call and hold the
+        # core our own helpers would run on (on the Intel host, products shared with a helper
+        # took 92 ms right after a 2-thread BLAS call, 50 ms 0.05 s after it, 28 ms 1 s after).
+        times: dict[str, dict[Split, float]] = {}
+        for threaded in (False, True):
+            for name, (candidates, run) in kinds.items():
+                mine = [c for c in candidates if blas_threaded(c) == threaded]
+                times.setdefault(name, {}).update(interleaved(mine, run, rounds))
+        if any(blas_threaded(c) for candidates, _ in kinds.values() for c in candidates):
+            time.sleep(SETTLE_S)
+        timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
+                    for c, t in by.items()]  # fmt: skip
+        chosen = one_mechanism({kind: choose(t, cores_used) for kind, t in times.items()}, times)
+        decode = {rows: chosen[_rows_kind("decode", rows)] for rows in DECODE_ROWS}
+        settings = Settings(decode=decode, prefill=chosen[prefill])
         settings, attention_timings = _plan_attention(model, settings, n, rounds)
         timings += attention_timings
     finally:
@@ -308,6 +344,10 @@ def _plan_attention(
     n_kv_head, head_dim = attention_shape(model)
     group = model.n_head // n_kv_head
     timings: list[Timing] = []
+    # Attention shares work with our helpers only in a plan that does not thread BLAS
+    # (see `one_mechanism`).
+    splits = [*settings.decode.values(), settings.prefill]
+    n = 1 if any(blas_threaded(split) for split in splits) else n
     rng = np.random.default_rng(0)
     # Decode: all layers' keys at a long context, so the cache streams from memory as in a step.
     n_key = min(1024, model.n_ctx)
@@ -328,26 +368,23 @@ def _plan_attention(
         parts = choose(times, lambda p: p)
         if parts > 1:
             settings = replace(settings, attention_min_keys=n_key // 4, attention_parts=parts)
-    # Prefill: a chunk of positions after a long prompt, each tile size.
+    # Prefill: a chunk of positions after a long prompt, under each tile.
     n_seq = min(PREFILL_ROWS, model.n_ctx)
-    n_key = min(2048, model.n_ctx)
+    n_key = min(3072, model.n_ctx)
     keys = rng.standard_normal((1, n_kv_head, n_key, head_dim), dtype=np.float32)
     values = rng.standard_normal((1, n_kv_head, n_key, head_dim), dtype=np.float32)
     q = rng.standard_normal((1, n_kv_head, n_seq * group, head_dim), dtype=np.float32)
-    tiles = sorted({t for t in (32, 64, 128, 256) if t <= n_seq} | {n_seq})
 
     def prefill(candidate: tuple[int, int]) -> None:
         tile, parts = candidate
         cores.activate(replace(settings, query_tile=tile, prefill_attention_parts=parts))
         cores.set_blas_threads(settings.prefill.blas_threads)  # as a chunk's products leave it
-        for _ in range(4):
-            attention.attend(q, keys, values, n_seq, group)
+        attention.attend(q, keys, values, n_seq, group)
 
     kind = f"prefill attention, {n_seq} after {n_key - n_seq} keys"
-    times = interleaved([(t, 1) for t in tiles], prefill, rounds)
-    tile, _ = choose(times)
-    if n >= 2 and n_kv_head >= 2:  # the chosen tile, its heads shared between the cores
-        times.update(interleaved([(tile, min(n, 8, n_kv_head))], prefill, rounds))
+    tiles = sorted({t for t in QUERY_TILES if t < n_seq} | {n_seq})
+    shares = [1, min(n, 8, n_kv_head)] if n >= 2 and n_kv_head >= 2 else [1]
+    times = interleaved([(tile, parts) for tile in tiles for parts in shares], prefill, rounds)
     timings += [Timing(kind, f"tile {t}" + (f", {_parts_name(p)}" if p > 1 else ""), s)
                 for (t, p), s in times.items()]  # fmt: skip
     tile, parts = choose(times, lambda candidate: candidate[1])

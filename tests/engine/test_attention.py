@@ -28,7 +28,12 @@ def reference(q: np.ndarray, keys: np.ndarray, values: np.ndarray, n_seq: int, g
         Settings(),
         Settings(query_tile=1),
         Settings(query_tile=6),
-        Settings(attention_min_keys=0, attention_parts=2, query_tile=4, prefill_attention_parts=3),
+        Settings(
+            attention_min_keys=0,
+            attention_parts=2,
+            query_tile=4,
+            prefill_attention_parts=3,
+        ),
     ],
     ids=["whole", "tile 1", "tile 6", "shared"],
 )

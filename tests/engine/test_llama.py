@@ -70,7 +70,12 @@ def test_forward_matches_hugging_face(tiny_llama: Llama, reference) -> None:
     "settings",
     [
         Settings(decode={1: Split(parts=2)}, prefill=Split(parts=3)),
-        Settings(attention_min_keys=0, attention_parts=2, query_tile=5, prefill_attention_parts=2),
+        Settings(
+            attention_min_keys=0,
+            attention_parts=2,
+            query_tile=5,
+            prefill_attention_parts=2,
+        ),
         Settings(query_tile=1),
     ],
     ids=["products shared", "attention shared, odd tile", "tile 1"],

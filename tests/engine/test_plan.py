@@ -46,6 +46,21 @@ def test_candidates_on_one_core_machines_are_one_core_only() -> None:
     assert Split(parts=4) in plan.decode_candidates(4)
 
 
+def test_a_plan_never_mixes_blas_threads_with_helpers() -> None:
+    one, blas, shared = ONE_CORE, Split(blas_threads=2), Split(parts=2)
+    times = {
+        "decode": {one: 1.0, blas: 0.9, shared: 0.5},  # helpers win decode
+        "prefill": {one: 1.0, blas: 0.5, shared: 0.6},  # BLAS threads win the prefill
+    }
+    chosen = {kind: choose(t, plan.cores_used) for kind, t in times.items()}
+    assert chosen == {"decode": shared, "prefill": blas}
+    assert plan.one_mechanism(chosen, times) == {"decode": shared, "prefill": shared}
+    # without helpers anywhere, BLAS threads stay where they won
+    only_blas = {"decode": {one: 1.0, blas: 0.5}, "prefill": {one: 1.0, blas: 0.5}}
+    chosen = {kind: choose(t, plan.cores_used) for kind, t in only_blas.items()}
+    assert plan.one_mechanism(chosen, only_blas) == {"decode": blas, "prefill": blas}
+
+
 # --- the decode tuner -------------------------------------------------------------------------
 
 FAST, SLOW = Settings(decode={1: Split(parts=2)}), Settings()
@@ -170,7 +185,12 @@ def test_the_key_names_what_the_plan_depends_on(tiny_gpt2: GPT2) -> None:
         Settings(),
         Settings(decode={1: Split(parts=2), 8: Split(parts=3)}, prefill=Split(parts=2)),
         Settings(decode={1: Split(blas_threads=2)}, prefill=Split(blas_threads=2)),
-        Settings(attention_min_keys=0, attention_parts=2, query_tile=5, prefill_attention_parts=2),
+        Settings(
+            attention_min_keys=0,
+            attention_parts=2,
+            query_tile=5,
+            prefill_attention_parts=2,
+        ),
         Settings(query_tile=1),
     ],
     ids=["one core", "shared", "blas threads", "attention shared, odd tile", "tile 1"],
@@ -210,4 +230,4 @@ def test_describe_says_what_each_kind_of_work_does() -> None:
     rows = dict(Plan(replace(settings, query_tile=64), key={}).describe())
     assert rows["decode, 1 row"] == "shared between 2 cores (from 1 MB)"
     assert rows["decode attention"] == "shared between 2 cores from 256 keys"
-    assert rows["prefill attention"] == "64 positions' scores at a time"
+    assert rows["prefill attention"] == "64 positions at a time"
