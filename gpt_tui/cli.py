@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich import box
@@ -270,7 +270,24 @@ def _load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     with _rich_download_progress() as progress:
         loaded = load_model(name, base_url=base_url, progress=progress)
     _remember_model(name)
+    _say_plan(loaded.model)
     return loaded
+
+
+def _say_plan(model: Any) -> None:
+    """One line when loading measured this machine's kernel plan (once), or ignored a kept one."""
+    plan = getattr(getattr(model, "planned", None), "plan", None)
+    if plan is None:
+        return
+    if plan.notice:
+        stderr.print(f"warning: {plan.notice}", markup=False)
+    elif plan.measured_s and plan.source.startswith("measured"):
+        stderr.print(
+            f"[measured this machine's kernel plan in {plan.measured_s:.1f} s; "
+            f"{plan.source.removeprefix('measured, ')}, reused from now on]",
+            style="dim",
+            markup=False,
+        )
 
 
 def _remember_model(name: str) -> None:

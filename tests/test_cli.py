@@ -21,6 +21,13 @@ def _home(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "home"))
 
 
+def test_the_first_run_on_a_machine_says_it_measured_the_kernel_plan(tiny_model_dir, capsys):
+    assert generate(tiny_model_dir, "Hi", "--max-tokens 2") == 0
+    assert "measured this machine's kernel plan" in capsys.readouterr().err
+    assert generate(tiny_model_dir, "Hi", "--max-tokens 2") == 0  # kept: nothing measured now
+    assert "kernel plan" not in capsys.readouterr().err
+
+
 def test_generate_streams_text_and_reports_why_it_stopped(tiny_model_dir, capsys) -> None:
     code = main(
         [
@@ -171,10 +178,19 @@ def test_bench_reports_every_figure(tiny_model_dir, capsys) -> None:
         "3",
         "--batch",
         "3",
+        "--replan",
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
     for label in (
+        "kernel plan:",
+        "measured, kept in",  # --replan: measured now, whatever was kept before
+        "decode, 1 row",
+        "decode, 8 rows",
+        "prefill, chunks of 256",
+        "decode attention",
+        "prefill attention",
+        "8 positions @ 16 ctx",
         "weight streaming",
         "decode roofline",
         "prefill (16 tokens)",

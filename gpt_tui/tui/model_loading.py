@@ -115,6 +115,22 @@ class ModelLoading:
         self._schedule_count()
         if not first:
             self.notify(f"Loaded {message.loaded.name}", timeout=3)
+        self._announce_plan(message.loaded)
+
+    def _announce_plan(self, loaded: Any) -> None:
+        """Say when loading measured this machine's kernel plan (a few seconds, once per model
+        shape), or had to ignore a kept one."""
+        plan = getattr(getattr(loaded.model, "planned", None), "plan", None)
+        if plan is None:
+            return
+        if plan.notice:
+            self.notify(plan.notice, severity="warning", timeout=10)
+        elif plan.measured_s and plan.source.startswith("measured"):
+            self.notify(
+                f"Measured how this machine runs {loaded.name} fastest ({plan.measured_s:.1f} s, "
+                "once; kept for next time)",
+                timeout=6,
+            )
 
     def on_model_load_failed(self, message: msg.ModelLoadFailed) -> None:
         if message.load_id != self._load_id or not self.is_running:

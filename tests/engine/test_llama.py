@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 from gpt_tui.engine import Llama, SamplingParams, generate, kv_cache
 from gpt_tui.engine import llama as llama_module
-from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.cores import Settings
 from gpt_tui.engine.layers import rope_tables
 from gpt_tui.engine.llama import expected_shapes
 from gpt_tui.engine.plan import Plan
@@ -66,24 +66,10 @@ def test_forward_matches_hugging_face(tiny_llama: Llama, reference) -> None:
     np.testing.assert_allclose(logits, hf_logits, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        Settings(decode={1: Split(parts=2)}, prefill=Split(parts=3)),
-        Settings(
-            attention_min_keys=0,
-            attention_parts=2,
-            query_tile=5,
-            prefill_attention_parts=2,
-        ),
-        Settings(query_tile=1),
-    ],
-    ids=["products shared", "attention shared, odd tile", "tile 1"],
-)
-def test_every_plan_matches_hugging_face(reference, settings: Settings) -> None:
+def test_every_plan_matches_hugging_face(reference, every_plan: Settings) -> None:
     # grouped-query heads are tiled and shared by kv head: rows of one kv head stay together
     tensors, hparams, ids, hf_logits = reference
-    model = Llama(llama_params(tensors, hparams), hparams, plan=Plan(settings, key={}))
+    model = Llama(llama_params(tensors, hparams), hparams, plan=Plan(every_plan, key={}))
     np.testing.assert_allclose(model.forward(ids), hf_logits, atol=1e-4, rtol=0)
     cache = model.new_cache()
     model.forward(ids[:-3], cache)

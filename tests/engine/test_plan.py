@@ -179,25 +179,9 @@ def test_the_key_names_what_the_plan_depends_on(tiny_gpt2: GPT2) -> None:
 # --- the engine under every plan gives the same numbers -----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        Settings(),
-        Settings(decode={1: Split(parts=2), 8: Split(parts=3)}, prefill=Split(parts=2)),
-        Settings(decode={1: Split(blas_threads=2)}, prefill=Split(blas_threads=2)),
-        Settings(
-            attention_min_keys=0,
-            attention_parts=2,
-            query_tile=5,
-            prefill_attention_parts=2,
-        ),
-        Settings(query_tile=1),
-    ],
-    ids=["one core", "shared", "blas threads", "attention shared, odd tile", "tile 1"],
-)
-def test_forward_is_the_same_under_every_plan(tiny_params: dict, settings: Settings) -> None:
+def test_forward_is_the_same_under_every_plan(tiny_params: dict, every_plan: Settings) -> None:
     reference = GPT2(tiny_params, _hparams(), plan="default")
-    planned = GPT2(tiny_params, _hparams(), plan=Plan(settings, key={}))
+    planned = GPT2(tiny_params, _hparams(), plan=Plan(every_plan, key={}))
     ids = np.random.default_rng(0).integers(0, 50257, 23)
     expected = reference.forward(ids)
     np.testing.assert_allclose(planned.forward(ids), expected, rtol=1e-5, atol=1e-5)

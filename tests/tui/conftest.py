@@ -19,6 +19,8 @@ def gpt_tui_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("GPT_TUI_HOME", str(home))
     monkeypatch.setenv("GPT_TUI_GPT2_URL", "http://127.0.0.1:9/never-used")
+    # The kernel plan is measured in tests/engine; here it would only add seconds and toasts.
+    monkeypatch.setenv("GPT_TUI_PLAN", "default")
     return home
 
 
