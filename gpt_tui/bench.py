@@ -102,12 +102,21 @@ def _stream_rate(w: np.ndarray, x: np.ndarray, out: np.ndarray, repeats: int) ->
     return w.nbytes / best / 1e9
 
 
+PROBE_SETTLE_S = 0.4
+"""The probe answers this long after its reading: OpenBLAS's threads spin for a while after a
+threaded call and would hold the core the engine's next step needs (measured: products shared
+between the cores took 50 ms 0.05 s after a 2-thread BLAS call, 28 ms once it settled)."""
+
+
 def _serve_probe(n_bytes: int = PROBE_BYTES, repeats: int = 6) -> None:
     """The probe process: one reading per line read on stdin, printed on stdout."""
     operands = _probe_operands(n_bytes)
+    time.sleep(PROBE_SETTLE_S)
     print("ready", flush=True)
     for _ in sys.stdin:
-        print(_stream_rate(*operands, repeats), flush=True)
+        rate = _stream_rate(*operands, repeats)
+        time.sleep(PROBE_SETTLE_S)
+        print(rate, flush=True)
 
 
 class BandwidthProbe:

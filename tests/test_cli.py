@@ -186,6 +186,7 @@ def test_bench_reports_every_figure(tiny_model_dir, capsys) -> None:
         "kernel plan:",
         "measured, kept in",  # --replan: measured now, whatever was kept before
         "decode, 1 row",
+        "decode, 2 rows",
         "decode, 8 rows",
         "prefill, chunks of 256",
         "decode attention",

@@ -46,6 +46,9 @@ from gpt_tui.engine.cores import ONE_CORE, Settings, Split
 
 PLAN_VERSION = 1
 DECODE_ROWS = (1, 2, 4, 8)
+TIMED_ROWS = (2, 4, 8)
+"""One row is computed as two (engine/blocked.py: OpenBLAS's small kernels are faster so), so
+the plan for two rows, timed once, is the plan for one as well."""
 SHARE_FROM = (32 << 20, 4 << 20, 1 << 20, 0)  # candidate thresholds for sharing a product
 PREFILL_ROWS = 256  # the chunk a prefill computes at once (kv_cache.PREFILL_CHUNK)
 SUBSET_BYTES = 768 << 20
@@ -83,7 +86,8 @@ class Plan:
     def describe(self) -> list[tuple[str, str]]:
         """(kind of work, what the plan does) rows, for `gpt-tui bench`."""
         s = self.settings
-        rows = [(f"decode, {r} row{'s' * (r > 1)}", split.describe()) for r, split in
+        rows = [(f"decode, {r} row{'s' * (r > 1)}", split.describe()
+                 + (" (computed as 2 rows: their plan)" if r == 1 else "")) for r, split in
                 sorted(s.decode.items())]  # fmt: skip
         rows.append((f"prefill, chunks of {PREFILL_ROWS}", s.prefill.describe()))
         attention = (
@@ -268,7 +272,7 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
     timings: list[Timing] = []
     try:
         kinds = {_rows_kind("decode", rows): (decode_candidates(n), _products(model, rows))
-                 for rows in DECODE_ROWS}  # fmt: skip
+                 for rows in TIMED_ROWS}  # fmt: skip
         prefill = _rows_kind("prefill", PREFILL_ROWS)
         kinds[prefill] = (prefill_candidates(n), _prefill_products(model))
         # Candidates that thread BLAS are timed after all the others, and what follows waits
@@ -285,7 +289,7 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
         timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
                     for c, t in by.items()]  # fmt: skip
         chosen = one_mechanism({kind: choose(t, cores_used) for kind, t in times.items()}, times)
-        decode = {rows: chosen[_rows_kind("decode", rows)] for rows in DECODE_ROWS}
+        decode = {rows: chosen[_rows_kind("decode", max(rows, 2))] for rows in DECODE_ROWS}
         settings = Settings(decode=decode, prefill=chosen[prefill])
         settings, attention_timings = _plan_attention(model, settings, n, rounds)
         timings += attention_timings
