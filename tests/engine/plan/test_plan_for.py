@@ -1,4 +1,5 @@
-"""The kernel planner: choices from injected timings, the kept plan, the decode tuner."""
+"""The plan of a model on this machine: measured once, kept, and measured again when the kept
+one cannot be trusted (corrupt, older, another machine) or cannot be kept."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 from gpt_tui.engine import GPT2, cores, plan
-from gpt_tui.engine.cores import ONE_CORE, Settings, Split
-from gpt_tui.engine.plan import PROBE_STEPS, REPROBE_EVERY, DecodeTuner, Plan, choose
+from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.plan import Plan
 
 
 @pytest.fixture(autouse=True)
@@ -21,84 +22,6 @@ def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path))
     monkeypatch.delenv(plan.PLAN_ENV, raising=False)
     return tmp_path
-
-
-# --- the choice, from given timings -----------------------------------------------------------
-
-
-def test_the_fastest_candidate_is_chosen() -> None:
-    assert choose({"a": 3.0, "b": 1.0, "c": 2.0}) == "b"
-
-
-def test_more_cores_must_win_clearly() -> None:
-    one, shared = ONE_CORE, Split(parts=2)
-    # 1% faster on two cores is noise: keep the core free
-    assert choose({one: 1.00, shared: 0.99}, plan.cores_used) == one
-    assert choose({one: 1.00, shared: 0.80}, plan.cores_used) == shared
-    # but a cheaper candidate that is slower never wins
-    assert choose({one: 1.00, shared: 1.20}, plan.cores_used) == one
-
-
-def test_candidates_on_one_core_machines_are_one_core_only() -> None:
-    assert plan.decode_candidates(1) == [ONE_CORE]
-    assert plan.prefill_candidates(1) == [ONE_CORE]
-    assert all(plan.cores_used(c) <= 4 for c in plan.decode_candidates(4))
-    assert Split(parts=4) in plan.decode_candidates(4)
-
-
-def test_a_plan_never_mixes_blas_threads_with_helpers() -> None:
-    one, blas, shared = ONE_CORE, Split(blas_threads=2), Split(parts=2)
-    times = {
-        "decode": {one: 1.0, blas: 0.9, shared: 0.5},  # helpers win decode
-        "prefill": {one: 1.0, blas: 0.5, shared: 0.6},  # BLAS threads win the prefill
-    }
-    chosen = {kind: choose(t, plan.cores_used) for kind, t in times.items()}
-    assert chosen == {"decode": shared, "prefill": blas}
-    assert plan.one_mechanism(chosen, times) == {"decode": shared, "prefill": shared}
-    # without helpers anywhere, BLAS threads stay where they won
-    only_blas = {"decode": {one: 1.0, blas: 0.5}, "prefill": {one: 1.0, blas: 0.5}}
-    chosen = {kind: choose(t, plan.cores_used) for kind, t in only_blas.items()}
-    assert plan.one_mechanism(chosen, only_blas) == {"decode": blas, "prefill": blas}
-
-
-# --- the decode tuner -------------------------------------------------------------------------
-
-FAST, SLOW = Settings(decode={1: Split(parts=2)}), Settings()
-
-
-def test_tuner_keeps_the_faster_settings() -> None:
-    tuner = DecodeTuner((FAST, SLOW))
-    assert tuner.settings == FAST
-    for _ in range(PROBE_STEPS):
-        tuner.record(0.040)  # sharing: slow (a busy machine)
-    assert tuner.settings == SLOW  # now probing one core
-    for _ in range(PROBE_STEPS):
-        tuner.record(0.025)
-    assert tuner.settings == SLOW
-
-
-def test_tuner_checks_again_after_a_while() -> None:
-    tuner = DecodeTuner((FAST, SLOW))
-    for seconds in [0.040] * PROBE_STEPS + [0.025] * PROBE_STEPS:
-        tuner.record(seconds)
-    assert tuner.settings == SLOW
-    for _ in range(REPROBE_EVERY):
-        tuner.record(0.025)
-    assert tuner.settings == FAST  # the machine may be idle again: try the plan's choice first
-    for seconds in [0.020] * PROBE_STEPS + [0.025] * PROBE_STEPS:
-        tuner.record(seconds)
-    assert tuner.settings == FAST
-
-
-def test_a_plan_that_uses_one_core_needs_no_tuning() -> None:
-    p = Plan(Settings(), key={})
-    tuner = plan.tuner_for(p)
-    for _ in range(3 * PROBE_STEPS):
-        tuner.record(1.0)
-    assert tuner.candidates == (Settings(),)
-
-
-# --- measuring, keeping, and what is not to be trusted ----------------------------------------
 
 
 def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
@@ -175,9 +98,6 @@ def test_the_key_names_what_the_plan_depends_on(tiny_gpt2: GPT2) -> None:
     assert key["machine"]["cores"] == cores.n_cores()
     assert key["model"]["architecture"] == "gpt2"
     assert key["model"]["matrices"]["16x48"] == 2  # c_attn of each of the 2 layers
-
-
-# --- the engine under every plan gives the same numbers -----------------------------------------
 
 
 def test_forward_is_the_same_under_every_plan(tiny_params: dict, every_plan: Settings) -> None:

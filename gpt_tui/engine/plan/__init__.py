@@ -1,0 +1,119 @@
+"""The kernel planner: how this machine computes each kind of product fastest, measured once.
+
+The fastest way to compute a model's products depends on the machine: on a 2-core Intel Xeon
+host (AVX-512, under KVM) one core streams 13-16 GB/s of weights and two 23-33, so a decode step
+is twice as fast with its products shared between the cores; on an AMD EPYC host one core
+streamed nearly what two did, and sharing cost more in hand-over than it gained. So, as FFTW's
+planner does, the engine times candidates on the machine where it runs, keeps the choice
+("wisdom") in the cache directory, and reuses it.
+
+What is planned (`Settings` in engine/cores.py carries it out):
+- the products of a decode step with 1, 2, 4 and 8 rows (one stream; batched streams and
+  speculative verification): on one core, with BLAS's threads, or shared between the cores
+  from a matrix size on (every threshold is a candidate, timed on the model's own matrices);
+- prefill chunks: BLAS's threads, one core, or the blocks shared between the cores;
+- attention: from how many cached keys a decode step's attention is shared between the cores
+  by heads, and how many prompt positions' scores a prefill computes at once (the tile).
+
+A plan is keyed by what it depends on (CPU model, cores, NumPy and BLAS build, the model's
+shapes, this format's version); a plan file that is corrupt, older, or from another machine is
+ignored and measured again, with a one-line notice (`Plan.notice`, and a logged warning); an
+unwritable cache directory keeps the plan in memory. Timings take the fastest of interleaved
+rounds: on a shared machine the fastest run is the one least disturbed, and the choice is the
+machine's capability; `DecodeTuner` then follows the load while decoding, between the plan's
+choice and one core, since a busy second core makes sharing slower than not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from typing import Any
+
+from gpt_tui.engine import cores
+from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.plan.choice import (
+    CLEAR_WIN,
+    ROUNDS,
+    SHARE_FROM,
+    blas_threaded,
+    choose,
+    cores_used,
+    decode_candidates,
+    interleaved,
+    one_mechanism,
+    prefill_candidates,
+)
+from gpt_tui.engine.plan.keys import (
+    attention_shape,
+    blas_build,
+    cpu_name,
+    key_digest,
+    machine_key,
+    model_key,
+    plan_key,
+    weight_matrices,
+)
+from gpt_tui.engine.plan.measure import DECODE_ROWS, TIMED_ROWS, measure
+from gpt_tui.engine.plan.records import PLAN_VERSION, PREFILL_ROWS, Plan, Timing
+from gpt_tui.engine.plan.tuner import (
+    PROBE_STEPS,
+    REPROBE_EVERY,
+    DecodeTuner,
+    Planned,
+    tuner_for,
+)
+from gpt_tui.engine.plan.wisdom import load, plan_path, save, wisdom_dir
+
+log = logging.getLogger(__name__)
+
+PLAN_ENV = "GPT_TUI_PLAN"
+"""`measure` (the default: load the kept plan, or measure and keep one), `replan` (measure again
+and keep it), or `default` (one core for everything, nothing measured or written)."""
+
+
+def plan_for(model: Any, mode: str | None = None) -> Plan:
+    """The plan for this model on this machine: kept wisdom, or measured now and kept."""
+    mode = (mode or os.environ.get(PLAN_ENV, "") or "measure").strip().lower()
+    if mode not in ("measure", "replan", "default"):
+        raise ValueError(f"{PLAN_ENV} must be measure, replan or default, not {mode!r}")
+    key = plan_key(model)
+    if mode == "default":
+        return Plan(default_settings(), key, source="default")
+    path = plan_path(key)
+    notice = None
+    if mode == "measure" and path.exists():
+        try:
+            return load(path, key)
+        except ValueError as exc:
+            notice = f"kernel plan {path} ignored ({exc}); measuring again"
+            log.warning(notice)
+    plan = measure(model)
+    try:
+        save(plan, path)
+        source = f"measured, kept in {path}"
+    except OSError as exc:
+        source = "measured, kept in memory"
+        notice = (notice + "; " if notice else "") + f"cannot keep it in {path.parent}: {exc}"
+        log.warning(notice)
+    return replace(plan, source=source, notice=notice)
+
+
+def default_settings() -> Settings:
+    return Settings(decode={1: ONE_CORE}, prefill=Split(blas_threads=cores.n_cores()))
+
+
+def planned_for(model: Any, plan: Plan | str | None = None) -> Planned:
+    """What a model's constructor keeps: `plan` itself, or the plan `plan_for` finds by mode."""
+    return Planned(plan if isinstance(plan, Plan) else plan_for(model, plan))
+
+
+__all__ = [
+    "CLEAR_WIN", "DECODE_ROWS", "PLAN_ENV", "PLAN_VERSION", "PREFILL_ROWS", "PROBE_STEPS",
+    "REPROBE_EVERY", "ROUNDS", "SHARE_FROM", "TIMED_ROWS", "DecodeTuner", "Plan", "Planned",
+    "Timing", "attention_shape", "blas_build", "blas_threaded", "choose", "cores_used",
+    "cpu_name", "decode_candidates", "default_settings", "interleaved", "key_digest", "load",
+    "machine_key", "measure", "model_key", "one_mechanism", "plan_for", "plan_key", "plan_path",
+    "planned_for", "prefill_candidates", "save", "tuner_for", "weight_matrices", "wisdom_dir",
+]  # fmt: skip

@@ -1,0 +1,87 @@
+"""The candidates for each kind of work, how they are timed, and how one is chosen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gpt_tui.engine.cores import ONE_CORE, Split
+
+SHARE_FROM = (32 << 20, 4 << 20, 1 << 20, 0)  # candidate thresholds for sharing a product
+ROUNDS = 3
+CLEAR_WIN = 0.03
+"""A candidate using more cores must be this much faster than one using fewer to be chosen:
+a core left free serves the UI thread and the rest of the machine."""
+
+
+def decode_candidates(n_cores: int) -> list[Split]:
+    if n_cores < 2:
+        return [ONE_CORE]
+    parts = min(n_cores, 8)
+    return [
+        ONE_CORE,
+        Split(blas_threads=n_cores),
+        *(Split(parts=parts, min_bytes=size) for size in SHARE_FROM),
+    ]
+
+
+def prefill_candidates(n_cores: int) -> list[Split]:
+    if n_cores < 2:
+        return [ONE_CORE]
+    return [Split(blas_threads=n_cores), ONE_CORE, Split(parts=min(n_cores, 8))]
+
+
+def cores_used(split: Split) -> int:
+    return max(split.blas_threads, split.parts)
+
+
+def choose(times: dict[Any, float], cost: Callable[[Any], int] | None = None) -> Any:
+    """The candidate with the least time; one that uses more resources (a larger `cost`) must
+    beat the ones using fewer by CLEAR_WIN to be chosen. Deterministic for given times."""
+    cost = cost or (lambda candidate: 0)
+    ordered = sorted(times, key=lambda c: (cost(c), times[c]))  # cheapest first
+    best = ordered[0]
+    for candidate in ordered[1:]:
+        if times[candidate] < times[best] * (1 - CLEAR_WIN):
+            best = candidate
+    return best
+
+
+def interleaved(
+    candidates: list[Any], run: Callable[[Any], None], rounds: int = ROUNDS
+) -> dict[Any, float]:
+    """Fastest time of each candidate over interleaved rounds (after one untimed warm-up run)."""
+    best = {c: float("inf") for c in candidates}
+    if candidates:
+        run(candidates[0])
+    for _ in range(rounds):
+        for c in candidates:
+            start = time.perf_counter()
+            run(c)
+            best[c] = min(best[c], time.perf_counter() - start)
+    return best
+
+
+def blas_threaded(split: Split) -> bool:
+    return split.blas_threads > 1
+
+
+def one_mechanism(
+    choices: dict[str, Split], times: dict[str, dict[Split, float]]
+) -> dict[str, Split]:
+    """The choices, never mixing BLAS's threads with our helpers: when any kind of work shares
+    its products with helpers, a kind that chose BLAS threads takes its best other candidate.
+
+    A plan that mixed them would pay OpenBLAS's spinning threads at every switch: a decode
+    step shared with a helper right after a prefill on 2 BLAS threads took 51-56 ms for its
+    first three steps, against 31-33 ms after (GPT-2 124M, Intel host).
+    """
+    if not any(split.parts > 1 for split in choices.values()):
+        return choices
+    return {
+        kind: choose({c: t for c, t in times[kind].items() if not blas_threaded(c)}, cores_used)
+        if blas_threaded(split)
+        else split
+        for kind, split in choices.items()
+    }

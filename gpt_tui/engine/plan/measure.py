@@ -1,0 +1,176 @@
+"""Measuring a plan: every candidate timed on the model's own matrices and attention shapes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from gpt_tui.engine import cores
+from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.plan.choice import (
+    ROUNDS,
+    blas_threaded,
+    choose,
+    cores_used,
+    decode_candidates,
+    interleaved,
+    one_mechanism,
+    prefill_candidates,
+)
+from gpt_tui.engine.plan.keys import attention_shape, plan_key, weight_matrices
+from gpt_tui.engine.plan.records import PREFILL_ROWS, Plan, Timing
+
+DECODE_ROWS = (1, 2, 4, 8)
+TIMED_ROWS = (2, 4, 8)
+"""One row is computed as two (engine/blocked.py: OpenBLAS's small kernels are faster so), so
+the plan for two rows, timed once, is the plan for one as well."""
+SUBSET_BYTES = 768 << 20
+"""Decode candidates are timed on the model's matrices in step order up to this many bytes: more
+than a last-level cache holds (300 MB on the Intel host), so the weights stream from memory as
+in a real step, without a 1558M model's whole 200 ms pass per timing."""
+QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
+SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
+
+
+def measure(model: Any, rounds: int = ROUNDS) -> Plan:
+    """Time every candidate on this model's own matrices and attention shapes; choose."""
+    start = time.perf_counter()
+    previous = cores.active()
+    n = cores.n_cores()
+    timings: list[Timing] = []
+    try:
+        kinds = {_rows_kind("decode", rows): (decode_candidates(n), _products(model, rows))
+                 for rows in TIMED_ROWS}  # fmt: skip
+        prefill = _rows_kind("prefill", PREFILL_ROWS)
+        kinds[prefill] = (prefill_candidates(n), _prefill_products(model))
+        # Candidates that thread BLAS are timed after all the others, and what follows waits
+        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call and hold the
+        # core our own helpers would run on (on the Intel host, products shared with a helper
+        # took 92 ms right after a 2-thread BLAS call, 50 ms 0.05 s after it, 28 ms 1 s after).
+        times: dict[str, dict[Split, float]] = {}
+        for threaded in (False, True):
+            for name, (candidates, run) in kinds.items():
+                mine = [c for c in candidates if blas_threaded(c) == threaded]
+                times.setdefault(name, {}).update(interleaved(mine, run, rounds))
+        if any(blas_threaded(c) for candidates, _ in kinds.values() for c in candidates):
+            time.sleep(SETTLE_S)
+        timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
+                    for c, t in by.items()]  # fmt: skip
+        chosen = one_mechanism({kind: choose(t, cores_used) for kind, t in times.items()}, times)
+        decode = {rows: chosen[_rows_kind("decode", max(rows, 2))] for rows in DECODE_ROWS}
+        settings = Settings(decode=decode, prefill=chosen[prefill])
+        settings, attention_timings = _plan_attention(model, settings, n, rounds)
+        timings += attention_timings
+    finally:
+        cores.activate(previous)
+    return Plan(
+        settings=settings,
+        key=plan_key(model),
+        timings=tuple(timings),
+        measured_s=time.perf_counter() - start,
+    )
+
+
+def _rows_kind(kind: str, rows: int) -> str:
+    return f"{kind}, {rows} row{'s' * (rows > 1)}"
+
+
+def _products(model: Any, rows: int) -> Callable[[Split], None]:
+    """One decode step's weight products (those of the timing subset) under a candidate."""
+    weights, total = [], 0
+    for _, w in weight_matrices(model):
+        if total >= SUBSET_BYTES:
+            break
+        weights.append(w)
+        total += w.nbytes
+    xs = [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
+
+    def run(split: Split) -> None:
+        cores.activate(Settings(decode={rows: split}, prefill=split))
+        for x, w in zip(xs, weights, strict=True):
+            x @ w
+
+    return run
+
+
+def _prefill_products(model: Any) -> Callable[[Split], None]:
+    """A prefill chunk's products for the first block's matrices (compute-bound: one block's
+    matrices time it as well as all of them would)."""
+    weights = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
+    xs = [np.ones((PREFILL_ROWS, w.shape[0]), dtype=np.float32) for w in weights]
+
+    def run(split: Split) -> None:
+        cores.activate(Settings(decode={1: ONE_CORE}, prefill=split))
+        for x, w in zip(xs, weights, strict=True):
+            x @ w
+
+    return run
+
+
+def _plan_attention(
+    model: Any, settings: Settings, n: int, rounds: int
+) -> tuple[Settings, list[Timing]]:
+    """Decode attention shared by heads or not, and the prefill's query tile."""
+    from gpt_tui.engine import attention
+
+    n_kv_head, head_dim = attention_shape(model)
+    group = model.n_head // n_kv_head
+    timings: list[Timing] = []
+    # Attention shares work with our helpers only in a plan that does not thread BLAS
+    # (see `one_mechanism`).
+    splits = [*settings.decode.values(), settings.prefill]
+    n = 1 if any(blas_threaded(split) for split in splits) else n
+    rng = np.random.default_rng(0)
+    # Decode: whole steps at a long context, so the cached keys stream from memory between
+    # the weights, as they do in use (timed alone, a 124M model's 75 MB of keys and values sat
+    # in the last-level cache and sharing them showed no gain).
+    n_key = min(1024, model.n_ctx - 1)
+    if n >= 2 and n_kv_head >= 2 and n_key > 1:
+        cache = model.new_cache()
+        cache.reserve(n_key + 1)
+        cache.k[:, :, :, :n_key] = rng.standard_normal(cache.k[:, :, :, :n_key].shape, np.float32)
+        cache.v[:, :, :, :n_key] = rng.standard_normal(cache.v[:, :, :, :n_key].shape, np.float32)
+        cache.length = n_key
+        token = np.zeros((1, 1), dtype=np.int64)
+
+        def decode(parts: int) -> None:
+            cores.activate(replace(settings, attention_min_keys=0, attention_parts=parts))
+            model._logits(token, True, cache, True)  # the pass `forward` runs, on these settings
+            cache.truncate(n_key)
+
+        times = interleaved([1, min(n, 8, n_kv_head)], decode, rounds)
+        timings += [Timing(f"decode attention, steps after {n_key} keys", _parts_name(p), t)
+                    for p, t in times.items()]  # fmt: skip
+        parts = choose(times, lambda p: p)
+        if parts > 1:
+            settings = replace(settings, attention_min_keys=(n_key + 1) // 4, attention_parts=parts)
+        del cache
+    # Prefill: a chunk of positions after a long prompt, under each tile.
+    n_seq = min(PREFILL_ROWS, model.n_ctx)
+    n_key = min(3072, model.n_ctx)
+    keys = rng.standard_normal((1, n_kv_head, n_key, head_dim), dtype=np.float32)
+    values = rng.standard_normal((1, n_kv_head, n_key, head_dim), dtype=np.float32)
+    q = rng.standard_normal((1, n_kv_head, n_seq * group, head_dim), dtype=np.float32)
+
+    def prefill(candidate: tuple[int, int]) -> None:
+        tile, parts = candidate
+        cores.activate(replace(settings, query_tile=tile, prefill_attention_parts=parts))
+        cores.set_blas_threads(settings.prefill.blas_threads)  # as a chunk's products leave it
+        attention.attend(q, keys, values, n_seq, group)
+
+    kind = f"prefill attention, {n_seq} after {n_key - n_seq} keys"
+    tiles = sorted({t for t in QUERY_TILES if t < n_seq} | {n_seq})
+    shares = [1, min(n, 8, n_kv_head)] if n >= 2 and n_kv_head >= 2 else [1]
+    times = interleaved([(tile, parts) for tile in tiles for parts in shares], prefill, rounds)
+    timings += [Timing(kind, f"tile {t}" + (f", {_parts_name(p)}" if p > 1 else ""), s)
+                for (t, p), s in times.items()]  # fmt: skip
+    tile, parts = choose(times, lambda candidate: candidate[1])
+    return replace(settings, query_tile=tile, prefill_attention_parts=parts), timings
+
+
+def _parts_name(parts: int) -> str:
+    return "one core" if parts == 1 else f"shared between {parts} cores by heads"

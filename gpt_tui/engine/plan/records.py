@@ -1,0 +1,48 @@
+"""The plan's records: what was chosen, what each candidate measured, where the plan came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gpt_tui.engine.cores import Settings
+
+PLAN_VERSION = 1  # part of a plan's key: a kept plan of another version is measured again
+PREFILL_ROWS = 256  # the chunk a prefill computes at once (kv_cache.PREFILL_CHUNK)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One candidate's measured time for one kind of product (the fastest of the rounds)."""
+
+    kind: str  # "decode 1 row", "prefill 256 rows", "attention 1024 keys", ...
+    candidate: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: Settings
+    key: dict[str, Any]
+    timings: tuple[Timing, ...] = ()
+    measured_s: float = 0.0  # how long measuring took (0: loaded, or nothing to measure)
+    source: str = "measured"  # "measured", "loaded from PATH", "default"
+    notice: str | None = None  # a one-line message for the user (a plan file ignored, ...)
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(kind of work, what the plan does) rows, for `gpt-tui bench`."""
+        s = self.settings
+        rows = [(f"decode, {r} row{'s' * (r > 1)}", split.describe()
+                 + (" (computed as 2 rows: their plan)" if r == 1 else "")) for r, split in
+                sorted(s.decode.items())]  # fmt: skip
+        rows.append((f"prefill, chunks of {PREFILL_ROWS}", s.prefill.describe()))
+        attention = (
+            "one core"
+            if s.attention_min_keys is None
+            else f"shared between {s.attention_parts} cores from {s.attention_min_keys} keys"
+        )
+        rows.append(("decode attention", attention))
+        shared = f", shared between {s.prefill_attention_parts} cores by heads"
+        rows.append(("prefill attention", f"{s.query_tile} positions at a time"
+                     + (shared if s.prefill_attention_parts > 1 else "")))  # fmt: skip
+        return rows

@@ -1,0 +1,41 @@
+"""The decode tuner's decisions, from given step durations."""
+
+from __future__ import annotations
+
+from gpt_tui.engine import plan
+from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.plan import PROBE_STEPS, REPROBE_EVERY, DecodeTuner, Plan
+
+FAST, SLOW = Settings(decode={1: Split(parts=2)}), Settings()
+
+
+def test_tuner_keeps_the_faster_settings() -> None:
+    tuner = DecodeTuner((FAST, SLOW))
+    assert tuner.settings == FAST
+    for _ in range(PROBE_STEPS):
+        tuner.record(0.040)  # sharing: slow (a busy machine)
+    assert tuner.settings == SLOW  # now probing one core
+    for _ in range(PROBE_STEPS):
+        tuner.record(0.025)
+    assert tuner.settings == SLOW
+
+
+def test_tuner_checks_again_after_a_while() -> None:
+    tuner = DecodeTuner((FAST, SLOW))
+    for seconds in [0.040] * PROBE_STEPS + [0.025] * PROBE_STEPS:
+        tuner.record(seconds)
+    assert tuner.settings == SLOW
+    for _ in range(REPROBE_EVERY):
+        tuner.record(0.025)
+    assert tuner.settings == FAST  # the machine may be idle again: try the plan's choice first
+    for seconds in [0.020] * PROBE_STEPS + [0.025] * PROBE_STEPS:
+        tuner.record(seconds)
+    assert tuner.settings == FAST
+
+
+def test_a_plan_that_uses_one_core_needs_no_tuning() -> None:
+    p = Plan(Settings(), key={})
+    tuner = plan.tuner_for(p)
+    for _ in range(3 * PROBE_STEPS):
+        tuner.record(1.0)
+    assert tuner.candidates == (Settings(),)
