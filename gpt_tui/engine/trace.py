@@ -369,29 +369,15 @@ def attribute(model: Any, t: Trace, target: int, against: int | None = None) -> 
 def lens_rows(t: Trace, target: int, tokenizer: Tokenizer, n_top: int = 5) -> list[LensRow]:
     """The logit lens as rows: embeddings, then each block (after its attention first, when
     the trace has those), the last row the model's own distribution."""
-    logits = t.lens_logits  # [n_layer + 1, n_vocab]
-    final = log_softmax(logits[-1:].astype(np.float64))  # [1, n_vocab]
-    rows: list[LensRow] = []
-    for layer in range(logits.shape[0]):
-        if layer and t.mid_logits is not None:
-            rows.append(_lens_row(layer, "attention", t.mid_logits[layer - 1], final, t, target,
-                                  tokenizer, n_top))  # fmt: skip
-        rows.append(_lens_row(layer, "block", logits[layer], final, t, target, tokenizer, n_top))
-    return rows
-
-
-def _lens_row(
-    layer: int,
-    stage: str,
-    logits: np.ndarray,
-    final: np.ndarray,
-    t: Trace,
-    target: int,
-    tokenizer: Tokenizer,
-    n_top: int,
-) -> LensRow:
-    """logits [n_vocab] seen from `target`; final [1, n_vocab] the model's log-probabilities."""
-    score = score_rows(logits[None, :], [target], tokenizer, n_top, t.position + 1)[0]
-    logp = log_softmax(logits[None, :].astype(np.float64))  # [1, n_vocab]
-    kl = float(np.sum(np.exp(final) * (final - logp)))
-    return LensRow(layer, stage, score, max(kl, 0.0))
+    names = [(0, "block")]
+    for layer in range(1, t.n_layer + 1):
+        names += [(layer, "attention")] if t.mid_logits is not None else []
+        names.append((layer, "block"))
+    logits = np.stack([t.mid_logits[layer - 1] if stage == "attention" else t.lens_logits[layer]
+                       for layer, stage in names])  # [n_rows, n_vocab]  # fmt: skip
+    scores = score_rows(logits, [target] * len(names), tokenizer, n_top, t.position + 1)
+    logp = log_softmax(logits.astype(np.float64))  # [n_rows, n_vocab]
+    final = logp[-1]  # [n_vocab]: the model's own
+    kl = np.maximum(np.exp(final) @ (final - logp).T, 0.0)  # [n_rows]  KL(final || row)
+    return [LensRow(layer, stage, score, float(d))
+            for (layer, stage), score, d in zip(names, scores, kl, strict=True)]  # fmt: skip

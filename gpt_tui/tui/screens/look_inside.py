@@ -33,9 +33,14 @@ class LookInsideScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "close", "Back", tooltip="Back to where you were"),
-        Binding("1", "tab('lens')", "Lens", tooltip="Each layer's prediction"),
-        Binding("2", "tab('attention')", "Attention", tooltip="What the position looked at"),
-        Binding("3", "tab('attribution')", "Attribution", tooltip="What pushed the logit"),
+        # The tabs' labels name these keys; the footer has the views' own.
+        Binding("1", "tab('lens')", "Lens", show=False, tooltip="Each layer's prediction"),
+        Binding(
+            "2", "tab('attention')", "Attention", show=False, tooltip="What the position looked at"
+        ),
+        Binding(
+            "3", "tab('attribution')", "Attribution", show=False, tooltip="What pushed the logit"
+        ),
     ]
 
     class Traced(Message):
@@ -63,12 +68,12 @@ class LookInsideScreen(Screen[None]):
         yield Header()
         yield Static(self._title(), id="lens-title")
         with TabbedContent(id="lens-tabs"):
-            with TabPane("Lens", id="lens"):
+            with TabPane("1 Lens", id="lens"):
                 yield Static("", id="lens-note", classes="lens-note")
                 yield LensTable(id="lens-table")
-            with TabPane("Attention", id="attention"):
+            with TabPane("2 Attention", id="attention"):
                 yield AttentionView(id="attention-view")
-            with TabPane("Attribution", id="attribution"):
+            with TabPane("3 Attribution", id="attribution"):
                 yield Static("", id="attribution-note", classes="lens-note")
                 yield AttributionTable(id="attribution-table")
         yield Static("Tracing…", id="lens-status")

@@ -35,7 +35,7 @@ def diverging_bar(value: float, largest: float, half: int = HALF_BAR) -> Text:
 
 
 def _number(value: float) -> Text:
-    return Text(f"{value:+.2f}", style="green" if value > 0 else "red" if value < 0 else "",
+    return Text(f"{value:+6.2f}", style="green" if value > 0 else "red" if value < 0 else "",
                 justify="right")  # fmt: skip
 
 
