@@ -9,8 +9,9 @@ import math
 
 import pytest
 from textual.pilot import Pilot
-from tui_helpers import wait_generated, wait_loaded, wait_until
+from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
+from gpt_tui.engine import TokenEvent
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
@@ -26,13 +27,14 @@ def notes(app: GptTuiApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-async def generate(pilot: Pilot, prompt: str = PROMPT) -> None:
+async def generate_and_select(pilot: Pilot, index: int) -> TokenEvent:
+    """Generate from PROMPT and select output token `index` (the output focused)."""
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
-    if app.loaded is None:
-        await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(prompt)
-    await pilot.press("ctrl+j")
-    await wait_generated(pilot)
+    await generate_from(pilot, PROMPT)
+    app.output.focus()
+    app.output.select(index)
+    await pilot.pause()
+    return app.output.events[index]
 
 
 async def look_inside(pilot: Pilot, key: str = "l") -> LookInsideScreen:
@@ -56,11 +58,7 @@ def assert_predicts(screen: LookInsideScreen, token_id: int, prob: float) -> Non
 async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await generate(pilot)
-        app.output.focus()
-        app.output.select(5)
-        await pilot.pause()
-        event = app.output.events[5]
+        event = await generate_and_select(pilot, 5)
         assert app.inspector.query_one("#inspector-keys").display  # the key, in its last line
         screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
@@ -107,8 +105,7 @@ async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
 async def test_a_prompt_token_and_the_first_one(tiny_model_dir, deterministic_settings) -> None:
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await generate(pilot)
-        app.output.focus()
+        await generate_and_select(pilot, 0)
         app.output.select_prompt(0)
         await pilot.pause()
         assert not app.inspector.query_one("#inspector-keys").display
@@ -128,10 +125,7 @@ async def test_a_prompt_token_and_the_first_one(tiny_model_dir, deterministic_se
 async def test_a_branch_the_cache_no_longer_holds(tiny_model_dir, deterministic_settings) -> None:
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await generate(pilot)
-        app.output.focus()
-        app.output.select(3)
-        await pilot.pause()
+        await generate_and_select(pilot, 3)
         await pilot.press("2", "enter")  # branch on the second alternative
         await wait_generated(pilot)
         await pilot.press("left_square_bracket")  # back to the first text: not in the cache
@@ -169,11 +163,7 @@ async def test_never_reads_the_cache_while_a_generation_holds_it(
 ) -> None:
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await generate(pilot)
-        app.output.focus()
-        app.output.select(4)
-        await pilot.pause()
-        event = app.output.events[4]
+        event = await generate_and_select(pilot, 4)
         with app._engine_lock:  # as the generation worker holds it
             screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
@@ -221,11 +211,8 @@ def test_answer_layer_is_where_the_target_stays_on_top() -> None:
 
 def test_lens_screen_in_a_small_terminal(snap_compare, tiny_model_dir, deterministic_settings):
     async def run_before(pilot: Pilot) -> None:
-        await generate(pilot)
+        await generate_and_select(pilot, 5)
         pilot.app.status.stats = None
-        pilot.app.output.focus()
-        pilot.app.output.select(5)
-        await pilot.pause()
         screen = await look_inside(pilot)
         screen.query_one("#lens-status").update("traced")  # its timing varies
         pilot.app.clear_notifications()
