@@ -179,7 +179,7 @@ class FinalNorm:
 def final_norm(model: Any) -> FinalNorm:
     p = model.params
     if model.architecture == "gpt2":
-        return FinalNorm(p["ln_f"]["g"], p["ln_f"]["b"], 1e-5, p["wte_t"])
+        return FinalNorm(p["ln_f"]["g"], p["ln_f"]["b"], 1e-5, p["wte_t"])  # gpt2.py's eps
     if model.architecture == "llama":
         return FinalNorm(p["output_norm"], None, model.hparams["norm_eps"], p["output"])
     raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
@@ -209,8 +209,8 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
     if not 0 <= position < cache.length:
         raise ValueError(f"position {position} is not in the cache (it holds {cache.length})")
     token = int(cache.ids[row, position])
-    layers = _pass(model, cache, row, position, token)
     embeddings = _embeddings(model, token, position)  # [n_embd]
+    layers = _pass(model, cache, row, position, embeddings)
     residuals = np.stack([embeddings, *(layer.out for layer in layers)])  # [n_layer+1, n_embd]
     mids = np.stack([layer.mid for layer in layers])  # [n_layer, n_embd]
     norm = final_norm(model)
@@ -256,13 +256,14 @@ def _embeddings(model: Any, token: int, position: int) -> np.ndarray:
     return np.asarray(model.embed(np.array([token])), dtype=np.float32)[0]  # [n_embd]
 
 
-def _pass(model: Any, cache: KVCache, row: int, position: int, token: int) -> list[_Layer]:
+def _pass(model: Any, cache: KVCache, row: int, position: int, x: np.ndarray) -> list[_Layer]:
+    """Every block's effect on the stream of `position`, starting from its embeddings x."""
     if model.architecture == "gpt2":
-        return _gpt2_pass(model, cache, row, position, token)
+        return _gpt2_pass(model, cache, row, position, x)
     if model.architecture == "llama":
         # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
         with np.errstate(over="ignore"):
-            return _llama_pass(model, cache, row, position, token)
+            return _llama_pass(model, cache, row, position, x)
     raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
 
 
@@ -291,10 +292,12 @@ def head_writes(z: np.ndarray, w_o: Any, n_head: int) -> np.ndarray:
     return (z[:, None, :] @ rows)[:, 0]  # [n_head, n_embd]
 
 
-def _gpt2_pass(model: Any, cache: KVCache, row: int, position: int, token: int) -> list[_Layer]:
+def _gpt2_pass(
+    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
+) -> list[_Layer]:
     n_head, n_embd = model.n_head, model.n_embd
     head_dim = n_embd // n_head
-    x = _embeddings(model, token, position)[None, :]  # [1, n_embd]
+    x = embeddings[None, :]  # [1, n_embd]
     layers = []
     for layer, block in enumerate(model.params["blocks"]):
         c_attn, c_proj = block["attn"]["c_attn"], block["attn"]["c_proj"]
@@ -310,13 +313,15 @@ def _gpt2_pass(model: Any, cache: KVCache, row: int, position: int, token: int) 
     return layers
 
 
-def _llama_pass(model: Any, cache: KVCache, row: int, position: int, token: int) -> list[_Layer]:
+def _llama_pass(
+    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
+) -> list[_Layer]:
     hp = model.hparams
     n_head, head_dim, eps = hp["n_head"], hp["head_dim"], hp["norm_eps"]
     n_q = n_head * head_dim
     rotation = rope_rotations(np.array([position]), head_dim, hp["rope_base"])  # [1, hd/2]
     no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
-    x = _embeddings(model, token, position)[None, :]  # [1, n_embd]
+    x = embeddings[None, :]  # [1, n_embd]
     layers = []
     for layer, block in enumerate(model.params["blocks"]):
         qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [1, n_qkv]
