@@ -6,11 +6,13 @@ Run from the repository root:
     .venv/bin/python benchmarks/lens.py --context 500 --repeats 9
 
 For each model, a cache is filled with `--context` random tokens once; then, as medians of
-`--repeats` runs: the trace alone (engine/trace.py: the traced pass, the lens rows decoded);
-what the view computes when it opens (`lens.look_inside`: the trace, the lens rows scored,
+`--repeats` runs: the trace alone (engine/trace.py: the traced pass, the lens rows decoded) on
+`--threads` BLAS threads and on one; what the view computes when it opens (`lens.look_inside`
+as the app and `gpt-tui lens` call it, the trace on one thread: the trace, the lens rows scored,
 attention, attribution and 5 logit differences); and the same without a cache that holds the
-prefix (a fresh prefill first: the app's fallback, e.g. in a compare column). The issue's budget
-is 0.3 s for the view over a cache. Machines are noisy: compare rows of one run.
+prefix (a fresh prefill first: the app's fallback, e.g. in a compare column or another
+branch). The issue's budget is 0.3 s for the view over a cache. Machines are noisy: compare
+rows of one run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gpt_tui.engine import GPT2
 from gpt_tui.engine.trace import trace
@@ -48,14 +51,21 @@ def measure(name: str, model, tokenizer, context: int, repeats: int) -> None:
     position = context - 1
     against = list(range(5))
     traced = median_s(lambda: trace(model, cache, position), repeats)
+    with threadpool_limits(limits=1, user_api="blas"):
+        traced_one = median_s(lambda: trace(model, cache, position), repeats)
     opened = median_s(
-        lambda: look_inside(model, tokenizer, ids, position, against=against, cache=cache),
+        lambda: look_inside(
+            model, tokenizer, ids, position, against=against, cache=cache, one_thread=True
+        ),
         repeats,
     )
-    fresh = median_s(lambda: look_inside(model, tokenizer, ids, position), max(1, repeats // 3))
+    fresh = median_s(
+        lambda: look_inside(model, tokenizer, ids, position, one_thread=True),
+        max(1, repeats // 3),
+    )
     print(
-        f"{name:<22} trace {traced * 1e3:6.1f} ms   view opens {opened * 1e3:6.1f} ms   "
-        f"without the cache {fresh:5.2f} s"
+        f"{name:<20} trace {traced * 1e3:6.1f} ms ({traced_one * 1e3:5.1f} on one thread)   "
+        f"view opens {opened * 1e3:6.1f} ms   without the cache {fresh:5.2f} s"
     )
 
 

@@ -495,7 +495,7 @@ def _run_lens(args: argparse.Namespace) -> int:
         target = one_token(tok, args.target, "--target") if args.target is not None else None
         against = [one_token(tok, a, "--against") for a in args.against]
         report = look_inside(loaded.model, tok, ids, args.position, target, against,
-                             n_top=args.top)  # fmt: skip
+                             n_top=args.top, one_thread=True)  # fmt: skip
     except InputError as exc:  # a bad argument, found once the text is tokenised
         stderr.print(f"error: {exc}", markup=False)
         return 2

@@ -235,8 +235,13 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
 def trace_context(
     model: Any, ids: Sequence[int], position: int, cache: KVCache | None = None, *, mid: bool = True
 ) -> Trace:
-    """Trace `position` of context `ids`: over `cache` when it holds ids[:position + 1], else
-    over a fresh pass of that prefix (in a cache of its own: `cache` is left as it is)."""
+    """Trace `position` of context `ids`, over `cache` if it holds the prefix (`holding`)."""
+    return trace(model, holding(model, ids, position, cache), position, mid=mid)
+
+
+def holding(model: Any, ids: Sequence[int], position: int, cache: KVCache | None = None) -> KVCache:
+    """`cache` if it holds ids[:position + 1], else a cache of its own that does, computed now
+    (`cache` is left as it is)."""
     if not 0 <= position < len(ids):
         raise ValueError(f"position {position} is outside the {len(ids)} tokens")
     if position >= model.n_ctx:
@@ -245,7 +250,7 @@ def trace_context(
     if cache is None or cache.n_batch != 1 or cache.common_prefix(prefix) < len(prefix):
         cache = model.new_cache(n_ctx=len(prefix))
         model.forward(prefix, cache, last_only=True)
-    return trace(model, cache, position, mid=mid)
+    return cache
 
 
 def _embeddings(model: Any, token: int, position: int) -> np.ndarray:

@@ -168,20 +168,23 @@ def _before_turn(
 def run_request(request: LensRequest, engine_lock: threading.Lock) -> tuple[LensReport, bool]:
     """The report, and whether it was traced over the request's cache (else over a fresh pass).
 
-    The cache is read only while holding `engine_lock`, so a generation never writes it
-    meanwhile. A generation in progress holds the lock: then, and when the cache no longer
-    holds the context (another branch), the context is computed in a cache of its own.
+    With the engine lock free, it is taken: no generation writes the cache or computes
+    meanwhile, so the cache is read and the trace runs on one BLAS thread (`look_inside`).
+    A generation in progress holds the lock: the context is then computed alongside it, in
+    a cache of its own, the BLAS settings untouched (they must not change under its calls).
     """
     ids = list(request.ids)
-    if request.cache is not None and engine_lock.acquire(blocking=False):
-        try:
-            if request.cache.common_prefix(ids) == len(ids):
-                return _look(request, request.cache), True
-        finally:
-            engine_lock.release()
-    return _look(request, None), False
+    if not engine_lock.acquire(blocking=False):
+        return _look(request, None, one_thread=False), False
+    try:
+        cache = request.cache
+        held = cache is not None and cache.common_prefix(ids) == len(ids)
+        return _look(request, cache if held else None, one_thread=True), held
+    finally:
+        engine_lock.release()
 
 
-def _look(request: LensRequest, cache: KVCache | None) -> LensReport:
+def _look(request: LensRequest, cache: KVCache | None, one_thread: bool) -> LensReport:
     return look_inside(request.model, request.tokenizer, request.ids, request.position,
-                       request.target, request.alternatives, cache=cache)  # fmt: skip
+                       request.target, request.alternatives, cache=cache,
+                       one_thread=one_thread)  # fmt: skip
