@@ -483,19 +483,14 @@ def _add_lens_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_lens(args: argparse.Namespace) -> int:
     from gpt_tui.errors import InputError
-    from gpt_tui.lens import look_inside, one_token, report_json, report_tables
+    from gpt_tui.lens import report_for_text, report_json, report_tables
 
+    text = _read_prompt(args.text)
+    loaded = _load_for_cli(args.model, None)
+    special = "all" if args.special else "none"
     try:
-        text = _read_prompt(args.text)
-        if not text:
-            raise InputError("nothing to look inside: the text is empty")
-        loaded = _load_for_cli(args.model, None)
-        tok = loaded.tokenizer
-        ids = tok.encode(text, "all" if args.special else "none")
-        target = one_token(tok, args.target, "--target") if args.target is not None else None
-        against = [one_token(tok, a, "--against") for a in args.against]
-        report = look_inside(loaded.model, tok, ids, args.position, target, against,
-                             n_top=args.top, one_thread=True)  # fmt: skip
+        report = report_for_text(loaded.model, loaded.tokenizer, text, args.position, args.target,
+                                 args.against, n_top=args.top, allowed_special=special)  # fmt: skip
     except InputError as exc:  # a bad argument, found once the text is tokenised
         stderr.print(f"error: {exc}", markup=False)
         return 2

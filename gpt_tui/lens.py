@@ -113,6 +113,28 @@ def look_inside(
     )
 
 
+def report_for_text(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    position: int | None = None,
+    target: str | None = None,
+    against: Sequence[str] = (),
+    *,
+    n_top: int = 5,
+    allowed_special: str = "none",
+) -> LensReport:
+    """`look_inside` for a text and tokens given as text (`gpt-tui lens`); InputError for an
+    empty text, a position outside it, or a token that is not one."""
+    if not text:
+        raise InputError("nothing to look inside: the text is empty")
+    target_id = one_token(tokenizer, target, "--target") if target is not None else None
+    against_ids = [one_token(tokenizer, a, "--against") for a in against]
+    ids = tokenizer.encode(text, allowed_special)
+    return look_inside(model, tokenizer, ids, position, target_id, against_ids, n_top=n_top,
+                       one_thread=True)  # fmt: skip
+
+
 # --- JSON ----------------------------------------------------------------------------------------
 
 
