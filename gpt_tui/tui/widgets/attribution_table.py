@@ -28,6 +28,7 @@ def diverging_bar(value: float, largest: float, half: int = HALF_BAR) -> Text:
     left = ("█" * cells).rjust(half) if value < 0 else " " * half
     right = ("█" * cells).ljust(half) if value > 0 else " " * half
     text = _number(value)
+    text.justify = "left"  # not right: the bar's trailing blanks would be trimmed away
     text.append(" " + left, style="red")
     text.append("│", style="dim")
     text.append(right, style="green")
