@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_generate_parser(sub)
     _add_score_parser(sub)
+    _add_lens_parser(sub)
     _add_bench_parser(sub)
     _add_models_parser(sub)
     _add_download_parser(sub)
@@ -458,6 +459,58 @@ def _run_score(args: argparse.Namespace) -> int:
         f"{summary['tokens']} tokens; perplexity {result.perplexity:.2f}; mean surprisal "
         f"{result.mean_surprisal_bits:.2f} bits/token; rank buckets: {legend}"
     )
+    return 0
+
+
+# --- lens ----------------------------------------------------------------------------------------
+
+
+def _add_lens_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lens",
+        help="look inside one prediction: logit lens, attention, logit attribution",
+        description="Look inside the model's prediction after token N of TEXT: the logit lens "
+        "(each layer's residual decoded), the attention from N, and the direct logit attribution "
+        "of the target token to each head and MLP.",
+    )
+    p.add_argument("text", metavar="TEXT", help="the text; - reads stdin")
+    p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
+    p.add_argument("--position", type=int, metavar="N", help="the token examined (default: last)")
+    p.add_argument("--target", metavar="TOKEN", help="the token followed (default: the top-1)")
+    p.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="also attribute the target's logit minus this token's (repeatable)",
+    )
+    p.add_argument(
+        "--top", type=_n_top_type, default=5, metavar="K", help="predictions per layer (default 5)"
+    )
+    p.add_argument("--special", action="store_true", help="read special tokens in TEXT as such")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_run_lens)
+
+
+def _run_lens(args: argparse.Namespace) -> int:
+    from gpt_tui.errors import InputError
+    from gpt_tui.lens import report_for_text, report_json, report_tables
+
+    text = _read_prompt(args.text)
+    loaded = _load_for_cli(args.model, None)
+    special = "all" if args.special else "none"
+    try:
+        report = report_for_text(loaded.model, loaded.tokenizer, text, args.position, args.target,
+                                 args.against, n_top=args.top, allowed_special=special)  # fmt: skip
+    except InputError as exc:  # a bad argument, found once the text is tokenised
+        stderr.print(f"error: {exc}", markup=False)
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
+        return 0
+    for table in report_tables(report):
+        stdout.print(table)
+        stdout.print()
     return 0
 
 

@@ -29,3 +29,8 @@ class StorageError(GptTuiError):
 
 class SessionFileError(GptTuiError):
     """A saved session file is damaged or from an incompatible version."""
+
+
+class InputError(GptTuiError, ValueError):
+    """An input the user can correct (a position outside the text, a target that is not one
+    token): the CLI reports it as a bad argument, exit code 2."""

@@ -7,10 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from gpt_tui.engine import GPT2
+from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.gpt2 import streaming_params
+from gpt_tui.engine.llama import expected_shapes as llama_shapes
+from gpt_tui.engine.params import unflatten_params
 from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.tokenizer import Tokenizer
@@ -21,6 +24,11 @@ os.environ["GPT_TUI_HOME"] = tempfile.mkdtemp(prefix="gpt-tui-tests-")
 
 # Real vocabulary size, so the real GPT-2 tokenizer works with the tiny models.
 TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2}
+# A LLaMA of the same vocabulary with grouped-query heads: two query heads per kv head.
+TINY_LLAMA_HPARAMS = {
+    "n_vocab": 50257, "n_ctx": 64, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "head_dim": 8,
+    "n_ff": 48, "n_layer": 3, "rope_base": 10000.0, "norm_eps": 1e-5, "tie_word_embeddings": True,
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +57,29 @@ def tiny_params() -> dict:
 @pytest.fixture(scope="session")
 def tiny_gpt2(tiny_params: dict) -> GPT2:
     return GPT2(tiny_params, TINY_HPARAMS)
+
+
+def random_llama_params(hparams: dict, seed: int = 0, scale: float = 0.3) -> dict:
+    """Weights in the engine's LLaMA layout (`engine.llama.expected_shapes`): matrices
+    ~ N(0, scale), norm gains near 1."""
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for name, shape in llama_shapes(hparams).items():
+        if len(shape) == 1:  # a norm's gain
+            flat[name] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        else:
+            flat[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
+    return unflatten_params(flat)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_params() -> dict:
+    return random_llama_params(TINY_LLAMA_HPARAMS, seed=11)
+
+
+@pytest.fixture(scope="session")
+def tiny_random_llama(tiny_llama_params: dict) -> Llama:
+    return Llama(tiny_llama_params, TINY_LLAMA_HPARAMS)
 
 
 @pytest.fixture(scope="session")

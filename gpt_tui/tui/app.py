@@ -35,9 +35,11 @@ from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
 from gpt_tui.tui.generating import Generating
 from gpt_tui.tui.generation import ThreadCounter
+from gpt_tui.tui.look_inside import main_view_request
 from gpt_tui.tui.model_loading import ModelLoading
 from gpt_tui.tui.screens.compare import CompareScreen, compare_request
 from gpt_tui.tui.screens.help import HelpScreen
+from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.session_files import SessionFiles, read_session
 from gpt_tui.tui.transcript import Transcript
 from gpt_tui.tui.widgets.branch_view import BranchView
@@ -96,6 +98,8 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
                 tooltip="Select the token where the text forks, before the selected one"),
         Binding("right_curly_bracket,alt+down", "branch_point(1)", "Fork below", show=False,
                 tooltip="Select the token where the text forks, after the selected one"),
+        Binding("l", "look_inside", "Look inside", show=False,
+                tooltip="The logit lens, attention and logit attribution of the selected token"),
         Binding("enter", "pick_alternative", "Alternatives", show=False,
                 tooltip="In the output: choose another token for the selected one (then enter: "
                         "branch on it)"),
@@ -133,8 +137,6 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         self._count_timer: Timer | None = None
         self._save_timer: Timer | None = None
         self._engine_lock = threading.Lock()  # one generation touches the kv cache at a time
-        # BLAS threads by measurement: the UI thread's own work can make two threads slower
-        # than one on a 2-core machine (see gpt_tui.threads). Used by the generation worker only.
         self._threads = ThreadCounter()  # worker threads still running
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
 
@@ -300,6 +302,27 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
 
         screen = CompareScreen(request, self._compare_columns, self.colouring)
         self.push_screen(screen, closed)
+
+    def action_look_inside(self) -> None:
+        """Look inside the selected token's prediction (a compare column: its own selection)."""
+        if self.screen is not self.screen_stack[0]:
+            look = getattr(self.screen, "action_look_inside", None)  # the compare screen's
+            if look is not None:
+                look()
+            return
+        if not self._model_ready():
+            return
+        output = self.output
+        selected_prompt = output.selected_prompt
+        prompt = output.prompt_tokens[selected_prompt] if selected_prompt is not None else None
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        try:
+            request = main_view_request(self.transcript, output.selected, prompt, model, tokenizer,
+                                        self._encode_chat, self.cache)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.push_screen(LookInsideScreen(request, self._engine_lock, self._threads))
 
     # --- sampling settings -----------------------------------------------------------------
 

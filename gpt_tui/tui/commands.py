@@ -25,6 +25,7 @@ ACTIONS = (
     ("Copy output", "copy_output", "Copy the output text to the clipboard"),
     ("Reset sampling settings", "reset_sampling", "Every slider back to its default"),
     ("Cancel download", "cancel_download", "Stop getting a model ready (resumes next time)"),
+    ("Look inside", "look_inside", "Logit lens, attention, logit attribution of the token (l)"),
     ("Compare side by side", "compare", "2 to 4 samples at once, each with its own settings (F4)"),
     ("Save session…", "save_session", "JSON to reopen with --open, Markdown to share (ctrl+s)"),
     ("Open session…", "open_session", "Open a session saved by gpt-tui"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual.pilot import Pilot
 from textual.widgets import OptionList
-from tui_helpers import wait_generated, wait_loaded, wait_until
+from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import TokenEvent
 from gpt_tui.session import ROOT
@@ -27,12 +27,7 @@ def branch_rows(app: GptTuiApp) -> list[str]:
 
 
 async def generate(pilot: Pilot, prompt: str = PROMPT) -> None:
-    app: GptTuiApp = pilot.app  # type: ignore[assignment]
-    if app.loaded is None:
-        await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(prompt)
-    await pilot.press("ctrl+j")
-    await wait_generated(pilot)
+    await generate_from(pilot, prompt)
 
 
 async def branch_with_keys(pilot: Pilot, index: int, rank: int) -> None:

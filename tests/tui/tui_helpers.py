@@ -28,3 +28,13 @@ async def wait_generated(pilot: Pilot) -> None:
     await wait_until(pilot, lambda: app.state != "generating")
     await app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def generate_from(pilot: Pilot, prompt: str) -> None:
+    """Load the model if need be, put `prompt` in the editor, generate, wait for the end."""
+    app = pilot.app
+    if app.loaded is None:
+        await wait_loaded(pilot)
+    app.prompt_editor.text_area.load_text(prompt)
+    await pilot.press("ctrl+j")
+    await wait_generated(pilot)

@@ -32,7 +32,9 @@ from textual.worker import get_current_worker
 from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore, generate_batch
 from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
 from gpt_tui.tui.generation import RunStats, ThreadCounter, stream_batch
+from gpt_tui.tui.look_inside import column_request
 from gpt_tui.tui.screens.help import HelpScreen
+from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.transcript import Transcript, Turn
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
@@ -130,6 +132,8 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         Binding("3", "focus_column(2)", "Column 3", show=False),
         Binding("4", "focus_column(3)", "Column 4", show=False),
         Binding("f2", "cycle_colouring", "Colour", tooltip="Colour tokens (every column)"),
+        Binding("l", "look_inside", "Look inside", show=False,
+                tooltip="Logit lens, attention and attribution of the column's selected token"),
         Binding("f1", "help", "Help", tooltip="Show the keys"),
     ]  # fmt: skip
 
@@ -241,6 +245,25 @@ class CompareScreen(Screen[list[ColumnSettings]]):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_look_inside(self) -> None:
+        focused = self.focused
+        column = next((c for c in self.columns if focused is not None and c in focused.ancestors),
+                      None)  # fmt: skip
+        if column is None:
+            self.notify("Select a token in a column first", severity="warning")
+            return
+        output, r = column.output, self.request
+        prompt = output.selected_prompt
+        try:
+            lens = column_request(r.model, r.tokenizer, r.context, output.events, output.selected,
+                                  None if prompt is None else output.prompt_tokens[prompt],
+                                  column.number)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        app: Any = self.app
+        app.push_screen(LookInsideScreen(lens, app._engine_lock, app._threads))
 
     async def action_add_column(self) -> None:
         if self.running:

@@ -39,6 +39,14 @@ WIDGET_KEYS = """
 - each column's **temp, top-p, top-k, seed**: type a value, **enter** applies it
   (also mid-run, from the next token); other settings come from the main panel
 
+### Looking inside (l)
+- on a selected token (prompt or output, in a compare column too): the logit lens, attention and
+  logit attribution of the step that predicted it; **1 / 2 / 3** switch tabs, **escape** goes back
+- lens: **a** the rows after each attention; **◀** marks the layer from which the token stays
+  the top prediction
+- attention: **↑ / ↓** the block, **← / →** mean, max or one head, **f** hide the first token
+- attribution: **h** each head, **v** the difference to one of the inspector's alternatives
+
 ### Elsewhere
 - **tab / shift+tab** move between the prompt, the output, the sliders and the inputs
 - **ctrl+p** the command palette: every action, and switching to any model

@@ -23,6 +23,7 @@ from gpt_tui.tui.prompt_tokens import PromptToken
 
 HINT = "Select a token of the prompt or the output (click it, or focus the output and use ←/→) "
 HINT += "to see what else the model considered."
+LOOK_INSIDE_KEY = "l look inside the model"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_LABEL = 14
 COMPACT_BELOW = 26  # cells: narrower inspectors list alternatives as "label percent"
@@ -73,6 +74,9 @@ class TokenInspector(Vertical):
         alternatives = OptionList(id="alternatives")
         alternatives.can_focus = self.branchable
         yield alternatives
+        keys = Static(LOOK_INSIDE_KEY, id="inspector-keys")
+        keys.display = False  # until a token with a prediction is shown
+        yield keys
 
     def show(
         self, event: TokenEvent | None, index: int | None = None, token_text: str | None = None
@@ -139,6 +143,9 @@ class TokenInspector(Vertical):
         self.scroll_visible(animate=False, top=True)
 
     def _render_event(self) -> None:
+        keys = self.query_one("#inspector-keys", Static)
+        prompt = self.prompt_token
+        keys.display = self.event is not None or (prompt is not None and prompt.position > 0)
         summary = self.query_one("#inspector-summary", Static)
         alternatives = self.query_one("#alternatives", OptionList)
         event = self.event

@@ -1,0 +1,393 @@
+"""Look inside: one traced pass of a position over the cached prefix.
+
+The kv cache already holds the keys and values of every position before (and at) the one
+examined, so the residual stream of that position is recomputed layer by layer from them alone,
+about the cost of a decode step: nothing is stored per token while generating. From the
+residual stream come three views:
+
+- the logit lens: each layer's residual decoded with the final norm and the unembedding, the
+  norm's statistics taken from that residual itself (nostalgebraist's lens);
+- attention: the weights from the position over keys 0..N, per query head (a grouped-query
+  model's query heads each read their kv head, so each has its own row);
+- direct logit attribution: the final norm is linear once its scale (sigma, or the RMS) is
+  frozen at its value for the last residual, so a token's logit splits exactly into what the
+  embeddings, each attention head, each MLP and the biases wrote into the residual stream.
+
+Weights are read only through `x @ w` on 2-D x, `w.shape`, and `plain_rows` / `plain_columns`,
+which give plain float32 slices of any weight layout (engine/blocked.py or a plain array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpt_tui.engine.gpt2 import ffn
+from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.layers import layer_norm, linear, log_softmax, rms_norm, softmax
+from gpt_tui.engine.llama import rope_rotations, swiglu
+from gpt_tui.engine.scoring import TokenScore, score_rows
+
+if TYPE_CHECKING:
+    from gpt_tui.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The residual stream of one position, and what each part of the network wrote into it.
+
+    Layer l of `residuals` is the stream after block l (0: the embeddings); `mids[l]` is the
+    stream inside block l + 1, after its attention and before its MLP. `lens_logits` decode
+    `residuals` (the last row is the model's own logits), `mid_logits` decode `mids`.
+    """
+
+    position: int  # the position examined: its logits predict position + 1
+    token_id: int  # the token at `position`
+    residuals: np.ndarray  # [n_layer + 1, n_embd]
+    mids: np.ndarray  # [n_layer, n_embd]
+    lens_logits: np.ndarray  # [n_layer + 1, n_vocab]
+    mid_logits: np.ndarray | None  # [n_layer, n_vocab], or None when not asked for
+    attention: np.ndarray  # [n_layer, n_head, position + 1]: each query head's weights
+    heads: np.ndarray  # [n_layer, n_head, n_embd]: each head's write (without c_proj's bias)
+    mlps: np.ndarray  # [n_layer, n_embd]: each MLP's write, its bias included
+    attn_biases: np.ndarray  # [n_layer, n_embd]: attention output biases (zero for LLaMA)
+    final_scale: float  # the final norm's divisor for the last residual (sigma or the RMS)
+
+    @property
+    def n_layer(self) -> int:
+        return self.heads.shape[0]
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The model's logits at `position` [n_vocab]."""
+        return self.lens_logits[-1]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Direct logit attribution of `target`'s logit (minus `against`'s, when given).
+
+    With the final norm's scale frozen the parts add up to `logit`: embeddings + heads.sum()
+    + mlps.sum() + bias (the attention output biases and the final norm's beta).
+    """
+
+    target: int
+    against: int | None
+    logit: float  # the model's logit of `target` (or the difference to `against`)
+    embeddings: float
+    heads: np.ndarray  # [n_layer, n_head]
+    mlps: np.ndarray  # [n_layer]
+    attn_biases: np.ndarray  # [n_layer]: each attention output bias (in `bias`, too)
+    bias: float
+
+    @property
+    def total(self) -> float:
+        return self.embeddings + float(self.heads.sum() + self.mlps.sum()) + self.bias
+
+    @property
+    def attention(self) -> np.ndarray:
+        """Each layer's attention, heads and bias together [n_layer]."""
+        return self.heads.sum(axis=1) + self.attn_biases
+
+
+@dataclass(frozen=True)
+class LensRow:
+    """One row of the logit lens: `layer` 0 is the embeddings, l the output of block l;
+    `stage` "attention" is inside block l, after its attention and before its MLP.
+    `score` is the target under this row's distribution (its rank, entropy, top tokens);
+    `kl` is KL(final || this row) in nats."""
+
+    layer: int
+    stage: str  # "block" or "attention"
+    score: TokenScore
+    kl: float
+
+
+# --- weights, whatever their layout ---------------------------------------------------------
+
+
+def plain_rows(w: Any, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Rows start:stop of a weight matrix [n_in, n_out] as a plain float32 array.
+
+    A plain array is sliced; a held layout (engine/blocked.py) is turned back into a matrix;
+    any other object that only multiplies gives its rows as what it does to unit vectors.
+    """
+    stop = w.shape[0] if stop is None else stop
+    if isinstance(w, np.ndarray):
+        return np.asarray(w[start:stop], dtype=np.float32)  # [n_rows, n_out]
+    if hasattr(w, "to_matrix"):
+        return np.asarray(w.to_matrix()[start:stop], dtype=np.float32)  # [n_rows, n_out]
+    unit = np.eye(w.shape[0], dtype=np.float32)[start:stop]  # [n_rows, n_in]
+    return np.asarray(unit @ w, dtype=np.float32)  # [n_rows, n_out]
+
+
+def plain_columns(w: Any, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Columns `ids` of a weight matrix [n_in, n_out], as rows [n_ids, n_in] (a tied
+    embedding's lookup, an unembedding direction)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if isinstance(w, np.ndarray):
+        return np.ascontiguousarray(w[:, ids].T, dtype=np.float32)  # [n_ids, n_in]
+    if hasattr(w, "columns"):
+        return np.asarray(w.columns(ids), dtype=np.float32)  # [n_ids, n_in]
+    return np.ascontiguousarray(plain_rows(w)[:, ids].T)  # [n_ids, n_in]
+
+
+def head_rows(w: Any, n_head: int) -> np.ndarray:
+    """An output projection [n_head*head_dim, n_embd] as each head's rows
+    [n_head, head_dim, n_embd]: head h reads rows h*head_dim .. (h+1)*head_dim."""
+    rows = plain_rows(w)  # [n_head*head_dim, n_embd]
+    return rows.reshape(n_head, rows.shape[0] // n_head, rows.shape[1])
+
+
+# --- the final norm ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinalNorm:
+    """GPT-2's ln_f (centred, with beta) or LLaMA's RMSNorm (neither), and the unembedding."""
+
+    g: np.ndarray  # [n_embd]
+    b: np.ndarray | None  # [n_embd]; None for RMSNorm
+    eps: float
+    unembedding: Any  # [n_embd, n_vocab], any layout
+
+    @property
+    def centred(self) -> bool:
+        return self.b is not None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """x [n, n_embd] normalised, each row by its own statistics."""
+        if self.b is not None:
+            return layer_norm(x, self.g, self.b, self.eps)  # [n, n_embd]
+        return rms_norm(x, self.g, self.eps)  # [n, n_embd]
+
+    def scale(self, x: np.ndarray) -> float:
+        """The divisor the norm applies to residual x [n_embd] (sigma, or the RMS)."""
+        x = x.astype(np.float64)  # [n_embd]
+        if self.centred:
+            x = x - x.mean()
+        return float(np.sqrt(np.mean(x * x) + self.eps))
+
+    def decode(self, x: np.ndarray) -> np.ndarray:
+        """Lens logits [n, n_vocab] of residuals x [n, n_embd]."""
+        return self.apply(x) @ self.unembedding  # [n, n_vocab]
+
+
+def final_norm(model: Any) -> FinalNorm:
+    p = model.params
+    if model.architecture == "gpt2":
+        return FinalNorm(p["ln_f"]["g"], p["ln_f"]["b"], 1e-5, p["wte_t"])  # gpt2.py's eps
+    if model.architecture == "llama":
+        return FinalNorm(p["output_norm"], None, model.hparams["norm_eps"], p["output"])
+    raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
+
+
+# --- the traced pass ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What one block did to the traced position."""
+
+    weights: np.ndarray  # [n_head, n_key]
+    heads: np.ndarray  # [n_head, n_embd]
+    attn_bias: np.ndarray  # [n_embd]
+    mid: np.ndarray  # [n_embd]: the stream after attention
+    mlp: np.ndarray  # [n_embd]
+    out: np.ndarray  # [n_embd]: the stream after the block
+
+
+def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool = True) -> Trace:
+    """Trace `position` over the keys and values `cache` holds for positions 0..position.
+
+    `row` is the cache's stream; `mid` also decodes the stream after each attention.
+    The cache is only read.
+    """
+    if not 0 <= position < cache.length:
+        raise ValueError(f"position {position} is not in the cache (it holds {cache.length})")
+    token = int(cache.ids[row, position])
+    embeddings = _embeddings(model, token, position)  # [n_embd]
+    layers = _pass(model, cache, row, position, embeddings)
+    residuals = np.stack([embeddings, *(layer.out for layer in layers)])  # [n_layer+1, n_embd]
+    mids = np.stack([layer.mid for layer in layers])  # [n_layer, n_embd]
+    norm = final_norm(model)
+    rows = np.concatenate([residuals, mids]) if mid else residuals  # [n_rows, n_embd]
+    logits = norm.decode(rows)  # [n_rows, n_vocab]
+    n_res = residuals.shape[0]
+    return Trace(
+        position=position,
+        token_id=token,
+        residuals=residuals,
+        mids=mids,
+        lens_logits=logits[:n_res],
+        mid_logits=logits[n_res:] if mid else None,
+        attention=np.stack([layer.weights for layer in layers]),  # [n_layer, n_head, n_key]
+        heads=np.stack([layer.heads for layer in layers]),  # [n_layer, n_head, n_embd]
+        mlps=np.stack([layer.mlp for layer in layers]),  # [n_layer, n_embd]
+        attn_biases=np.stack([layer.attn_bias for layer in layers]),  # [n_layer, n_embd]
+        final_scale=norm.scale(residuals[-1]),
+    )
+
+
+def trace_context(
+    model: Any, ids: Sequence[int], position: int, cache: KVCache | None = None, *, mid: bool = True
+) -> Trace:
+    """Trace `position` of context `ids`, over `cache` if it holds the prefix (`holding`)."""
+    return trace(model, holding(model, ids, position, cache), position, mid=mid)
+
+
+def holding(model: Any, ids: Sequence[int], position: int, cache: KVCache | None = None) -> KVCache:
+    """`cache` if it holds ids[:position + 1], else a cache of its own that does, computed now
+    (`cache` is left as it is)."""
+    if not 0 <= position < len(ids):
+        raise ValueError(f"position {position} is outside the {len(ids)} tokens")
+    if position >= model.n_ctx:
+        raise ValueError(f"position {position} is beyond the context of {model.n_ctx}")
+    prefix = list(ids[: position + 1])
+    if cache is None or cache.n_batch != 1 or cache.common_prefix(prefix) < len(prefix):
+        cache = model.new_cache(n_ctx=len(prefix))
+        model.forward(prefix, cache, last_only=True)
+    return cache
+
+
+def _embeddings(model: Any, token: int, position: int) -> np.ndarray:
+    """The residual stream before the first block [n_embd]."""
+    if model.architecture == "gpt2":
+        wte = plain_columns(model.params["wte_t"], [token])[0]  # [n_embd]
+        return wte + model.params["wpe"][position]  # [n_embd]
+    return np.asarray(model.embed(np.array([token])), dtype=np.float32)[0]  # [n_embd]
+
+
+def _pass(model: Any, cache: KVCache, row: int, position: int, x: np.ndarray) -> list[_Layer]:
+    """Every block's effect on the stream of `position`, starting from its embeddings x."""
+    if model.architecture == "gpt2":
+        return _gpt2_pass(model, cache, row, position, x)
+    if model.architecture == "llama":
+        # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
+        with np.errstate(over="ignore"):
+            return _llama_pass(model, cache, row, position, x)
+    raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
+
+
+def _cached(cache: KVCache, layer: int, row: int, n_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and values of positions 0..n_key-1, [n_kv_head, n_key, head_dim] each."""
+    return cache.k[layer, row, :, :n_key], cache.v[layer, row, :, :n_key]
+
+
+def attend(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One query per head q [n_head, head_dim] over keys, values [n_kv_head, n_key, head_dim]:
+    the weights [n_head, n_key] and each head's result [n_head, head_dim]. Query head h reads
+    kv head h // (n_head / n_kv_head), as the forward passes group them (GPT-2: one each)."""
+    n_head, head_dim = q.shape
+    n_kv_head = keys.shape[0]
+    q = q.reshape(n_kv_head, n_head // n_kv_head, head_dim)  # [n_kv_head, group, head_dim]
+    q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_kv_head, group, head_dim]
+    weights = softmax(q @ keys.swapaxes(-1, -2))  # [n_kv_head, group, n_key]
+    z = weights @ values  # [n_kv_head, group, head_dim]
+    return weights.reshape(n_head, -1), z.reshape(n_head, head_dim)
+
+
+def head_writes(z: np.ndarray, w_o: Any, n_head: int) -> np.ndarray:
+    """Each head's write to the residual stream [n_head, n_embd]: its result z [n_head,
+    head_dim] through its own rows of the output projection [n_head*head_dim, n_embd]."""
+    rows = head_rows(w_o, n_head)  # [n_head, head_dim, n_embd]
+    return (z[:, None, :] @ rows)[:, 0]  # [n_head, n_embd]
+
+
+def _gpt2_pass(
+    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
+) -> list[_Layer]:
+    n_head, n_embd = model.n_head, model.n_embd
+    head_dim = n_embd // n_head
+    x = embeddings[None, :]  # [1, n_embd]
+    layers = []
+    for layer, block in enumerate(model.params["blocks"]):
+        c_attn, c_proj = block["attn"]["c_attn"], block["attn"]["c_proj"]
+        qkv = linear(layer_norm(x, **block["ln_1"]), c_attn["w"], c_attn["b"])  # [1, 3*n_embd]
+        q = qkv[0, :n_embd].reshape(n_head, head_dim)  # [n_head, head_dim]
+        weights, z = attend(q, *_cached(cache, layer, row, position + 1))  # [n_head, n_key]
+        attn = linear(z.reshape(1, n_embd), c_proj["w"], c_proj["b"])  # [1, n_embd]
+        x_mid = x + attn  # [1, n_embd]
+        mlp = ffn(layer_norm(x_mid, **block["ln_2"]), **block["mlp"])  # [1, n_embd]
+        x = x_mid + mlp  # [1, n_embd]
+        heads = head_writes(z, c_proj["w"], n_head)  # [n_head, n_embd]
+        layers.append(_Layer(weights, heads, c_proj["b"], x_mid[0], mlp[0], x[0]))
+    return layers
+
+
+def _llama_pass(
+    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
+) -> list[_Layer]:
+    hp = model.hparams
+    n_head, head_dim, eps = hp["n_head"], hp["head_dim"], hp["norm_eps"]
+    n_q = n_head * head_dim
+    rotation = rope_rotations(np.array([position]), head_dim, hp["rope_base"])  # [1, hd/2]
+    no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
+    x = embeddings[None, :]  # [1, n_embd]
+    layers = []
+    for layer, block in enumerate(model.params["blocks"]):
+        qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [1, n_qkv]
+        q = np.ascontiguousarray(qkv[0, :n_q]).view(np.complex64)  # [n_head*head_dim/2]
+        q = (q.reshape(n_head, head_dim // 2) * rotation).view(np.float32)  # [n_head, hd]
+        weights, z = attend(q, *_cached(cache, layer, row, position + 1))  # [n_head, n_key]
+        x_mid = x + z.reshape(1, n_q) @ block["attn_output"]  # [1, n_embd]
+        h = rms_norm(x_mid, block["ffn_norm"], eps)  # [1, n_embd]
+        mlp = swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [1, n_embd]
+        x = x_mid + mlp  # [1, n_embd]
+        heads = head_writes(z, block["attn_output"], n_head)  # [n_head, n_embd]
+        layers.append(_Layer(weights, heads, no_bias, x_mid[0], mlp[0], x[0]))
+    return layers
+
+
+# --- what the trace says -----------------------------------------------------------------------
+
+
+def attribute(model: Any, t: Trace, target: int, against: int | None = None) -> Attribution:
+    """Direct logit attribution of `target` at the traced position (or of its logit minus
+    `against`'s: why this token and not that one), with the final norm's scale frozen."""
+    norm = final_norm(model)
+    ids = [target] if against is None else [target, against]
+    columns = plain_columns(norm.unembedding, ids).astype(np.float64)  # [1 or 2, n_embd]
+    u = columns[0] if against is None else columns[0] - columns[1]  # [n_embd]
+    direction = norm.g.astype(np.float64) * u / t.final_scale  # [n_embd]
+
+    def write(parts: np.ndarray) -> np.ndarray:
+        """The logit each part [..., n_embd] adds through the frozen norm [...]."""
+        parts = parts.astype(np.float64)  # [..., n_embd]
+        if norm.centred:  # the mean is linear too: each part's own is taken out
+            parts = parts - parts.mean(axis=-1, keepdims=True)
+        return parts @ direction  # [...]
+
+    attn_biases = write(t.attn_biases)  # [n_layer]
+    beta = float(norm.b.astype(np.float64) @ u) if norm.b is not None else 0.0
+    logit = float(t.logits[target]) - (float(t.logits[against]) if against is not None else 0.0)
+    return Attribution(
+        target=target,
+        against=against,
+        logit=logit,
+        embeddings=float(write(t.residuals[0])),
+        heads=write(t.heads),  # [n_layer, n_head]
+        mlps=write(t.mlps),  # [n_layer]
+        attn_biases=attn_biases,
+        bias=float(attn_biases.sum()) + beta,
+    )
+
+
+def lens_rows(t: Trace, target: int, tokenizer: Tokenizer, n_top: int = 5) -> list[LensRow]:
+    """The logit lens as rows: embeddings, then each block (after its attention first, when
+    the trace has those), the last row the model's own distribution."""
+    names = [(0, "block")]
+    for layer in range(1, t.n_layer + 1):
+        names += [(layer, "attention")] if t.mid_logits is not None else []
+        names.append((layer, "block"))
+    logits = np.stack([t.mid_logits[layer - 1] if stage == "attention" else t.lens_logits[layer]
+                       for layer, stage in names])  # [n_rows, n_vocab]  # fmt: skip
+    scores = score_rows(logits, [target] * len(names), tokenizer, n_top, t.position + 1)
+    logp = log_softmax(logits.astype(np.float64))  # [n_rows, n_vocab]
+    final = logp[-1]  # [n_vocab]: the model's own
+    kl = np.maximum(np.exp(final) @ (final - logp).T, 0.0)  # [n_rows]  KL(final || row)
+    return [LensRow(layer, stage, score, float(d))
+            for (layer, stage), score, d in zip(names, scores, kl, strict=True)]  # fmt: skip

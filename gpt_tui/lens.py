@@ -1,0 +1,264 @@
+"""Look inside one prediction: the report `gpt-tui lens` prints and the app's screen draws.
+
+`look_inside` runs the engine's trace (engine/trace.py) for a position of a context and
+gathers what a person reads: the logit lens rows of the token followed, the attention from
+that position, and its direct logit attribution (also as logit differences against other
+tokens). `report_json` is the CLI's JSON contract; `report_tables` its rich tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rich.markup import escape
+from rich.table import Table
+
+from gpt_tui.display import percent, visible_token
+from gpt_tui.engine import cores
+from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.trace import Attribution, LensRow, attribute, holding, lens_rows, trace
+from gpt_tui.errors import InputError
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LensReport:
+    """What the model did at `position` of `tokens` to predict `target`.
+
+    `rows` are the logit lens rows (stage "block": embeddings and each block's output, the
+    last the model's own distribution; stage "attention": inside a block, before its MLP);
+    `contrasts` the target's logit difference against each token of `against`.
+    """
+
+    tokens: tuple[Token, ...]
+    position: int
+    target: Token
+    rows: tuple[LensRow, ...]
+    attention: np.ndarray  # [n_layer, n_head, position + 1]
+    attribution: Attribution
+    contrasts: tuple[tuple[Token, Attribution], ...] = ()
+
+    @property
+    def layers(self) -> tuple[LensRow, ...]:
+        """The n_layer + 1 rows after each block (0: the embeddings)."""
+        return tuple(r for r in self.rows if r.stage == "block")
+
+
+def one_token(tokenizer: Any, text: str, what: str = "target") -> int:
+    """The id of `text`, which must be exactly one token; else an InputError saying what it
+    tokenises to."""
+    ids = tokenizer.encode(text, "all")
+    if len(ids) == 1:
+        return ids[0]
+    pieces = " ".join(repr(tokenizer.token_text(i)) for i in ids) or "nothing"
+    raise InputError(f"{what} {text!r} is not one token: it tokenises to {len(ids)}: {pieces}")
+
+
+def look_inside(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[int],
+    position: int | None = None,
+    target: int | None = None,
+    against: Sequence[int] = (),
+    *,
+    n_top: int = 5,
+    cache: KVCache | None = None,
+) -> LensReport:
+    """Trace `position` (default: the last) of context `ids` and follow `target` (default:
+    the model's top-1 there) through the layers. `cache` is used when it holds the prefix.
+    The trace's single-row products are split between the cores as the model's kernel plan
+    says for a decode step (engine/plan), the plan's own choice between them and one core
+    included: on a loaded machine, one core.
+    """
+    if not ids:
+        raise InputError("nothing to look inside: the text is empty")
+    position = len(ids) - 1 if position is None else position
+    if not 0 <= position < len(ids):
+        raise InputError(
+            f"position {position} is outside the text: its {len(ids)} tokens are 0-{len(ids) - 1}"
+        )
+    if position >= model.n_ctx:
+        raise InputError(f"position {position} is beyond the model's context of {model.n_ctx}")
+    cache = holding(model, ids, position, cache)
+    planned = getattr(model, "planned", None)
+    if planned is not None:
+        cores.activate(planned.tuner.settings)  # as a decode step of this model computes
+    t = trace(model, cache, position)
+    target = int(np.argmax(t.logits)) if target is None else int(target)
+    token = Token(target, tokenizer.token_text(target))
+    contrasts = tuple(
+        (Token(a, tokenizer.token_text(a)), attribute(model, t, target, a))
+        for a in against
+        if a != target
+    )
+    return LensReport(
+        tokens=tuple(Token(i, tokenizer.token_text(i)) for i in ids),
+        position=position,
+        target=token,
+        rows=tuple(lens_rows(t, target, tokenizer, n_top)),
+        attention=t.attention,
+        attribution=attribute(model, t, target),
+        contrasts=contrasts,
+    )
+
+
+def report_for_text(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    position: int | None = None,
+    target: str | None = None,
+    against: Sequence[str] = (),
+    *,
+    n_top: int = 5,
+    allowed_special: str = "none",
+) -> LensReport:
+    """`look_inside` for a text and tokens given as text (`gpt-tui lens`); InputError for an
+    empty text, a position outside it, or a token that is not one."""
+    if not text:
+        raise InputError("nothing to look inside: the text is empty")
+    target_id = one_token(tokenizer, target, "--target") if target is not None else None
+    against_ids = [one_token(tokenizer, a, "--against") for a in against]
+    ids = tokenizer.encode(text, allowed_special)
+    return look_inside(model, tokenizer, ids, position, target_id, against_ids, n_top=n_top)
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def _row_json(row: LensRow) -> dict[str, Any]:
+    s = row.score
+    return {
+        "layer": row.layer,
+        "p_target": s.prob,
+        "rank_target": s.rank,
+        "entropy": s.entropy,
+        "kl": row.kl,
+        "top": [{"id": a.token_id, "text": a.text, "p": a.prob} for a in s.top],
+    }
+
+
+def _attribution_json(a: Attribution) -> dict[str, Any]:
+    return {
+        "embeddings": a.embeddings,
+        "heads": a.heads.tolist(),
+        "mlps": a.mlps.tolist(),
+        "bias": a.bias,
+        "logit": a.logit,
+    }
+
+
+def report_json(report: LensReport) -> dict[str, Any]:
+    """The `gpt-tui lens --json` object (the issue's contract, and a few more fields:
+    `after_attention` rows, the attribution's `logit`, `against` logit differences)."""
+    out: dict[str, Any] = {
+        "tokens": [{"id": t.id, "text": t.text} for t in report.tokens],
+        "position": report.position,
+        "target": {"id": report.target.id, "text": report.target.text},
+        "layers": [_row_json(r) for r in report.layers],
+        "attention": report.attention.tolist(),
+        "attribution": _attribution_json(report.attribution),
+        "after_attention": [_row_json(r) for r in report.rows if r.stage == "attention"],
+    }
+    if report.contrasts:
+        out["against"] = [
+            {"id": token.id, "text": token.text, "logit_difference": _attribution_json(a)}
+            for token, a in report.contrasts
+        ]
+    return out
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def heat(p: float) -> str:
+    """One cell whose height is p (0..1): the row where the answer appears stands out."""
+    return _BLOCKS[round(max(0.0, min(1.0, p)) * (len(_BLOCKS) - 1))]
+
+
+def short_percent(p: float) -> str:
+    """A probability in at most 6 characters: a lens row's target is often one in 10^40."""
+    return percent(p) if p >= 1e-4 else "<0.01%"
+
+
+def layer_name(row: LensRow) -> str:
+    if row.layer == 0:
+        return "embed"
+    return f"{row.layer}·attn" if row.stage == "attention" else str(row.layer)
+
+
+def _show(text: str) -> str:
+    return escape(visible_token(text))
+
+
+def lens_table(report: LensReport, n_top: int = 3) -> Table:
+    title = f"Logit lens: {_show(report.target.text)} at position {report.position}"
+    title += f' ("{_show(report.tokens[report.position].text)}")'
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for name, width in [("layer", 5), ("", 1), ("p target", 8), ("rank", 6), ("entropy", 7),
+                        ("KL", 6)]:  # fmt: skip
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    table.add_column("top predictions", no_wrap=True, overflow="ellipsis")
+    for row in report.layers:
+        s = row.score
+        top = "  ".join(f"{_show(a.text)} {short_percent(a.prob)}" for a in s.top[:n_top])
+        table.add_row(layer_name(row), f"[green]{heat(s.prob)}[/]", short_percent(s.prob),
+                      str(s.rank), f"{s.entropy:.2f}", f"{row.kl:.2f}", top)  # fmt: skip
+    return table
+
+
+def attention_table(report: LensReport, n_keys: int = 3) -> Table:
+    table = Table(title="Attended most (mean over heads)", title_justify="left", show_edge=False)
+    table.add_column("layer", justify="right")
+    table.add_column("tokens (weight)")
+    for layer, weights in enumerate(report.attention.mean(axis=1), start=1):  # [n_key] each
+        keys = np.argsort(weights)[::-1][:n_keys]
+        cells = [f"{_show(report.tokens[k].text)} #{k} {weights[k]:.2f}" for k in keys]
+        table.add_row(str(layer), "  ".join(cells))
+    return table
+
+
+def contributions(a: Attribution) -> list[tuple[str, float]]:
+    """Every part of an attribution by name: "embeddings", "L3 H5" (block 3's head 5, both
+    counted from 1, as the lens counts blocks), "L3 MLP", "bias"."""
+    parts = [("embeddings", a.embeddings), ("bias", a.bias)]
+    n_layer, n_head = a.heads.shape
+    for layer in range(n_layer):
+        parts += [(f"L{layer + 1} H{h + 1}", float(a.heads[layer, h])) for h in range(n_head)]
+        parts.append((f"L{layer + 1} MLP", float(a.mlps[layer])))
+    return parts
+
+
+def attribution_table(a: Attribution, title: str, n: int = 10) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("part")
+    table.add_column("logit", justify="right")
+    largest = sorted(contributions(a), key=lambda part: -abs(part[1]))[:n]
+    for name, value in largest:
+        table.add_row(name, f"[{'green' if value > 0 else 'red'}]{value:+.3f}[/]")
+    table.add_row("[dim]all parts[/]", f"[dim]{a.total:+.3f} = logit {a.logit:+.3f}[/]")
+    return table
+
+
+def report_tables(report: LensReport) -> list[Table]:
+    target = _show(report.target.text)
+    tables = [
+        lens_table(report),
+        attention_table(report),
+        attribution_table(report.attribution, f"Largest pushes on the logit of {target}"),
+    ]
+    for token, a in report.contrasts:
+        title = f"Why {target} and not {_show(token.text)}: largest parts of the difference"
+        tables.append(attribution_table(a, title))
+    return tables

@@ -1,0 +1,134 @@
+"""Direct logit attribution as a table: how much each block's attention and MLP pushed the
+target's logit (or its difference to an alternative), with a bar for each block's sum.
+
+`h` shows each attention head instead of their sum; `v` cycles the alternative the target is
+compared against (the inspector's alternatives), back to the plain logit. The rows add up to
+the logit shown in the last one.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from gpt_tui.display import visible_token
+from gpt_tui.engine.trace import Attribution
+from gpt_tui.lens import LensReport, Token
+
+HALF_BAR = 8  # cells on each side of the bar's zero
+
+
+def diverging_bar(value: float, largest: float, half: int = HALF_BAR) -> Text:
+    """The value, then a bar left of the middle for a negative value (red), right of it for a
+    positive one, `largest` reaching the end."""
+    cells = round(abs(value) / largest * half) if largest > 0 else 0
+    cells = min(half, max(cells, 1 if value else 0))
+    left = ("█" * cells).rjust(half) if value < 0 else " " * half
+    right = ("█" * cells).ljust(half) if value > 0 else " " * half
+    text = _number(value)
+    text.justify = "left"  # not right: the bar's trailing blanks would be trimmed away
+    text.append(" " + left, style="red")
+    text.append("│", style="dim")
+    text.append(right, style="green")
+    return text
+
+
+def _number(value: float) -> Text:
+    return Text(f"{value:+6.2f}", style="green" if value > 0 else "red" if value < 0 else "",
+                justify="right")  # fmt: skip
+
+
+class AttributionTable(DataTable):
+    """The attribution of a `LensReport`'s target, against one of its contrasts or none."""
+
+    BINDINGS = [
+        Binding("h", "toggle_heads", "Per head", tooltip="Each attention head, or their sum"),
+        Binding("v", "cycle_against", "Versus", tooltip="Logit difference to an alternative"),
+    ]
+
+    class AgainstChanged(Message):
+        """The token the target is compared against changed (None: the plain logit)."""
+
+        def __init__(self, against: Token | None, attribution: Attribution) -> None:
+            super().__init__()
+            self.against = against
+            self.attribution = attribution
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", **kwargs)
+        self.report: LensReport | None = None
+        self.per_head = False
+        self.contrast = -1  # index into report.contrasts; -1: the plain logit
+
+    def show(self, report: LensReport) -> None:
+        self.report = report
+        self.contrast = -1
+        self._fill()
+
+    @property
+    def attribution(self) -> Attribution | None:
+        if self.report is None:
+            return None
+        if self.contrast < 0:
+            return self.report.attribution
+        return self.report.contrasts[self.contrast][1]
+
+    @property
+    def against(self) -> Token | None:
+        if self.report is None or self.contrast < 0:
+            return None
+        return self.report.contrasts[self.contrast][0]
+
+    def action_toggle_heads(self) -> None:
+        self.per_head = not self.per_head
+        self._fill()
+
+    def action_cycle_against(self) -> None:
+        if self.report is None or not self.report.contrasts:
+            self.notify("No alternatives to compare with", severity="warning")
+            return
+        self.contrast = (self.contrast + 2) % (len(self.report.contrasts) + 1) - 1
+        self._fill()
+        self.post_message(self.AgainstChanged(self.against, self.attribution))  # type: ignore[arg-type]
+
+    def _fill(self) -> None:
+        a = self.attribution
+        if a is None:
+            return
+        self.clear(columns=True)
+        n_layer, n_head = a.heads.shape
+        self.add_column("part", key="part")
+        if self.per_head:
+            for h in range(n_head):
+                self.add_column(f"H{h + 1}", key=f"h{h}")
+        else:
+            self.add_column("attention", key="attention")
+        self.add_column("MLP", key="mlp")
+        self.add_column("  sum of the block", key="bar")
+        totals = [float(a.attention[i] + a.mlps[i]) for i in range(n_layer)]
+        largest = max([abs(v) for v in [*totals, a.embeddings, a.bias]])
+        blank = [""] * (n_head if self.per_head else 1)
+        self.add_row("embed", *blank, "", diverging_bar(a.embeddings, largest), key="embed")
+        for i in range(n_layer):
+            attention = ([_number(float(v)) for v in a.heads[i]] if self.per_head
+                         else [_number(float(a.attention[i]))])  # fmt: skip
+            self.add_row(str(i + 1), *attention, _number(float(a.mlps[i])),
+                         diverging_bar(totals[i], largest), key=f"block-{i}")  # fmt: skip
+        # Summed, each block's attention holds its output bias; per head, the biases are here.
+        bias = a.bias if self.per_head else a.bias - float(a.attn_biases.sum())
+        self.add_row("bias", *blank, "", diverging_bar(bias, largest), key="bias")
+        what = "logit" if a.against is None else "difference"
+        total = Text(f"{a.total:+.2f} = {what} {a.logit:+.2f}", style="bold")
+        self.add_row("sum", *blank, "", total, key="sum")
+
+    def title(self) -> str:
+        """What the table attributes, in words."""
+        if self.report is None:
+            return ""
+        target = visible_token(self.report.target.text)
+        against = self.against
+        if against is None:
+            return f"the logit of “{target}”"
+        return f"“{target}” over “{visible_token(against.text)}” (the logit difference)"
