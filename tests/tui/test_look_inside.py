@@ -145,9 +145,7 @@ async def test_an_earlier_chat_turn(tiny_model_dir, deterministic_settings) -> N
         await wait_loaded(pilot)
         await pilot.press("f3")  # chat mode (the base model's own template)
         for message in ("Hi there", "And then?"):
-            app.prompt_editor.text_area.load_text(message)
-            await pilot.press("ctrl+j")
-            await wait_generated(pilot)
+            await generate_from(pilot, message)
         first_reply = app.transcript.turns[1]
         assert first_reply.role == "assistant" and app.transcript.reply is not first_reply
         app.output.focus()
