@@ -35,11 +35,11 @@ def check_choice(text: str) -> str:
     return choice.lower() if choice.lower() in (OFF, LOOKUP) else choice
 
 
-def drafter_for(choice: str, target: LoadedModel) -> Drafter | None:
+def drafter_for(choice: str, target: LoadedModel, *, download: bool = True) -> Drafter | None:
     """The drafter a setting asks for with this target model (None: plain decoding).
 
-    A draft model is loaded here (it may take seconds) and refused unless its tokenizer is
-    exactly the target's.
+    A draft model is loaded here (it may take seconds; without `download`, a catalog model
+    not downloaded yet is refused) and refused unless its tokenizer is exactly the target's.
     """
     from gpt_tui.engine.speculative import DraftModel, PromptLookup, unavailable_reason
 
@@ -51,13 +51,26 @@ def drafter_for(choice: str, target: LoadedModel) -> Drafter | None:
         raise SpeculationError(reason)
     if choice == LOOKUP:
         return PromptLookup()
-    return DraftModel(load_draft(choice, target).model)
+    return DraftModel(load_draft(choice, target, download=download).model)
 
 
-def load_draft(choice: str, target: LoadedModel) -> LoadedModel:
+def load_draft(choice: str, target: LoadedModel, *, download: bool = True) -> LoadedModel:
     """The draft model a setting names, refused unless its tokenizer is exactly the target's."""
     from gpt_tui.engine.speculative import check_draft_model
-    from gpt_tui.models.store import load_model
+    from gpt_tui.errors import UnknownModelError
+    from gpt_tui.models.catalog import resolve
+    from gpt_tui.models.store import is_cached, load_model
+
+    if not download:
+        try:
+            spec = resolve(choice)
+        except UnknownModelError:
+            spec = None  # a path: nothing to download
+        if spec is not None and not is_cached(spec.name):
+            raise SpeculationError(
+                f"the draft model {spec.name} is not downloaded yet "
+                f"(`gpt-tui download {spec.name}`, or pick it once with ctrl+o)"
+            )
 
     try:
         draft = load_model(choice)
