@@ -57,17 +57,16 @@ class VerificationCost:
 
     context: int
     pass_s: dict[int, float]  # positions -> median seconds; 1 is a plain step
+    ratios: dict[int, float]  # positions -> median over rounds of pass / the round's step
     draft_step_s: float | None = None  # a draft model's plain step, when one was given
-
-    def ratio(self, positions: int) -> float:
-        return self.pass_s[positions] / self.pass_s[1]
+    draft_ratio: float | None = None  # the draft's step / the target's, median over rounds
 
     def break_even(self, k: int) -> float | None:
         """The acceptance per draft at which drafting k tokens a pass equals plain decoding's
         speed (tokens per pass 1 + a + ... + a^k against the pass's and drafts' time)."""
-        if self.draft_step_s is None or 1 + k not in self.pass_s:
+        if self.draft_ratio is None or 1 + k not in self.ratios:
             return None
-        cost = (self.pass_s[1 + k] + k * self.draft_step_s) / self.pass_s[1]
+        cost = self.ratios[1 + k] + k * self.draft_ratio
         if cost > k + 1:
             return None  # not even drafts that always hold would pay
         lo, hi = 0.0, 1.0
@@ -84,26 +83,54 @@ def measure_verification(
     model: LanguageModel,
     positions: Iterable[int] = range(1, 9),
     context: int = 64,
-    repeats: int = 5,
+    rounds: int = 7,
     draft: LanguageModel | None = None,
 ) -> VerificationCost:
-    """Median time of a pass over n positions after `context` cached tokens (kept, as a
-    verifying pass's rejected rows are, by truncating back), and a draft model's step."""
-    ids = np.random.default_rng(0).integers(0, model.n_vocab, context + 8)  # [context + 8]
+    """Time passes over n positions after `context` cached tokens (kept, as a verifying pass's
+    rejected rows are, by truncating back), and a draft model's step. The sizes take turns,
+    round after round, and each is compared with the step of its own round: a shared
+    machine's slow spells then fall on every size alike instead of on one."""
+    sizes = list(positions)
+    context = min(context, model.n_ctx - max(sizes), *([draft.n_ctx - 1] if draft else []))
+    ids = np.random.default_rng(0).integers(0, model.n_vocab, context + max(sizes))  # [n_ids]
+    models = [model] if draft is None else [model, draft]
+    caches = []
+    for m in models:
+        caches.append(m.new_cache())
+        m.forward(ids[:context], caches[-1])
 
-    def pass_seconds(m: LanguageModel, n: int) -> float:
-        cache = m.new_cache()
-        m.forward(ids[:context], cache)
-        times = []
-        for _ in range(repeats + 1):  # the first warms caches and allocations
-            start = time.perf_counter()
-            m.forward(ids[context : context + n], cache)
-            times.append(time.perf_counter() - start)
-            cache.truncate(context)
-        return statistics.median(times[1:])
+    def timed(m: LanguageModel, cache, n: int) -> float:
+        start = time.perf_counter()
+        m.forward(ids[context : context + n], cache)
+        seconds = time.perf_counter() - start
+        cache.truncate(context)
+        return seconds
 
-    pass_s = {n: pass_seconds(model, n) for n in positions}
-    return VerificationCost(context, pass_s, pass_seconds(draft, 1) if draft else None)
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    ratios: dict[int, list[float]] = {n: [] for n in sizes}
+    draft_ratios: list[float] = []
+    draft_times: list[float] = []
+    for r in range(rounds + 1):  # the first round warms caches and allocations
+        step = timed(model, caches[0], 1)
+        row = {n: timed(model, caches[0], n) for n in sizes}
+        if draft is not None:
+            draft_times.append(timed(draft, caches[1], 1))
+            draft_ratios.append(draft_times[-1] / step)
+        if r == 0:
+            draft_times.clear()
+            draft_ratios.clear()
+            continue
+        for n in sizes:
+            times[n].append(row[n])
+            ratios[n].append(row[n] / step)
+    median = statistics.median
+    return VerificationCost(
+        context,
+        {n: median(t) for n, t in times.items()},
+        {n: median(q) for n, q in ratios.items()},
+        median(draft_times) if draft_times else None,
+        median(draft_ratios) if draft_ratios else None,
+    )
 
 
 def run_case(

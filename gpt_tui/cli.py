@@ -633,14 +633,17 @@ def _run_speculative_bench(
         table.add_row(
             str(n),
             f"{seconds * 1e3:.1f}",
-            f"{cost.ratio(n):.2f}",
+            f"{cost.ratios[n]:.2f}",
             "" if not draft or n == 1 else ("never" if even is None else f"{even:.0%}"),
         )
     stdout.print(table)
     if draft is not None:
-        stdout.print(f"a step of {draft_name}: {cost.draft_step_s * 1e3:.1f} ms")
+        stdout.print(
+            f"a step of {draft_name}: {cost.draft_step_s * 1e3:.1f} ms, "
+            f"{cost.draft_ratio:.2f}x the target's"
+        )
     cases = []
-    if draft is not None:
+    if draft is not None and args.random:
         ids_tok = tokenizer or bs.ids_tokenizer(model.n_vocab)
         prompt = [int(i) for i in np.random.default_rng(1).integers(0, model.n_vocab, 16)]
         short = SamplingParams(temperature=0, max_tokens=12)
@@ -659,7 +662,8 @@ def _run_speculative_bench(
     if tokenizer is not None and not args.random:
         for case, prompt, params in bs.chat_cases(tokenizer):
             with stderr.status(f"{case}: plain and speculative, interleaved"):
-                cases.append(bs.run_case(model, tokenizer, case, prompt, params, PromptLookup))
+                drafter = PromptLookup if draft is None else (lambda: DraftModel(draft))
+                cases.append(bs.run_case(model, tokenizer, case, prompt, params, drafter))
     if cases:
         stdout.print(_speculative_table(cases))
     return 0
@@ -667,9 +671,9 @@ def _run_speculative_bench(
 
 def _speculative_table(cases) -> Table:
     table = Table(box=box.SIMPLE, show_edge=False)
-    for title in ("case", "tokens", "plain tok/s", "spec tok/s", "x", "tok/pass", "held",
-                  "same"):  # fmt: skip
-        table.add_column(title, justify="left" if title == "case" else "right")
+    table.add_column("case", no_wrap=True)
+    for title in ("tokens", "plain t/s", "spec t/s", "x", "t/pass", "held", "same"):
+        table.add_column(title, justify="right")
     for c in cases:
         table.add_row(
             c.name,

@@ -232,3 +232,13 @@ def test_an_empty_speculative_setting_is_refused(tiny_model_dir, capsys) -> None
         main(["generate", "Hi", "-m", str(tiny_model_dir), "--speculative", " "])
     assert exit_.value.code == 2
     assert "speculative must be off, lookup or a draft model" in capsys.readouterr().err
+
+
+def test_bench_speculative_compares_speeds_and_texts(tiny_model_dir, capsys) -> None:
+    # the tiny model as its own draft: every draft holds, and the texts must be the same
+    args = ["bench", "-m", str(tiny_model_dir), "--speculative", str(tiny_model_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "positions per pass" in out and "drafting breaks even at" in out
+    assert "copy+edit," in out and "open-ended," in out  # (the table wraps the names)
+    assert "yes" in out and "NO" not in out
