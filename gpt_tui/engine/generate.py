@@ -194,7 +194,9 @@ def generate_batch(
 
     Yields (stream index, event). The prompt is computed once; the streams then decode as one
     batch, so each step reads the weights once for all of them: decoding is bound by that read.
-    `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does.
+    `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does. There is no
+    speculation here: the streams already share each pass, and rows for every stream's drafts
+    would make a pass as wide as the drafts times the streams.
     """
     if not 1 <= len(params) <= 8:
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")

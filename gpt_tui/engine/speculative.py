@@ -74,24 +74,28 @@ class PassStats:
 
 class PromptLookup:
     """Drafts by prompt lookup: the end of the context (its last n tokens, n from `max_ngram`
-    down to 1) is searched for earlier in the prompt and the output so far; the tokens that
-    followed its latest earlier occurrence are proposed. No second model: it is what makes
-    copying, quoting, editing and code continuation fast."""
+    down to `min_ngram`) is searched for earlier in the prompt and the output so far; the
+    tokens that followed its latest earlier occurrence are proposed. No second model: it is
+    what makes copying, quoting, editing and code continuation fast.
 
-    def __init__(self, max_ngram: int = 3) -> None:
-        self.max_ngram = max_ngram
+    A single matching token predicts little: on SmolLM2's chat turns (bench_speculative) the
+    token after a 1-token match was the next one 8-31% of the time, after a 3-token match
+    86-93% in a copy; so matches start at 2 tokens, and open-ended text drafts seldom."""
+
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 2) -> None:
+        self.max_ngram, self.min_ngram = max_ngram, min_ngram
 
     def propose(
         self, context: np.ndarray, k: int, sampler: Sampler, settings: SamplingParams, position: int
     ) -> list[int]:
-        return lookup(context, k, self.max_ngram)
+        return lookup(context, k, self.max_ngram, self.min_ngram)
 
 
-def lookup(context: np.ndarray, k: int, max_ngram: int) -> list[int]:
+def lookup(context: np.ndarray, k: int, max_ngram: int, min_ngram: int = 1) -> list[int]:
     """Up to k tokens that followed the latest earlier occurrence of the context's longest
-    matching end (of at most `max_ngram` tokens)."""
+    matching end (of `min_ngram` to `max_ngram` tokens)."""
     n_context = context.shape[0]
-    for n in range(min(max_ngram, n_context - 1), 0, -1):
+    for n in range(min(max_ngram, n_context - 1), min_ngram - 1, -1):
         # windows starting at i < n_context - n: each one has a token after it
         windows = np.lib.stride_tricks.sliding_window_view(context[:-1], n)  # [n_context-n, n]
         hits = np.flatnonzero((windows == context[-n:]).all(axis=1))  # [n_hits]

@@ -113,6 +113,8 @@ def test_lookup_proposes_what_followed_the_longest_latest_match() -> None:
     assert lookup(np.array([1, 2, 3]), 4, 3) == []
     assert lookup(np.array([4]), 4, 3) == []
     assert lookup(np.array([1, 2, 3, 1]), 9, 3) == [2, 3, 1]  # up to the end of the context
+    assert lookup(np.array([1, 2, 3, 1]), 9, 3, min_ngram=2) == []  # one token: too weak
+    assert PromptLookup().propose(context, 2, Sampler(10, [], 0), SamplingParams(), 0) == [8, 9]
 
 
 def test_draft_length_follows_the_acceptance_and_falls_back_to_plain() -> None:
@@ -185,7 +187,8 @@ def test_drafts_are_confirmed_and_refused_across_a_sliding_window(tiny_gpt2, gpt
     # 150 tokens in a 64-token context: the window slides twice mid-speculation
     params = SamplingParams(temperature=0, max_tokens=150)
     plain, _ = run(tiny_gpt2, gpt2_tokenizer, "a b a b a b", params)
-    fast, stats = run(tiny_gpt2, gpt2_tokenizer, "a b a b a b", params, PromptLookup())
+    weak = PromptLookup(min_ngram=1)  # 1-token matches: drafts that fail as well as hold
+    fast, stats = run(tiny_gpt2, gpt2_tokenizer, "a b a b a b", params, weak)
     same_events(plain, fast)
     assert any(e.dropped for e in fast)
     assert 0 < stats[-1].accepted < stats[-1].drafted  # both outcomes happened
@@ -200,7 +203,7 @@ def test_kv_cache_after_a_rejection_equals_plain_decodings(
     prompt = "a b a b a b"
     plain_cache, fast_cache = tiny_gpt2.new_cache(), tiny_gpt2.new_cache()
     run(tiny_gpt2, gpt2_tokenizer, prompt, params, cache=plain_cache)
-    draft = PromptLookup() if drafter == "lookup" else DraftModel(other_tiny_gpt2)
+    draft = PromptLookup(min_ngram=1) if drafter == "lookup" else DraftModel(other_tiny_gpt2)
     _, stats = run(tiny_gpt2, gpt2_tokenizer, prompt, params, draft, fast_cache)
     assert stats[-1].accepted < stats[-1].drafted  # some drafts were refused
     assert fast_cache.tokens() == plain_cache.tokens()
