@@ -20,7 +20,7 @@ from gpt_tui.engine.sampling import Sampler, SamplingParams
 from gpt_tui.engine.scoring import Alternative, TokenScore, score_rows
 
 if TYPE_CHECKING:
-    from gpt_tui.engine.speculative import Drafter, PassStats
+    from gpt_tui.engine.speculative import Drafter, DraftLength, PassStats
     from gpt_tui.tokenizer import Tokenizer
 
 FINISH_REASONS = {"length": "max tokens", "eos": "end of text", "stop": "stop string"}
@@ -133,6 +133,7 @@ def generate(
     on_prompt_scored: Callable[[list[TokenScore]], None] | None = None,
     drafter: Drafter | None = None,
     on_pass: Callable[[PassStats], None] | None = None,
+    draft_length: DraftLength | None = None,
 ) -> Iterator[TokenEvent]:
     """Yield a `TokenEvent` per new token until max_tokens, end-of-text or a stop string.
 
@@ -141,7 +142,8 @@ def generate(
     its longest common prefix with the prompt (continue, regenerate, branch) and to keep it
     afterwards. `on_prompt_scored` receives the scores of the prompt tokens the prefill computed.
     With a `drafter`, decoding is speculative (engine/speculative.py): the same tokens and
-    events, several per pass when the drafts hold; `on_pass` receives the passes' totals.
+    events, several per pass when the drafts hold; `on_pass` receives the passes' totals;
+    `draft_length` is the policy for how many tokens to draft (default: adaptive).
     """
     current = params if callable(params) else (lambda: params)
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
@@ -150,7 +152,7 @@ def generate(
     stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
     if drafter is not None:
         yield from speculative.decode(
-            model, cache, stream, logits, dropped, drafter, _advance, on_pass
+            model, cache, stream, logits, dropped, drafter, _advance, on_pass, draft_length
         )
         return
     for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):

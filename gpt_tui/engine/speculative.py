@@ -191,8 +191,10 @@ class DraftLength:
     PRIOR_STEP = 0.1  # the assumed extra cost of each position, until measured
     PROBE_EVERY = 16
 
-    def __init__(self, max_draft: int = MAX_DRAFT) -> None:
-        self.max_draft = max_draft
+    def __init__(self, max_draft: int = MAX_DRAFT, *, adaptive: bool = True) -> None:
+        """`adaptive=False` always drafts `max_draft` (a fixed policy: for measuring, and for
+        tests whose figures must not depend on the machine's timings)."""
+        self.max_draft, self.adaptive = max_draft, adaptive
         self.confirmed, self.tested = 1.0, 2.0  # a prior acceptance of 1/2
         self.pass_seconds: dict[int, float] = {}  # positions -> running mean
         self.draft_seconds = 0.0  # per drafted token
@@ -203,6 +205,8 @@ class DraftLength:
         return self.confirmed / self.tested
 
     def choose(self) -> int:
+        if not self.adaptive:
+            return self.max_draft
         a = min(self.acceptance, 0.99)
         best, best_rate = 0, 1.0 / self._seconds(1)
         for k in range(1, self.max_draft + 1):
