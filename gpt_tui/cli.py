@@ -44,6 +44,7 @@ from gpt_tui.errors import GptTuiError, SessionFileError
 if TYPE_CHECKING:
     from gpt_tui.bench import BenchResult
     from gpt_tui.engine.plan import Plan
+    from gpt_tui.engine.speculative import PassStats
     from gpt_tui.models.download import DownloadProgress
     from gpt_tui.models.store import LoadedModel
 
@@ -213,8 +214,32 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
         help="alternatives per token for --show-probs/--json (default 5)",
     )
     p.add_argument("--base-url", help="where to download GPT-2 checkpoints from")
+    _add_speculative_flag(p)
     _add_sampling_flags(p)
     p.set_defaults(run=_run_generate)
+
+
+def _speculative_type(text: str) -> str:
+    from gpt_tui.speculation import SpeculationError, check_choice
+
+    try:
+        return check_choice(text)
+    except SpeculationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_speculative_flag(p: argparse.ArgumentParser) -> None:
+    from gpt_tui import speculation
+
+    p.add_argument(
+        "--speculative",
+        type=_speculative_type,
+        default=speculation.DEFAULT,
+        metavar="off|lookup|MODEL",
+        help="speculative decoding: the same text, several tokens per pass when drafts hold; "
+        "lookup drafts from the prompt and output so far, MODEL is a draft model with the same "
+        f"tokenizer (default {speculation.DEFAULT})",
+    )
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -243,12 +268,22 @@ def _run_generate(args: argparse.Namespace) -> int:
             markup=False,
         )
     n_top = args.top if (args.show_probs or args.json) else 0
+    from gpt_tui.speculation import drafter_for
+
+    passes: list[PassStats] = []
     events = generate(
-        loaded.model, loaded.tokenizer, prompt, params, n_top=n_top, allowed_special=allowed_special
+        loaded.model,
+        loaded.tokenizer,
+        prompt,
+        params,
+        n_top=n_top,
+        allowed_special=allowed_special,
+        drafter=drafter_for(args.speculative, loaded),
+        on_pass=passes.append,
     )
     if args.json:
         return _print_json_events(events)
-    return _stream_text(events, loaded, show_probs=args.show_probs)
+    return _stream_text(events, loaded, show_probs=args.show_probs, passes=passes)
 
 
 def _read_prompt(prompt: str) -> str:
@@ -303,7 +338,12 @@ def _remember_model(name: str) -> None:
             stderr.print(f"warning: {exc}", markup=False)
 
 
-def _stream_text(events: Iterable[TokenEvent], loaded: LoadedModel, show_probs: bool) -> int:
+def _stream_text(
+    events: Iterable[TokenEvent],
+    loaded: LoadedModel,
+    show_probs: bool,
+    passes: Sequence[PassStats] = (),
+) -> int:
     from gpt_tui.engine import FINISH_REASONS
 
     collected: list[TokenEvent] = []
@@ -319,9 +359,15 @@ def _stream_text(events: Iterable[TokenEvent], loaded: LoadedModel, show_probs: 
     if collected:
         last = collected[-1]
         reason = FINISH_REASONS.get(last.finish_reason or "", "unknown")
+        speculation = (
+            f"{passes[-1].tokens_per_pass:.2f} tokens/pass, "
+            f"{passes[-1].acceptance:.0%} of drafts held; "
+            if passes
+            else ""
+        )
         stderr.print(
             f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
-            f"model {loaded.name}; stopped: {reason}]",
+            f"{speculation}model {loaded.name}; stopped: {reason}]",
             style="dim",
             markup=False,
         )
@@ -556,6 +602,14 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="also decode N streams at once (1-8) and compare with one",
     )
+    p.add_argument(
+        "--speculative",
+        nargs="?",
+        const="lookup",
+        metavar="lookup|MODEL",
+        help="instead: speculative against plain decoding (chat turns; passes of 1-8 positions; "
+        "with MODEL, or a size of random weights with --random, that draft model's break-even)",
+    )
     p.set_defaults(run=_run_bench)
 
 
@@ -581,6 +635,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         model, name, tokenizer = loaded.model, loaded.name, loaded.tokenizer
     load_s = time.perf_counter() - start
     rss_loaded = peak_rss_bytes()
+    if args.speculative:
+        return _run_speculative_bench(args, model, name, tokenizer, None if args.random else loaded)
     with stderr.status("measuring") as status:
         result = run_bench(
             model,
@@ -595,6 +651,113 @@ def _run_bench(args: argparse.Namespace) -> int:
     stdout.print(_bench_table(result, load_s, rss_loaded))
     stdout.print(_plan_table(model.planned.plan))
     return 0
+
+
+def _run_speculative_bench(
+    args: argparse.Namespace, model, name: str, tokenizer, loaded: LoadedModel | None
+) -> int:
+    import platform
+
+    from gpt_tui import bench_speculative as bs
+    from gpt_tui.engine.speculative import DraftModel, PromptLookup
+    from gpt_tui.models.catalog import GPT2_HPARAMS
+    from gpt_tui.speculation import LOOKUP, check_choice
+
+    choice = check_choice(args.speculative)
+    draft = draft_name = None
+    if choice != LOOKUP:
+        with stderr.status(f"loading the draft model {choice}"):
+            if args.random and choice in GPT2_HPARAMS:
+                from gpt_tui.engine import GPT2
+                from gpt_tui.models.random_weights import random_gpt2_params
+
+                hparams = GPT2_HPARAMS[choice]
+                draft = GPT2(random_gpt2_params(hparams, streaming=True, seed=1), hparams)
+                draft_name = f"random {choice}"
+            elif loaded is None:
+                raise GptTuiError("with --random, --speculative takes lookup or a GPT-2 size")
+            else:
+                from gpt_tui.speculation import load_draft
+
+                loaded_draft = load_draft(choice, loaded)
+                draft, draft_name = loaded_draft.model, loaded_draft.name
+    stdout.print(f"[bold]{name}[/], speculative decoding; CPU: {_cpu_name() or platform.machine()}")
+    with stderr.status("timing passes of 1 to 8 positions"):
+        cost = bs.measure_verification(model, draft=draft)
+    table = Table(box=box.SIMPLE, show_edge=False)
+    table.add_column("positions per pass", justify="right")
+    table.add_column("ms", justify="right")
+    table.add_column("x one step", justify="right")
+    table.add_column(f"{draft_name} drafting breaks even at" if draft else "", justify="right")
+    for n, seconds in cost.pass_s.items():
+        even = cost.break_even(n - 1) if n > 1 else None
+        table.add_row(
+            str(n),
+            f"{seconds * 1e3:.1f}",
+            f"{cost.ratios[n]:.2f}",
+            "" if not draft or n == 1 else ("never" if even is None else f"{even:.0%}"),
+        )
+    stdout.print(table)
+    if draft is not None:
+        stdout.print(
+            f"a step of {draft_name}: {cost.draft_step_s * 1e3:.1f} ms, "
+            f"{cost.draft_ratio:.2f}x the target's"
+        )
+    cases = []
+    if draft is not None and args.random:
+        ids_tok = tokenizer or bs.ids_tokenizer(model.n_vocab)
+        prompt = [int(i) for i in np.random.default_rng(1).integers(0, model.n_vocab, 16)]
+        short = SamplingParams(temperature=0, max_tokens=12)
+        with stderr.status(f"{draft_name} drafting, plain and speculative"):
+            cases.append(
+                bs.run_case(
+                    model,
+                    ids_tok,
+                    f"{draft_name} drafting, greedy",
+                    prompt,
+                    short,
+                    lambda: DraftModel(draft),
+                    rounds=1,
+                )  # fmt: skip
+            )
+    if tokenizer is not None and not args.random:
+        for case, prompt, params in bs.chat_cases(tokenizer):
+            with stderr.status(f"{case}: plain and speculative, interleaved"):
+                drafter = PromptLookup if draft is None else (lambda: DraftModel(draft))
+                cases.append(bs.run_case(model, tokenizer, case, prompt, params, drafter))
+    if cases:
+        stdout.print(_speculative_table(cases))
+    return 0
+
+
+def _speculative_table(cases) -> Table:
+    table = Table(box=box.SIMPLE, show_edge=False)
+    table.add_column("case", no_wrap=True)
+    for title in ("tokens", "plain t/s", "spec t/s", "x", "t/pass", "held", "same"):
+        table.add_column(title, justify="right")
+    for c in cases:
+        table.add_row(
+            c.name,
+            str(c.tokens),
+            f"{c.plain_tok_s:.1f}",
+            f"{c.speculative_tok_s:.1f}",
+            f"{c.speedup:.2f}x",
+            f"{c.tokens_per_pass:.2f}",
+            f"{c.acceptance:.0%}",
+            "yes" if c.identical else "[red]NO[/]",
+        )
+    return table
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _gpt2_tokenizer_if_available():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpt_tui import speculation
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.errors import StorageError
 
@@ -24,6 +25,7 @@ class UserSettings:
     model: str | None = None  # the most recently used model
     sampling: SamplingParams = field(default_factory=SamplingParams)
     n_top: int = 10  # alternatives shown per token
+    speculative: str = speculation.DEFAULT  # off, lookup, or a draft model's name or path
     ui: dict[str, Any] = field(default_factory=dict)  # the app's own view preferences
 
     def replace(self, **changes: Any) -> UserSettings:
@@ -58,11 +60,18 @@ def load_settings(path: Path | None = None) -> tuple[UserSettings, list[str]]:
     if not isinstance(n_top, int) or not 1 <= n_top <= 100:
         problems.append(f"ignored n_top in {path}: must be a whole number in [1, 100]")
         n_top = 10
+    speculative = data.get("speculative", speculation.DEFAULT)
+    try:
+        speculative = speculation.check_choice(speculative)
+    except (speculation.SpeculationError, AttributeError):
+        problems.append(f"ignored speculative in {path}: must be off, lookup or a model")
+        speculative = speculation.DEFAULT
     ui = data.get("ui", {})
     settings = UserSettings(
         model=model if isinstance(model, str) and model else None,
         sampling=sampling,
         n_top=n_top,
+        speculative=speculative,
         ui=ui if isinstance(ui, dict) else {},
     )
     return settings, problems
@@ -78,7 +87,12 @@ def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
         for f in dataclasses.fields(SamplingParams)
         if (value := getattr(settings.sampling, f.name)) is not None
     }
-    data: dict[str, Any] = {"n_top": settings.n_top, "sampling": sampling, "ui": settings.ui}
+    data: dict[str, Any] = {
+        "n_top": settings.n_top,
+        "speculative": settings.speculative,
+        "sampling": sampling,
+        "ui": settings.ui,
+    }
     if settings.model:
         data["model"] = settings.model
     tmp = path.with_suffix(".toml.tmp")

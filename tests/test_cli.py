@@ -224,3 +224,38 @@ def test_open_refuses_a_bad_session_file_in_one_line(tmp_path, content, message,
 def test_open_a_missing_file(tmp_path, capsys) -> None:
     assert main(["--open", str(tmp_path / "nowhere.json")]) == 2
     assert "no session file at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", ["--temperature 0", "--seed 4 --temperature 0.9 --top-k 50"])
+def test_speculation_on_or_off_prints_the_same_text(tiny_model_dir, capsys, flags) -> None:
+    prompt = "one two three one two three one two"
+    assert generate(tiny_model_dir, prompt, f"--max-tokens 30 {flags} --speculative off") == 0
+    plain = capsys.readouterr()
+    assert generate(tiny_model_dir, prompt, f"--max-tokens 30 {flags} --speculative lookup") == 0
+    fast = capsys.readouterr()
+    assert fast.out == plain.out
+    assert "tokens/pass" in fast.err and "tokens/pass" not in plain.err
+
+
+def test_a_draft_model_with_another_tokenizer_is_refused(tiny_model_dir, capsys) -> None:
+    assert generate(tiny_model_dir, "Hi", "--speculative smollm2") == 1
+    err = capsys.readouterr().err
+    assert "the draft model smollm2 cannot draft for tiny-gpt2" in err
+    assert "tokenizers differ" in err
+
+
+def test_an_empty_speculative_setting_is_refused(tiny_model_dir, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "Hi", "-m", str(tiny_model_dir), "--speculative", " "])
+    assert exit_.value.code == 2
+    assert "speculative must be off, lookup or a draft model" in capsys.readouterr().err
+
+
+def test_bench_speculative_compares_speeds_and_texts(tiny_model_dir, capsys) -> None:
+    # the tiny model as its own draft: every draft holds, and the texts must be the same
+    args = ["bench", "-m", str(tiny_model_dir), "--speculative", str(tiny_model_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "positions per pass" in out and "drafting breaks even at" in out
+    assert "copy+edit," in out and "open-ended," in out  # (the table wraps the names)
+    assert "yes" in out and "NO" not in out

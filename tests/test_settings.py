@@ -10,6 +10,7 @@ def test_round_trip(tmp_path) -> None:
         model="124M",
         sampling=SamplingParams(temperature=0.7, top_k=40, stop=("\n\n",), seed=5),
         n_top=20,
+        speculative="124M",
         ui={"colour": "rank"},
     )
     save_settings(settings, path)
@@ -33,3 +34,15 @@ def test_damaged_file_and_bad_values_fall_back_with_a_message(tmp_path) -> None:
     assert settings.sampling.temperature == 1.0 and settings.n_top == 10
     assert any("temperature must be in [0, 2]" in p for p in problems)
     assert any("n_top" in p for p in problems)
+
+
+def test_speculative_defaults_to_lookup_and_a_bad_value_falls_back(tmp_path) -> None:
+    assert UserSettings().speculative == "lookup"
+    path = tmp_path / "settings.toml"
+    path.write_text('speculative = "  "\n')
+    settings, problems = load_settings(path)
+    assert settings.speculative == "lookup" and "speculative" in problems[0]
+    path.write_text("speculative = 3\n")
+    assert load_settings(path)[0].speculative == "lookup"
+    path.write_text('speculative = "OFF"\n')
+    assert load_settings(path) == (UserSettings(speculative="off"), [])

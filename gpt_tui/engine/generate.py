@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from gpt_tui.engine import speculative
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.sampling import Sampler, SamplingParams
 from gpt_tui.engine.scoring import Alternative, TokenScore, score_rows
 
 if TYPE_CHECKING:
+    from gpt_tui.engine.speculative import Drafter, DraftLength, PassStats
     from gpt_tui.tokenizer import Tokenizer
 
 FINISH_REASONS = {"length": "max tokens", "eos": "end of text", "stop": "stop string"}
@@ -129,6 +131,9 @@ def generate(
     n_top: int = 10,
     allowed_special: str = "none",
     on_prompt_scored: Callable[[list[TokenScore]], None] | None = None,
+    drafter: Drafter | None = None,
+    on_pass: Callable[[PassStats], None] | None = None,
+    draft_length: DraftLength | None = None,
 ) -> Iterator[TokenEvent]:
     """Yield a `TokenEvent` per new token until max_tokens, end-of-text or a stop string.
 
@@ -136,12 +141,20 @@ def generate(
     a change (a slider moved mid-generation) applies from the next token. Pass a `cache` to reuse
     its longest common prefix with the prompt (continue, regenerate, branch) and to keep it
     afterwards. `on_prompt_scored` receives the scores of the prompt tokens the prefill computed.
+    With a `drafter`, decoding is speculative (engine/speculative.py): the same tokens and
+    events, several per pass when the drafts hold; `on_pass` receives the passes' totals;
+    `draft_length` is the policy for how many tokens to draft (default: adaptive).
     """
     current = params if callable(params) else (lambda: params)
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     cache = cache if cache is not None else model.new_cache()
     logits = _prefill_reporting(model, cache, ids, tokenizer, dropped, n_top, on_prompt_scored)
     stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
+    if drafter is not None:
+        yield from speculative.decode(
+            model, cache, stream, logits, dropped, drafter, _advance, on_pass, draft_length
+        )
+        return
     for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):
         yield event
 
@@ -183,7 +196,9 @@ def generate_batch(
 
     Yields (stream index, event). The prompt is computed once; the streams then decode as one
     batch, so each step reads the weights once for all of them: decoding is bound by that read.
-    `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does.
+    `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does. There is no
+    speculation here: the streams already share each pass, and rows for every stream's drafts
+    would make a pass as wide as the drafts times the streams.
     """
     if not 1 <= len(params) <= 8:
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
@@ -224,7 +239,7 @@ class _Stream:
     def step(self, logits: np.ndarray, dropped: int) -> list[TokenEvent]:
         """Sample the next token from logits [n_vocab]; returns the events ready to show."""
         settings = self.current()
-        token, sampled_prob = self.sampler.sample(logits, settings)
+        token, sampled_prob = self.sampler.sample(logits, settings, self.start + self.index)
         if token in self.eos_ids:
             finish, text = "eos", self.decoder.flush()
         elif self.index + 1 >= settings.max_tokens:

@@ -8,6 +8,7 @@ reshapes the distribution, so every setting at its "off" value leaves the logits
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -126,6 +127,12 @@ class Sampler:
 
     Repetition penalty follows HF (every token of the prompt and the output so far); presence and
     frequency penalties follow OpenAI (counts of tokens generated so far).
+
+    Each draw's randomness comes from the seed and the position drawn for (`position_uniform`),
+    not from one shared stream: a position gets the same draw however many other draws were
+    made before it, so speculative decoding, which draws for several positions in one pass and
+    may draft and discard, gives the same text as plain decoding. Without a seed, a fresh one
+    is drawn once per sampler (`seed` holds it).
     """
 
     def __init__(self, n_vocab: int, prompt_ids: list[int], seed: int | None) -> None:
@@ -133,11 +140,18 @@ class Sampler:
         self.seen = np.zeros(n_vocab, dtype=bool)
         self.seen[np.asarray(prompt_ids, dtype=np.int64)] = True
         self.counts = np.zeros(n_vocab, dtype=np.int64)
-        self.rng = np.random.default_rng(seed)
+        self.seed = fresh_seed() if seed is None else seed
 
     def observe(self, token_id: int) -> None:
         self.seen[token_id] = True
         self.counts[token_id] += 1
+
+    def copy(self) -> Sampler:
+        """An independent sampler in the same state (a draft that may be thrown away)."""
+        other = Sampler.__new__(Sampler)
+        other.n_vocab, other.seed = self.n_vocab, self.seed
+        other.seen, other.counts = self.seen.copy(), self.counts.copy()
+        return other
 
     def distribution(self, logits: np.ndarray, params: SamplingParams) -> np.ndarray:
         """The final sampling distribution [n_vocab] (float64, sums to 1) for these logits."""
@@ -146,10 +160,14 @@ class Sampler:
         probs[kept] = weights / weights.sum()
         return probs
 
-    def sample(self, logits: np.ndarray, params: SamplingParams) -> tuple[int, float]:
-        """Draw the next token; returns it and its probability under the sampling distribution."""
+    def sample(
+        self, logits: np.ndarray, params: SamplingParams, position: int
+    ) -> tuple[int, float]:
+        """Draw the token at `position`; returns it and its probability under the sampling
+        distribution."""
         kept, weights = self._kept(logits, params)
-        i = draw_index(weights, self.rng.random()) if kept.size > 1 else 0
+        u = position_uniform(self.seed, position) if kept.size > 1 else 0.0
+        i = draw_index(weights, u) if kept.size > 1 else 0
         return int(kept[i]), float(weights[i] / weights.sum())
 
     def _kept(self, logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +194,36 @@ class Sampler:
         else:
             kept.sort()
         return kept, probs[kept]
+
+
+def fresh_seed() -> int:
+    """A seed in [0, 2^63) from the operating system's entropy."""
+    return secrets.randbits(63)
+
+
+def position_uniform(seed: int, position: int) -> float:
+    """The uniform in [0, 1) that drives the draw at `position` under `seed`.
+
+    SplitMix64 (Steele et al. 2014, the seeder of Java's SplittableRandom and of xoshiro), read
+    at an arbitrary point of its sequence: the state is a seed-derived start plus position
+    times its constant increment, and its output function mixes that state. So any position's
+    uniform is computed directly, in about a microsecond, and neighbouring positions and seeds
+    give unrelated draws.
+    """
+    state = (_splitmix64(seed) + position * _GOLDEN_GAMMA) & _MASK64
+    return (_splitmix64(state) >> 11) * 2.0**-53  # the top 53 bits: a double in [0, 1)
+
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(state: int) -> int:
+    """SplitMix64's output for the state before `state` (it adds the increment first)."""
+    z = (state + _GOLDEN_GAMMA) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 _BLOCK = 256

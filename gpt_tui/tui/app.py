@@ -123,6 +123,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         self.requested_model = str(model) if model else None
         self.sampling: SamplingParams = self.settings.sampling
         self.n_top: int = self.settings.n_top
+        self.speculative: str = self.settings.speculative  # read by each generation's worker
         self.transcript = Transcript()
         self.loaded: Any = None  # gpt_tui.models.store.LoadedModel
         self.model_name: str | None = None  # as asked for: catalog name or path
@@ -138,6 +139,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         self._save_timer: Timer | None = None
         self._engine_lock = threading.Lock()  # one generation touches the kv cache at a time
         self._threads = ThreadCounter()  # worker threads still running
+        self._drafters: dict[tuple[str, int], Any] = {}  # (setting, model id) -> its drafter
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
 
     # --- layout ----------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
                 yield BranchView(id="branch-view")
                 yield ColourLegend(id="legend")
             with VerticalScroll(id="sidebar"):
-                yield SamplingPanel(self.sampling, self.n_top, id="sampling")
+                yield SamplingPanel(self.sampling, self.n_top, self.speculative, id="sampling")
                 yield TokenInspector(id="inspector")
         yield DownloadPanel(id="download")
         yield StatusBar(id="status")
@@ -330,6 +332,19 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         self.sampling = message.params  # read by the generation worker before every token
         self.n_top = message.n_top
         self._update_settings(sampling=message.params, n_top=message.n_top)
+
+    def on_sampling_panel_speculative_changed(
+        self, message: SamplingPanel.SpeculativeChanged
+    ) -> None:
+        self.speculative = message.choice  # from the next generation on
+        self._update_settings(speculative=message.choice)
+
+    def set_speculative(self, choice: str) -> None:
+        """Speculative decoding off, by prompt lookup, or with a draft model (the palette)."""
+        self.speculative = choice
+        self.query_one("#sampling", SamplingPanel).set_speculative(choice)
+        self._update_settings(speculative=choice)
+        self.notify(f"Speculative decoding: {choice} (from the next generation)", timeout=3)
 
     def action_reset_sampling(self) -> None:
         self.sampling = SamplingParams()

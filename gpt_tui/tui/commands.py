@@ -37,6 +37,15 @@ ACTIONS = (
 )
 
 
+SPECULATIVE = (
+    ("prompt lookup", "lookup",
+     "The same text, faster where it copies: drafts from the prompt and output so far"),
+    ("off", "off", "One token per forward pass"),
+    ("draft with 124M", "124M",
+     "GPT-2 124M drafts for a larger GPT-2 (same tokenizer): the same text, faster"),
+)  # fmt: skip
+
+
 class PlaygroundCommands(Provider):
     """Actions of `GptTuiApp` and `Switch model: NAME` for every catalog model."""
 
@@ -51,6 +60,10 @@ class PlaygroundCommands(Provider):
                 (f"Switch model: {spec.name}", partial(app.switch_model, spec.name),
                  spec.description)
             )  # fmt: skip
+        commands += [
+            (f"Speculative decoding: {label}", partial(app.set_speculative, choice), help_text)
+            for label, choice, help_text in SPECULATIVE
+        ]
         return commands
 
     async def discover(self) -> Hits:

@@ -18,6 +18,9 @@ from textual.worker import get_current_worker
 
 from gpt_tui.engine import KVCache, SamplingParams, TextScore, generate
 from gpt_tui.engine.generate import window_keep
+from gpt_tui.engine.speculative import Drafter, PassStats
+from gpt_tui.errors import GptTuiError
+from gpt_tui.speculation import OFF, drafter_for
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
 from gpt_tui.tui.generation import RunStats, stream_events
@@ -39,6 +42,7 @@ class Run:
     # How much of the kv cache may be reused: past it the prompt has no scores yet (so it is
     # scored); None: all are known, nothing to score (scoring costs the prefill one token).
     reuse_limit: int | None = None
+    speculative: str = OFF  # the setting (gpt_tui/speculation.py): off, lookup or a model
 
 
 class Generating:
@@ -124,7 +128,8 @@ class Generating:
                 return self.sampling.replace(stop=(*self.sampling.stop, BASE_MODEL_STOP))
 
         run = Run(self._run_id, self.loaded.model, self.loaded.tokenizer, self.cache,
-                  context, self.n_top, params, self._reuse_limit())  # fmt: skip
+                  context, self.n_top, params, self._reuse_limit(),
+                  self.speculative)  # fmt: skip
         self._set_state("generating")
         self.status.stats = None
         self._show_prompt_score()  # None until this run's prompt is scored, if it must be
@@ -145,19 +150,43 @@ class Generating:
                     scored = lambda scores: self.post_message(  # noqa: E731
                         msg.PromptScored(run.id, scores)
                     )
+                drafter = self._drafter(run)
+                passes: list[PassStats] = []
+
+                def on_pass(stats: PassStats) -> None:
+                    passes[:] = [stats]
+
                 events = generate(run.model, run.tokenizer, run.context, run.params,
-                                  cache=run.cache, n_top=run.n_top,
-                                  on_prompt_scored=scored)  # fmt: skip
+                                  cache=run.cache, n_top=run.n_top, on_prompt_scored=scored,
+                                  drafter=drafter, on_pass=on_pass)  # fmt: skip
                 post = lambda batch, stats: self.post_message(  # noqa: E731
-                    msg.TokensStreamed(run.id, batch, stats)
+                    msg.TokensStreamed(run.id, batch, stats.with_passes(_last(passes)))
                 )
                 finish, stats = stream_events(events, post, lambda: worker.is_cancelled)
+                stats = stats.with_passes(_last(passes))
             except Exception as exc:  # noqa: BLE001 - an engine failure ends the run, not the app
                 run.cache.truncate(0)  # it may hold half a step
                 error = f"{type(exc).__name__}: {exc}"
                 self.post_message(msg.GenerationDone(run.id, "error", RunStats(), error))
                 return
         self.post_message(msg.GenerationDone(run.id, finish, stats))
+
+    def _drafter(self, run: Run) -> Drafter | None:
+        """The run's drafter, made in the worker (a draft model takes seconds to load) and
+        kept for the next runs with this model and setting (its kv cache with it). A setting
+        that cannot be used is said once per run, and the run decodes plainly."""
+        key = (run.speculative, id(run.model))
+        if key not in self._drafters:
+            try:
+                drafter = drafter_for(run.speculative, self.loaded, download=False)
+            except GptTuiError as exc:
+                self.call_from_thread(
+                    self.notify, f"{exc}; decoding without it", title="Speculative decoding",
+                    severity="warning", timeout=8,
+                )  # fmt: skip
+                return None
+            self._drafters = {key: drafter}  # one at a time: a draft model holds memory
+        return self._drafters[key]
 
     def on_tokens_streamed(self, message: msg.TokensStreamed) -> None:
         if message.run_id != self._run_id or not self.is_running:
@@ -233,3 +262,7 @@ class Generating:
             self._set_state("user")
         elif self._load_cancel is not None and self._downloading:
             self.action_cancel_download()
+
+
+def _last(passes: list[PassStats]) -> PassStats | None:
+    return passes[-1] if passes else None

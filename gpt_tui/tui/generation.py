@@ -9,12 +9,14 @@ the app passes `post` (thread-safe) and `cancelled`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gpt_tui.engine import TokenEvent
+from gpt_tui.engine.speculative import PassStats
 
 MAX_POSTS_PER_SECOND = 12  # still reads as streaming; each repaint costs the model speed
 
@@ -27,10 +29,21 @@ class RunStats:
     ttft: float | None = None  # seconds from the request to the first token (includes prefill)
     decode_rate: float | None = None  # tokens/s after the first
     elapsed: float = 0.0
+    # speculative decoding's running figures (engine/speculative.py), None when it is off
+    tokens_per_pass: float | None = None
+    drafts_held: float | None = None  # share of drafted tokens the passes confirmed
 
     @property
     def tokens_per_second(self) -> float | None:
         return self.decode_rate
+
+    def with_passes(self, passes: PassStats | None) -> RunStats:
+        """These timings with speculation's totals so far (unchanged without any)."""
+        if passes is None or not passes.passes:
+            return self
+        return dataclasses.replace(
+            self, tokens_per_pass=passes.tokens_per_pass, drafts_held=passes.acceptance
+        )
 
 
 class _Batches:

@@ -58,9 +58,9 @@ def test_defaults_are_all_off_and_stop_becomes_a_tuple() -> None:
 def test_temperature_zero_is_greedy_and_top_k_one_equals_greedy() -> None:
     greedy = Sampler(6, [], 0)
     top1 = Sampler(6, [], 123)
-    for _ in range(5):
-        assert greedy.sample(LOGITS, SamplingParams(temperature=0)) == (4, 1.0)
-        assert top1.sample(LOGITS, SamplingParams(top_k=1, temperature=1.5))[0] == 4
+    for position in range(5):
+        assert greedy.sample(LOGITS, SamplingParams(temperature=0), position) == (4, 1.0)
+        assert top1.sample(LOGITS, SamplingParams(top_k=1, temperature=1.5), position)[0] == 4
 
 
 def test_temperature_scales_the_logits() -> None:
@@ -138,18 +138,40 @@ def test_same_seed_same_tokens_and_different_seed_differs() -> None:
     logits = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     params = SamplingParams(temperature=1.2, top_p=0.95)
 
-    def draws(seed: int) -> list[int]:
+    def draws(seed: int | None) -> list[int]:
         sampler = Sampler(1000, [], seed)
-        return [sampler.sample(logits, params)[0] for _ in range(50)]
+        return [sampler.sample(logits, params, position)[0] for position in range(50)]
 
     assert draws(42) == draws(42)
     assert draws(42) != draws(43)
+    assert draws(None) != draws(None)  # no seed: a fresh one for each sampler
+
+
+def test_a_positions_draw_depends_on_the_seed_and_position_only() -> None:
+    # what lets speculative decoding draw for several positions at once, in any order
+    logits = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    params = SamplingParams(temperature=1.0)
+    in_order = [Sampler(1000, [], 7).sample(logits, params, p)[0] for p in range(30)]
+    sampler = Sampler(1000, [], 7)
+    backwards = [sampler.sample(logits, params, p)[0] for p in reversed(range(30))]
+    assert backwards[::-1] == in_order
+    assert Sampler(1000, [], None).seed != Sampler(1000, [], None).seed
+
+
+def test_position_uniforms_are_uniform_and_unrelated_between_neighbours() -> None:
+    from gpt_tui.engine.sampling import position_uniform
+
+    u = np.array([position_uniform(3, p) for p in range(20000)])
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.03
+    across_seeds = np.array([position_uniform(s, 5) for s in range(20000)])
+    assert abs(np.corrcoef(u, across_seeds)[0, 1]) < 0.03
 
 
 def test_draws_follow_the_distribution() -> None:
     sampler = Sampler(6, [], 0)
     counts = np.bincount(
-        [sampler.sample(LOGITS, SamplingParams())[0] for _ in range(20000)], minlength=6
+        [sampler.sample(LOGITS, SamplingParams(), p)[0] for p in range(20000)], minlength=6
     )
     np.testing.assert_allclose(counts / counts.sum(), probs_of(LOGITS), atol=0.015)
 

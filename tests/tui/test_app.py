@@ -374,3 +374,44 @@ async def test_copy_and_clear_output(tiny_model_dir, deterministic_settings):
         assert app.output.token_count == 0 and app.transcript.is_empty
         await pilot.press("ctrl+n")
         assert any("Nothing to continue" in n for n in notes(app))
+
+
+async def speculative_reply(tiny_model_dir, choice: str) -> tuple[list[int], str]:
+    """The reply's token ids and the status line after generating with `choice`, typed into
+    the sampling panel's speculative field."""
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        field = app.query_one("#speculative", Input)
+        assert field.value == load_settings()[0].speculative  # "lookup" unless changed
+        field.focus()
+        await pilot.press("ctrl+u", *choice, "enter")
+        assert app.speculative == choice
+        await type_prompt(pilot, "one two three one two three one two")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        return app.transcript.reply.token_ids, status_text(app)
+
+
+async def test_speculation_changes_the_speed_not_the_text(tiny_model_dir, gpt_tui_home):
+    save_settings(UserSettings(sampling=SamplingParams(temperature=0.8, seed=2, max_tokens=40)))
+    assert load_settings()[0].speculative == "lookup"  # the default
+    plain, plain_status = await speculative_reply(tiny_model_dir, "off")
+    fast, fast_status = await speculative_reply(tiny_model_dir, "lookup")
+    assert fast == plain and len(plain) == 40
+    assert "tok/pass" in fast_status and "held" in fast_status
+    assert "tok/pass" not in plain_status
+    assert load_settings()[0].speculative == "lookup"  # remembered
+
+
+async def test_an_unusable_draft_model_is_said_and_the_run_decodes_plainly(tiny_model_dir):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        app.set_speculative("355M")  # as the palette's entries do; not downloaded here
+        assert app.query_one("#speculative", Input).value == "355M"
+        await type_prompt(pilot, "Hello")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        assert any("draft model 355M is not downloaded yet" in n for n in notes(app))
+        assert app.output.token_count > 0 and "tok/pass" not in status_text(app)

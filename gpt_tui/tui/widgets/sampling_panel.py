@@ -1,4 +1,4 @@
-"""The sampling settings: a slider per parameter, the seed and the stop strings.
+"""The sampling settings: a slider per parameter, the seed, the stop strings, and speculation.
 
 Every value is validated at this boundary by `SamplingParams` itself, so the message a user sees
 for a bad value names the parameter and its range exactly as the engine defines them. The panel
@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label
 
+from gpt_tui import speculation
 from gpt_tui.engine import RANGES, SamplingParams
 from gpt_tui.tui.text import format_stops, parse_stops
 from gpt_tui.tui.widgets.slider import Slider
@@ -54,10 +55,24 @@ class SamplingPanel(Vertical):
             self.params = params
             self.n_top = n_top
 
-    def __init__(self, params: SamplingParams, n_top: int, **kwargs) -> None:
+    class SpeculativeChanged(Message):
+        """Speculative decoding set to off, lookup or a draft model (same text, other speed)."""
+
+        def __init__(self, choice: str) -> None:
+            super().__init__()
+            self.choice = choice
+
+    def __init__(
+        self,
+        params: SamplingParams,
+        n_top: int,
+        speculative: str = speculation.DEFAULT,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.params = params
         self.n_top = n_top
+        self.speculative = speculative
         self.border_title = "Sampling"
 
     def compose(self) -> ComposeResult:
@@ -87,6 +102,15 @@ class SamplingPanel(Vertical):
                 "Stop strings, comma-separated; \\n is a newline, \\, a comma, \\s a space"
             )
             yield stop
+        with Horizontal(classes="param-row"):
+            yield Label("speculative", classes="param-label")
+            spec = Input(self.speculative, placeholder="off", compact=True, id="speculative")
+            spec.tooltip = (
+                "Speculative decoding: the same text, several tokens per forward pass when the "
+                "drafts hold. lookup drafts from the prompt and output so far; a model name or "
+                "path drafts with that model (same tokenizer); off decodes one token a pass"
+            )
+            yield spec
 
     def _make_slider(self, spec: SliderSpec) -> Slider:
         if spec.name == "n_top":
@@ -198,8 +222,23 @@ class SamplingPanel(Vertical):
         if error:
             self.notify(error, severity="error", title="Invalid value")
 
+    def set_speculative(self, choice: str) -> None:
+        """Show a speculative setting chosen elsewhere (the palette) without announcing it."""
+        self.speculative = choice
+        with self.prevent(Input.Changed):
+            self.query_one("#speculative", Input).value = choice
+
     def _input_error(self, widget: Input) -> str | None:
         text = widget.value.strip()
+        if widget.id == "speculative":
+            try:
+                choice = speculation.check_choice(text or speculation.OFF)
+            except speculation.SpeculationError as exc:
+                return str(exc)
+            if choice != self.speculative:
+                self.speculative = choice
+                self.post_message(self.SpeculativeChanged(choice))
+            return None
         if widget.id == "seed":
             if not text:
                 return self._apply(seed=None)

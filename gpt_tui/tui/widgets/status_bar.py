@@ -42,6 +42,9 @@ class StatusBar(Widget):
         if stats is not None and stats.n_tokens:
             rate = stats.tokens_per_second
             parts += [sep, f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]
+            if stats.tokens_per_pass is not None and stats.drafts_held is not None:
+                held = f"{stats.drafts_held:.0%} held"
+                parts += [sep, f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]
             if stats.ttft is not None:
                 parts += [sep, f"TTFT {stats.ttft:.2f} s"]
         if self.prompt_score is not None:
