@@ -33,38 +33,11 @@ from typing import Any
 
 from gpt_tui.engine import cores
 from gpt_tui.engine.cores import ONE_CORE, Settings, Split
-from gpt_tui.engine.plan.choice import (
-    CLEAR_WIN,
-    ROUNDS,
-    SHARE_FROM,
-    blas_threaded,
-    choose,
-    cores_used,
-    decode_candidates,
-    interleaved,
-    one_mechanism,
-    prefill_candidates,
-)
-from gpt_tui.engine.plan.keys import (
-    attention_shape,
-    blas_build,
-    cpu_name,
-    key_digest,
-    machine_key,
-    model_key,
-    plan_key,
-    weight_matrices,
-)
-from gpt_tui.engine.plan.measure import DECODE_ROWS, TIMED_ROWS, measure
-from gpt_tui.engine.plan.records import PLAN_VERSION, PREFILL_ROWS, Plan, Timing
-from gpt_tui.engine.plan.tuner import (
-    PROBE_STEPS,
-    REPROBE_EVERY,
-    DecodeTuner,
-    Planned,
-    tuner_for,
-)
-from gpt_tui.engine.plan.wisdom import load, plan_path, save, wisdom_dir
+from gpt_tui.engine.plan.keys import cpu_name, plan_key
+from gpt_tui.engine.plan.measure import measure
+from gpt_tui.engine.plan.records import Plan, Timing
+from gpt_tui.engine.plan.tuner import Planned
+from gpt_tui.engine.plan.wisdom import load, plan_path, save
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +83,6 @@ def planned_for(model: Any, plan: Plan | str | None = None) -> Planned:
 
 
 __all__ = [
-    "CLEAR_WIN", "DECODE_ROWS", "PLAN_ENV", "PLAN_VERSION", "PREFILL_ROWS", "PROBE_STEPS",
-    "REPROBE_EVERY", "ROUNDS", "SHARE_FROM", "TIMED_ROWS", "DecodeTuner", "Plan", "Planned",
-    "Timing", "attention_shape", "blas_build", "blas_threaded", "choose", "cores_used",
-    "cpu_name", "decode_candidates", "default_settings", "interleaved", "key_digest", "load",
-    "machine_key", "measure", "model_key", "one_mechanism", "plan_for", "plan_key", "plan_path",
-    "planned_for", "prefill_candidates", "save", "tuner_for", "weight_matrices", "wisdom_dir",
+    "PLAN_ENV", "Plan", "Planned", "Timing", "cpu_name", "default_settings", "plan_for",
+    "planned_for",
 ]  # fmt: skip

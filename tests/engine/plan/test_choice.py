@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpt_tui.engine import plan
 from gpt_tui.engine.cores import ONE_CORE, Split
-from gpt_tui.engine.plan import choose
+from gpt_tui.engine.plan import choice as plan
+from gpt_tui.engine.plan.choice import choose
 
 
 def test_the_fastest_candidate_is_chosen() -> None:

@@ -15,6 +15,9 @@ import pytest
 from gpt_tui.engine import GPT2, cores, plan
 from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.plan import Plan
+from gpt_tui.engine.plan.keys import plan_key
+from gpt_tui.engine.plan.measure import DECODE_ROWS
+from gpt_tui.engine.plan.wisdom import load
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +31,7 @@ def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
     model = GPT2(tiny_params, _hparams())
     p = model.planned.plan
     assert p.source.startswith("measured, kept in ")
-    assert set(p.settings.decode) == set(plan.DECODE_ROWS)
+    assert set(p.settings.decode) == set(DECODE_ROWS)
     kinds = {t.kind for t in p.timings}
     assert {"decode, 2 rows", "decode, 8 rows", "prefill, 256 rows"} <= kinds
     assert p.settings.decode[1] == p.settings.decode[2]  # one row is computed as two
@@ -79,7 +82,7 @@ def test_a_plan_file_not_to_be_trusted_is_measured_again(
     assert again.source.startswith("measured") and again.notice is not None
     assert "ignored" in again.notice and "\n" not in again.notice
     assert caplog.records and str(path) in caplog.records[0].getMessage()
-    assert plan.load(path, again.key).settings == again.settings  # rewritten, whole
+    assert load(path, again.key).settings == again.settings  # rewritten, whole
 
 
 def test_an_unwritable_cache_keeps_the_plan_in_memory(
@@ -93,7 +96,7 @@ def test_an_unwritable_cache_keeps_the_plan_in_memory(
 
 
 def test_the_key_names_what_the_plan_depends_on(tiny_gpt2: GPT2) -> None:
-    key = plan.plan_key(tiny_gpt2)
+    key = plan_key(tiny_gpt2)
     assert {"cpu", "cores", "numpy", "blas", "plan_version"} <= set(key["machine"])
     assert key["machine"]["cores"] == cores.n_cores()
     assert key["model"]["architecture"] == "gpt2"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpt_tui.engine import plan
 from gpt_tui.engine.cores import Settings, Split
-from gpt_tui.engine.plan import PROBE_STEPS, REPROBE_EVERY, DecodeTuner, Plan
+from gpt_tui.engine.plan import Plan
+from gpt_tui.engine.plan.tuner import PROBE_STEPS, REPROBE_EVERY, DecodeTuner, tuner_for
 
 FAST, SLOW = Settings(decode={1: Split(parts=2)}), Settings()
 
@@ -35,7 +35,7 @@ def test_tuner_checks_again_after_a_while() -> None:
 
 def test_a_plan_that_uses_one_core_needs_no_tuning() -> None:
     p = Plan(Settings(), key={})
-    tuner = plan.tuner_for(p)
+    tuner = tuner_for(p)
     for _ in range(3 * PROBE_STEPS):
         tuner.record(1.0)
     assert tuner.candidates == (Settings(),)
