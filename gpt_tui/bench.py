@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpt_tui.bench_speculative import measure_verification
 from gpt_tui.engine import cores
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.generate import LanguageModel
@@ -44,6 +45,7 @@ class BenchResult:
     bandwidth_range: tuple[float, float] | None = None  # lowest and highest probe reading
     continuation: int = 0  # positions of the continuation measured (0: none)
     continuation_s: float | None = None  # seconds of one such forward pass
+    continuation_ratio: float | None = None  # that pass / a step, median over rounds
 
     @property
     def roofline_tok_s(self) -> float:
@@ -201,19 +203,6 @@ def measure_decode(
     return 1.0 / float(np.median(times))
 
 
-def measure_continuation(model: LanguageModel, context: int, n_new: int, repeats: int = 9) -> float:
-    """Seconds of one forward pass over `n_new` positions after `context` cached tokens, with
-    the logits of all of them (what verifying drafted tokens takes); the median of `repeats`."""
-    cache = model.new_cache()
-    model.forward(_ids(model, context), cache, last_only=True)
-    new = _ids(model, n_new, seed=2)
-    times = []
-    for _ in range(repeats):
-        cache.truncate(context)
-        times.append(_timed(lambda: model.forward(new, cache)))
-    return float(np.median(times))
-
-
 class _ReplayModel:
     """Answers every forward with logits computed once: timing `generate` against it leaves
     exactly the work outside the forward pass (sampling, the top-k report, detokenising)."""
@@ -290,7 +279,7 @@ def run_bench(
         report("generation overhead outside the forward pass")
         overhead = measure_overhead(model, tokenizer)
     report(f"a continuation of 8 positions after {short_context}")
-    continuation = measure_continuation(model, short_context, 8)
+    continuation = measure_verification(model, positions=(8,), context=short_context)
     batch = None
     if n_batch > 1:
         report(f"decode of {n_batch} streams at {short_context} tokens of context")
@@ -312,7 +301,8 @@ def run_bench(
         decode_batch_steps_s=batch,
         products_s=products,
         continuation=8,
-        continuation_s=continuation,
+        continuation_s=continuation.pass_s[8],
+        continuation_ratio=continuation.ratios[8],
     )
 
 

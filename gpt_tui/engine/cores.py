@@ -69,10 +69,15 @@ class Settings:
     query_tile: int = 256  # prompt positions whose attention is computed at once (attention.py)
     prefill_attention_parts: int = 1  # a prompt's attention shared between cores by heads
 
+    def __post_init__(self) -> None:
+        # Looked up for every product (121 of them a SmolLM2 step): a table by row count, once.
+        by_rows = [self.decode[min(r for r in self.decode if r >= n)]
+                   for n in range(1, max(self.decode) + 1)]  # fmt: skip
+        object.__setattr__(self, "_by_rows", (None, *by_rows))
+
     def for_rows(self, n_rows: int) -> Split:
-        if n_rows > max(self.decode):
-            return self.prefill
-        return self.decode[min(r for r in self.decode if r >= n_rows)]
+        by_rows = self._by_rows  # type: ignore[attr-defined]
+        return by_rows[n_rows] if n_rows < len(by_rows) else self.prefill
 
 
 _active = Settings()
@@ -82,6 +87,8 @@ _blas_threads: int | None = None
 def activate(settings: Settings) -> None:
     """Make `settings` the ones products and attention follow (process-wide)."""
     global _active
+    if settings is _active:  # every forward pass activates its model's: mostly already so
+        return
     _active = settings
     needed = {s.parts for s in (*settings.decode.values(), settings.prefill)}
     needed |= {settings.attention_parts, settings.prefill_attention_parts}

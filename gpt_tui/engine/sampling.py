@@ -166,8 +166,7 @@ class Sampler:
         """Draw the token at `position`; returns it and its probability under the sampling
         distribution."""
         kept, weights = self._kept(logits, params)
-        u = position_uniform(self.seed, position) if kept.size > 1 else 0.0
-        i = draw_index(weights, u) if kept.size > 1 else 0
+        i = draw_index(weights, position_uniform(self.seed, position)) if kept.size > 1 else 0
         return int(kept[i]), float(weights[i] / weights.sum())
 
     def _kept(self, logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
