@@ -312,12 +312,14 @@ def _load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
 
 def _say_plan(model: Any) -> None:
     """One line when loading measured this machine's kernel plan (once), or ignored a kept one."""
-    plan = getattr(getattr(model, "planned", None), "plan", None)
+    from gpt_tui.engine.plan import plan_of
+
+    plan = plan_of(model)
     if plan is None:
         return
     if plan.notice:
         stderr.print(f"warning: {plan.notice}", markup=False)
-    elif plan.measured_s and plan.source.startswith("measured"):
+    elif plan.just_measured:
         stderr.print(
             f"[measured this machine's kernel plan in {plan.measured_s:.1f} s; "
             f"{plan.source.removeprefix('measured, ')}, reused from now on]",

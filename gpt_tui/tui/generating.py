@@ -151,19 +151,19 @@ class Generating:
                         msg.PromptScored(run.id, scores)
                     )
                 drafter = self._drafter(run)
-                passes: list[PassStats] = []
+                passes: list[PassStats | None] = [None]  # the latest totals, set by the engine
 
                 def on_pass(stats: PassStats) -> None:
-                    passes[:] = [stats]
+                    passes[0] = stats
 
                 events = generate(run.model, run.tokenizer, run.context, run.params,
                                   cache=run.cache, n_top=run.n_top, on_prompt_scored=scored,
                                   drafter=drafter, on_pass=on_pass)  # fmt: skip
                 post = lambda batch, stats: self.post_message(  # noqa: E731
-                    msg.TokensStreamed(run.id, batch, stats.with_passes(_last(passes)))
+                    msg.TokensStreamed(run.id, batch, stats.with_passes(passes[0]))
                 )
                 finish, stats = stream_events(events, post, lambda: worker.is_cancelled)
-                stats = stats.with_passes(_last(passes))
+                stats = stats.with_passes(passes[0])
             except Exception as exc:  # noqa: BLE001 - an engine failure ends the run, not the app
                 run.cache.truncate(0)  # it may hold half a step
                 error = f"{type(exc).__name__}: {exc}"
@@ -262,7 +262,3 @@ class Generating:
             self._set_state("user")
         elif self._load_cancel is not None and self._downloading:
             self.action_cancel_download()
-
-
-def _last(passes: list[PassStats]) -> PassStats | None:
-    return passes[-1] if passes else None

@@ -120,12 +120,14 @@ class ModelLoading:
     def _announce_plan(self, loaded: Any) -> None:
         """Say when loading measured this machine's kernel plan (a few seconds, once per model
         shape), or had to ignore a kept one."""
-        plan = getattr(getattr(loaded.model, "planned", None), "plan", None)
+        from gpt_tui.engine.plan import plan_of
+
+        plan = plan_of(loaded.model)
         if plan is None:
             return
         if plan.notice:
             self.notify(plan.notice, severity="warning", timeout=10)
-        elif plan.measured_s and plan.source.startswith("measured"):
+        elif plan.just_measured:
             self.notify(
                 f"Measured how this machine runs {loaded.name} fastest ({plan.measured_s:.1f} s, "
                 "once; kept for next time)",

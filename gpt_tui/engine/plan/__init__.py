@@ -77,6 +77,12 @@ def default_settings() -> Settings:
     return Settings(decode={1: ONE_CORE}, prefill=Split(blas_threads=cores.n_cores()))
 
 
+def plan_of(model: Any) -> Plan | None:
+    """The plan a model computes with (None for a model without one)."""
+    planned = getattr(model, "planned", None)
+    return planned.plan if planned is not None else None
+
+
 def planned_for(model: Any, plan: Plan | str | None = None) -> Planned:
     """What a model's constructor keeps: `plan` itself, or the plan `plan_for` finds by mode."""
     return Planned(plan if isinstance(plan, Plan) else plan_for(model, plan))
@@ -84,5 +90,5 @@ def planned_for(model: Any, plan: Plan | str | None = None) -> Planned:
 
 __all__ = [
     "PLAN_ENV", "Plan", "Planned", "Timing", "cpu_name", "default_settings", "plan_for",
-    "planned_for",
+    "plan_of", "planned_for",
 ]  # fmt: skip

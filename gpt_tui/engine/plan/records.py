@@ -25,9 +25,16 @@ class Plan:
     settings: Settings
     key: dict[str, Any]
     timings: tuple[Timing, ...] = ()
-    measured_s: float = 0.0  # how long measuring took (0: loaded, or nothing to measure)
-    source: str = "measured"  # "measured", "loaded from PATH", "default"
+    measured_s: float = 0.0  # how long measuring took (kept with the plan; 0: nothing measured)
+    source: str = (
+        "measured"  # "measured, kept in PATH", "... in memory", "loaded from PATH", "default"
+    )
     notice: str | None = None  # a one-line message for the user (a plan file ignored, ...)
+
+    @property
+    def just_measured(self) -> bool:
+        """Measured by this process, not loaded from a kept file: worth telling the user once."""
+        return self.source.startswith("measured")
 
     def describe(self) -> list[tuple[str, str]]:
         """(kind of work, what the plan does) rows, for `gpt-tui bench`."""
