@@ -135,13 +135,6 @@ def plain_columns(w: Any, ids: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plain_rows(w)[:, ids].T)  # [n_ids, n_in]
 
 
-def head_rows(w: Any, n_head: int) -> np.ndarray:
-    """An output projection [n_head*head_dim, n_embd] as each head's rows
-    [n_head, head_dim, n_embd]: head h reads rows h*head_dim .. (h+1)*head_dim."""
-    rows = plain_rows(w)  # [n_head*head_dim, n_embd]
-    return rows.reshape(n_head, rows.shape[0] // n_head, rows.shape[1])
-
-
 # --- the final norm ----------------------------------------------------------------------------
 
 
@@ -292,9 +285,14 @@ def attend(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndar
 
 def head_writes(z: np.ndarray, w_o: Any, n_head: int) -> np.ndarray:
     """Each head's write to the residual stream [n_head, n_embd]: its result z [n_head,
-    head_dim] through its own rows of the output projection [n_head*head_dim, n_embd]."""
-    rows = head_rows(w_o, n_head)  # [n_head, head_dim, n_embd]
-    return (z[:, None, :] @ rows)[:, 0]  # [n_head, n_embd]
+    head_dim] through its own rows of the output projection [n_head*head_dim, n_embd].
+
+    One product in the weights' own layout, row h holding head h's result in its columns and
+    zeros elsewhere: the projection is read once, never copied out of its layout."""
+    head_dim = z.shape[1]
+    spread = np.zeros((n_head, n_head, head_dim), dtype=np.float32)  # [n_head, n_head, hd]
+    spread[np.arange(n_head), np.arange(n_head)] = z  # head h's result in its own columns
+    return spread.reshape(n_head, n_head * head_dim) @ w_o  # [n_head, n_embd]
 
 
 def _gpt2_pass(
