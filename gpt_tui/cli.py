@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +44,6 @@ from gpt_tui.errors import GptTuiError, SessionFileError
 if TYPE_CHECKING:
     from gpt_tui.bench import BenchResult
     from gpt_tui.engine.plan import Plan
-    from gpt_tui.engine.speculative import PassStats
     from gpt_tui.models.download import DownloadProgress
     from gpt_tui.models.store import LoadedModel
 
@@ -243,47 +242,98 @@ def _add_speculative_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from gpt_tui.engine import generate
+    from gpt_tui.playground.events import RunFinished, TokensStreamed
 
     params = _sampling_from_args(args)
     prompt = _read_prompt(args.prompt)
     if args.system and not args.chat:
         raise GptTuiError("--system needs --chat (the user message to answer)")
-    loaded = _load_for_cli(args.model, args.base_url)
-    allowed_special = "all" if args.special else "none"
+    if args.chat is not None and prompt:
+        raise GptTuiError("give either a PROMPT or --chat, not both")
+    n_top = args.top if (args.show_probs or args.json) else 0
+    core = _playground(args.model, args.base_url, params, n_top, args.speculative)
     if args.chat is not None:
-        from gpt_tui.chat import render_chat
-
-        if prompt:
-            raise GptTuiError("give either a PROMPT or --chat, not both")
-        messages = [{"role": "system", "content": args.system}] if args.system else []
-        messages.append({"role": "user", "content": args.chat})
-        prompt, allowed_special = render_chat(loaded.tokenizer, messages), "all"
-
-    n_prompt = len(loaded.tokenizer.encode(prompt, allowed_special))
-    if n_prompt >= loaded.model.n_ctx:
+        core.set_mode(chat=True)
+        if args.system:
+            core.add_system_message(args.system)
+        run = core.generate(args.chat)
+    else:
+        run = core.generate(prompt, special=args.special)
+    n_ctx = run.backend.n_ctx
+    if len(run.request.context) >= n_ctx:
         stderr.print(
-            f"note: the prompt has {n_prompt} tokens, more than the context of "
-            f"{loaded.model.n_ctx}; the window slides to keep its end",
+            f"note: the prompt has {len(run.request.context)} tokens, more than the context of "
+            f"{n_ctx}; the window slides to keep its end",
             markup=False,
         )
-    n_top = args.top if (args.show_probs or args.json) else 0
-    from gpt_tui.speculation import drafter_for
-
-    passes: list[PassStats] = []
-    events = generate(
-        loaded.model,
-        loaded.tokenizer,
-        prompt,
-        params,
-        n_top=n_top,
-        allowed_special=allowed_special,
-        drafter=drafter_for(args.speculative, loaded),
-        on_pass=passes.append,
-    )
+    collected: list[TokenEvent] = []
+    finished: RunFinished | None = None
+    start = time.perf_counter()
+    for event in core.stream(run):
+        if isinstance(event, TokensStreamed):
+            for token in event.events:
+                if args.json:
+                    sys.stdout.write(json.dumps(dataclasses.asdict(token), ensure_ascii=False))
+                    sys.stdout.write("\n")
+                else:
+                    sys.stdout.write(token.text)
+            sys.stdout.flush()
+            collected += event.events
+        elif isinstance(event, RunFinished):
+            finished = event
     if args.json:
-        return _print_json_events(events)
-    return _stream_text(events, loaded, show_probs=args.show_probs, passes=passes)
+        return _run_failed(finished)
+    sys.stdout.write("\n")
+    if args.show_probs:
+        stdout.print(_probs_table(collected, run.backend.tokenizer))
+    if collected and finished is not None and finished.finish != "error":
+        _say_speed(collected, time.perf_counter() - start, finished, run.backend.name)
+    return _run_failed(finished)
+
+
+def _playground(
+    name: str | None,
+    base_url: str | None,
+    params: SamplingParams | None = None,
+    n_top: int = 5,
+    speculative: str = "off",
+) -> Any:
+    """The playground core on the model asked for (default: the last one used)."""
+    from gpt_tui.playground.core import Playground
+    from gpt_tui.settings import UserSettings
+
+    settings = UserSettings(n_top=max(n_top, 1), speculative=speculative)
+    core = Playground(settings if params is None else settings.replace(sampling=params))
+    core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)
+    name, backend = _open_for_cli(name, base_url)
+    core.set_backend(core.begin_load(), name, backend)
+    return core
+
+
+def _run_failed(finished: Any) -> int:
+    """The exit code of a run: 1 with its error said, when it failed."""
+    if finished is not None and finished.finish == "error":
+        stderr.print(f"error: {finished.error}", markup=False)
+        return 1
+    return 0
+
+
+def _say_speed(collected: list[TokenEvent], elapsed: float, finished: Any, model: str) -> None:
+    from gpt_tui.engine import FINISH_REASONS
+
+    reason = FINISH_REASONS.get(collected[-1].finish_reason or finished.finish, "unknown")
+    stats = finished.stats
+    speculation = (
+        f"{stats.tokens_per_pass:.2f} tokens/pass, {stats.drafts_held:.0%} of drafts held; "
+        if stats.tokens_per_pass is not None
+        else ""
+    )
+    stderr.print(
+        f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
+        f"{speculation}model {model}; stopped: {reason}]",
+        style="dim",
+        markup=False,
+    )
 
 
 def _read_prompt(prompt: str) -> str:
@@ -300,6 +350,7 @@ def _read_prompt(prompt: str) -> str:
 
 
 def _load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
+    """A local model, for the commands only the engine can do (lens, bench)."""
     from gpt_tui.models.store import default_model_name, load_model
 
     name = name or default_model_name()
@@ -308,6 +359,21 @@ def _load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     _remember_model(name)
     _say_plan(loaded.model)
     return loaded
+
+
+def _open_for_cli(name: str | None, base_url: str | None) -> tuple[str, Any]:
+    """The backend of the model asked for (downloaded first, with progress, if need be)."""
+    from gpt_tui.backends.opening import open_backend
+    from gpt_tui.models.store import default_model_name
+
+    name = name or default_model_name()
+    with _rich_download_progress() as progress:
+        backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
+    _remember_model(name)
+    model = getattr(backend, "model", None)
+    if model is not None:
+        _say_plan(model)
+    return name, backend
 
 
 def _say_plan(model: Any) -> None:
@@ -340,45 +406,7 @@ def _remember_model(name: str) -> None:
             stderr.print(f"warning: {exc}", markup=False)
 
 
-def _stream_text(
-    events: Iterable[TokenEvent],
-    loaded: LoadedModel,
-    show_probs: bool,
-    passes: Sequence[PassStats] = (),
-) -> int:
-    from gpt_tui.engine import FINISH_REASONS
-
-    collected: list[TokenEvent] = []
-    start = time.perf_counter()
-    for event in events:
-        sys.stdout.write(event.text)
-        sys.stdout.flush()
-        collected.append(event)
-    elapsed = time.perf_counter() - start
-    sys.stdout.write("\n")
-    if show_probs:
-        stdout.print(_probs_table(collected, loaded))
-    if collected:
-        last = collected[-1]
-        reason = FINISH_REASONS.get(last.finish_reason or "", "unknown")
-        speculation = (
-            f"{passes[-1].tokens_per_pass:.2f} tokens/pass, "
-            f"{passes[-1].acceptance:.0%} of drafts held; "
-            if passes
-            else ""
-        )
-        stderr.print(
-            f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
-            f"{speculation}model {loaded.name}; stopped: {reason}]",
-            style="dim",
-            markup=False,
-        )
-    return 0
-
-
-def _probs_table(events: list[TokenEvent], loaded: LoadedModel) -> Table:
-
-    tok = loaded.tokenizer
+def _probs_table(events: list[TokenEvent], tok: Any) -> Table:
     table = Table(title="What the model thought", title_justify="left", show_edge=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
@@ -410,13 +438,6 @@ def _show_token(text: str) -> str:
     return escape(visible_token(text))
 
 
-def _print_json_events(events: Iterable[TokenEvent]) -> int:
-    for event in events:
-        sys.stdout.write(json.dumps(dataclasses.asdict(event), ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-    return 0
-
-
 # --- score ---------------------------------------------------------------------------------------
 
 BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
@@ -444,19 +465,12 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from gpt_tui.engine import score_text
-
     text = _read_prompt(args.text)
     if not text.strip():
         raise GptTuiError("nothing to score: the text is empty")
-    loaded = _load_for_cli(args.model, None)
-    result = score_text(
-        loaded.model,
-        loaded.tokenizer,
-        text,
-        n_top=args.top,
-        allowed_special="all" if args.special else "none",
-    )
+    core = _playground(args.model, None)
+    result = core.score(text, n_top=args.top, special=args.special)
+    name = core.backend.name
     summary = {
         "tokens": len(result.tokens),
         "perplexity": result.perplexity,
@@ -474,7 +488,7 @@ def _run_score(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.write(json.dumps({"summary": summary}) + "\n")
         return 0
-    table = Table(title=f"{loaded.name} reads the text", title_justify="left", show_edge=False)
+    table = Table(title=f"{name} reads the text", title_justify="left", show_edge=False)
     for name, justify in [
         ("#", "right"),
         ("token", "left"),

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore
+from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
 from gpt_tui.engine.speculative import PassStats
 
 #: SamplingParams fields, as the capabilities name them.
@@ -95,9 +95,11 @@ class Backend(Protocol):
         """Several streams at once (the compare screen): (stream index, event) pairs."""
         ...
 
-    def score(self, context: list[int]) -> list[TokenScore]:
-        """The probability of each token of `context` after the ones before it (the first has
-        none). Raises BackendError when the backend cannot (capabilities.prompt_scoring)."""
+    def score(self, context: list[int], n_top: int = 5) -> TextScore:
+        """The probability of each token of `context` after the ones before it, with `n_top`
+        alternatives (the first token is scored only after a beginning-of-text token the backend
+        puts first: `prepended_bos`). Raises BackendError when the backend cannot
+        (capabilities.prompt_scoring)."""
         ...
 
     def close(self) -> None:
