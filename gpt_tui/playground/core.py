@@ -282,8 +282,10 @@ class Playground:
                 return self.sampling.replace(stop=(*self.sampling.stop, BASE_MODEL_STOP))
 
         messages = self.transcript.messages(self.transcript.turns[:-1]) if self.chat_mode else None
+        # A backend that cannot speculate (a server) decodes plainly; the panel says so.
+        speculative = self.speculative if backend.capabilities.speculative else OFF
         request = Request(context, params, self.n_top, messages, self.reuse_limit(),
-                          self.speculative)  # fmt: skip
+                          speculative)  # fmt: skip
         self.state = "generating"
         self.note = note
         return Run(self.run_id, backend, request)

@@ -673,6 +673,7 @@ class GptTuiApp(App[None]):
         self.download_panel.stop()
         self.status.model = backend.name
         self.sub_title = backend.name
+        self.query_one("#sampling", SamplingPanel).show_available(backend.capabilities)
         if opening is not None and self.core.transcript.tokenizer is backend.tokenizer:
             chat = self.core.chat_mode  # the session's own mode (its transcript is bound)
         else:
