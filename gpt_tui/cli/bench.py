@@ -7,13 +7,10 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich import box
 from rich.table import Table
 
 from gpt_tui.cli.console import cpu_name, load_for_cli, stderr, stdout
-from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.errors import GptTuiError
 
 if TYPE_CHECKING:
     from gpt_tui.bench import BenchResult
@@ -117,28 +114,13 @@ def _run_speculative_bench(
     import platform
 
     from gpt_tui import bench_speculative as bs
-    from gpt_tui.engine.speculative import DraftModel, PromptLookup
-    from gpt_tui.models.catalog import GPT2_HPARAMS
     from gpt_tui.speculation import LOOKUP, check_choice
 
     choice = check_choice(args.speculative)
     draft = draft_name = None
     if choice != LOOKUP:
         with stderr.status(f"loading the draft model {choice}"):
-            if args.random and choice in GPT2_HPARAMS:
-                from gpt_tui.engine import GPT2
-                from gpt_tui.models.random_weights import random_gpt2_params
-
-                hparams = GPT2_HPARAMS[choice]
-                draft = GPT2(random_gpt2_params(hparams, streaming=True, seed=1), hparams)
-                draft_name = f"random {choice}"
-            elif loaded is None:
-                raise GptTuiError("with --random, --speculative takes lookup or a GPT-2 size")
-            else:
-                from gpt_tui.speculation import load_draft
-
-                loaded_draft = load_draft(choice, loaded)
-                draft, draft_name = loaded_draft.model, loaded_draft.name
+            draft, draft_name = bs.draft_model(choice, loaded, random=bool(args.random))
     stdout.print(f"[bold]{name}[/], speculative decoding; CPU: {cpu_name() or platform.machine()}")
     with stderr.status("timing passes of 1 to 8 positions"):
         cost = bs.measure_verification(model, draft=draft)
@@ -162,27 +144,9 @@ def _run_speculative_bench(
             f"{cost.draft_ratio:.2f}x the target's"
         )
     cases = []
-    if draft is not None and args.random:
-        ids_tok = tokenizer or bs.ids_tokenizer(model.n_vocab)
-        prompt = [int(i) for i in np.random.default_rng(1).integers(0, model.n_vocab, 16)]
-        short = SamplingParams(temperature=0, max_tokens=12)
-        with stderr.status(f"{draft_name} drafting, plain and speculative"):
-            cases.append(
-                bs.run_case(
-                    model,
-                    ids_tok,
-                    f"{draft_name} drafting, greedy",
-                    prompt,
-                    short,
-                    lambda: DraftModel(draft),
-                    rounds=1,
-                )  # fmt: skip
-            )
-    if tokenizer is not None and not args.random:
-        for case, prompt, params in bs.chat_cases(tokenizer):
-            with stderr.status(f"{case}: plain and speculative, interleaved"):
-                drafter = PromptLookup if draft is None else (lambda: DraftModel(draft))
-                cases.append(bs.run_case(model, tokenizer, case, prompt, params, drafter))
+    for case in bs.bench_cases(model, tokenizer, draft, draft_name, random=bool(args.random)):
+        with stderr.status(f"{case.name}: plain and speculative, interleaved"):
+            cases.append(case.run())
     if cases:
         stdout.print(_speculative_table(cases))
     return 0
