@@ -18,17 +18,21 @@ import dataclasses
 import math
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gpt_tui.backends.base import SAMPLING_SETTINGS, Capabilities, Request
 from gpt_tui.backends.openai.client import ServerClient, Timeouts
-from gpt_tui.backends.openai.logprobs import PieceLogprob, figures, parse_logprobs
+from gpt_tui.backends.openai.logprobs import (
+    PieceLogprob,
+    echoed_prompt,
+    figures,
+    parse_logprobs,
+)
 from gpt_tui.backends.openai.probe import (
     ProbeReport,
     echo_body,
-    echoed_prompt,
     probe,
     tokenize_pieces,
 )
@@ -134,7 +138,9 @@ class OpenAIBackend:
             if n:
                 body["logprobs"] = n
             path = "completions"
-        stream = _Stream(self.tokenizer, params, request.n_top, len(request.context), chat)
+        stream = _Stream(
+            self.tokenizer, params, request.n_top, len(request.context), chat, request.on_notice
+        )
         with contextlib.closing(self.client.stream(path, body)) as chunks:
             yield from stream.run(chunks)
 
@@ -237,20 +243,30 @@ class _Stream:
     (the finish reason often comes in a chunk of its own)."""
 
     def __init__(
-        self, vocab: PieceVocabulary, params: SamplingParams, n_top: int, start: int, chat: bool
-    ) -> None:
-        self.vocab, self.params, self.n_top, self.start, self.chat = (
-            vocab,
-            params,
-            n_top,
-            start,
-            chat,
-        )
+        self, vocab: PieceVocabulary, params: SamplingParams, n_top: int, start: int, chat: bool,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.vocab, self.params, self.n_top, self.start = vocab, params, n_top, start
+        self.chat, self.on_notice = chat, on_notice
         self.hold = StopStringHold()
         self.index = 0
         self.sampled_prob = 1.0 if params.greedy else math.nan
+        # where the next token's text should start, by the server's own text offsets
+        self.next_offset: int | None = None
+        self.lost = 0  # characters the server's offsets count but its streamed text lacks
 
     def run(self, chunks: Iterator[dict[str, Any]]) -> Iterator[TokenEvent]:
+        try:
+            yield from self._run(chunks)
+        finally:
+            if self.lost and self.on_notice is not None:
+                self.on_notice(
+                    f"the server's streamed text lacks {self.lost} character(s) its token offsets "
+                    "count (llama-cpp-python streams characters of several bytes as empty text "
+                    "when logprobs are on): the text shown misses them"
+                )
+
+    def _run(self, chunks: Iterator[dict[str, Any]]) -> Iterator[TokenEvent]:
         pending: TokenEvent | None = None
         try:
             for chunk in chunks:
@@ -301,15 +317,26 @@ class _Stream:
             # a server (or chunk) without logprobs: the text is real, its odds unknown
             return [self._unknown(text)]
         texts = _align(text, entries)
+        for entry, piece_text in zip(entries, texts, strict=True):
+            if entry.offset is not None:
+                if self.next_offset is not None and entry.offset > self.next_offset:
+                    self.lost += entry.offset - self.next_offset
+                self.next_offset = entry.offset + len(piece_text)
         return [
             self._event(entry, piece_text) for entry, piece_text in zip(entries, texts, strict=True)
         ]
 
     def _event(self, entry: PieceLogprob, text: str) -> TokenEvent:
         f = figures(entry, self.vocab, self.n_top)
+        token_id = f.token_id
+        if text and not entry.exact and entry.text != text:
+            # a server that names tokens by strings only writes "" (or a broken character) for a
+            # token holding part of a UTF-8 character; the text it streamed is what it printed,
+            # so that is this token's piece: decoding the context then gives the server's text
+            token_id = self.vocab.intern(text.encode("utf-8"))
         event = TokenEvent(
             index=self.index,
-            token_id=f.token_id,
+            token_id=token_id,
             text=text,
             prob=f.prob,
             logprob=f.logprob,

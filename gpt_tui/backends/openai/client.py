@@ -101,10 +101,19 @@ class ServerClient:
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None):
         url = self.url(path)
-        try:
-            response = self._http.request(method, url, json=body, timeout=self._timeout(timeout))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, streaming=False) from None
+        for attempt in (1, 2):
+            try:
+                response = self._http.request(
+                    method, url, json=body, timeout=self._timeout(timeout)
+                )
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                # a kept-alive connection the server had closed (uvicorn does after 5 s idle):
+                # once more on a fresh one
+                if attempt == 2:
+                    raise self._transport_error(exc, url, streaming=False) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, url, streaming=False) from None
         self.last_headers = dict(response.headers)
         if response.status_code >= 400:
             raise self._status_error(response.status_code, response.text, path)
@@ -118,35 +127,49 @@ class ServerClient:
         """
         url = self.url(path)
         n_events = 0
-        try:
-            with self._http.stream(
-                "POST", url, json={**body, "stream": True}, timeout=self._timeout(None)
-            ) as response:
-                self.last_headers = dict(response.headers)
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._status_error(response.status_code, response.text, path)
-                for data in iter_sse_data(response.iter_lines()):
-                    if data.strip() == DONE:
-                        return
-                    event = self._parse(data, path, streaming=True)
-                    if isinstance(event, dict) and "error" in event:
-                        raise BackendError(
-                            f"stopped: the server reported an error: {_message(event)}"
-                        )
-                    if not isinstance(event, dict):
-                        raise BackendError(
-                            f"stopped: the server sent an event that is not a JSON object: "
-                            f"{_clip(data)}"
-                        )
-                    n_events += 1
-                    yield event
-            raise ConnectionLost(
-                f"stopped: connection lost (the server ended the answer without [DONE] after "
-                f"{n_events} events)"
+        for attempt in (1, 2):
+            answered = False
+            try:
+                with self._http.stream(
+                    "POST", url, json={**body, "stream": True}, timeout=self._timeout(None)
+                ) as response:
+                    answered = True
+                    self.last_headers = dict(response.headers)
+                    if response.status_code >= 400:
+                        response.read()
+                        raise self._status_error(response.status_code, response.text, path)
+                    for data in iter_sse_data(response.iter_lines()):
+                        if data.strip() == DONE:
+                            return
+                        event = self._event(data, path)
+                        n_events += 1
+                        yield event
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if answered or attempt == 2:  # only a stale kept-alive connection is retried
+                    raise self._transport_error(exc, url, True, n_events) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, url, True, n_events) from None
+        if n_events == 0:
+            # Some servers (llama-cpp-python) fail after answering 200 to a stream, with an
+            # empty body; the same request unstreamed gets their error message.
+            self._json("POST", path, {**body, "stream": False}, None)
+        raise ConnectionLost(
+            f"stopped: connection lost (the server ended the answer without [DONE] after "
+            f"{n_events} events)"
+        )
+
+    def _event(self, data: str, path: str) -> dict[str, Any]:
+        event = self._parse(data, path, streaming=True)
+        if isinstance(event, dict) and "error" in event:
+            raise BackendError(
+                self._redact(f"stopped: the server reported an error: {_message(event)}")
             )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, streaming=True, n_events=n_events) from None
+        if not isinstance(event, dict):
+            raise BackendError(
+                f"stopped: the server sent an event that is not a JSON object: {_clip(data)}"
+            )
+        return event
 
     # --- errors ----------------------------------------------------------------------------
 
@@ -176,7 +199,7 @@ class ServerClient:
         )
 
     def _transport_error(
-        self, exc: httpx.HTTPError, url: str, streaming: bool, n_events: int = 0
+        self, exc: httpx.HTTPError, url: str, streaming: bool = False, n_events: int = 0
     ) -> BackendError:
         where = self.root
         if isinstance(exc, httpx.ConnectTimeout):

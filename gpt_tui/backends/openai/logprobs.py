@@ -39,6 +39,7 @@ class PieceLogprob:
     logprob: float | None  # None: the first token of an echoed prompt (nothing predicts it)
     top: tuple[tuple[bytes, str, float], ...]  # (piece, text, logprob), likeliest first
     offset: int | None = None  # where its text starts in the echoed text (legacy shape only)
+    exact: bool = False  # `piece` is the server's own bytes, not a string's UTF-8
 
 
 def parse_logprobs(logprobs: Any) -> list[PieceLogprob]:
@@ -94,7 +95,58 @@ def _content_entry(entry: Any) -> PieceLogprob:
         text,
         _logprob(entry.get("logprob")),
         _ordered(alternatives),
+        exact=isinstance(entry.get("bytes"), list),
     )
+
+
+def echoed_prompt(text: str, entries: list[PieceLogprob]) -> list[PieceLogprob]:
+    """The entries that are the prompt's own tokens (an echo also has the generated one).
+
+    With text offsets (the legacy shape), each token's piece is the prompt's text from its
+    offset to the next one: a character split over several tokens is then whole in the last of
+    them (their log probabilities add up: the probability of the whole character), where the
+    tokens' own strings would be "" or broken. Without offsets the pieces themselves must spell
+    the prompt. A beginning-of-text token a server puts in front is dropped. Raises
+    BackendError when the tokens do not make up the prompt."""
+    if entries and all(e.offset is not None for e in entries):
+        return _cut_at_offsets(text, entries)
+    target = text.encode("utf-8")
+    while entries and (not entries[0].piece or not target.startswith(entries[0].piece)):
+        entries = entries[1:]
+    out: list[PieceLogprob] = []
+    size = 0
+    for entry in entries:
+        if size >= len(target):
+            break
+        out.append(entry)
+        size += len(entry.piece)
+    if b"".join(e.piece for e in out) != target:
+        raise BackendError("the server's echoed tokens do not spell the prompt it was sent")
+    return out
+
+
+def _cut_at_offsets(text: str, entries: list[PieceLogprob]) -> list[PieceLogprob]:
+    inside = [e for e in entries if e.offset is not None and e.offset < len(text)]
+    starts = [e.offset for e in inside]
+    if not inside or starts[0] != 0 or starts != sorted(starts):
+        raise BackendError("the server's echoed token offsets do not fit the prompt it was sent")
+    out: list[PieceLogprob] = []
+    carried: float | None = None  # log probability of the tokens that printed nothing yet
+    top: tuple[tuple[bytes, str, float], ...] | None = None
+    for i, entry in enumerate(inside):
+        end = starts[i + 1] if i + 1 < len(inside) else len(text)
+        piece_text = text[entry.offset : end]
+        logprob = entry.logprob
+        if carried is not None:
+            logprob = carried + (logprob or 0.0)
+        if top is None:
+            top = entry.top
+        if not piece_text:
+            carried = logprob if logprob is not None else 0.0
+            continue
+        out.append(PieceLogprob(piece_text.encode("utf-8"), piece_text, logprob, top, entry.offset))
+        carried, top = None, None
+    return out
 
 
 def _ordered(alternatives: list[tuple[bytes, str, float]]) -> tuple[tuple[bytes, str, float], ...]:

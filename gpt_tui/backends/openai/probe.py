@@ -23,6 +23,7 @@ from gpt_tui.backends.openai.client import ServerClient
 from gpt_tui.backends.openai.logprobs import (
     TOLERANCE,
     PieceLogprob,
+    echoed_prompt,
     parse_logprobs,
     rank_among,
 )
@@ -123,7 +124,8 @@ def _completions(client: ServerClient, kind: ServerKind, report: ProbeReport) ->
         except BackendError as exc:
             report.notes.append(str(exc))
             return
-        report.alternatives = max((len(e.top) for e in entries), default=0)
+        # a server may add the picked token to the n it lists: n is what it offers
+        report.alternatives = min(n, max((len(e.top) for e in entries), default=0))
         report.logprobs_consistent = _greedy_consistent(entries)
         report.greedy = (choice.get("text") or "", entries)
         if report.alternatives == 0:
@@ -170,26 +172,6 @@ def echo_body(kind: ServerKind, model: str, text: str, n: int) -> dict[str, Any]
     return {**completion_body(kind, model, text, params), "echo": True, "logprobs": max(n, 1)}
 
 
-def echoed_prompt(text: str, entries: list[PieceLogprob]) -> list[PieceLogprob]:
-    """The entries that are the prompt's own tokens (an echo also has the generated one(s)).
-
-    A beginning-of-text token some servers add in front (no text, or text not in the prompt)
-    is dropped. Raises BackendError when the pieces do not spell the prompt."""
-    target = text.encode("utf-8")
-    while entries and (not entries[0].piece or not target.startswith(entries[0].piece)):
-        entries = entries[1:]
-    out: list[PieceLogprob] = []
-    size = 0
-    for entry in entries:
-        if size >= len(target):
-            break
-        out.append(entry)
-        size += len(entry.piece)
-    if b"".join(e.piece for e in out) != target:
-        raise BackendError("the server's echoed tokens do not spell the prompt it was sent")
-    return out
-
-
 def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
     greedy = report.greedy
     if not kind.echo:
@@ -207,20 +189,12 @@ def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
         report.notes.append(f"prompt scoring (echo) does not work: {exc}")
         return
     report.echo = True
-    tail = entries[len(entries) - len(generated) :]
-    if [e.piece for e in tail] != [g.piece for g in generated]:
+    errors = [abs(e - g) for e, g in same_tokens(PROBE_PROMPT, generated, entries)]
+    if not errors:
         report.notes.append(
             "prompt scores could not be checked (the server reads its own output back as other "
             "tokens): not shown"
         )
-        return
-    errors = [
-        abs(e.logprob - g.logprob)
-        for e, g in zip(tail, generated, strict=True)
-        if e.logprob is not None and g.logprob is not None
-    ]
-    if not errors:
-        report.notes.append("the echo has no log probabilities for the prompt: no prompt scoring")
         return
     report.echo_error = max(errors)
     if report.echo_error > ECHO_TOLERANCE:
@@ -228,6 +202,27 @@ def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
             f"its prompt scores disagree with its own generation logprobs for the same tokens "
             f"(by up to {report.echo_error:.2f} nats): prompt scoring is off"
         )
+
+
+def same_tokens(
+    prompt: str, generated: list[PieceLogprob], echoed: list[PieceLogprob]
+) -> list[tuple[float, float]]:
+    """(echo logprob, generation logprob) of each generated token the echo read back as the
+    same piece at the same place. A continuation can be re-read as other tokens ("\n" "\n" as
+    "\n\n"); those are skipped, not compared."""
+    at = 0
+    echo_at: dict[int, PieceLogprob] = {}
+    for e in echoed:
+        echo_at[at] = e
+        at += len(e.piece)
+    pairs = []
+    at = len(prompt.encode("utf-8"))
+    for g in generated:
+        e = echo_at.get(at)
+        if e is not None and e.piece == g.piece and e.logprob is not None and g.logprob is not None:
+            pairs.append((e.logprob, g.logprob))
+        at += len(g.piece)
+    return pairs
 
 
 def _chat(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
@@ -257,7 +252,7 @@ def _chat(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
     except BackendError as exc:
         report.notes.append(f"chat logprobs: {exc}")
         return
-    report.chat_alternatives = max((len(e.top) for e in entries), default=0)
+    report.chat_alternatives = min(n, max((len(e.top) for e in entries), default=0))
     if entries and not _greedy_consistent(entries):
         report.chat_alternatives = 0
         report.notes.append("its chat logprobs contradict its greedy choices: not shown")
