@@ -283,3 +283,12 @@ def test_model_list_and_urls(fake: FakeOpenAIServer) -> None:
         "/v1/models", "/v1/completions", "/v1/chat/completions",
         "/openapi.json", "/api/version", "/props", "/version",
     }  # fmt: skip
+
+
+def test_speculation_asked_of_a_server_says_it_is_local_only(fake: FakeOpenAIServer) -> None:
+    backend = connect(fake.url)
+    notices: list[str] = []
+    req = request(backend)
+    req = Request(req.context, req.params, speculative="lookup", on_notice=notices.append)
+    assert [e.text for e in backend.generate(req)] == PIECES[:4]
+    assert notices == [backend.capabilities.why_not("speculative")]

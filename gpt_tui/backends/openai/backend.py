@@ -116,11 +116,10 @@ class OpenAIBackend:
             raise BackendError(self.capabilities.why_not("completion") or "no completions here")
         if not chat:
             self._score_prompt(request)
-        n = (
-            max(1, min(request.n_top, self._n_alternatives(chat)))
-            if self._n_alternatives(chat)
-            else 0
-        )
+        if request.speculative not in ("off", "") and request.on_notice is not None:
+            request.on_notice(SPECULATIVE)
+        # at least 1 when the server reports any: the token's own probability comes with them
+        n = min(max(request.n_top, 1), self._n_alternatives(chat))
         if chat:
             body = {
                 "model": self.model,
