@@ -184,6 +184,17 @@ def test_the_api_key_is_sent_but_never_shown(fake: FakeOpenAIServer) -> None:
     assert SECRET not in repr(backend) + repr(backend.client) + "\n".join(describe(backend))
 
 
+def test_credentials_in_the_url_become_basic_auth_and_leave_it(fake: FakeOpenAIServer) -> None:
+    url = fake.url.replace("http://", "http://user:pa%24%24word@")
+    backend = connect(url)
+    assert "pa" not in backend.client.base_url and "user" not in backend.name
+    assert fake.seen[0].authorization.startswith("Basic ")
+    fake.status = (401, "bad password pa$$word")
+    with pytest.raises(BackendError) as caught:
+        connect(url)
+    assert "pa$$word" not in str(caught.value) and "user" not in str(caught.value)
+
+
 def test_a_server_that_is_down(fake: FakeOpenAIServer) -> None:
     url = fake.url
     fake.close()

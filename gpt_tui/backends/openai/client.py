@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -66,16 +66,26 @@ class ServerClient:
     def __init__(
         self, base_url: str, api_key: str | None = None, timeouts: Timeouts | None = None
     ) -> None:
-        self.base_url = normalise_base_url(base_url)
-        parts = urlsplit(self.base_url)
-        self.root = f"{parts.scheme}://{parts.netloc}"
+        url = normalise_base_url(base_url)
+        parts = urlsplit(url)
+        # credentials in the URL (http://user:pass@host/v1) become basic auth and leave the URL,
+        # which is shown, named in sessions and put in messages
+        auth = None
+        if parts.username is not None or parts.password is not None:
+            auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        netloc = parts.netloc.rpartition("@")[2]
+        self.base_url = f"{parts.scheme}://{netloc}{parts.path}"
+        self.root = f"{parts.scheme}://{netloc}"
         self.timeouts = timeouts or Timeouts()
         headers = {"User-Agent": f"gpt-tui/{__version__}", "Accept-Encoding": "identity"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._secret = api_key or None
-        # trust_env=False: no proxy from the environment, so a request goes to this URL only
-        self._http = httpx.Client(headers=headers, trust_env=False, follow_redirects=False)
+        self._secrets = [x for x in (api_key, parts.password and unquote(parts.password)) if x]
+        # trust_env=False: no proxy from the environment, so a request goes to this URL only;
+        # no redirects followed, for the same reason
+        self._http = httpx.Client(
+            headers=headers, auth=auth, trust_env=False, follow_redirects=False
+        )
         self.last_headers: dict[str, str] = {}
 
     def __repr__(self) -> str:  # never the key
@@ -117,6 +127,13 @@ class ServerClient:
         self.last_headers = dict(response.headers)
         if response.status_code >= 400:
             raise self._status_error(response.status_code, response.text, path)
+        if 300 <= response.status_code < 400:
+            where = response.headers.get("Location", "elsewhere")
+            raise BackendError(
+                self._redact(
+                    f"{path}: the server redirects to {where}; give that URL if you trust it"
+                )
+            )
         return self._parse(response.text, path)
 
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -228,7 +245,9 @@ class ServerClient:
 
     def _redact(self, message: str) -> str:
         """A server may echo what it was sent; the key never reaches the user's screen."""
-        return message.replace(self._secret, "***") if self._secret else message
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
 
 
 def _message(payload: Any) -> str:
