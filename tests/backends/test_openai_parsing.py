@@ -100,6 +100,17 @@ def test_vocabulary_ids_are_stable_and_decode_to_the_servers_text() -> None:
     assert lossy.decode(lossy.encode("abc")) == "abc"
 
 
+def test_a_saved_vocabulary_keeps_its_ids() -> None:
+    vocab = PieceVocabulary()
+    ids = [vocab.intern(p) for p in (b" Paris", b"\xf0\x9f", b".")]
+    again = PieceVocabulary()
+    again.load_json(vocab.to_json())
+    assert [again.token_bytes(i) for i in ids] == [b" Paris", b"\xf0\x9f", b"."]
+    assert again.intern(b".") == ids[2] and again.intern(b"new") == 3
+    with pytest.raises(ValueError, match="only before it is used"):
+        again.load_json([])
+
+
 def test_each_kind_gets_the_names_it_reads() -> None:
     params = SamplingParams(temperature=0.5, top_k=7, min_p=0.1, repetition_penalty=1.2, seed=3)
     assert sampling_fields(KINDS["vllm"], params)["repetition_penalty"] == 1.2

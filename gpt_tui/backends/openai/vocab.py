@@ -88,6 +88,23 @@ class PieceVocabulary:
         self._encoded[text] = ids
         return list(ids)
 
+    def to_json(self) -> list[str]:
+        """The pieces in id order, for a saved session: ids in it mean something only with the
+        vocabulary they were given by (each piece's bytes as latin-1, one character a byte)."""
+        with self._lock:
+            return [p.decode("latin-1") for p in self._pieces]
+
+    def load_json(self, pieces: list[str]) -> None:
+        """Take the ids of a saved session's vocabulary; only into an empty one (before any
+        request), so that no id already handed out changes meaning."""
+        with self._lock:
+            if self._pieces:
+                raise ValueError("a vocabulary can be loaded only before it is used")
+            for piece in pieces:
+                data = piece.encode("latin-1")
+                self._ids.setdefault(data, len(self._pieces))
+                self._pieces.append(data)
+
     def token_bytes(self, token_id: int) -> bytes:
         try:
             return self._pieces[token_id]
