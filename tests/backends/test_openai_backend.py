@@ -303,3 +303,12 @@ def test_speculation_asked_of_a_server_says_it_is_local_only(fake: FakeOpenAISer
     req = Request(req.context, req.params, speculative="lookup", on_notice=notices.append)
     assert [e.text for e in backend.generate(req)] == PIECES[:4]
     assert notices == [backend.capabilities.why_not("speculative")]
+
+
+def test_text_is_one_piece_while_the_server_cannot_split_it(fake: FakeOpenAIServer) -> None:
+    backend = connect(fake.url)
+    fake.status = (503, "loading")
+    ids = backend.tokenizer.encode("The capital")
+    assert [backend.tokenizer.token_text(i) for i in ids] == ["The capital"]
+    fake.status = None  # not cached: once the server answers, its own pieces
+    assert len(backend.tokenizer.encode("The capital")) == 2

@@ -199,15 +199,15 @@ class OpenAIBackend:
             f = figures(entry, self.tokenizer, self.capabilities.alternatives)
             scores.append(
                 TokenScore(
-                    position,
-                    f.token_id,
-                    self.tokenizer.token_text(f.token_id),
-                    f.prob,
-                    f.logprob,
-                    f.rank,
-                    f.entropy,
-                    f.top,
-                )  # fmt: skip
+                    position=position,
+                    token_id=f.token_id,
+                    text=self.tokenizer.token_text(f.token_id),
+                    prob=f.prob,
+                    logprob=f.logprob,
+                    rank=f.rank,
+                    entropy=f.entropy,
+                    top=f.top,
+                )
             )
         return scores
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from gpt_tui.errors import BackendError
+
 #: how vLLM marks a token that is not valid UTF-8 on its own (return_tokens_as_token_ids off)
 _BYTES_PREFIX = "bytes:"
 
@@ -79,9 +81,15 @@ class PieceVocabulary:
         cached = self._encoded.get(text)
         if cached is not None:
             return list(cached)
-        pieces = self._split(text) if self._split is not None else [text.encode("utf-8")]
-        if b"".join(pieces) != text.encode("utf-8"):
-            pieces = [text.encode("utf-8")]  # a split that loses text is no split
+        whole = [text.encode("utf-8")]
+        try:
+            pieces = self._split(text) if self._split is not None else whole
+        except BackendError:
+            # The text is still right as one piece; the server's trouble (down, too long a
+            # text) is reported by the request that needs it. Not cached: next time may work.
+            return [self.intern(whole[0])]
+        if b"".join(pieces) != whole[0]:
+            pieces = whole  # a split that loses text is no split
         ids = tuple(self.intern(p) for p in pieces)
         if len(self._encoded) > 256:
             self._encoded.clear()
