@@ -50,7 +50,8 @@ class FakeOpenAIServer:
     - `lie`: echo logprobs are wrong by this many nats;
     - `stall_after` / `stall_seconds`: in a stream, send this many events, then wait;
     - `over_one`: alternatives whose probabilities sum to more than 1;
-    - `done_without_finish`: end the stream with [DONE] and no finish reason.
+    - `done_without_finish`: end the stream with [DONE] and no finish reason;
+    - `reject_logprobs`: answer 400 to any request for logprobs (as some servers do).
     """
 
     status: tuple[int, str] | None = None
@@ -62,6 +63,7 @@ class FakeOpenAIServer:
     stall_seconds: float = 0.0
     over_one: bool = False
     done_without_finish: bool = False
+    reject_logprobs: bool = False
     seen: list[Seen] = field(default_factory=list)
     disconnects: int = 0  # streams the client left before their end
 
@@ -142,6 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(
                 200, {"object": "list", "data": [{"id": "fake-model", "owned_by": "tests"}]}
             )
+        if owner.reject_logprobs and body and (body.get("logprobs") or body.get("top_logprobs")):
+            return self._json(400, {"error": {"message": "logprobs are not supported"}})
         if self.path == "/v1/completions" and body is not None:
             return self._completion(body)
         if self.path == "/v1/chat/completions" and body is not None:

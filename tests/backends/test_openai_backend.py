@@ -144,6 +144,18 @@ def test_a_server_that_lies_about_prompt_scores_is_refused(fake: FakeOpenAIServe
     assert backend.capabilities.completion  # generation is still fine
 
 
+def test_a_server_without_logprobs_streams_text_with_unknown_odds(fake: FakeOpenAIServer) -> None:
+    fake.reject_logprobs = True
+    backend = connect(fake.url)
+    caps = backend.capabilities
+    assert caps.completion and caps.alternatives == 0 and not caps.prompt_scoring
+    assert "logprobs are not supported" in caps.why_not("alternatives")
+    events = list(backend.generate(request(backend)))
+    assert [e.text for e in events] == PIECES[:4]
+    assert all(math.isnan(e.prob) and e.rank == 0 and e.top == () for e in events)
+    assert events[-1].finish_reason == "length"
+
+
 def test_alternatives_summing_past_one_are_refused(fake: FakeOpenAIServer) -> None:
     fake.over_one = True
     backend = connect(fake.url)

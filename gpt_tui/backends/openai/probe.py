@@ -116,6 +116,8 @@ def _completions(client: ServerClient, kind: ServerKind, report: ProbeReport) ->
             if " 404 " in last_error or " 405 " in last_error:
                 report.notes.append("no /v1/completions here: chat only")
                 return
+            if "answered 4" not in last_error:
+                break  # down or slow: fewer logprobs will not help
             continue
         report.completions = True
         choice = answer["choices"][0]
@@ -142,7 +144,10 @@ def _completions(client: ServerClient, kind: ServerKind, report: ProbeReport) ->
             )
             report.alternatives = 0
         return
-    # every attempt failed: completions without logprobs, maybe?
+    if "answered 4" not in last_error:
+        report.notes.append(f"completions do not work: {last_error}")
+        return
+    # logprobs refused (4xx) at every size: completions without them, maybe?
     try:
         _post(client, "completions", body)
         report.completions = True
