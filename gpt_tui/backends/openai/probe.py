@@ -179,9 +179,6 @@ def echo_body(kind: ServerKind, model: str, text: str, n: int) -> dict[str, Any]
 
 def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
     greedy = report.greedy
-    if not kind.echo:
-        report.notes.append(f"{kind.label} does not echo the prompt: no prompt scoring")
-        return
     if not report.completions or greedy is None or not greedy[1]:
         report.notes.append("prompt scoring needs completions with logprobs")
         return

@@ -13,11 +13,14 @@ Sources, per kind (checked against each project's code, not guessed):
   repetition_penalty, seed, echo, prompt_logprobs; logprobs capped by --max-logprobs, 20).
 - llama.cpp's llama-server: `tools/server/server-task.cpp` (params_from_json_cmpl: top_k, min_p,
   repeat_penalty, repeat_last_n, seed; `logprobs` -> n_probs) and `server-common.cpp` ("Only no
-  echo is supported": no prompt scoring). Its logprobs come as {"content": [...]} with token ids.
+  echo is supported"; ggml-org/llama.cpp#27174: no prompt logprobs). Its logprobs come as
+  {"content": [...]} with token ids.
 - llama-cpp-python: `llama_cpp/server/types.py` (top_k, min_p, repeat_penalty, seed, echo,
   logprobs), verified against the real server in tests/backends/.
 - Ollama: `openai/openai.go` (CompletionRequest has no top_k, min_p or repeat_penalty; the
-  model's own options apply; logprobs since 0.12, no echo).
+  model's own options apply; logprobs since 0.12; no echo field, so an echo comes back without
+  the prompt).
+Whether a server echoes a prompt with its logprobs is never assumed: the probe asks each one.
 - OpenAI: the API reference (no top_k, min_p or repetition penalty; up to 5 logprobs on the
   legacy completions endpoint, 20 top_logprobs on chat).
 """
@@ -55,7 +58,6 @@ class ServerKind:
     label: str
     params: dict[str, str] = field(default_factory=lambda: dict(STANDARD))
     max_logprobs: int = 20
-    echo: bool = True
     tokenize: str | None = None
     parallel: int = 4
     #: extra fields every request carries (e.g. llama-server's penalty window)
@@ -91,7 +93,6 @@ KINDS: dict[str, ServerKind] = {
             "min_p": "min_p",
             "repetition_penalty": "repeat_penalty",
         },
-        echo=False,
         tokenize="/tokenize",
         extra=_llama_server_extra,
     ),
@@ -112,7 +113,6 @@ KINDS: dict[str, ServerKind] = {
     "ollama": ServerKind(
         "ollama",
         "Ollama",
-        echo=False,
         notes=("top_k, min_p and the repeat penalty are the model's own (its Modelfile)",),
     ),
     "openai": ServerKind("openai", "OpenAI", max_logprobs=5, parallel=4),
