@@ -45,6 +45,7 @@ def test_the_probe_finds_what_llama_cpp_python_can_do(backend: OpenAIBackend) ->
     assert lines[0].startswith("llama-cpp-python at http://127.0.0.1:")
     assert any("look inside needs the local engine" in line for line in lines)
     assert backend.report.seconds < 60
+    assert backend.n_ctx == 1024  # the --n_ctx it was started with, read from its refusal
 
 
 def test_generation_reports_a_distribution_per_token(backend: OpenAIBackend) -> None:

@@ -14,6 +14,7 @@ Each request is bounded by `Timeouts.probe`, the whole probe by `PROBE_BUDGET`.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -334,7 +335,25 @@ def _context_size(
                 return n
         except (BackendError, AttributeError):
             pass
+    if kind.name == "llama-cpp-python":
+        return _context_from_refusal(client, model)
     return None
+
+
+#: "...maximum context length is 2048 tokens..." / "...exceed context window of 2048"
+_CONTEXT_IN_MESSAGE = re.compile(r"context (?:length is|window of) (\d+)")
+
+
+def _context_from_refusal(client: ServerClient, model: str) -> int | None:
+    """llama-cpp-python says its context size only when a prompt does not fit: send one that
+    cannot (64k one-token words; it is refused while being tokenized, before any computing)."""
+    body = {"model": model, "prompt": "a " * 65536, "max_tokens": 1, "temperature": 0.0}
+    try:
+        client.post_json("completions", body, timeout=client.timeouts.probe)
+    except BackendError as exc:
+        found = _CONTEXT_IN_MESSAGE.search(str(exc))
+        return int(found.group(1)) if found else None
+    return None  # it fitted: a context of more than 64k tokens, left unknown
 
 
 __all__ = ["KINDS", "ProbeReport", "probe"]
