@@ -18,6 +18,7 @@ from gpt_tui.backends.openai import (
     describe,
     is_server_url,
     models_at,
+    status_line,
 )
 from gpt_tui.engine import SamplingParams
 from gpt_tui.errors import BackendError
@@ -40,6 +41,9 @@ def test_connect_probes_and_describes(fake: FakeOpenAIServer) -> None:
     assert "top_k" not in caps.sampling and "takes no such setting" in caps.why_not("top_k")
     lines = describe(backend)
     assert lines[0].startswith("an OpenAI-compatible server at http://127.0.0.1:")
+    assert status_line(backend) == (
+        "an OpenAI-compatible server: fake-model · 3 alternatives · no look inside"
+    )
     assert any(line.startswith("not here: look inside") for line in lines)
     backend.close()
 
@@ -299,6 +303,9 @@ def test_model_list_and_urls(fake: FakeOpenAIServer) -> None:
     assert is_server_url("http://127.0.0.1:8000/v1") and not is_server_url("smollm2")
     with pytest.raises(BackendError, match="has no model 'gpt-9'; it has: fake-model"):
         connect(fake.url, model="gpt-9")
+    assert connect(fake.url + "#fake-model").model == "fake-model"
+    with pytest.raises(BackendError, match="no model 'other'"):
+        connect(fake.url + "#other")
     root = fake.url.removesuffix("/v1")
     assert connect(root).client.base_url == fake.url  # /v1 is added to a bare server URL
     # every request went to the server the URL named, nowhere else

@@ -18,6 +18,7 @@ from gpt_tui.backends.openai.backend import (
     connect,
     describe,
     list_models,
+    status_line,
 )
 from gpt_tui.backends.openai.client import ConnectionLost, ServerClient, Timeouts
 from gpt_tui.backends.openai.servers import KINDS
@@ -59,4 +60,5 @@ __all__ = [
     "is_server_url",
     "list_models",
     "models_at",
+    "status_line",
 ]

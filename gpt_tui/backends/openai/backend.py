@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from gpt_tui.backends.base import SAMPLING_SETTINGS, Capabilities, Request
 from gpt_tui.backends.openai.client import ServerClient, Timeouts
@@ -44,7 +45,7 @@ from gpt_tui.backends.openai.servers import (
     sampling_fields,
 )
 from gpt_tui.backends.openai.vocab import PieceVocabulary
-from gpt_tui.engine import Alternative, SamplingParams, TokenEvent, TokenScore
+from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore
 from gpt_tui.engine.generate import StopStringHold
 from gpt_tui.errors import BackendError
 
@@ -484,8 +485,10 @@ def connect(
     timeouts: Timeouts | None = None,
     n_ctx: int | None = None,
 ) -> OpenAIBackend:
-    """Connect to the server at `url` (…/v1), pick `model` (default: the first it lists), find
-    out what kind of server it is (unless `kind` says) and probe what it can do."""
+    """Connect to the server at `url` (…/v1), pick `model` (default: the one the URL names after
+    `#`, as in http://host:8000/v1#qwen2, else the first it lists), find out what kind of server
+    it is (unless `kind` says) and probe what it can do."""
+    model = model or urlsplit(url.strip()).fragment or None
     client = ServerClient(url, api_key, timeouts)
     try:
         models = _models(client)
@@ -508,6 +511,17 @@ def connect(
     except BaseException:
         client.close()
         raise
+
+
+def status_line(backend: OpenAIBackend) -> str:
+    """One line for the app's status bar: where, and what is missing."""
+    caps = backend.capabilities
+    parts = [f"{backend.kind.label}: {backend.model}"]
+    parts.append(f"{caps.alternatives} alternatives" if caps.alternatives else "no probabilities")
+    if not caps.prompt_scoring:
+        parts.append("no prompt scores")
+    parts.append("no look inside")
+    return " · ".join(parts)
 
 
 def describe(backend: OpenAIBackend) -> list[str]:
@@ -552,11 +566,11 @@ def describe(backend: OpenAIBackend) -> list[str]:
 
 
 __all__ = [
-    "Alternative",
     "OpenAIBackend",
     "RemoteModel",
     "capabilities_of",
     "connect",
     "describe",
     "list_models",
+    "status_line",
 ]
