@@ -178,3 +178,28 @@ def test_the_servers_errors_are_one_line(llama_server, backend: OpenAIBackend) -
     with pytest.raises(BackendError) as caught:
         list(backend.generate(request))
     assert "\n" not in str(caught.value) and "answered" in str(caught.value)
+
+
+def test_each_mapped_setting_is_read_by_the_server(backend: OpenAIBackend) -> None:
+    """The names the backend sends are the ones llama-cpp-python reads: each setting changes
+    what it does (a misspelt name would be ignored without a word)."""
+
+    def text(**settings) -> str:
+        return "".join(e.text for e in run(backend, "Once upon a time", n_top=1, **settings)[1])
+
+    greedy = text(max_tokens=12)
+    # top_k 1 and min_p 0.99 leave only the likeliest token: sampling becomes greedy
+    assert text(max_tokens=12, temperature=1.5, top_k=1, seed=1) == greedy
+    assert text(max_tokens=12, temperature=1.5, min_p=0.99, seed=1) == greedy
+    assert text(max_tokens=12, temperature=1.5, seed=1) != greedy
+    # penalties change a greedy continuation of a repetitive text
+    loop = "the cat the cat the cat the cat"
+    plain = "".join(e.text for e in run(backend, loop, n_top=1, max_tokens=6)[1])
+    for name, value in (("repetition_penalty", 2.0), ("frequency_penalty", 2.0),
+                        ("presence_penalty", 2.0)):  # fmt: skip
+        changed = "".join(
+            e.text for e in run(backend, loop, n_top=1, max_tokens=6, **{name: value})[1]
+        )
+        assert changed != plain, name
+    # top_p that keeps only the likeliest
+    assert text(max_tokens=12, temperature=1.5, top_p=0.01, seed=1) == greedy
