@@ -95,6 +95,7 @@ KINDS: dict[str, ServerKind] = {
         },
         tokenize="/tokenize",
         extra=_llama_server_extra,
+        notes=("its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",),
     ),
     "llama-cpp-python": ServerKind(
         "llama-cpp-python",
@@ -108,7 +109,10 @@ KINDS: dict[str, ServerKind] = {
         # it runs one request at a time, and by default a waiting request interrupts the one
         # streaming (its `interrupt_requests` setting): compare columns go one after another
         parallel=1,
-        notes=("its repeat penalty looks at the last 64 tokens (its last_n_tokens_size)",),
+        notes=(
+            "its repeat penalty looks at the last 64 tokens (its last_n_tokens_size)",
+            "its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",
+        ),
     ),
     "ollama": ServerKind(
         "ollama",
