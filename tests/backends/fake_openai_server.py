@@ -51,7 +51,8 @@ class FakeOpenAIServer:
     - `stall_after` / `stall_seconds`: in a stream, send this many events, then wait;
     - `over_one`: alternatives whose probabilities sum to more than 1;
     - `done_without_finish`: end the stream with [DONE] and no finish reason;
-    - `reject_logprobs`: answer 400 to any request for logprobs (as some servers do).
+    - `reject_logprobs`: answer 400 to any request for logprobs (as some servers do);
+    - `answer_after`: wait this many seconds before answering anything (an overloaded server).
     """
 
     status: tuple[int, str] | None = None
@@ -64,6 +65,7 @@ class FakeOpenAIServer:
     over_one: bool = False
     done_without_finish: bool = False
     reject_logprobs: bool = False
+    answer_after: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     disconnects: int = 0  # streams the client left before their end
 
@@ -132,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, body: dict[str, Any] | None) -> None:
         owner = self.owner
         owner.record(Seen(self.command, self.path, self.headers.get("Authorization"), body))
+        if owner.answer_after:
+            time.sleep(owner.answer_after)
         if owner.status is not None:
             code, message = owner.status
             headers = {"Retry-After": "7"} if code == 429 else {}

@@ -220,6 +220,14 @@ def test_a_server_that_is_down(fake: FakeOpenAIServer) -> None:
         connect(url)
 
 
+def test_a_server_that_does_not_answer_times_out(fake: FakeOpenAIServer) -> None:
+    fake.answer_after = 3.0
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not answer within 0\.5 s; it may be overloaded"):
+        connect(fake.url, timeouts=Timeouts(connect=1.0, read=9.0, probe=0.5))
+    assert time.monotonic() - started < 2.0
+
+
 def test_models_that_are_not_json(fake: FakeOpenAIServer) -> None:
     fake.models_body = "<html>It works!</html>"
     with pytest.raises(BackendError, match="answered models with no JSON: <html>It works!</html>"):

@@ -121,9 +121,9 @@ class ServerClient:
                 # a kept-alive connection the server had closed (uvicorn does after 5 s idle):
                 # once more on a fresh one
                 if attempt == 2:
-                    raise self._transport_error(exc, url, streaming=False) from None
+                    raise self._transport_error(exc, url, read=timeout) from None
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc, url, streaming=False) from None
+                raise self._transport_error(exc, url, read=timeout) from None
         self.last_headers = dict(response.headers)
         if response.status_code >= 400:
             raise self._status_error(response.status_code, response.text, path)
@@ -216,8 +216,14 @@ class ServerClient:
         )
 
     def _transport_error(
-        self, exc: httpx.HTTPError, url: str, streaming: bool = False, n_events: int = 0
+        self,
+        exc: httpx.HTTPError,
+        url: str,
+        streaming: bool = False,
+        n_events: int = 0,
+        read: float | None = None,
     ) -> BackendError:
+        read = self.timeouts.read if read is None else read
         where = self.root
         if isinstance(exc, httpx.ConnectTimeout):
             return BackendError(
@@ -231,12 +237,9 @@ class ServerClient:
         if isinstance(exc, httpx.ReadTimeout):
             if streaming and n_events:
                 return ConnectionLost(
-                    f"stopped: the server sent nothing for {self.timeouts.read:g} s "
-                    f"(after {n_events} events)"
+                    f"stopped: the server sent nothing for {read:g} s (after {n_events} events)"
                 )
-            return BackendError(
-                f"{where} did not answer within {self.timeouts.read:g} s; it may be overloaded"
-            )
+            return BackendError(f"{where} did not answer within {read:g} s; it may be overloaded")
         if isinstance(exc, httpx.TimeoutException):
             return BackendError(f"{where} timed out ({type(exc).__name__})")
         if streaming:
