@@ -1,25 +1,20 @@
 """Models behind OpenAI-compatible servers (vLLM, llama.cpp's llama-server, llama-cpp-python,
 Ollama, OpenAI): `connect(url, api_key)` gives a `backends.base.Backend`.
 
-One module per concern: `client` (HTTP, server-sent events, errors), `servers` (the kinds of
-server and the request fields each reads), `vocab` (ids for the token pieces a server sends),
-`logprobs` (its log probabilities -> probability, rank, entropy, alternatives), `probe` (what a
-server can really do, tried when connecting) and `backend` (the Backend itself).
+One module per concern: `sse` and `client` (HTTP, server-sent events, errors), `servers` (the
+kinds of server and the request fields each reads), `vocab` (ids for the token pieces a server
+sends), `logprobs` (its log probabilities -> probability, rank, entropy, alternatives), `probe`
+(what a server can really do, tried when connecting), `capabilities` (those findings for the
+core, the app and the CLI), `stream` (a streamed answer -> TokenEvents), `parallel` (compare
+columns) and `backend` (the Backend itself, and `connect`).
 """
 
 from __future__ import annotations
 
 import os
 
-from gpt_tui.backends.openai.backend import (
-    OpenAIBackend,
-    RemoteModel,
-    capabilities_of,
-    connect,
-    describe,
-    list_models,
-    status_line,
-)
+from gpt_tui.backends.openai.backend import OpenAIBackend, RemoteModel, connect, list_models
+from gpt_tui.backends.openai.capabilities import capabilities_of, describe, status_line
 from gpt_tui.backends.openai.client import ConnectionLost, ServerClient, Timeouts
 from gpt_tui.backends.openai.servers import KINDS
 

@@ -28,7 +28,7 @@ from gpt_tui.backends.openai.logprobs import (
     parse_logprobs,
     rank_among,
 )
-from gpt_tui.backends.openai.servers import KINDS, ServerKind, sampling_fields
+from gpt_tui.backends.openai.servers import ServerKind, sampling_fields
 from gpt_tui.engine import SamplingParams
 from gpt_tui.errors import BackendError
 
@@ -356,4 +356,4 @@ def _context_from_refusal(client: ServerClient, model: str) -> int | None:
     return None  # it fitted: a context of more than 64k tokens, left unknown
 
 
-__all__ = ["KINDS", "ProbeReport", "probe"]
+__all__ = ["ProbeReport", "probe"]
