@@ -163,7 +163,7 @@ def test_a_server_without_logprobs_streams_text_with_unknown_odds(fake: FakeOpen
 def test_alternatives_summing_past_one_are_refused(fake: FakeOpenAIServer) -> None:
     fake.over_one = True
     backend = connect(fake.url)
-    assert backend.capabilities.alternatives == 0
+    assert backend.capabilities.alternatives == 0 and not backend.capabilities.prompt_scoring
     assert "sum to more than 1" in backend.capabilities.why_not("alternatives")
     events = list(backend.generate(request(backend)))  # the text, without made-up odds
     assert [e.text for e in events] == PIECES[:4] and all(math.isnan(e.prob) for e in events)

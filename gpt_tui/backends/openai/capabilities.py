@@ -26,17 +26,18 @@ def capabilities_of(kind: ServerKind, report: ProbeReport) -> Capabilities:
         "settings (shown only for greedy decoding, where it is 1)",
         "entropy": "entropy from a server is a lower bound, from the alternatives it lists",
     }
+    why = report.why
     if not report.completions:
-        unavailable["completion"] = f"{where} offers chat only: no raw text continuation"
+        unavailable["completion"] = why.get("completion", f"{where} offers chat only")
     if not report.chat:
-        unavailable["chat"] = f"{where} has no working /v1/chat/completions"
+        unavailable["chat"] = why.get("chat", f"{where} has no working /v1/chat/completions")
     alternatives = report.alternatives if report.completions else report.chat_alternatives
     if alternatives == 0:
-        reason = next((n for n in report.notes if "logprobs" in n), None)
+        reason = why.get("alternatives" if report.completions else "chat_alternatives")
         unavailable["alternatives"] = reason or f"{where} reports no token probabilities"
     if not report.echo_trusted:
-        reason = next((n for n in report.notes if "prompt scor" in n or "echo" in n), None)
-        unavailable["prompt_scoring"] = reason or f"{where} cannot score a prompt's tokens"
+        reason = why.get("prompt_scoring", f"{where} cannot score a prompt's tokens")
+        unavailable["prompt_scoring"] = reason
     sampling = set(kind.params) | {"stop", "max_tokens"}
     if report.seed is False:
         sampling.discard("seed")

@@ -59,9 +59,16 @@ class ProbeReport:
     tokenize: bool = False
     n_ctx: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: feature -> why it is not available (each also in `notes`)
+    why: dict[str, str] = field(default_factory=dict)
     #: the greedy probe's text and tokens, which the echo check reads back
     greedy: tuple[str, list[PieceLogprob]] | None = field(default=None, repr=False)
     seconds: float = 0.0
+
+    def refuse(self, feature: str, reason: str) -> None:
+        """Record why `feature` is not available (the first reason found stands)."""
+        self.why.setdefault(feature, reason)
+        self.notes.append(reason)
 
     @property
     def echo_trusted(self) -> bool:
@@ -115,7 +122,7 @@ def _completions(client: ServerClient, kind: ServerKind, report: ProbeReport) ->
         except BackendError as exc:
             last_error = str(exc)
             if " 404 " in last_error or " 405 " in last_error:
-                report.notes.append("no /v1/completions here: chat only")
+                report.refuse("completion", "no /v1/completions here: chat only")
                 return
             if "answered 4" not in last_error:
                 break  # down or slow: fewer logprobs will not help
@@ -125,36 +132,40 @@ def _completions(client: ServerClient, kind: ServerKind, report: ProbeReport) ->
         try:
             entries = parse_logprobs(choice.get("logprobs"))
         except BackendError as exc:
-            report.notes.append(str(exc))
+            report.refuse("alternatives", str(exc))
             return
         # a server may add the picked token to the n it lists: n is what it offers
         report.alternatives = min(n, max((len(e.top) for e in entries), default=0))
         report.logprobs_consistent = _greedy_consistent(entries)
         report.greedy = (choice.get("text") or "", entries)
         if report.alternatives == 0:
-            report.notes.append("completions come without logprobs: no probabilities to show")
+            report.refuse(
+                "alternatives", "completions come without logprobs: no probabilities to show"
+            )
         elif not _sums_at_most_one(entries):
-            report.notes.append(
-                "its alternatives' probabilities sum to more than 1: its logprobs are not shown"
+            report.refuse(
+                "alternatives",
+                "its alternatives' probabilities sum to more than 1: its logprobs are not shown",
             )
-            report.alternatives = 0
+            report.alternatives, report.greedy = 0, None  # nor trusted to check an echo
         elif not report.logprobs_consistent:
-            report.notes.append(
+            report.refuse(
+                "alternatives",
                 "its logprobs contradict its own greedy choices (the picked token is not the "
-                "likeliest it lists): they are not shown"
+                "likeliest it lists): they are not shown",
             )
-            report.alternatives = 0
+            report.alternatives, report.greedy = 0, None
         return
     if "answered 4" not in last_error:
-        report.notes.append(f"completions do not work: {last_error}")
+        report.refuse("completion", f"completions do not work: {last_error}")
         return
     # logprobs refused (4xx) at every size: completions without them, maybe?
     try:
         _post(client, "completions", body)
         report.completions = True
-        report.notes.append(f"completions take no logprobs here ({last_error})")
+        report.refuse("alternatives", f"completions take no logprobs here ({last_error})")
     except BackendError as exc:
-        report.notes.append(f"completions do not work: {exc}")
+        report.refuse("completion", f"completions do not work: {exc}")
 
 
 def _sums_at_most_one(entries: list[PieceLogprob]) -> bool:
@@ -181,7 +192,7 @@ def echo_body(kind: ServerKind, model: str, text: str, n: int) -> dict[str, Any]
 def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
     greedy = report.greedy
     if not report.completions or greedy is None or not greedy[1]:
-        report.notes.append("prompt scoring needs completions with logprobs")
+        report.refuse("prompt_scoring", "prompt scoring needs completions with logprobs")
         return
     generated_text, generated = greedy
     text = PROBE_PROMPT + generated_text
@@ -189,21 +200,23 @@ def _echo(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
         answer = _post(client, "completions", echo_body(kind, report.model, text, 1))
         entries = echoed_prompt(text, parse_logprobs(answer["choices"][0].get("logprobs")))
     except BackendError as exc:
-        report.notes.append(f"prompt scoring (echo) does not work: {exc}")
+        report.refuse("prompt_scoring", f"prompt scoring (echo) does not work: {exc}")
         return
     report.echo = True
     errors = [abs(e - g) for e, g in same_tokens(PROBE_PROMPT, generated, entries)]
     if not errors:
-        report.notes.append(
+        report.refuse(
+            "prompt_scoring",
             "prompt scores could not be checked (the server reads its own output back as other "
-            "tokens): not shown"
+            "tokens): not shown",
         )
         return
     report.echo_error = max(errors)
     if report.echo_error > ECHO_TOLERANCE:
-        report.notes.append(
+        report.refuse(
+            "prompt_scoring",
             f"its prompt scores disagree with its own generation logprobs for the same tokens "
-            f"(by up to {report.echo_error:.2f} nats): prompt scoring is off"
+            f"(by up to {report.echo_error:.2f} nats): prompt scoring is off",
         )
 
 
@@ -239,26 +252,28 @@ def _chat(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
         answer = _post(client, "chat/completions", {**body, "logprobs": True, "top_logprobs": n})
     except BackendError as exc:
         if " 404 " in str(exc):
-            report.notes.append("no chat endpoint here")
+            report.refuse("chat", "no chat endpoint here")
             return
         try:
             _post(client, "chat/completions", body)
         except BackendError as exc2:
-            report.notes.append(f"chat does not work: {exc2}")
+            report.refuse("chat", f"chat does not work: {exc2}")
             return
         report.chat = True
-        report.notes.append(f"chat comes without logprobs here ({exc})")
+        report.refuse("chat_alternatives", f"chat comes without logprobs here ({exc})")
         return
     report.chat = True
     try:
         entries = parse_logprobs(answer["choices"][0].get("logprobs"))
     except BackendError as exc:
-        report.notes.append(f"chat logprobs: {exc}")
+        report.refuse("chat_alternatives", f"chat logprobs: {exc}")
         return
     report.chat_alternatives = min(n, max((len(e.top) for e in entries), default=0))
     if entries and not _greedy_consistent(entries):
         report.chat_alternatives = 0
-        report.notes.append("its chat logprobs contradict its greedy choices: not shown")
+        report.refuse(
+            "chat_alternatives", "its chat logprobs contradict its greedy choices: not shown"
+        )
 
 
 def _seed(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
@@ -283,8 +298,8 @@ def _seed(client: ServerClient, kind: ServerKind, report: ProbeReport) -> None:
         return
     if first != again:
         report.seed = False
-        report.notes.append(
-            "two requests with the same seed gave different text: seed is not honoured"
+        report.refuse(
+            "seed", "two requests with the same seed gave different text: seed is not honoured"
         )
     elif first != other:
         report.seed = True
