@@ -13,5 +13,8 @@ def visible_token(text: str) -> str:
 
 
 def percent(p: float) -> str:
-    """Probabilities span many orders of magnitude: three significant digits, never "0.0%"."""
+    """Probabilities span many orders of magnitude: three significant digits, never "0.0%";
+    "?" where it is not known (a server that reported none)."""
+    if p != p:  # NaN
+        return "?"
     return f"{p * 100:.3g}%"

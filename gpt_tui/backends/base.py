@@ -39,6 +39,13 @@ class Capabilities:
     look_inside: bool = False  # engine.trace on the kv cache
     speculative: bool = False  # engine.speculative
     batch: bool = True  # several streams of one context at once (compare)
+    #: the backend applies the model's chat template itself (a server's chat endpoint): it gets
+    #: `Request.messages`, and a chat's token context means positions only
+    renders_chat: bool = False
+    sampled_prob: bool = True  # each token's probability under the sampling settings is known
+    entropy: bool = True  # entropies are exact (not a bound from the alternatives listed)
+    #: a token's rank is known beyond the alternatives listed (a server's is only "> n" there)
+    exact_ranks: bool = True
     #: the sampling settings it honours (names from SAMPLING_SETTINGS)
     sampling: frozenset[str] = frozenset(SAMPLING_SETTINGS)
     #: feature or setting name -> why it is not available here

@@ -85,3 +85,9 @@ class LocalBackend:
     def close(self) -> None:
         self._drafter = None
         self.cache.truncate(0)
+
+
+def engine_model(backend: object) -> object | None:
+    """The NumPy engine's model behind a backend (None for a remote one): what the kernel plan,
+    look inside and the benchmarks work on."""
+    return backend.model if isinstance(backend, LocalBackend) else None

@@ -9,8 +9,8 @@ from gpt_tui.backends.base import Backend
 
 
 def is_remote(name: str) -> bool:
-    """A URL of an OpenAI-compatible server (http://HOST:PORT/v1)."""
-    return name.startswith(("http://", "https://"))
+    """A URL of an OpenAI-compatible server (http://HOST:PORT/v1, optionally #MODEL)."""
+    return name.strip().lower().startswith(("http://", "https://"))
 
 
 def open_backend(
@@ -20,11 +20,17 @@ def open_backend(
     cancel: threading.Event | None = None,
     base_url: str | None = None,
     strict: bool = False,
+    api_key: str | None = None,
 ) -> Backend:
     """The backend for `name`: a local model (catalog name, path; downloaded and converted
     first if need be, reporting `progress`) or a remote server. `strict` (the CLI): a setting
     asked for that cannot be honoured (a draft model that does not fit) fails the run, where
-    the app tells it and goes on without."""
+    the app tells it and goes on without. `api_key`: a server's key (else OPENAI_API_KEY); it
+    is sent to that server only, and kept nowhere else."""
+    if is_remote(name):
+        from gpt_tui.backends import openai as remote
+
+        return remote.connect(name, remote.api_key(api_key))
     from gpt_tui.backends.local import LocalBackend
     from gpt_tui.models.store import load_model
 

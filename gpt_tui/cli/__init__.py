@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from gpt_tui import __version__
 from gpt_tui.cli.bench import add_bench_parser
 from gpt_tui.cli.console import stderr
+from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.cli.generate import add_generate_parser, add_score_parser
 from gpt_tui.cli.lens import add_lens_parser
 from gpt_tui.cli.models import add_download_parser, add_models_parser, add_rm_parser
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="session_file",
         help="reopen a session saved in the app (ctrl+s), in its own model unless --model is given",
     )
+    add_api_key_flag(parser)
     parser.set_defaults(run=_run_app)
     sub = parser.add_subparsers(
         title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser
@@ -72,7 +74,7 @@ def _run_app(args: argparse.Namespace) -> int:
     from gpt_tui.tui.app import GptTuiApp  # Textual costs start-up time the subcommands don't need
 
     try:
-        app = GptTuiApp(model=args.model, session=args.session_file)
+        app = GptTuiApp(model=args.model, session=args.session_file, api_key=args.api_key)
     except SessionFileError as exc:  # damaged, or from a newer gpt-tui: like a bad argument
         stderr.print(f"error: {exc}", markup=False)
         return 2

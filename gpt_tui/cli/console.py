@@ -59,19 +59,40 @@ def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     return loaded
 
 
-def open_for_cli(name: str | None, base_url: str | None) -> tuple[str, Any]:
-    """The backend of the model asked for (downloaded first, with progress, if need be)."""
-    from gpt_tui.backends.opening import open_backend
+def open_for_cli(
+    name: str | None, base_url: str | None, api_key: str | None = None
+) -> tuple[str, Any]:
+    """The backend of the model asked for (downloaded first, with progress, if need be; a
+    server is connected to and probed)."""
+    from gpt_tui.backends.local import engine_model
+    from gpt_tui.backends.opening import is_remote, open_backend
     from gpt_tui.models.store import default_model_name
 
     name = name or default_model_name()
-    with rich_download_progress() as progress:
-        backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
+    if is_remote(name):
+        with stderr.status(f"connecting to {_without_credentials(name)}"):
+            backend = open_backend(name, api_key=api_key)
+        stderr.print(f"[{_status_line(backend)}]", style="dim", markup=False)
+    else:
+        with rich_download_progress() as progress:
+            backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
     _remember_model(name)
-    model = getattr(backend, "model", None)
+    model = engine_model(backend)
     if model is not None:
         _say_plan(model)
     return name, backend
+
+
+def _without_credentials(name: str) -> str:
+    from gpt_tui.playground.core import model_setting
+
+    return model_setting(name)
+
+
+def _status_line(backend: Any) -> str:
+    from gpt_tui.backends import openai as remote
+
+    return remote.status_line(backend)
 
 
 def _say_plan(model: Any) -> None:
@@ -94,8 +115,10 @@ def _say_plan(model: Any) -> None:
 
 def _remember_model(name: str) -> None:
     """Make this model the default for the next run; a read-only config only costs a warning."""
+    from gpt_tui.playground.core import model_setting
     from gpt_tui.settings import load_settings, save_settings
 
+    name = model_setting(name)  # a server's URL without credentials written into it
     settings, _ = load_settings()
     if settings.model != name:
         try:

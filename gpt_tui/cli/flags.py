@@ -84,9 +84,18 @@ def add_speculative_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--speculative",
         type=_speculative_type,
-        default=speculation.DEFAULT,
+        default=None,  # the default where the model's backend can speculate (a server cannot)
         metavar="off|lookup|MODEL",
         help="speculative decoding: the same text, several tokens per pass when drafts hold; "
         "lookup drafts from the prompt and output so far, MODEL is a draft model with the same "
         f"tokenizer (default {speculation.DEFAULT})",
+    )
+
+
+def add_api_key_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the key of an OpenAI-compatible server given as --model URL (default: "
+        "OPENAI_API_KEY); sent to that server only, never written anywhere",
     )

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from gpt_tui.cli.console import open_for_cli, read_prompt, show_token, stderr, stdout
 from gpt_tui.cli.flags import (
+    add_api_key_flag,
     add_sampling_flags,
     add_speculative_flag,
     n_top_type,
@@ -64,13 +65,14 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
         help="alternatives per token for --show-probs/--json (default 5)",
     )
     p.add_argument("--base-url", help="where to download GPT-2 checkpoints from")
+    add_api_key_flag(p)
     add_speculative_flag(p)
     add_sampling_flags(p)
     p.set_defaults(run=_run_generate)
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from gpt_tui.playground.events import RunFinished, TokensStreamed
+    from gpt_tui.playground.events import RunFinished, RunNotice, TokensStreamed
 
     params = sampling_from_args(args)
     prompt = read_prompt(args.prompt)
@@ -79,7 +81,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.chat is not None and prompt:
         raise GptTuiError("give either a PROMPT or --chat, not both")
     n_top = args.top if (args.show_probs or args.json) else 0
-    core = _playground(args.model, args.base_url, params, n_top, args.speculative)
+    core = _playground(args.model, args.base_url, params, n_top, args.speculative, args.api_key)
     if args.chat is not None:
         core.set_mode(chat=True)
         if args.system:
@@ -107,6 +109,8 @@ def _run_generate(args: argparse.Namespace) -> int:
                     sys.stdout.write(token.text)
             sys.stdout.flush()
             collected += event.events
+        elif isinstance(event, RunNotice):
+            stderr.print(f"note: {event.text}", markup=False)
         elif isinstance(event, RunFinished):
             finished = event
     if args.json:
@@ -124,16 +128,23 @@ def _playground(
     base_url: str | None,
     params: SamplingParams | None = None,
     n_top: int = 5,
-    speculative: str = "off",
+    speculative: str | None = None,
+    api_key: str | None = None,
 ) -> Any:
-    """The playground core on the model asked for (default: the last one used)."""
+    """The playground core on the model asked for (default: the last one used).
+    `speculative` None: the default, where the backend can speculate."""
+    from gpt_tui import speculation
     from gpt_tui.playground.core import Playground
     from gpt_tui.settings import UserSettings
 
+    name, backend = open_for_cli(name, base_url, api_key)
+    why_not = backend.capabilities.why_not("speculative")
+    if speculative not in (None, speculation.OFF) and why_not:
+        raise GptTuiError(f"--speculative {speculative}: {why_not}")
+    speculative = speculation.DEFAULT if speculative is None else speculative
     settings = UserSettings(n_top=max(n_top, 1), speculative=speculative)
     core = Playground(settings if params is None else settings.replace(sampling=params))
     core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)
-    name, backend = open_for_cli(name, base_url)
     core.set_backend(core.begin_load(), name, backend)
     return core
 
@@ -208,6 +219,7 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--top", type=n_top_type, default=3, metavar="K", help="alternatives per token (default 3)"
     )
+    add_api_key_flag(p)
     p.set_defaults(run=_run_score)
 
 
@@ -215,7 +227,7 @@ def _run_score(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
     if not text.strip():
         raise GptTuiError("nothing to score: the text is empty")
-    core = _playground(args.model, None)
+    core = _playground(args.model, None, api_key=args.api_key)
     result = core.score(text, n_top=args.top, special=args.special)
     name = core.backend.name
     summary = {

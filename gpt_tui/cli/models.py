@@ -8,15 +8,35 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from gpt_tui.cli.console import format_bytes, format_count, rich_download_progress, stdout
+from gpt_tui.cli.console import (
+    format_bytes,
+    format_count,
+    rich_download_progress,
+    stderr,
+    stdout,
+)
+from gpt_tui.cli.flags import add_api_key_flag
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the models, their sizes and which are downloaded")
+    p = sub.add_parser(
+        "models",
+        help="list the models, their sizes and which are downloaded; or what a server offers",
+    )
+    p.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="an OpenAI-compatible server (http://HOST:PORT/v1): its models, and what gpt-tui "
+        "can do with it (probed)",
+    )
+    add_api_key_flag(p)
     p.set_defaults(run=_run_models)
 
 
 def _run_models(args: argparse.Namespace) -> int:
+    if args.url:
+        return _run_server_models(args.url, args.api_key)
     from gpt_tui.models import paths, store
     from gpt_tui.models.catalog import CATALOG
 
@@ -110,4 +130,33 @@ def _run_rm(args: argparse.Namespace) -> int:
         stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
     else:
         stdout.print(f"{spec.name} is not downloaded: nothing to remove")
+    return 0
+
+
+def _run_server_models(url: str, api_key: str | None) -> int:
+    """What a server lists, and what gpt-tui can do with its model (the probe's findings)."""
+    from gpt_tui.backends import openai as remote
+    from gpt_tui.backends.opening import is_remote
+    from gpt_tui.errors import GptTuiError
+
+    if not is_remote(url):
+        raise GptTuiError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
+    key = remote.api_key(api_key)
+    with stderr.status(f"asking {url} for its models"):
+        models = remote.models_at(url, key)
+    table = Table(title=f"models at {url}", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold")
+    table.add_column("owned by")
+    for model in models:
+        table.add_row(model.id, model.owned_by or "")
+    stdout.print(table)
+    base = url.split("#", 1)[0]
+    stdout.print(f"pick one with --model {base}#MODEL (default: the first)", markup=False)
+    with stderr.status("probing what it can do"):
+        backend = remote.connect(url, key)
+    try:
+        for line in remote.describe(backend):
+            stdout.print(line, markup=False)
+    finally:
+        backend.close()
     return 0

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
@@ -100,6 +101,7 @@ class Playground:
         self.threads = ThreadCounter()  # worker threads still running (quitting waits)
         self.session_path: Path | None = None  # where the session was last saved or opened from
         self.pending_session: Session | None = None  # opened, waiting for its model
+        self.pending_vocabulary: list[str] | None = None  # a server's pieces, from the session
 
     # --- the model ---------------------------------------------------------------------------
 
@@ -158,10 +160,23 @@ class Playground:
         return True
 
     def chat_by_default(self, remembered: bool = True) -> bool:
-        """Whether a newly loaded model starts in chat mode: it has a chat template, and the
-        user did not leave chat mode with it last time (`remembered`)."""
+        """Whether a newly loaded model starts in chat mode: it has a chat template (or a server
+        applies its own), and the user did not leave chat mode with it last time
+        (`remembered`); a server that only chats is always in chat mode."""
         backend = self.backend
-        return backend is not None and has_chat_template(backend.tokenizer) and remembered
+        if backend is None:
+            return False
+        caps = backend.capabilities
+        if not caps.completion:
+            return True
+        chat = has_chat_template(backend.tokenizer) or (caps.renders_chat and caps.chat)
+        return chat and remembered
+
+    def mode_unavailable(self, chat: bool) -> str | None:
+        """Why the model cannot be used in that mode (None: it can)."""
+        if self.backend is None:
+            return None
+        return self.backend.capabilities.why_not("chat" if chat else "completion")
 
     # --- the document ------------------------------------------------------------------------
 
@@ -208,7 +223,7 @@ class Playground:
         backend = self.require_model()
         why_not = backend.capabilities.why_not("prompt_scoring")
         if why_not:
-            raise PlaygroundError(why_not)
+            raise PlaygroundError(f"cannot score a text with {backend.name}: {why_not}")
         ids = backend.tokenizer.encode(text, "all" if special else "none")
         with self.engine_lock:
             return backend.score(ids, n_top)
@@ -220,6 +235,8 @@ class Playground:
             raise PlaygroundError("Nothing to continue yet: generate first")
         if self.chat_mode and reply.finish == "eos":
             raise PlaygroundError("The reply is complete: send a message to go on")
+        if self.chat_mode and backend.capabilities.renders_chat:
+            raise PlaygroundError(SERVER_CHAT_CANNOT_CONTINUE)
         context = self.transcript.continue_context(
             backend.tokenizer, self._encode, self._encode_chat
         )
@@ -247,6 +264,8 @@ class Playground:
             raise PlaygroundError(
                 "This reply was written with another model's vocabulary: regenerate it to branch"
             )
+        if self.chat_mode and backend.capabilities.renders_chat:
+            raise PlaygroundError(SERVER_CHAT_CANNOT_CONTINUE)
         self.stop()  # a run still streaming would add its tokens to the new branch
         event = forced_event(step, alternative, alternative.text)
         ends = alternative.token_id in backend.tokenizer.eos_ids
@@ -275,7 +294,8 @@ class Playground:
         backend = self.require_model()
         self.run_id += 1
         params: Callable[[], SamplingParams] = lambda: self.sampling  # noqa: E731
-        if self.chat_mode and not has_chat_template(backend.tokenizer):
+        renders = backend.capabilities.renders_chat
+        if self.chat_mode and not renders and not has_chat_template(backend.tokenizer):
 
             def params() -> SamplingParams:
                 # A base model in chat mode would write the user's next turn: stop it there.
@@ -452,10 +472,16 @@ class Playground:
     def current_session(self, editor: str = "", requested_model: str | None = None) -> Session:
         """What the playground holds, as a session (`editor`: the prompt box's text)."""
         model = self.model_name or requested_model or ""
-        return session_from_transcript(
+        session = session_from_transcript(
             self.transcript, model_setting(model) if model else "", self.sampling, self.n_top,
             editor,
         )  # fmt: skip
+        vocabulary = getattr(self.transcript.tokenizer, "load_json", None)
+        if vocabulary is not None:
+            # A server's token ids are its pieces' places in our vocabulary of them: kept with
+            # the session, so that reopening it against that server means the same tokens.
+            session.extra["vocabulary"] = self.transcript.tokenizer.to_json()
+        return session
 
     def save_session(self, path: str | Path, editor: str = "") -> tuple[Path, Path]:
         """Write the session (JSON, and Markdown beside it); SessionFileError says what failed."""
@@ -469,6 +495,8 @@ class Playground:
         and the transcript is bound to it when it arrives (`set_backend`). A damaged file
         raises SessionFileError, and nothing changes."""
         session, transcript, path = read_session(source)
+        pieces = session.extra.get("vocabulary")
+        self.pending_vocabulary = pieces if isinstance(pieces, list) else None
         self.stop()
         self.session_path = path
         self.sampling = session.sampling
@@ -488,6 +516,14 @@ class Playground:
 
     def _bind(self) -> None:
         backend = self.require_model()
+        pieces, self.pending_vocabulary = self.pending_vocabulary, None
+        if pieces is not None and hasattr(backend.tokenizer, "load_json"):
+            try:
+                backend.tokenizer.load_json(pieces)
+            except ValueError:
+                # The server's vocabulary is in use already: the session's ids would mean other
+                # pieces. Left unbound, a continuation encodes the text afresh (a new turn).
+                return
         bind_transcript(self.transcript, backend.tokenizer, self._encode_chat)
 
     # --- encoding ----------------------------------------------------------------------------
@@ -496,17 +532,28 @@ class Playground:
         return self.require_model().tokenizer.encode(text)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        return encode_chat(self.require_model().tokenizer, messages)
+        backend = self.require_model()
+        if backend.capabilities.renders_chat:
+            return []  # the server renders the messages with the model's own template
+        return encode_chat(backend.tokenizer, messages)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         return self._encode_chat(messages)
 
 
 NOT_THE_REPLY = "Only the reply's tokens branch (in a chat, the latest reply's)"
+SERVER_CHAT_CANNOT_CONTINUE = (
+    "A server's chat endpoint starts every reply afresh: it cannot continue or branch one. "
+    "Regenerate it, send a message, or use completion mode (F3)"
+)
 
 
 def model_setting(name: str) -> str:
     """How a model is remembered: a catalog name, repo id or URL as is, a path made absolute."""
+    if "://" in name:
+        # A server's URL, without credentials written into it (user:password@host).
+        parts = urlsplit(name.strip())
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     if not is_path(name):
         return name
     return str(Path(name).expanduser().resolve())

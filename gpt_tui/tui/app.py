@@ -27,6 +27,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, OptionList, TextArea
 from textual.worker import get_current_worker
 
+from gpt_tui.backends.local import engine_model
 from gpt_tui.display import visible_token
 from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.errors import GptTuiError, SessionFileError
@@ -118,11 +119,16 @@ class GptTuiApp(App[None]):
     colouring: reactive[str] = reactive("off", init=False)
 
     def __init__(
-        self, model: str | Path | None = None, session: Session | str | Path | None = None
+        self,
+        model: str | Path | None = None,
+        session: Session | str | Path | None = None,
+        api_key: str | None = None,
     ) -> None:
         """`session`: a session (or its file) to open, in its model unless `model` is given;
-        a damaged file raises SessionFileError here, before the app starts."""
+        a damaged file raises SessionFileError here, before the app starts. `api_key`: for a
+        server given as a URL (else OPENAI_API_KEY); held in memory only."""
         super().__init__()
+        self._api_key = api_key
         self.settings, self._settings_problems = load_settings()
         self.core = Playground(self.settings)
         self._opening = None
@@ -320,6 +326,10 @@ class GptTuiApp(App[None]):
         self._update_settings(ui={**self.settings.ui, "colouring": mode})
 
     def action_toggle_chat(self) -> None:
+        why_not = self.core.mode_unavailable(not self.chat_mode)
+        if why_not:
+            self.notify(why_not, severity="warning")
+            return
         self.chat_mode = not self.chat_mode
         if self.loaded is not None and has_chat_template(self.loaded.tokenizer):
             self._update_settings(ui={**self.settings.ui, "chat_mode": self.chat_mode})
@@ -640,7 +650,8 @@ class GptTuiApp(App[None]):
 
         with self.core.threads.running():
             try:
-                backend = open_backend(name, progress=progress, cancel=cancel)
+                backend = open_backend(name, progress=progress, cancel=cancel,
+                                       api_key=self._api_key)  # fmt: skip
             except DownloadCancelled as exc:
                 self.post_message(msg.ModelLoadFailed(load_id, name, str(exc), cancelled=True))
             except GptTuiError as exc:
@@ -673,7 +684,11 @@ class GptTuiApp(App[None]):
         self.download_panel.stop()
         self.status.model = backend.name
         self.sub_title = backend.name
-        self.query_one("#sampling", SamplingPanel).show_available(backend.capabilities)
+        caps = backend.capabilities
+        self.query_one("#sampling", SamplingPanel).show_available(caps)
+        self.inspector.capabilities = caps
+        self.output.exact_ranks = caps.exact_ranks
+        self.status.backend = _backend_line(backend)
         if opening is not None and self.core.transcript.tokenizer is backend.tokenizer:
             chat = self.core.chat_mode  # the session's own mode (its transcript is bound)
         else:
@@ -695,7 +710,7 @@ class GptTuiApp(App[None]):
         shape), or had to ignore a kept one."""
         from gpt_tui.engine.plan import plan_of
 
-        model = getattr(backend, "model", None)
+        model = engine_model(backend)
         plan = plan_of(model) if model is not None else None
         if plan is None:
             return
@@ -756,7 +771,7 @@ class GptTuiApp(App[None]):
             if name:
                 self.switch_model(name)
 
-        self.push_screen(ModelPicker(current=self.model_name), chosen)
+        self.push_screen(ModelPicker(current=self.model_name, api_key=self._api_key), chosen)
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -887,8 +902,8 @@ class GptTuiApp(App[None]):
             return
         self._count_version += 1
         messages = None
-        if self.chat_mode:
-            messages = self.transcript.messages()
+        if self.chat_mode and not self.loaded.capabilities.renders_chat:
+            messages = self.transcript.messages()  # (a server renders a chat its own way)
         self._count_worker(self._count_version, self.prompt_editor.text, self.loaded.tokenizer,
                            messages)  # fmt: skip
 
@@ -927,3 +942,12 @@ class GptTuiApp(App[None]):
             self._save_timer.stop()
             self._save_settings()
         self.core.threads.wait_idle(QUIT_TIMEOUT)
+
+
+def _backend_line(backend: Any) -> str:
+    """What the status line says of a server (nothing for the local engine)."""
+    if engine_model(backend) is not None:
+        return ""
+    from gpt_tui.backends import openai as remote
+
+    return remote.status_line(backend)

@@ -96,12 +96,15 @@ def surprisal_style(bits: float) -> Style:
     return _surprisal_step_style(round(surprisal_level(bits) * 32))
 
 
-def token_style(mode: str, prob: float, rank: int) -> Style | None:
-    """The background for a token under colouring `mode` (None: no colouring)."""
+def token_style(mode: str, prob: float, rank: int, rank_known: bool = True) -> Style | None:
+    """The background for a token under colouring `mode` (None: no colouring, also where the
+    figure is unknown: a server that reported no probability, a rank beyond what it listed)."""
+    if math.isnan(prob) or rank <= 0:
+        return None
     if mode == "probability":
         return probability_style(prob)
     if mode == "rank":
-        return _bucket_style(rank_bucket(rank))
+        return _bucket_style(rank_bucket(rank)) if rank_known else None
     if mode == "surprisal":
         return surprisal_style(surprisal_bits(prob))
     return None

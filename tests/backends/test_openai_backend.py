@@ -122,7 +122,7 @@ def test_score_reads_the_echo(fake: FakeOpenAIServer) -> None:
     backend = connect(fake.url)
     ids = backend.tokenizer.encode("The capital of France")
     assert [backend.tokenizer.token_text(i) for i in ids] == ["The", " capital", " of", " France"]
-    scores = backend.score(ids)
+    scores = backend.score(ids).tokens
     assert [s.position for s in scores] == [1, 2, 3]
     assert [s.text for s in scores] == [" capital", " of", " France"]
     assert all(s.prob == pytest.approx(0.6) and s.rank == 1 for s in scores)

@@ -44,7 +44,7 @@ from gpt_tui.backends.openai.servers import (
 )
 from gpt_tui.backends.openai.stream import TokenStream
 from gpt_tui.backends.openai.vocab import PieceVocabulary
-from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore
+from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
 from gpt_tui.errors import BackendError
 
 DEFAULT_N_CTX = 4096  # when the server does not say; its own limit still applies (it answers 400)
@@ -163,7 +163,7 @@ class OpenAIBackend:
         if not self.capabilities.prompt_scoring:
             return
         try:
-            scores = self.score(request.context)
+            scores = self.score(request.context, request.n_top).tokens
         except BackendError as exc:
             if request.on_notice is not None:
                 request.on_notice(f"prompt not scored: {exc}")
@@ -172,11 +172,13 @@ class OpenAIBackend:
 
     # --- scoring and tokenizing ------------------------------------------------------------
 
-    def score(self, context: list[int]) -> list[TokenScore]:
+    def score(self, context: list[int], n_top: int = 5) -> TextScore:
+        """The server's echo of the text, checked against the pieces shown; the first token has
+        no score (no beginning-of-text token is put before it on a server)."""
         if not self.capabilities.prompt_scoring:
             raise BackendError(self.capabilities.why_not("prompt_scoring") or "no prompt scoring")
         if len(context) < 2:
-            return []
+            return TextScore((), False)
         text = self.tokenizer.decode(context)
         entries = self._echo(text)
         if [self.tokenizer.intern(e.piece) for e in entries] != list(context):
@@ -201,7 +203,7 @@ class OpenAIBackend:
                     top=f.top,
                 )
             )
-        return scores
+        return TextScore(tuple(scores), False)
 
     def _echo(self, text: str) -> list[PieceLogprob]:
         cached = self._echoes.get(text)

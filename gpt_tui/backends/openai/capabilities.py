@@ -53,6 +53,10 @@ def capabilities_of(kind: ServerKind, report: ProbeReport) -> Capabilities:
         look_inside=False,
         speculative=False,
         batch=report.completions or report.chat,
+        renders_chat=True,
+        sampled_prob=False,
+        entropy=False,
+        exact_ranks=False,
         sampling=frozenset(sampling),
         unavailable=unavailable,
     )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 
+from gpt_tui.backends.opening import is_remote
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.tui.text import human_bytes, human_count
@@ -24,22 +29,33 @@ def model_status(name: str) -> str:
 
 
 class ModelPicker(ModalScreen[str | None]):
-    """Returns the chosen catalog name or path, or None."""
+    """Returns the chosen catalog name, path or server URL (with #MODEL), or None."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, current: str | None = None) -> None:
+    class ServerModels(Message):
+        """What a server listed (`models`), or why it could not be asked (`error`)."""
+
+        def __init__(self, url: str, models: list[Any], error: str | None = None) -> None:
+            super().__init__()
+            self.url, self.models, self.error = url, models, error
+
+    def __init__(self, current: str | None = None, api_key: str | None = None) -> None:
         super().__init__()
         self.current = current
+        self._api_key = api_key
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker") as box:
             box.border_title = "Pick a model"
             table: DataTable = DataTable(id="models", cursor_type="row", zebra_stripes=True)
             yield table
-            yield Label("…or open a path (model directory, OpenAI checkpoint dir, .gguf):")
+            yield Label(
+                "…or open a path (model directory, OpenAI checkpoint dir, .gguf) or a server "
+                "(http://HOST:PORT/v1: lists its models):"
+            )
             yield Input(placeholder="~/models/my-gpt2", id="model-path", compact=True)
-            yield Label("enter: load · escape: close", classes="dim")
+            yield Label("enter: load · escape: close", classes="dim", id="picker-help")
 
     def on_mount(self) -> None:
         table = self.query_one("#models", DataTable)
@@ -71,5 +87,34 @@ class ModelPicker(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         path = event.value.strip()
-        if path:
+        if is_remote(path) and "#" not in path:
+            self.query_one("#picker-help", Label).update(f"asking {path} for its models…")
+            self._list_server(path)
+        elif path:
             self.dismiss(path)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _list_server(self, url: str) -> None:
+        from gpt_tui.backends import openai as remote
+
+        try:
+            models = remote.models_at(url, remote.api_key(self._api_key))
+        except GptTuiError as exc:
+            self.post_message(self.ServerModels(url, [], str(exc)))
+        else:
+            self.post_message(self.ServerModels(url, models))
+
+    def on_model_picker_server_models(self, message: ServerModels) -> None:
+        """The server's models in the table, to pick as any other (enter connects)."""
+        help_label = self.query_one("#picker-help", Label)
+        if message.error or not message.models:
+            help_label.update(message.error or f"{message.url} lists no models")
+            return
+        table = self.query_one("#models", DataTable)
+        table.clear()
+        for model in message.models:
+            table.add_row("", model.id, "", "", "", "server", f"{model.owned_by} at "
+                          f"{message.url}", key=f"{message.url}#{model.id}")  # fmt: skip
+        table.move_cursor(row=0)
+        table.focus()
+        help_label.update(f"models at {message.url} · enter: connect · escape: close")

@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from gpt_tui.backends.base import Capabilities
 from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import FINISH_REASONS, Alternative, TokenEvent
 from gpt_tui.tui.prompt_tokens import PromptToken
@@ -67,6 +68,7 @@ class TokenInspector(Vertical):
         self.index: int | None = None
         self.token_text = ""
         self.prompt_token: PromptToken | None = None  # shown instead of `event` when set
+        self.capabilities = Capabilities()  # what the model's backend knows of its figures
         self._reveal = False
 
     def compose(self) -> ComposeResult:
@@ -166,15 +168,11 @@ class TokenInspector(Vertical):
                 ("p ", "dim"),
                 (percent(event.prob), "bold"),
                 ("  rank ", "dim"),
-                (str(event.rank), "bold"),
-                *(
-                    (("  picked by you", "italic"),)  # a branch: not drawn, no sampling odds
-                    if math.isnan(event.sampled_prob)
-                    else (("  sampled ", "dim"), percent(event.sampled_prob))
-                ),
+                (self._rank_text(event.rank, len(event.top)), "bold"),
+                *self._sampled(event.sampled_prob),
                 "\n",
                 ("entropy ", "dim"),
-                (f"{event.entropy:.2f}", "bold"),
+                (self._entropy_text(event.entropy), "bold"),
                 (" nats", "dim"),
                 *((("  · last: ", "dim"), (finish, "italic")) if finish else ()),
             )  # fmt: skip
@@ -194,6 +192,26 @@ class TokenInspector(Vertical):
             options.append(_row(event.rank, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
+
+    def _rank_text(self, rank: int, n_listed: int) -> str:
+        if rank <= 0:
+            return "?"  # a server that reported no probabilities
+        if not self.capabilities.exact_ranks and rank > n_listed:
+            return f">{n_listed}"  # beyond the alternatives the server listed
+        return str(rank)
+
+    def _entropy_text(self, entropy: float) -> str:
+        if math.isnan(entropy):
+            return "?"
+        # A server's entropy is a lower bound, from the alternatives it lists.
+        return f"{entropy:.2f}" if self.capabilities.entropy else f"≥{entropy:.2f}"
+
+    def _sampled(self, sampled_prob: float) -> tuple:
+        if not math.isnan(sampled_prob):
+            return (("  sampled ", "dim"), percent(sampled_prob))
+        if not self.capabilities.sampled_prob:
+            return ()  # a server says nothing of its sampling distribution
+        return (("  picked by you", "italic"),)  # a branch: not drawn, no sampling odds
 
     def _render_prompt_token(
         self, token: PromptToken, summary: Static, alternatives: OptionList
@@ -227,7 +245,7 @@ class TokenInspector(Vertical):
                 (" bits", "dim"),
                 "\n",
                 ("entropy ", "dim"),
-                (f"{score.entropy:.2f}", "bold"),
+                (self._entropy_text(score.entropy), "bold"),
                 (" nats", "dim"),
                 ("  · expected here:", "dim"),
             )

@@ -102,6 +102,7 @@ class OutputView(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.events: list[TokenEvent] = []
+        self.exact_ranks = True  # False: a rank past the alternatives listed only says "> n"
         self._pieces: list[Piece] = []
         self._token_pieces: list[int] = []  # piece index of each token
         self.prompt_tokens: list[PromptToken] = []
@@ -371,7 +372,8 @@ class OutputView(ScrollView, can_focus=True):
                 return Style()
             return self._style(f"output-view--{piece.kind}")
         event = self.events[piece.token]
-        style = token_style(self.colouring, event.prob, event.rank) or Style()
+        known = self.exact_ranks or event.rank <= len(event.top)
+        style = token_style(self.colouring, event.prob, event.rank, known) or Style()
         if piece.token == self.selected:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"token": piece.token})
@@ -382,7 +384,8 @@ class OutputView(ScrollView, can_focus=True):
                             "output-view--user")  # fmt: skip
         score = self.prompt_tokens[piece.token].score
         if score is not None:
-            style += token_style(self.colouring, score.prob, score.rank) or Style()
+            known = self.exact_ranks or score.rank <= len(score.top)
+            style += token_style(self.colouring, score.prob, score.rank, known) or Style()
         if piece.token == self.selected_prompt:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"prompt_token": piece.token})

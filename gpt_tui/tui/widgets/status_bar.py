@@ -25,6 +25,8 @@ class StatusBar(Widget):
     """What the playground is doing, and how fast."""
 
     model: reactive[str] = reactive("")
+    # A server's kind, model and what it cannot do (the probe's findings); "" for the engine.
+    backend: reactive[str] = reactive("")
     state: reactive[str] = reactive("idle")
     stats: reactive[RunStats | None] = reactive(None)
     context: reactive[tuple[int, int] | None] = reactive(None)  # (used, n_ctx)
@@ -35,7 +37,8 @@ class StatusBar(Widget):
 
     def render(self) -> Content:
         text, colour = STATES.get(self.state, (self.state, "$text"))
-        parts: list[str | tuple[str, str]] = [(f" {self.model or 'no model'} ", "bold")]
+        shown = self.backend or self.model or "no model"
+        parts: list[str | tuple[str, str]] = [(f" {shown} ", "bold")]
         sep = (" │ ", "$text-muted")
         parts += [sep, (text, colour)]
         stats = self.stats
