@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,9 @@ from gpt_tui.engine.params import unflatten_params
 from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.tokenizer import Tokenizer
+
+sys.path.insert(0, str(Path(__file__).parent / "backends"))  # the servers tests start
+from llama_cpp_server import LlamaCppServer, start_llama_cpp_server  # noqa: E402
 
 # Nothing a test writes (kernel plans measured for the tiny models, ...) reaches the user's own
 # cache: every test runs under a GPT_TUI_HOME of its own session, or a narrower one it sets.
@@ -93,3 +98,12 @@ def tiny_model_dir(
     extra = {"encoder.json": encoder_json, "vocab.bpe": vocab_bpe}
     params = streaming_params(tiny_params)  # the layout the store writes
     return write_model_dir(target, params, hparams, extra_files=extra)
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaCppServer]:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the bundled SmolLM2,
+    started once per session by the first test that asks for it."""
+    server = start_llama_cpp_server()
+    yield server
+    server.stop()

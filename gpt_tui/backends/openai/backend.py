@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,7 +85,7 @@ class OpenAIBackend:
         self.kind = kind
         self.report = report
         self.model = report.model
-        self.name = f"{report.model} @ {client.base_url}"
+        self.name = f"{display_name(report.model)} @ {client.base_url}"
         self.n_ctx = n_ctx or report.n_ctx or DEFAULT_N_CTX
         self.capabilities = capabilities_of(kind, report)
         self.tokenizer = PieceVocabulary(self._split)
@@ -227,6 +228,12 @@ class OpenAIBackend:
         if self.report.echo:
             return [e.piece for e in self._echo(text)]
         return [text.encode("utf-8")]
+
+
+def display_name(model: str) -> str:
+    """A model id as the app shows it: llama-cpp-python names a model by its file's path, of
+    which the file name says all (other ids, like ORG/NAME, are shown whole)."""
+    return PurePosixPath(model).name if model.startswith("/") else model
 
 
 def connect(

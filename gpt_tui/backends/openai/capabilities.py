@@ -65,7 +65,9 @@ def capabilities_of(kind: ServerKind, report: ProbeReport) -> Capabilities:
 def status_line(backend: OpenAIBackend) -> str:
     """One line for the app's status bar: where, and what is missing."""
     caps = backend.capabilities
-    parts = [f"{backend.kind.label}: {backend.model}"]
+    from gpt_tui.backends.openai.backend import display_name
+
+    parts = [f"{backend.kind.label}: {display_name(backend.model)}"]
     parts.append(f"{caps.alternatives} alternatives" if caps.alternatives else "no probabilities")
     if not caps.prompt_scoring:
         parts.append("no prompt scores")

@@ -189,7 +189,8 @@ class TokenInspector(Vertical):
         if not chosen_listed:
             options.append(None)  # a separator
             alt = Alternative(event.token_id, self.token_text, event.prob)
-            options.append(_row(event.rank, alt, True, label_width, width))
+            rank_shown = self._rank_text(event.rank, len(event.top))
+            options.append(_row(rank_shown, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
 
@@ -260,12 +261,13 @@ class TokenInspector(Vertical):
         if all(alt.token_id != token.token_id for alt in rows):
             options.append(None)  # a separator, then the token itself at its rank
             alt = Alternative(token.token_id, self.token_text, score.prob)
-            options.append(_row(score.rank, alt, True, label_width, width))
+            rank_shown = self._rank_text(score.rank, len(score.top))
+            options.append(_row(rank_shown, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
 
 
-def _row(rank: int, alt: Alternative, chosen: bool, label_width: int, width: int) -> Option:
+def _row(rank: int | str, alt: Alternative, chosen: bool, label_width: int, width: int) -> Option:
     style = "bold $accent" if chosen else ""
     if width < COMPACT_BELOW:  # a narrow column (4 compare columns at 80 wide): no rank, no bar
         share = percent(alt.prob)

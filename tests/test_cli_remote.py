@@ -1,0 +1,35 @@
+"""The command line on a real OpenAI-compatible server (llama-cpp-python on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+
+from gpt_tui.cli import main
+from gpt_tui.settings import load_settings, settings_path
+
+
+def test_generate_models_and_score_against_a_server(llama_server, capsys) -> None:
+    url = llama_server.url
+    flags = ["--max-tokens", "5", "--temperature", "0"]
+    assert main(["generate", "The capital of France is", "-m", url, "--json", *flags]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 5 and all(0 < e["prob"] <= 1 and e["top"] for e in lines)
+    assert main(["models", url]) == 0
+    out = capsys.readouterr().out
+    assert "llama-cpp-python" in out and "not here: look inside" in out
+    assert main(["score", "Hello world", "-m", url]) == 1
+    assert "cannot score a text with" in capsys.readouterr().err
+    assert main(["generate", "Hi", "-m", url, "--speculative", "lookup", *flags]) == 1
+    assert "speculative decoding needs the local engine" in capsys.readouterr().err
+
+
+def test_the_api_key_is_sent_but_never_printed_or_kept(llama_server, capsys) -> None:
+    secret = "sk-test-do-not-print-1234"
+    url = llama_server.url.replace("http://", "http://user:hunter2@")
+    assert main(["generate", "Hi", "-m", url, "--api-key", secret, "--max-tokens", "2"]) == 0
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err and "hunter2" not in captured.err
+    settings, _ = load_settings()
+    assert settings.model == llama_server.url  # remembered without the credentials
+    written = settings_path().read_text()
+    assert secret not in written and "hunter2" not in written

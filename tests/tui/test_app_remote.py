@@ -1,0 +1,54 @@
+"""The app on a real OpenAI-compatible server (llama-cpp-python on 127.0.0.1): it connects,
+says what the server can and cannot do, and generates as it does locally."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input
+from tui_helpers import generate_from, wait_loaded, wait_until
+
+from gpt_tui.tui.app import GptTuiApp
+from gpt_tui.tui.screens.model_picker import ModelPicker
+
+SIZE = (120, 36)
+
+
+async def test_the_app_runs_on_a_server(llama_server, deterministic_settings):
+    app = GptTuiApp(model=llama_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        assert "llama-cpp-python" in app.status.backend and "no look inside" in app.status.backend
+        assert app.chat_mode  # an instruct model behind a chat endpoint
+        await pilot.press("f3")  # completion mode: the server has it
+        assert not app.chat_mode
+        await generate_from(pilot, "The capital of France is")
+        reply = app.transcript.reply
+        assert reply.events and all(e.top for e in reply.events)
+        assert app.state in ("length", "eos")
+        speculative = app.query_one("#sampling").query_one("#row-speculative")
+        assert speculative.has_class("-unavailable")
+        app.output.focus()
+        app.output.select(len(app.output.events) - 1)
+        await pilot.press("l")  # look inside: the local engine's only
+        await pilot.pause()
+        assert any("look inside needs the local engine" in n.message
+                   for n in app._notifications)  # fmt: skip
+        assert len(app.screen_stack) == 1
+
+
+async def test_the_picker_lists_a_servers_models(llama_server, tiny_model_dir):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        picker = app.screen
+        path = picker.query_one("#model-path", Input)
+        path.value = llama_server.url
+        path.focus()
+        await pilot.press("enter")
+        table = picker.query_one("#models", DataTable)
+        listed = lambda: table.row_count == 1 and "server" in str(table.get_row_at(0))  # noqa: E731
+        await wait_until(pilot, listed)
+        await pilot.press("enter")  # connect to the server's model
+        await wait_until(pilot, lambda: app.loaded is not None and "@" in app.loaded.name)
+        assert app.model_name.startswith(llama_server.url + "#")
