@@ -1,0 +1,81 @@
+"""The `tokenizers` adapter: transformers' ids for the same files, gpt-tui's special-token rule,
+streaming, the chat template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpt_tui.chat import render_chat
+from gpt_tui.models.hf.tokenizer import HFTokenizer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf"
+REFERENCE = json.loads((FIXTURES / "tokenizer_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> HFTokenizer:
+    return HFTokenizer.from_dir(FIXTURES / "gpt2")
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> HFTokenizer:
+    return HFTokenizer.from_dir(FIXTURES / "smollm2")
+
+
+@pytest.mark.parametrize("name", ["gpt2", "smollm2"])
+def test_ids_equal_transformers(name: str, request: pytest.FixtureRequest):
+    tokenizer = request.getfixturevalue(name)
+    for text, expected in zip(REFERENCE["strings"], REFERENCE[name], strict=True):
+        # transformers always matches special names in text: our "all".
+        assert tokenizer.encode(text, allowed_special="all") == expected, text
+        assert tokenizer.decode(expected) == text
+
+
+def test_gpt2_matches_our_own_bpe_of_openais_files(gpt2: HFTokenizer, gpt2_tokenizer):
+    for text in REFERENCE["strings"]:
+        assert gpt2.encode(text) == gpt2_tokenizer.encode(text), text
+    assert gpt2.n_vocab == 50257 and gpt2.eos_ids == (50256,) and gpt2.bos_id == 50256
+
+
+def test_smollm2_matches_the_bundled_gguf_tokenizer(smollm2: HFTokenizer):
+    from gpt_tui.models.bundled import smollm2_gguf_path
+    from gpt_tui.models.gguf_file import _open, _tokenizer
+
+    reader = _open(smollm2_gguf_path())
+    gguf = _tokenizer({k: f.contents() for k, f in reader.fields.items()}, smollm2_gguf_path())
+    for text in REFERENCE["strings"]:
+        assert smollm2.encode(text, allowed_special="all") == gguf.encode(text, "all"), text
+    assert smollm2.special_tokens["<|im_end|>"] == 2
+    assert smollm2.eos_ids[0] == 2 and 0 in smollm2.eos_ids  # <|im_end|>, then <|endoftext|>
+    assert smollm2.bos_id == 1
+
+
+def test_special_names_are_text_unless_allowed(smollm2: HFTokenizer):
+    text = "<|im_start|>user"
+    assert smollm2.encode(text)[0] != 1
+    assert smollm2.encode(text, allowed_special="all")[0] == 1
+    assert smollm2.encode(text, allowed_special={"<|im_start|>"})[0] == 1
+    assert smollm2.encode(text, allowed_special={"<|im_end|>"}) == smollm2.encode(text)
+    with pytest.raises(ValueError, match="not special tokens"):
+        smollm2.encode(text, allowed_special={"<|nope|>"})
+
+
+def test_stream_decoder_never_shows_half_a_character(gpt2: HFTokenizer):
+    text = "emoji 🎉🐍 € …"
+    ids = gpt2.encode(text)
+    decoder = gpt2.stream_decoder()
+    pieces = [decoder.push(i) for i in ids] + [decoder.flush()]
+    assert "".join(pieces) == text and "\ufffd" not in "".join(pieces)
+    assert gpt2.token_text(50256) == "<|endoftext|>"
+
+
+def test_lone_surrogates_are_replaced_not_fatal(gpt2: HFTokenizer):
+    assert gpt2.decode(gpt2.encode("a\ud800b")) == "a\ufffdb"
+
+
+def test_chat_template_renders_as_transformers_does(smollm2: HFTokenizer):
+    text = render_chat(smollm2, [{"role": "user", "content": "What is 2+2?"}])
+    assert text == REFERENCE["smollm2_chat"]
