@@ -480,12 +480,13 @@ def hf_models() -> list[HFModel]:
 
 
 def _hf_status(repo_id: str) -> str:
-    from gpt_tui.models.hf.hub_cache import cached_snapshot
+    from gpt_tui.models.hf.hub_cache import cached_snapshot, repo_dir
 
     snapshot = cached_snapshot(repo_id)
     if snapshot is not None and _hf_complete(snapshot):
         return "cached"
-    if snapshot is not None or _is_converted(hf_model_path(repo_id)):
+    # refs/main is written last: a fetch that stopped has a snapshot directory and no ref yet.
+    if (repo_dir(repo_id) / "snapshots").is_dir() or _is_converted(hf_model_path(repo_id)):
         return "partial"
     return "not downloaded"
 

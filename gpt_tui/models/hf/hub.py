@@ -30,7 +30,7 @@ from gpt_tui.errors import DownloadError, ModelFileError, UnknownModelError
 from gpt_tui.models.download import OFFLINE_HINT, DownloadCancelled, DownloadProgress
 from gpt_tui.models.hf.checkpoint import PICKLE_FILES, TOKENIZER_FILES
 from gpt_tui.models.hf.hub_cache import hub_cache_dir, repo_dir
-from gpt_tui.models.hf.safetensors import INDEX_FILE, weight_files
+from gpt_tui.models.hf.safetensors import INDEX_FILE, indexed_shards
 
 WANTED = ("config.json", *TOKENIZER_FILES, "*.safetensors", INDEX_FILE)
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -75,17 +75,31 @@ def fetch(
             _download(repo_id, INDEX_FILE, info.sha, cache, url, token, _progress_bar(
                 None, cancel, repo_id, INDEX_FILE, 0, 0, None))  # fmt: skip
         snapshot = repo_dir(repo_id, cache) / "snapshots" / str(info.sha)
-        shards = {p.name for p in weight_files(snapshot)}
+        shards = indexed_shards(snapshot) or []
         files = {n: size for n, size in files.items() if not n.endswith(".safetensors")}
-        files |= {n: sizes.get(n) for n in sorted(shards)}
+        files |= {n: sizes.get(n) for n in shards}
     for index, (name, size) in enumerate(files.items(), start=1):
         _check_cancel(cancel, repo_id)
         bar = _progress_bar(progress, cancel, repo_id, name, index, len(files), size)
         with _hub_errors(repo_id, url):
             _download(repo_id, name, info.sha, cache, url, token, bar)
+    _write_ref(repo_dir(repo_id, cache), revision or "main", str(info.sha))
     if progress is not None:
         progress(DownloadProgress(repo_id, "", len(files), len(files), 1, 1, 0.0, phase="done"))
     return repo_dir(repo_id, cache) / "snapshots" / str(info.sha)
+
+
+def _write_ref(repo: Path, revision: str, commit: str) -> None:
+    """refs/REVISION -> the commit, as snapshot_download leaves it (the files were fetched by
+    commit, which writes no ref), so that transformers and we find the snapshot offline. Written
+    last and atomically: a ref only ever points at a complete snapshot."""
+    if revision == commit:
+        return
+    ref = repo / "refs" / revision
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
+    tmp.write_text(commit)
+    os.replace(tmp, ref)
 
 
 def choose_files(repo_id: str, sizes: dict[str, int | None]) -> dict[str, int | None]:
@@ -146,7 +160,7 @@ def _progress_bar(
             self.total = total or size
             self.n = initial
             self.started = time.monotonic()
-            self.last = 0.0
+            self.last, self.reported = 0.0, 0
             self._report(force=True)
 
         def update(self, n: int | float | None = 1) -> None:
@@ -156,9 +170,11 @@ def _progress_bar(
 
         def _report(self, force: bool = False) -> None:
             now = time.monotonic()
-            if progress is None or (not force and now - self.last < 0.1 and self.n != self.total):
+            # At most ten a second, but always the first bytes and the last.
+            due = force or now - self.last >= 0.1 or self.n == self.total or not self.reported
+            if progress is None or not due:
                 return
-            self.last = now
+            self.last, self.reported = now, self.n
             elapsed = now - self.started
             rate = self.n / elapsed if elapsed > 0.5 else 0.0
             progress(DownloadProgress(repo_id, name, index, count, self.n, self.total, rate))

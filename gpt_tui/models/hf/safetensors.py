@@ -47,13 +47,8 @@ class TensorInfo:
 def weight_files(model_dir: Path) -> list[Path]:
     """The safetensors files of a checkpoint directory: the index's shards, or the single file
     (an error when neither is there)."""
-    index = model_dir / INDEX_FILE
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-            names = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ModelFileError(f"{index} is damaged ({exc}); fetch the model again") from exc
+    names = indexed_shards(model_dir)
+    if names is not None:
         missing = [n for n in names if not (model_dir / n).is_file()]
         if missing:
             raise ModelFileError(
@@ -67,6 +62,17 @@ def weight_files(model_dir: Path) -> list[Path]:
     if len(found) == 1:
         return found
     return []
+
+
+def indexed_shards(model_dir: Path) -> list[str] | None:
+    """The shard files `model.safetensors.index.json` names, or None without an index."""
+    index = model_dir / INDEX_FILE
+    if not index.is_file():
+        return None
+    try:
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{index} is damaged ({exc}); fetch the model again") from exc
 
 
 def read_header(path: Path) -> list[TensorInfo]:
