@@ -35,6 +35,7 @@ from gpt_tui.models.catalog import (
     DEFAULT_GPT2_URL,
     GPT2_FILES,
     ModelSpec,
+    hub_spec,
     resolve,
 )
 from gpt_tui.models.download import (
@@ -53,6 +54,7 @@ from gpt_tui.models.model_dir import (
 )
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
+GPT2_SOURCE_ENV = "GPT_TUI_GPT2_SOURCE"  # "openai" (TensorFlow files) or "hub" (safetensors)
 DEFAULT_MODEL = "smollm2"  # bundled: works offline and on the first launch
 SOURCE_FILE = "source.json"  # in a model converted from a path: which checkpoint it came from
 
@@ -103,6 +105,23 @@ def describe(name_or_path: str | Path) -> ModelRef:
         raise ModelFileError(f"{path} does not exist (and it is not a Hugging Face ORG/NAME)")
     resolve(text)  # raises the catalog's "no model ...; known: ..." message
     raise AssertionError("unreachable")
+
+
+def spec_of(name: str) -> ModelSpec | None:
+    """The spec to show before getting `name` ready (a catalog entry, or a Hugging Face repo
+    with what the cache knows of it), None for a path; errors as `describe`."""
+    ref = describe(name)
+    if ref.kind == "catalog":
+        assert ref.spec is not None
+        if ref.spec.kind == "gpt2" and gpt2_source(ref.spec) == "hub":
+            return dataclasses.replace(ref.spec, source="the Hugging Face Hub")
+        return ref.spec
+    if ref.kind == "path":
+        return None
+    known = {m.repo_id: m for m in hf_models()}.get(ref.name)
+    if known is None:
+        return hub_spec(ref.name)
+    return hub_spec(ref.name, known.n_params, known.size_bytes)
 
 
 def _existing(path: Path) -> Path:
@@ -573,6 +592,9 @@ def _download_and_convert(
 ) -> None:
     from gpt_tui.models.tf_checkpoint import convert_checkpoint
 
+    if gpt2_source(spec, base_url) == "hub":
+        _convert_from_hub(spec, target, progress, cancel)
+        return
     base = (base_url or os.environ.get(GPT2_URL_ENV) or DEFAULT_GPT2_URL).rstrip("/")
     checkpoint_dir = _checkpoint_dir(spec)
     if force:
@@ -611,6 +633,66 @@ def _download_and_convert(
         raise paths.storage_error(target.parent, exc) from exc
     if not keep_checkpoint:
         _remove_tree(checkpoint_dir)
+
+
+def gpt2_source(spec: ModelSpec, base_url: str | None = None) -> str:
+    """Where a GPT-2 size comes from: "openai" (TensorFlow checkpoints, converted with
+    tensorflow) or "hub" (the same weights as safetensors, no tensorflow needed).
+
+    `GPT_TUI_GPT2_SOURCE` decides when set; an OpenAI URL (argument or `GPT_TUI_GPT2_URL`)
+    means OpenAI; a copy complete in the Hugging Face cache means the Hub (nothing to fetch);
+    otherwise OpenAI when tensorflow is installed, else the Hub.
+    """
+    import importlib.util
+
+    from gpt_tui.models.hf.hub_cache import cached_snapshot
+
+    chosen = os.environ.get(GPT2_SOURCE_ENV, "").strip().lower()
+    if chosen in ("openai", "hub"):
+        return chosen
+    if chosen:
+        raise GptTuiError(f"{GPT2_SOURCE_ENV} is {chosen!r}; use 'openai' or 'hub'")
+    if spec.hub_repo is None or base_url or os.environ.get(GPT2_URL_ENV):
+        return "openai"
+    snapshot = cached_snapshot(spec.hub_repo)
+    if snapshot is not None and _hf_complete(snapshot):
+        return "hub"
+    return "openai" if importlib.util.find_spec("tensorflow") is not None else "hub"
+
+
+def _convert_from_hub(
+    spec: ModelSpec,
+    target: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    """A GPT-2 size from its Hub copy (the Hugging Face cache, fetched when missing), converted
+    into the catalog's place, `models/124M/`, like OpenAI's files would be."""
+    from gpt_tui.models.hf import hub
+    from gpt_tui.models.hf.checkpoint import hparams_of, open_checkpoint
+    from gpt_tui.models.hf.convert import convert_checkpoint
+    from gpt_tui.models.hf.hub_cache import cached_snapshot
+
+    assert spec.hub_repo is not None
+    snapshot = cached_snapshot(spec.hub_repo)
+    if snapshot is None or not _hf_complete(snapshot):
+        snapshot = hub.fetch(spec.hub_repo, progress=progress, cancel=cancel)
+    checkpoint = open_checkpoint(snapshot, spec.hub_repo)
+    hparams = {k: v for k, v in hparams_of(checkpoint, spec.hub_repo).items() if k in spec.hparams}
+    if hparams != spec.hparams:
+        raise ModelFileError(
+            f"{spec.hub_repo} is not GPT-2 {spec.name} (its config says {hparams}); "
+            f"set {GPT2_SOURCE_ENV}=openai to fetch OpenAI's files instead"
+        )
+    try:
+        convert_checkpoint(
+            checkpoint,
+            target,
+            label=spec.name,
+            progress=_convert_progress(progress, spec.name, checkpoint.weights[0].name, cancel),
+        )
+    except OSError as exc:
+        raise paths.storage_error(target.parent, exc) from exc
 
 
 def remove_model(name: str) -> int:

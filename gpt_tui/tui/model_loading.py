@@ -14,9 +14,10 @@ from typing import Any
 
 from textual import work
 
-from gpt_tui.errors import GptTuiError, UnknownModelError
-from gpt_tui.models.catalog import ModelSpec, resolve
+from gpt_tui.errors import GptTuiError
+from gpt_tui.models.catalog import ModelSpec
 from gpt_tui.models.download import DownloadCancelled
+from gpt_tui.models.store import spec_of
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.chat_format import has_chat_template
 from gpt_tui.tui.screens.confirm import Confirm
@@ -35,7 +36,7 @@ class ModelLoading:
         if spec is not None and not confirmed and status not in ("bundled", "cached"):
             verb = "Resume downloading" if status == "partial" else "Download"
             question = (
-                f"{verb} {spec.name}? About {human_bytes(spec.download_bytes)} from OpenAI, "
+                f"{verb} {spec.name}? About {human_bytes(spec.download_bytes)} from {spec.source}, "
                 f"converted once and cached. It needs about {human_bytes(spec.memory_bytes)} "
                 "of memory to run.\n\nThe download can be cancelled (escape) and resumed later."
             )
@@ -186,10 +187,8 @@ class ModelLoading:
 
 
 def catalog_spec(name: str) -> ModelSpec | None:
-    """The catalog entry `name` refers to, or None for a path."""
-    if "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf"):
-        return None
+    """The catalog entry or Hugging Face repo `name` refers to, or None for a path."""
     try:
-        return resolve(name)
-    except UnknownModelError:
+        return spec_of(name)  # models.store decides what a name means
+    except GptTuiError:
         return None

@@ -157,3 +157,35 @@ def test_unreachable_hub_fails_with_what_to_do(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     with pytest.raises(DownloadError, match="cannot reach the Hub at http://127.0.0.1"):
         store.load_model(REPO)
+
+
+def test_gpt2_sizes_come_from_the_hub_without_tensorflow(
+    monkeypatch: pytest.MonkeyPatch, hub_cache: Path
+):
+    import dataclasses
+
+    from gpt_tui.models import catalog
+
+    server = HubServer({"openai-community/gpt2": HubServer.files_of(FIXTURES / "gpt2")})
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("GPT_TUI_GPT2_SOURCE", "hub")
+    try:
+        # The real 124M is 500 MB: a catalog entry of the fixture's shape stands in for it.
+        with pytest.raises(ModelFileError, match="is not GPT-2 124M"):
+            store.ensure_model("124M")
+        tiny = dataclasses.replace(
+            catalog.resolve("124M"),
+            hparams={"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2},
+        )
+        monkeypatch.setattr(store, "resolve", lambda name: tiny)
+        loaded = store.load_model("gpt2")
+        assert loaded.name == "124M" and loaded.path == store.model_path("124M")
+        assert loaded.tokenizer.encode("Hello world") == [15496, 995]
+        assert store.status("124M") == "cached"
+        assert len(server.gets("model.safetensors")) == 1
+    finally:
+        server.close()
+    # Without the variable, a complete Hub copy in the cache is used: nothing to fetch.
+    monkeypatch.delenv("GPT_TUI_GPT2_SOURCE")
+    assert store.gpt2_source(catalog.resolve("124M")) == "hub"
+    assert store.spec_of("124M").source == "the Hugging Face Hub"
