@@ -394,7 +394,8 @@ def _load_hf_repo(
     from gpt_tui.models.hf.hub_cache import cached_snapshot
 
     snapshot = cached_snapshot(repo_id)
-    if snapshot is None or not _hf_complete(snapshot):
+    # Offline, an incomplete snapshot is opened anyway: its own refusal says more than "offline".
+    if snapshot is None or not (_hf_complete(snapshot) or hub.offline()):
         snapshot = hub.fetch(repo_id, progress=progress, cancel=cancel)
     return _load_hf_dir(snapshot, hf_model_path(repo_id), repo_id, progress=progress, cancel=cancel)
 
@@ -482,7 +483,7 @@ def hf_models() -> list[HFModel]:
 
     models = []
     for repo in cached_repos():
-        summary = summarize(repo.snapshot)
+        summary = summarize(repo.snapshot, repo.repo_id)
         models.append(
             HFModel(
                 repo.repo_id,

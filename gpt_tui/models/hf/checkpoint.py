@@ -192,10 +192,11 @@ class Summary:
     problem: str = ""  # why it cannot run, when it cannot
 
 
-def summarize(path: Path) -> Summary:
+def summarize(path: Path, label: str | None = None) -> Summary:
     """Architecture, parameter count and size of a directory; never raises for a bad one."""
+    label = label or str(path)
     try:
-        config = read_config(path, str(path))
+        config = read_config(path, label)
     except ModelFileError as exc:
         return Summary("?", 0, 0, False, str(exc))
     names = config.get("architectures") or [str(config.get("model_type", "?"))]
@@ -205,7 +206,7 @@ def summarize(path: Path) -> Summary:
         for file in weight_files(path):
             size += file.stat().st_size
             n_params += sum(t.n_elements for t in read_header(file))
-        open_checkpoint(path)
+        open_checkpoint(path, label)
     except (ModelFileError, OSError) as exc:
         return Summary(hf_architecture, n_params, size, False, str(exc))
     return Summary(hf_architecture, n_params, size, True)

@@ -47,12 +47,18 @@ def convert_checkpoint(
     label = label or str(checkpoint.path)
     hparams = hparams_of(checkpoint, label)
     expected = hf_shapes(hparams, checkpoint.hf_architecture)
-    tensors = _read_tensors(checkpoint, expected, label, progress)
     if hparams["architecture"] == "gpt2":
-        params = _gpt2_params(tensors, hparams)
+        from gpt_tui.engine.gpt2 import streaming_params
+
+        build = _gpt2_params
     else:
-        params = _llama_params(tensors, hparams)
-    del tensors  # the params hold the only references now: blocking frees each as it goes
+        from gpt_tui.engine.llama import streaming_params
+
+        build = _llama_params
+    # One expression, so that no name here holds the plain arrays: `build` pops each tensor it
+    # uses, and `streaming_params` frees each plain matrix as soon as its blocks are written.
+    # Peak: the float32 weights, plus one shard while it is read, plus one matrix.
+    params = streaming_params(build(_read_tensors(checkpoint, expected, label, progress), hparams))
     files: dict[str, Path | bytes] = {
         name: checkpoint.path / name
         for name in TOKENIZER_FILES
@@ -61,7 +67,7 @@ def convert_checkpoint(
     # Its presence says "a `tokenizers` tokenizer" to the loader (GGUF-derived ones have none).
     files.setdefault(TOKENIZER_CONFIG, b"{}\n")
     files.update(extra_files or {})
-    return write_model_dir(target, _engine_layout(params, hparams), hparams, extra_files=files)
+    return write_model_dir(target, params, hparams, extra_files=files)
 
 
 def hf_shapes(hparams: dict[str, Any], hf_architecture: str) -> dict[str, tuple[int, ...]]:
@@ -182,11 +188,13 @@ def rope_pairs(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def _llama_params(t: dict[str, np.ndarray], hparams: dict[str, Any]) -> Params:
+    """Matrices as transposed views ([n_in, n_out] over the [n_out, n_in] arrays): blocking
+    copies them into the engine's layout once, with no contiguous transpose in between."""
     n_head, n_kv_head = hparams["n_head"], hparams["n_kv_head"]
 
     def fused_t(*parts: np.ndarray) -> np.ndarray:
         # [n_out_a, n_in], [n_out_b, n_in], ... -> [n_in, n_out_a + n_out_b + ...]
-        return np.ascontiguousarray(np.concatenate(parts, axis=0).T)
+        return np.concatenate(parts, axis=0).T
 
     blocks = []
     for i in range(hparams["n_layer"]):
@@ -196,11 +204,11 @@ def _llama_params(t: dict[str, np.ndarray], hparams: dict[str, Any]) -> Params:
         block = {
             "attn_norm": t.pop(p + "input_layernorm.weight"),
             "attn_qkv": fused_t(q, k, t.pop(p + "self_attn.v_proj.weight")),
-            "attn_output": np.ascontiguousarray(t.pop(p + "self_attn.o_proj.weight").T),
+            "attn_output": t.pop(p + "self_attn.o_proj.weight").T,
             "ffn_norm": t.pop(p + "post_attention_layernorm.weight"),
             "ffn_gate_up": fused_t(t.pop(p + "mlp.gate_proj.weight"),
                                    t.pop(p + "mlp.up_proj.weight")),
-            "ffn_down": np.ascontiguousarray(t.pop(p + "mlp.down_proj.weight").T),
+            "ffn_down": t.pop(p + "mlp.down_proj.weight").T,
         }  # fmt: skip
         del q, k
         if hparams.get("qkv_bias"):
@@ -215,16 +223,8 @@ def _llama_params(t: dict[str, np.ndarray], hparams: dict[str, Any]) -> Params:
     embedding = t.pop("model.embed_tokens.weight")  # [n_vocab, n_embd]
     params: Params = {"blocks": blocks, "output_norm": t.pop("model.norm.weight")}
     if hparams["tie_word_embeddings"]:
-        params["output"] = np.ascontiguousarray(embedding.T)  # [n_embd, n_vocab]
+        params["output"] = embedding.T  # [n_embd, n_vocab]; only the blocked copy is kept
     else:
         params["token_embd"] = embedding
-        params["output"] = np.ascontiguousarray(t.pop("lm_head.weight").T)  # [n_embd, n_vocab]
+        params["output"] = t.pop("lm_head.weight").T  # [n_embd, n_vocab]
     return params
-
-
-def _engine_layout(params: Params, hparams: dict[str, Any]) -> Params:
-    if hparams["architecture"] == "gpt2":
-        from gpt_tui.engine.gpt2 import streaming_params
-    else:
-        from gpt_tui.engine.llama import streaming_params
-    return streaming_params(params)

@@ -140,6 +140,10 @@ def read_float32(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def _to_float32(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "BF16":
-        # bfloat16 is the upper half of a float32: shift the bits into place, exactly.
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        # bfloat16 is the upper half of a float32: shift the bits into place, exactly (in one
+        # allocation: the largest tensor is the transient).
+        wide = np.empty(raw.shape, dtype=np.uint32)
+        wide[...] = raw
+        wide <<= 16
+        return wide.view(np.float32)
     return np.array(raw, dtype=np.float32)  # a copy, even when already float32
