@@ -79,3 +79,45 @@ def test_lone_surrogates_are_replaced_not_fatal(gpt2: HFTokenizer):
 def test_chat_template_renders_as_transformers_does(smollm2: HFTokenizer):
     text = render_chat(smollm2, [{"role": "user", "content": "What is 2+2?"}])
     assert text == REFERENCE["smollm2_chat"]
+
+
+def test_ids_past_the_tokenizer_are_padding_not_errors(gpt2: HFTokenizer):
+    assert gpt2.token_bytes(50257) == b"" and gpt2.decode([15496, 60000]) == "Hello"
+    with pytest.raises(ValueError, match="negative"):
+        gpt2.token_bytes(-1)
+
+
+def test_sentencepiece_style_vocabulary_maps_spaces_and_byte_fallback(tmp_path: Path):
+    """TinyLlama's kind of tokenizer.json (Llama 2's SentencePiece BPE as transformers converts
+    it): "▁" for a space, <0xNN> tokens for bytes outside the vocabulary."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    # As in Llama 2's file: control tokens, then the 256 byte tokens, then pieces and merges.
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab |= {f"<0x{b:02X}>": 3 + b for b in range(256)}
+    for piece in ["\u2581", *"helowrd,", "he", "ll", "hell", "hello", "\u2581hello"]:
+        vocab.setdefault(piece, len(vocab))
+    merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("\u2581", "hello")]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True))
+    tok.add_special_tokens([AddedToken(t, special=True) for t in ("<unk>", "<s>", "</s>")])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")]
+    )
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+         decoders.Strip(" ", 1, 0)]
+    )  # fmt: skip
+    tok.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"bos_token": "<s>", "eos_token": "</s>"})
+    )
+    adapter = HFTokenizer.from_dir(tmp_path)
+
+    text = "hello world\n€"
+    ids = adapter.encode(text)
+    assert ids == tok.encode(text, add_special_tokens=False).ids
+    # Our bytes keep the leading space the normalizer added (a continuation needs it; the
+    # library's decoder strips it from the start of a text).
+    assert adapter.decode(ids) == " " + tok.decode(ids) == " hello world\n€"
+    assert adapter.token_bytes(tok.token_to_id("<0x0A>")) == b"\n"
+    assert adapter.bos_id == 1 and adapter.eos_ids[0] == 2

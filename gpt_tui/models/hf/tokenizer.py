@@ -129,8 +129,13 @@ class HFTokenizer:
     # ---- decoding -------------------------------------------------------------------------
 
     def token_bytes(self, token_id: int) -> bytes:
-        if not 0 <= token_id < self.n_vocab:
-            raise ValueError(f"token id {token_id} is outside a vocabulary of {self.n_vocab}")
+        """The bytes of a token; nothing for an id past the tokenizer's own table: models pad
+        their embedding beyond it (Qwen2: 151,936 rows for 151,665 tokens), and a sampler may
+        still draw one of those rows."""
+        if token_id < 0:
+            raise ValueError(f"token id {token_id} is negative")
+        if token_id >= self.n_vocab:
+            return b""
         return self._token_bytes[token_id]
 
     def decode_bytes(self, ids: Any) -> bytes:
