@@ -94,3 +94,15 @@ def test_cancelled_conversion_leaves_nothing(tmp_path: Path):
         convert_checkpoint(checkpoint, target, progress=cancel)
     assert not target.exists()
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen2"])
+def test_look_inside_traces_scaled_rope_and_qkv_biases(name: str):
+    from gpt_tui.engine.trace import holding, trace
+
+    loaded = store.load_model(FIXTURES / name)
+    ids = loaded.tokenizer.encode(PROMPT)[:20]
+    logits = loaded.model.forward(ids)
+    for position in (0, 7, 19):
+        t = trace(loaded.model, holding(loaded.model, ids, position), position)
+        np.testing.assert_allclose(t.logits, logits[position], atol=2e-5, rtol=1e-5)
