@@ -106,3 +106,26 @@ def test_look_inside_traces_scaled_rope_and_qkv_biases(name: str):
     for position in (0, 7, 19):
         t = trace(loaded.model, holding(loaded.model, ids, position), position)
         np.testing.assert_allclose(t.logits, logits[position], atol=2e-5, rtol=1e-5)
+
+
+def test_gpt2_as_older_uploads_name_it(tmp_path: Path):
+    """openai-community/gpt2's own model.safetensors: no `transformer.` prefix, the causal-mask
+    buffers (`h.N.attn.bias`) stored as tensors, and sometimes the tied lm_head too."""
+    from safetensors.numpy import save_file
+
+    from gpt_tui.models.hf.safetensors import read_float32
+
+    source = Path(shutil.copytree(FIXTURES / "gpt2", tmp_path / "gpt2"))
+    tensors = {
+        name.removeprefix("transformer."): array.astype(np.float16)
+        for name, array in read_float32(source / "model.safetensors")
+    }
+    tensors["lm_head.weight"] = tensors["wte.weight"]
+    for i in range(2):
+        tensors[f"h.{i}.attn.bias"] = np.tril(np.ones((64, 64), np.float16))[None, None]
+    save_file(tensors, str(source / "model.safetensors"), metadata={"format": "pt"})
+
+    reference = load_file(str(FIXTURES / "gpt2.reference.safetensors"))
+    loaded = store.load_model(source)
+    logits = loaded.model.forward(reference["ids"].tolist())[:, reference["columns"]]
+    np.testing.assert_allclose(logits, reference["logits"], atol=1e-4, rtol=0)
