@@ -189,3 +189,14 @@ def test_gpt2_sizes_come_from_the_hub_without_tensorflow(
     monkeypatch.delenv("GPT_TUI_GPT2_SOURCE")
     assert store.gpt2_source(catalog.resolve("124M")) == "hub"
     assert store.spec_of("124M").source == "the Hugging Face Hub"
+
+
+def test_unwritable_hugging_face_cache_names_the_variable(
+    hub_server: HubServer, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from gpt_tui.errors import StorageError
+
+    hub_cache.parent.mkdir(parents=True, exist_ok=True)
+    hub_cache.write_text("a file where the cache should be")
+    with pytest.raises(StorageError, match="set HF_HUB_CACHE to a writable directory"):
+        store.load_model(REPO)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpt_tui.errors import DownloadError, ModelFileError, UnknownModelError
+from gpt_tui.errors import DownloadError, ModelFileError, StorageError, UnknownModelError
 from gpt_tui.models.download import OFFLINE_HINT, DownloadCancelled, DownloadProgress
 from gpt_tui.models.hf.checkpoint import PICKLE_FILES, TOKENIZER_FILES
 from gpt_tui.models.hf.hub_cache import hub_cache_dir, repo_dir
@@ -83,7 +83,10 @@ def fetch(
         bar = _progress_bar(progress, cancel, repo_id, name, index, len(files), size)
         with _hub_errors(repo_id, url):
             _download(repo_id, name, info.sha, cache, url, token, bar)
-    _write_ref(repo_dir(repo_id, cache), revision or "main", str(info.sha))
+    try:
+        _write_ref(repo_dir(repo_id, cache), revision or "main", str(info.sha))
+    except OSError as exc:
+        raise _cache_error(cache, exc) from exc
     if progress is not None:
         progress(DownloadProgress(repo_id, "", len(files), len(files), 1, 1, 0.0, phase="done"))
     return repo_dir(repo_id, cache) / "snapshots" / str(info.sha)
@@ -234,15 +237,22 @@ class _hub_errors:  # noqa: N801 - used as a context manager, reads like a `with
                 f"the Hub at {url} answered {status} for {repo}; try again later"
             ) from exc
         if isinstance(exc, OSError) and not _is_network(exc):
-            from gpt_tui.models.paths import storage_error
-
-            raise storage_error(hub_cache_dir(), exc) from exc
+            raise _cache_error(hub_cache_dir(), exc) from exc
         if _is_network(exc) or isinstance(exc, errors.LocalEntryNotFoundError):
             raise DownloadError(
                 f"cannot reach the Hub at {url} for {repo} ({type(exc).__name__}: {exc}); run "
                 f"the same command again to resume; {OFFLINE_HINT}"
             ) from exc
         return False
+
+
+def _cache_error(cache: Path, exc: OSError) -> StorageError:
+    """As `paths.storage_error`, but the variable that moves this cache is HF_HUB_CACHE."""
+    reason = exc.strerror or str(exc)
+    return StorageError(
+        f"cannot write to the Hugging Face cache {cache}: {reason}; free some space or fix the "
+        "permissions, or set HF_HUB_CACHE to a writable directory"
+    )
 
 
 def _is_network(exc: BaseException) -> bool:
