@@ -121,3 +121,16 @@ def test_sentencepiece_style_vocabulary_maps_spaces_and_byte_fallback(tmp_path: 
     assert adapter.decode(ids) == " " + tok.decode(ids) == " hello world\n€"
     assert adapter.token_bytes(tok.token_to_id("<0x0A>")) == b"\n"
     assert adapter.bos_id == 1 and adapter.eos_ids[0] == 2
+    assert not adapter.add_bos
+
+
+def test_whether_texts_begin_with_bos(gpt2: HFTokenizer, smollm2: HFTokenizer, tmp_path: Path):
+    from tokenizers import Tokenizer, processors
+
+    assert not gpt2.add_bos and not smollm2.add_bos
+    tok = Tokenizer.from_file(str(FIXTURES / "gpt2" / "tokenizer.json"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 50256)]
+    )  # as Llama 3's tokenizer.json starts every text with <|begin_of_text|>
+    tok.save(str(tmp_path / "tokenizer.json"))
+    assert HFTokenizer.from_dir(tmp_path).add_bos

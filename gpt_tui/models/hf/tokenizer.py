@@ -57,7 +57,11 @@ class HFTokenizer:
         self._special_names = {i: name for name, i in self.special_tokens.items()}
         self._special_regex_all = _special_regex(frozenset(self.special_tokens))
         self.n_vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-        byte_level = _is_byte_level(json.loads(tokenizer.to_str()).get("decoder"))
+        byte_level = _is_byte_level(_state(tokenizer.decoder))
+        # transformers starts every encoded text with BOS when the post-processor says so
+        # (Llama 2 and 3, TinyLlama; not GPT-2, SmolLM2, Qwen2). gpt-tui's encode never adds
+        # it (a prompt is encoded in pieces); this says whether a prompt should begin with it.
+        self.add_bos = _template_starts_with_special(_state(tokenizer.post_processor))
         self._token_bytes = [
             _bytes_of(tokenizer.id_to_token(i), i in self._special_names or i in added, byte_level)
             for i in range(self.n_vocab)
@@ -153,6 +157,25 @@ class HFTokenizer:
 
     def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self)  # type: ignore[arg-type]  # it needs token_bytes only
+
+
+def _state(component: Any) -> dict[str, Any] | None:
+    """A pipeline component's JSON description (the library pickles them as JSON)."""
+    if component is None:
+        return None
+    try:
+        return json.loads(component.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _template_starts_with_special(processor: dict[str, Any] | None) -> bool:
+    if not processor:
+        return False
+    if processor.get("type") == "Sequence":
+        return any(_template_starts_with_special(p) for p in processor.get("processors") or [])
+    single = processor.get("single") if processor.get("type") == "TemplateProcessing" else None
+    return bool(single) and "SpecialToken" in single[0]
 
 
 def _is_byte_level(decoder: dict[str, Any] | None) -> bool:
