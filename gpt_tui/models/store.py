@@ -394,10 +394,14 @@ def _load_hf_repo(
     from gpt_tui.models.hf.hub_cache import cached_snapshot
 
     snapshot = cached_snapshot(repo_id)
+    target = hf_model_path(repo_id)
+    if snapshot is None and _is_converted(target):
+        # The Hugging Face cache was cleared, but our converted copy still works (offline too).
+        return dataclasses.replace(load_model_dir(target), name=repo_id)
     # Offline, an incomplete snapshot is opened anyway: its own refusal says more than "offline".
     if snapshot is None or not (_hf_complete(snapshot) or hub.offline()):
         snapshot = hub.fetch(repo_id, progress=progress, cancel=cancel)
-    return _load_hf_dir(snapshot, hf_model_path(repo_id), repo_id, progress=progress, cancel=cancel)
+    return _load_hf_dir(snapshot, target, repo_id, progress=progress, cancel=cancel)
 
 
 def _hf_complete(snapshot: Path) -> bool:

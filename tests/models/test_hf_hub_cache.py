@@ -72,3 +72,12 @@ def test_an_unusable_cached_model_is_listed_with_the_reason(hf_hub_cache: Path):
     (snapshot / "tokenizer.json").unlink()
     model = {m.repo_id: m for m in store.hf_models()}["HuggingFaceTB/SmolLM2-Tiny"]
     assert not model.supported and "tokenizer.json" in model.problem
+
+
+def test_the_converted_copy_outlives_a_cleared_hugging_face_cache(hf_hub_cache: Path):
+    import shutil
+
+    first = store.load_model("openai-community/gpt2")
+    shutil.rmtree(hf_hub_cache / "models--openai-community--gpt2")
+    again = store.load_model("openai-community/gpt2")  # no server: it must not ask the Hub
+    assert again.path == first.path and again.name == "openai-community/gpt2"
