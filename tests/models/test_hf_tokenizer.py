@@ -48,6 +48,10 @@ def test_smollm2_matches_the_bundled_gguf_tokenizer(smollm2: HFTokenizer):
     gguf = _tokenizer({k: f.contents() for k, f in reader.fields.items()}, smollm2_gguf_path())
     for text in REFERENCE["strings"]:
         assert smollm2.encode(text, allowed_special="all") == gguf.encode(text, "all"), text
+    # The same tokens for a draft model: speculation may pair the two.
+    from gpt_tui.engine.speculative import same_tokenizer
+
+    assert same_tokenizer(smollm2, gguf) and same_tokenizer(gguf, smollm2)
     assert smollm2.special_tokens["<|im_end|>"] == 2
     assert smollm2.eos_ids[0] == 2 and 0 in smollm2.eos_ids  # <|im_end|>, then <|endoftext|>
     assert smollm2.bos_id == 1

@@ -155,6 +155,24 @@ class HFTokenizer:
             return name
         return self.token_bytes(token_id).decode("utf-8", errors="replace")
 
+    def to_json(self) -> dict[str, Any]:
+        """The vocabulary, merges and special tokens in `Tokenizer.to_json`'s terms, so that
+        `engine.speculative.same_tokenizer` can compare this tokenizer with any other (an HF
+        SmolLM2 drafting with the bundled GGUF one, say)."""
+        model = json.loads(self._tokenizer.to_str()).get("model", {})
+        merges = [
+            m.split(" ", 1) if isinstance(m, str) else list(m) for m in model.get("merges") or []
+        ]
+        return {
+            "format": "huggingface-tokenizers",
+            "tokens": [self._tokenizer.id_to_token(i) for i in range(self.n_vocab)],
+            "merges": merges,
+            "special_tokens": dict(self.special_tokens),
+            "eos_ids": list(self.eos_ids),
+            "bos_id": self.bos_id,
+            "chat_template": self.chat_template,
+        }
+
     def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self)  # type: ignore[arg-type]  # it needs token_bytes only
 
