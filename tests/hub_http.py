@@ -8,7 +8,7 @@ huggingface_hub makes (read from its source: `HfApi.model_info`, `get_hf_file_me
 
 Unknown repos answer 404 with `X-Error-Code: RepoNotFound`, unknown files `EntryNotFound`, as
 the Hub does. Fault knob: `drop_after[FILE] = n` sends n bytes of the body, then closes the
-connection (once).
+connection (once); `bytes_per_second` throttles bodies (a download to cancel midway).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +41,7 @@ class HubServer:
     repos: dict[str, dict[str, bytes]]
     commit: str = COMMIT
     drop_after: dict[str, int] = field(default_factory=dict)
+    bytes_per_second: float | None = None
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -151,7 +153,12 @@ class _Handler(BaseHTTPRequestHandler):
         if drop is not None:
             payload = payload[:drop]
         try:
-            self.wfile.write(payload)
+            step = len(payload) if hub.bytes_per_second is None else int(hub.bytes_per_second / 20)
+            for offset in range(0, len(payload), max(step, 1)):
+                self.wfile.write(payload[offset : offset + step])
+                if hub.bytes_per_second is not None:
+                    self.wfile.flush()
+                    time.sleep(step / hub.bytes_per_second)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             return

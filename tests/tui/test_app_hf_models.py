@@ -56,3 +56,32 @@ async def test_a_hub_model_asks_then_downloads_with_progress(tiny_model_dir, mon
         assert store.status("someone/tiny-llama") == "cached"
     finally:
         server.close()
+
+
+async def test_escape_cancels_a_hub_download(tiny_model_dir, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)  # progress while it runs
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    server = HubServer(
+        {"someone/slow": HubServer.files_of(FIXTURES / "smollm2")}, bytes_per_second=200_000
+    )
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    try:
+        app = GptTuiApp(model=tiny_model_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_loaded(pilot)
+            app.switch_model("someone/slow", confirmed=True)
+            panel = app.query_one(DownloadPanel)
+            label = app.query_one("#download-label")
+            await wait_until(pilot, lambda: panel.display and "someone/slow" in str(label.render()))
+            await wait_until(pilot, lambda: bool(server.gets("tokenizer.json")))  # 3.5 MB
+            await pilot.press("escape")
+            messages = lambda: [n.message for n in app._notifications]  # noqa: E731
+            await wait_until(pilot, lambda: any("Cancelled" in m for m in messages()))
+            assert not panel.display and app.loaded.name == "tiny-gpt2"
+        assert app._threads.count == 0
+        assert store.status("someone/slow") == "partial"  # the files done stay for next time
+        assert not server.gets("model.safetensors")
+    finally:
+        server.close()
