@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -220,3 +221,58 @@ def ids_tokenizer(n_vocab: int):
     from gpt_tui.tokenizer import Tokenizer
 
     return Tokenizer(tokens=[f"<{i}>" for i in range(n_vocab)], merges=[], special_tokens={})
+
+
+def draft_model(choice: str, target: Any | None, *, random: bool) -> tuple[Any, str]:
+    """The draft model a bench setting asks for, and its name: with `random` (the target has
+    random weights) a GPT-2 size gets random weights of its own; else it is loaded as the app
+    loads it (`target`: the LoadedModel it drafts for)."""
+    from gpt_tui.errors import GptTuiError
+    from gpt_tui.models.catalog import GPT2_HPARAMS
+
+    if random and choice in GPT2_HPARAMS:
+        from gpt_tui.engine import GPT2
+        from gpt_tui.models.random_weights import random_gpt2_params
+
+        hparams = GPT2_HPARAMS[choice]
+        params = random_gpt2_params(hparams, streaming=True, seed=1)
+        return GPT2(params, hparams), f"random {choice}"
+    if target is None:
+        raise GptTuiError("with --random, --speculative takes lookup or a GPT-2 size")
+    from gpt_tui.speculation import load_draft
+
+    loaded = load_draft(choice, target)
+    return loaded.model, loaded.name
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One case of `gpt-tui bench --speculative`, to run (plain and speculative, interleaved)."""
+
+    name: str
+    run: Callable[[], CaseResult]
+
+
+def bench_cases(
+    model: Any, tokenizer: Any, draft: Any | None, draft_name: str | None, *, random: bool
+) -> list[BenchCase]:
+    """The cases the bench runs: with random weights, a draft model on random token ids (text
+    means nothing there); with real weights, chat turns that copy, edit or write freely."""
+    from gpt_tui.engine.speculative import DraftModel, PromptLookup
+
+    cases = []
+    if draft is not None and random:
+        ids_tok = tokenizer or ids_tokenizer(model.n_vocab)
+        prompt = [int(i) for i in np.random.default_rng(1).integers(0, model.n_vocab, 16)]
+        short = SamplingParams(temperature=0, max_tokens=12)
+        name = f"{draft_name} drafting, greedy"
+        cases.append(BenchCase(name, lambda: run_case(
+            model, ids_tok, name, prompt, short, lambda: DraftModel(draft), rounds=1
+        )))  # fmt: skip
+    if tokenizer is not None and not random:
+        drafter = PromptLookup if draft is None else (lambda: DraftModel(draft))
+        for case, prompt, params in chat_cases(tokenizer):
+            cases.append(BenchCase(case, lambda c=case, p=prompt, s=params: run_case(
+                model, tokenizer, c, p, s, drafter
+            )))  # fmt: skip
+    return cases

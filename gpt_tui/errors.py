@@ -34,3 +34,8 @@ class SessionFileError(GptTuiError):
 class InputError(GptTuiError, ValueError):
     """An input the user can correct (a position outside the text, a target that is not one
     token): the CLI reports it as a bad argument, exit code 2."""
+
+
+class BackendError(GptTuiError):
+    """A backend could not do what was asked: a server down or answering an error, a stream cut
+    short, a response that cannot be trusted. The message is one line for the user."""

@@ -1,11 +1,12 @@
-"""GptTuiApp: the playground. Composes the widgets, binds the keys, owns the workers.
+"""GptTuiApp: the playground's terminal front end. Composes the widgets, binds the keys, runs
+the workers, and draws what the playground core (`gpt_tui/playground/core.py`) holds.
 
-Three kinds of thread worker, none of which ever runs on the UI thread:
-- generation (one at a time, exclusive): iterates the engine and posts token batches
-  (the `Generating` mixin, generating.py);
-- model loading (download, conversion, reading weights), cancellable through an Event
-  (the `ModelLoading` mixin, model_loading.py);
-- prompt token counting, debounced while the user types (here).
+The core owns the state and the rules (the model, the transcript and its branches, runs,
+settings, sessions); the app turns keys and widget messages into calls of its methods and draws
+the result. Three kinds of thread worker, none of which ever runs on the UI thread:
+- generation (one at a time, exclusive): `Playground.execute`, posting its events;
+- model loading (download, conversion, reading weights), cancellable through an Event;
+- prompt token counting, debounced while the user types.
 Each posts messages tagged with the id of its request, so the late words of a replaced worker
 are dropped. Quitting cancels them all and waits for their threads to end.
 """
@@ -13,6 +14,7 @@ are dropped. Quitting cancels them all and waits for their threads to end.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +24,30 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Header, TextArea
+from textual.widgets import Footer, Header, OptionList, TextArea
+from textual.worker import get_current_worker
 
-from gpt_tui.engine import KVCache, SamplingParams
-from gpt_tui.errors import GptTuiError
+from gpt_tui.display import visible_token
+from gpt_tui.engine import Alternative, SamplingParams
+from gpt_tui.errors import GptTuiError, SessionFileError
+from gpt_tui.models.download import DownloadCancelled
+from gpt_tui.playground.chat_format import encode_chat, has_chat_template
+from gpt_tui.playground.core import NOT_THE_REPLY, Playground, PlaygroundError, Run, model_setting
+from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
+from gpt_tui.playground.session_files import default_session_dir, default_session_path
 from gpt_tui.session import Session
 from gpt_tui.settings import UserSettings, load_settings, save_settings
 from gpt_tui.tui import messages as msg
-from gpt_tui.tui.branching import Branching
-from gpt_tui.tui.chat_format import encode_chat, has_chat_template
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
-from gpt_tui.tui.generating import Generating
-from gpt_tui.tui.generation import ThreadCounter
 from gpt_tui.tui.look_inside import main_view_request
-from gpt_tui.tui.model_loading import ModelLoading
+from gpt_tui.tui.model_loading import download_question
 from gpt_tui.tui.screens.compare import CompareScreen, compare_request
+from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
-from gpt_tui.tui.session_files import SessionFiles, read_session
-from gpt_tui.tui.transcript import Transcript
+from gpt_tui.tui.screens.model_picker import ModelPicker
+from gpt_tui.tui.screens.session_path import SessionPathScreen
 from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
@@ -55,6 +61,7 @@ from gpt_tui.tui.widgets.status_bar import StatusBar
 COUNT_DELAY = 0.15  # seconds of quiet typing before the prompt's tokens are counted
 SAVE_DELAY = 0.5  # seconds after the last settings change before they are written
 QUIT_TIMEOUT = 10.0  # seconds to wait for worker threads when quitting
+STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
 # The app's priority keys must not act behind a dialog (the picker, the palette, help) or on
 # the compare screen, which has keys of its own.
 MAIN_SCREEN_ACTIONS = frozenset(
@@ -64,7 +71,7 @@ MAIN_SCREEN_ACTIONS = frozenset(
 )  # fmt: skip
 
 
-class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
+class GptTuiApp(App[None]):
     """A playground for GPT-style models: prompt, sample, inspect."""
 
     TITLE = "gpt-tui"
@@ -117,30 +124,67 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         a damaged file raises SessionFileError here, before the app starts."""
         super().__init__()
         self.settings, self._settings_problems = load_settings()
-        self._opening = read_session(session) if session is not None else None
-        if model is None and self._opening is not None:
-            model = self._opening[0].model or None
+        self.core = Playground(self.settings)
+        self._opening = None
+        if session is not None:
+            self._opening = self.core.open_session(session, load=False)
+            if model is None:
+                model = self._opening.session.model or None
         self.requested_model = str(model) if model else None
-        self.sampling: SamplingParams = self.settings.sampling
-        self.n_top: int = self.settings.n_top
-        self.speculative: str = self.settings.speculative  # read by each generation's worker
-        self.transcript = Transcript()
-        self.loaded: Any = None  # gpt_tui.models.store.LoadedModel
-        self.model_name: str | None = None  # as asked for: catalog name or path
-        self.cache: KVCache | None = None
-        self.state = "loading"
-        self._run_id = 0
         self._status_shown = 0.0
-        self._load_id = 0
         self._load_cancel: threading.Event | None = None
         self._downloading = False
         self._count_version = 0
         self._count_timer: Timer | None = None
         self._save_timer: Timer | None = None
-        self._engine_lock = threading.Lock()  # one generation touches the kv cache at a time
-        self._threads = ThreadCounter()  # worker threads still running
-        self._drafters: dict[tuple[str, int], Any] = {}  # (setting, model id) -> its drafter
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
+
+    # --- what the core holds, by the names the widgets and tests read -------------------------
+
+    @property
+    def transcript(self) -> Any:
+        return self.core.transcript
+
+    @property
+    def loaded(self) -> Any:
+        """The model's backend (None until one is loaded)."""
+        return self.core.backend
+
+    @property
+    def cache(self) -> Any:
+        return getattr(self.core.backend, "cache", None)
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return self.core.sampling
+
+    @sampling.setter
+    def sampling(self, params: SamplingParams) -> None:
+        self.core.sampling = params  # read by the running run before every token
+
+    @property
+    def n_top(self) -> int:
+        return self.core.n_top
+
+    @property
+    def speculative(self) -> str:
+        return self.core.speculative
+
+    @property
+    def state(self) -> str:
+        return self.core.state
+
+    @property
+    def model_name(self) -> str | None:
+        return self.core.model_name
+
+    @property
+    def _engine_lock(self) -> threading.Lock:
+        return self.core.engine_lock
+
+    @property
+    def _threads(self) -> Any:
+        return self.core.threads
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -181,6 +225,10 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
     def download_panel(self) -> DownloadPanel:
         return self.query_one("#download", DownloadPanel)
 
+    @property
+    def branch_view(self) -> BranchView:
+        return self.query_one("#branch-view", BranchView)
+
     def on_mount(self) -> None:
         self.download_panel.display = False
         colouring = self.settings.ui.get("colouring", "off")
@@ -190,7 +238,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
             self.notify(problem, severity="warning", title="Settings")
         self.prompt_editor.text_area.focus()
         if self._opening is not None:
-            self._show_session(*self._opening, load=False)  # the model is loaded just below
+            self._show_opened(self._opening)  # its model is loaded just below
         self.switch_model(self._startup_model())
 
     def _startup_model(self) -> str:
@@ -206,13 +254,41 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
             return self._picking_keys_apply()
         return True
 
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self.status.state = state
+    def _try(self, call: Any, *args: Any) -> Any:
+        """Call the core; a request it refuses is a warning (None returned)."""
+        try:
+            return call(*args)
+        except PlaygroundError as exc:
+            self.notify(str(exc), severity="warning")
+            return None
+
+    # --- drawing what the core holds --------------------------------------------------------
+
+    def _show_state(self) -> None:
+        self.status.state = self.core.state
+
+    def _show_document(self, select: int | None = None) -> None:
+        """Draw the transcript again, selecting reply token `select`, and the branch view."""
+        self.output.show_transcript(self.transcript, self.core.assistant_name)
+        if select is not None:
+            self._select_in_reply(select)
+        self._update_branch_view()
+
+    def _show_prompt_score(self) -> None:
+        self.status.prompt_score = self.core.prompt_score()
+
+    def _show_context_used(self) -> None:
+        self.status.context = self.core.context_used()
 
     # --- view ------------------------------------------------------------------------------
 
+    def _main_view_shown(self) -> bool:
+        """Whether the main view's widgets are there (not while the app shuts down)."""
+        return bool(self.screen_stack) and bool(self.screen_stack[0].query("#inspector"))
+
     def on_output_view_token_selected(self, message: OutputView.TokenSelected) -> None:
+        if not self._main_view_shown():
+            return
         text = None
         if message.event is not None and self.loaded is not None:
             try:
@@ -220,8 +296,11 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
             except ValueError:  # a token of the previous model's vocabulary
                 text = None
         self.inspector.show(message.event, message.index, text)
+        self._update_branch_view()  # the fork nearest the selection is highlighted
 
     def on_output_view_prompt_token_selected(self, message: OutputView.PromptTokenSelected) -> None:
+        if not self._main_view_shown():
+            return
         token = message.token
         text = ""
         if self.loaded is not None:
@@ -250,29 +329,31 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         )
 
     def watch_chat_mode(self, chat: bool) -> None:
-        self.action_stop()
-        self.transcript.clear(mode="chat" if chat else "completion")
+        if self.core.chat_mode != chat:  # (an opened session brings its mode with it)
+            self.core.set_mode(chat)
+            self.status.note = ""
+        if self.core.state == "generating":
+            self.workers.cancel_group(self, "generation")
+        self._show_state()
         self.output.border_title = "Chat" if chat else "Output"
         self.output.placeholder = (
             "Type a message below and press ctrl+j (or F5) to send it."
             if chat
             else "Write a prompt and press ctrl+j (or F5) to generate."
         )
-        self.output.show_transcript(self.transcript, self._assistant_name())
+        self._show_document()
         self.prompt_editor.set_chat(chat)
         self.status.mode = "chat" if chat else "completion"
-        self.status.prompt_score = None
+        self._show_prompt_score()
         self._schedule_count()
 
     def action_clear_output(self) -> None:
-        self.action_stop()
-        self.transcript.clear()
-        self.output.show_transcript(self.transcript, self._assistant_name())
+        self.core.clear()
+        self._show_document()
         self.status.stats = None
         self.status.prompt_score = None
         self.status.note = ""
-        if self.loaded is not None:
-            self._set_state("idle")
+        self._show_state()
         self._schedule_count()
 
     def action_copy_output(self) -> None:
@@ -288,21 +369,21 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
 
     def action_compare(self) -> None:
         """Open the side-by-side view on the current prompt (or chat)."""
-        if not self._model_ready():
+        backend = self._try(self.core.require_model)
+        if backend is None:
             return
         try:
-            request = compare_request(self.loaded, self.transcript, self.prompt_editor.text,
+            request = compare_request(backend, self.transcript, self.prompt_editor.text,
                                       self.chat_mode, self.sampling, self.n_top)  # fmt: skip
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
-        if self.state == "generating":
-            self.action_stop()  # it would hold the engine until it ended, out of sight
+        self.action_stop()  # a run would hold the engine until it ended, out of sight
 
         def closed(columns: list[ColumnSettings] | None) -> None:
             self._compare_columns = columns
 
-        screen = CompareScreen(request, self._compare_columns, self.colouring)
+        screen = CompareScreen(request, self.core, self._compare_columns, self.colouring)
         self.push_screen(screen, closed)
 
     def action_look_inside(self) -> None:
@@ -312,43 +393,463 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
             if look is not None:
                 look()
             return
-        if not self._model_ready():
+        backend = self._try(self.core.require_model)
+        if backend is None:
+            return
+        why_not = backend.capabilities.why_not("look_inside")
+        if why_not:
+            self.notify(why_not, severity="warning")
             return
         output = self.output
         selected_prompt = output.selected_prompt
         prompt = output.prompt_tokens[selected_prompt] if selected_prompt is not None else None
-        model, tokenizer = self.loaded.model, self.loaded.tokenizer
         try:
-            request = main_view_request(self.transcript, output.selected, prompt, model, tokenizer,
-                                        self._encode_chat, self.cache)  # fmt: skip
+            request = main_view_request(self.transcript, output.selected, prompt, backend.model,
+                                        backend.tokenizer, self.core.encode_chat,
+                                        backend.cache)  # fmt: skip
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.push_screen(LookInsideScreen(request, self._engine_lock, self._threads))
+        self.push_screen(LookInsideScreen(request, self.core.engine_lock, self.core.threads))
+
+    # --- generation ------------------------------------------------------------------------
+
+    def action_generate(self) -> None:
+        run = self._try(self.core.generate, self.prompt_editor.text)
+        if run is None:
+            return
+        if self.chat_mode:
+            self.prompt_editor.text_area.clear()
+        self._show_document()
+        self._start(run)
+
+    def action_continue_generation(self) -> None:
+        run = self._try(self.core.continue_run)
+        if run is not None:
+            self._show_document()  # a model switch continues in a new turn
+            self._start(run)
+
+    def action_regenerate(self) -> None:
+        run = self._try(self.core.regenerate)
+        if run is not None:
+            self._show_document()
+            self._start(run)
+
+    def _start(self, run: Run) -> None:
+        self._show_state()
+        self.status.stats = None
+        self._show_prompt_score()  # None until this run's prompt is scored, if it must be
+        self.status.note = self.core.note
+        self._generation_worker(run)
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
+    def _generation_worker(self, run: Run) -> None:
+        worker = get_current_worker()
+        post = lambda event: self.post_message(msg.RunUpdate(event))  # noqa: E731
+        self.core.execute(run, post, lambda: worker.is_cancelled)
+
+    def on_run_update(self, message: msg.RunUpdate) -> None:
+        event = message.event
+        if not self.is_running or event.run_id != self.core.run_id:
+            return
+        if isinstance(event, RunNotice):
+            self.notify(event.text, title="Speculative decoding", severity="warning", timeout=8)
+            return
+        first = (
+            isinstance(event, TokensStreamed)
+            and self.transcript.reply is not None
+            and (not self.transcript.reply.events)
+        )
+        changed = self.core.receive(event)
+        if isinstance(event, TokensStreamed):
+            self.output.add_tokens(event.events)
+            if first:  # a regenerated reply forks at its first token
+                self._update_branch_view()
+            now = time.monotonic()
+            if now - self._status_shown >= STATUS_INTERVAL:  # a speed changing at every batch
+                self._status_shown = now  # is unreadable, and each change is a repaint
+                self.status.stats = event.stats
+                self._show_context_used()
+            self.status.note = self.core.note
+        elif isinstance(event, PromptScored):
+            if changed:  # drawn again with the prompt as scored tokens; nothing generated yet
+                self._show_document()
+            self._show_prompt_score()
+        elif isinstance(event, RunFinished):
+            self._show_state()
+            if event.stats.n_tokens:
+                self.status.stats = event.stats
+                self._show_context_used()
+            if event.error:
+                self.notify(event.error, severity="error", title="Generation failed", timeout=12)
+            self._update_branch_view()
+            self._schedule_count()
+
+    def action_stop(self) -> None:
+        if self.core.stop():
+            self.workers.cancel_group(self, "generation")  # it confirms within a token
+            self._show_state()
+        elif self._load_cancel is not None and self._downloading:
+            self.action_cancel_download()
+
+    # --- branching -------------------------------------------------------------------------
+    # The reply's continuations live in its turn's tree; these turn keys, the inspector's picks
+    # and the branch view's rows into moves in it. In chat mode only the latest reply branches.
+
+    def _reply_start(self) -> int:
+        """The output index of the reply's first token (earlier chat replies come before it)."""
+        reply = self.transcript.reply
+        return len(self.output.events) - (len(reply.events) if reply is not None else 0)
+
+    def _reply_position(self, index: int | None) -> int | None:
+        """The position in the reply of output token `index`; None if it is not the reply's."""
+        reply = self.transcript.reply
+        if index is None or reply is None:
+            return None
+        position = index - self._reply_start()
+        return position if 0 <= position < len(reply.events) else None
+
+    def _select_in_reply(self, position: int | None) -> None:
+        self.output.select(None if position is None else self._reply_start() + position)
+
+    def action_pick_alternative(self, rank: int | None = None) -> None:
+        """Highlight alternative `rank` (None: the token taken) of the selected token in the
+        inspector, which gets the focus: enter (or a click) branches on it."""
+        if self.output.selected is None:
+            self.notify("Select a token of the reply first (click it, or ←/→ in the output)",
+                        severity="warning")  # fmt: skip
+            return
+        if self._reply_position(self.output.selected) is None:
+            self.notify(NOT_THE_REPLY, severity="warning")
+            return
+        if not self.inspector.highlight_alternative(rank):
+            self.notify(f"The inspector lists no alternative {rank}", severity="warning")
+
+    def _picking_keys_apply(self) -> bool:
+        """Digits and enter pick alternatives only from the output and the alternatives list:
+        elsewhere they type text or values."""
+        focused = self.focused
+        return isinstance(focused, OutputView) or (
+            isinstance(focused, OptionList) and focused.id == "alternatives"
+        )
+
+    def on_token_inspector_alternative_picked(
+        self, message: TokenInspector.AlternativePicked
+    ) -> None:
+        if message.control is self.inspector:  # not an inspector of the compare screen
+            self.branch_on(message.index, message.alternative)
+
+    def branch_on(self, index: int, alternative: Alternative) -> None:
+        """Rewrite the reply from output token `index` with `alternative` and go on from it."""
+        position = self._reply_position(index)
+        if position is None:
+            self.notify(NOT_THE_REPLY, severity="warning")
+            return
+        was_generating = self.core.state == "generating"
+        try:
+            branched = self.core.branch(position, alternative)
+        except PlaygroundError as exc:
+            self.notify(str(exc), severity="warning", timeout=3)
+            return
+        if was_generating:
+            self.workers.cancel_group(self, "generation")
+        self._show_document(select=position)
+        self.output.focus()
+        if branched.existing:
+            self.notify(f"Back to the branch that took “{visible_token(alternative.text)}” here",
+                        timeout=3)  # fmt: skip
+        if branched.run is not None:
+            self._start(branched.run)
+        else:
+            self._show_state()
+
+    def action_sibling(self, step: int) -> None:
+        """Show the previous (-1) or next (1) branch at the fork nearest above the selected
+        token (no selection: the last fork)."""
+        node = self.core.sibling(self._reply_position(self.output.selected), step)
+        if node is None:
+            self.notify("No other branch here: pick an alternative in the inspector to make one",
+                        timeout=3)  # fmt: skip
+            return
+        self.show_branch(node)
+
+    def action_branch_point(self, direction: int) -> None:
+        """Select the token where the reply forks before (-1) or after (1) the selected one."""
+        target = self.core.next_fork(self._reply_position(self.output.selected), direction)
+        if target is None:
+            where = "above" if direction < 0 else "below"
+            self.notify(f"No branch point {where} this token", timeout=3)
+            return
+        self._select_in_reply(target)
+
+    def on_branch_view_branch_selected(self, message: BranchView.BranchSelected) -> None:
+        self.show_branch(message.node)
+
+    def show_branch(self, node: int) -> None:
+        """Show the reply's branch through `node`, with its first token selected."""
+        if self.core.state == "generating":
+            self.workers.cancel_group(self, "generation")
+        depth = self.core.show_branch(node)
+        if depth is not None:
+            self._show_document(select=depth)
+            self._show_state()
+
+    def _update_branch_view(self) -> None:
+        reply = self.transcript.reply
+        position = self._reply_position(self.output.selected)
+        self.branch_view.show(reply.tree if reply is not None else None, position)
+
+    # --- models ----------------------------------------------------------------------------
+
+    def switch_model(self, name: str, *, confirmed: bool = False) -> None:
+        """Load `name` (catalog name, path, ...) off the UI thread; an uncached catalog model
+        is downloaded only after the user agrees."""
+        question = None if confirmed else download_question(name)
+        if question is not None:
+            title, text, verb = question
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.switch_model(name, confirmed=True)
+                elif self.loaded is None:
+                    self.core.load_failed(self.core.load_id)
+                    self._show_state()
+
+            self.push_screen(Confirm(title, text, yes=verb), answered)
+            return
+        if self.core.state == "generating":
+            self.workers.cancel_group(self, "generation")
+        if self._load_cancel is not None:
+            self._load_cancel.set()  # a newer request replaces a load in progress
+        load_id = self.core.begin_load()
+        self._load_cancel = threading.Event()
+        self._downloading = False
+        if self.loaded is None:
+            self.status.model = name
+        self._show_state()
+        self._load_worker(load_id, name, self._load_cancel)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load_worker(self, load_id: int, name: str, cancel: threading.Event) -> None:
+        from gpt_tui.backends.opening import open_backend
+
+        def progress(p: Any) -> None:
+            if cancel.is_set():  # conversion checks no Event: stop it from its progress report
+                raise DownloadCancelled(f"getting {name} ready was cancelled")
+            self.post_message(msg.DownloadProgress(load_id, p))
+
+        with self.core.threads.running():
+            try:
+                backend = open_backend(name, progress=progress, cancel=cancel)
+            except DownloadCancelled as exc:
+                self.post_message(msg.ModelLoadFailed(load_id, name, str(exc), cancelled=True))
+            except GptTuiError as exc:
+                self.post_message(msg.ModelLoadFailed(load_id, name, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - a bug or MemoryError: say so, keep running
+                error = f"{type(exc).__name__}: {exc}"
+                self.post_message(msg.ModelLoadFailed(load_id, name, error))
+            else:
+                self.post_message(msg.ModelLoaded(load_id, name, backend))
+
+    def on_download_progress(self, message: msg.DownloadProgress) -> None:
+        if message.load_id != self.core.load_id or not self.is_running:
+            return
+        if message.progress.phase in ("download", "convert", "wait"):
+            if not self._downloading:
+                self._downloading = True
+                self.download_panel.start(message.progress.model)
+            self.download_panel.update_progress(message.progress)
+
+    def on_model_loaded(self, message: msg.ModelLoaded) -> None:
+        if not self.is_running:
+            return
+        first = self.loaded is None
+        opening = self.core.pending_session
+        if not self.core.set_backend(message.load_id, message.name, message.loaded):
+            return
+        backend = message.loaded
+        self._load_cancel = None
+        self._downloading = False
+        self.download_panel.stop()
+        self.status.model = backend.name
+        self.sub_title = backend.name
+        self.query_one("#sampling", SamplingPanel).show_available(backend.capabilities)
+        if opening is not None and self.core.transcript.tokenizer is backend.tokenizer:
+            chat = self.core.chat_mode  # the session's own mode (its transcript is bound)
+        else:
+            chat = self.core.chat_by_default(self.settings.ui.get("chat_mode", True))
+        if chat != self.chat_mode:
+            self.chat_mode = chat  # a new mode: a new, empty document
+        self._show_document()
+        self._show_prompt_score()
+        self._show_state()
+        self.status.context = None
+        self._update_settings(model=model_setting(message.name))
+        self._schedule_count()
+        if not first:
+            self.notify(f"Loaded {backend.name}", timeout=3)
+        self._announce_plan(backend)
+
+    def _announce_plan(self, backend: Any) -> None:
+        """Say when loading measured this machine's kernel plan (a few seconds, once per model
+        shape), or had to ignore a kept one."""
+        from gpt_tui.engine.plan import plan_of
+
+        model = getattr(backend, "model", None)
+        plan = plan_of(model) if model is not None else None
+        if plan is None:
+            return
+        if plan.notice:
+            self.notify(plan.notice, severity="warning", timeout=10)
+        elif plan.just_measured:
+            self.notify(
+                f"Measured how this machine runs {backend.name} fastest "
+                f"({plan.measured_s:.1f} s, once; kept for next time)",
+                timeout=6,
+            )
+
+    def on_model_load_failed(self, message: msg.ModelLoadFailed) -> None:
+        if not self.is_running:
+            return
+        pending = self.core.pending_session
+        if not self.core.load_failed(message.load_id):
+            return
+        self._load_cancel = None
+        self._downloading = False
+        self.download_panel.stop()
+        keep = f"; still using {self.loaded.name}" if self.loaded is not None else ""
+        if message.cancelled:
+            self.notify(
+                f"Cancelled getting {message.name} ready; a download resumes where it stopped "
+                f"next time{keep}",
+                title="Cancelled",
+            )
+        else:
+            self.notify(
+                message.error + keep, severity="error", title=f"Cannot load {message.name}",
+                timeout=12,
+            )  # fmt: skip
+        if self.loaded is None:
+            self.status.model = ""
+        self._show_state()
+        if pending is not None:
+            self.notify(
+                f"The session is shown without its model ({message.name}): its tokens can be "
+                "inspected; pick a model (ctrl+o) to generate",
+                severity="warning",
+                title="Session opened",
+                timeout=12,
+            )
+
+    def action_cancel_download(self) -> None:
+        if self._load_cancel is None:
+            self.notify("Nothing is being downloaded")
+            return
+        self._load_cancel.set()
+        self.download_panel.query_one("#download-label").update("Cancelling…")
+
+    def on_download_panel_cancel_pressed(self) -> None:
+        self.action_cancel_download()
+
+    def action_pick_model(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.switch_model(name)
+
+        self.push_screen(ModelPicker(current=self.model_name), chosen)
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def current_session(self) -> Session:
+        """What the app shows, as a session."""
+        return self.core.current_session(self.prompt_editor.text, self.requested_model)
+
+    def action_save_session(self) -> None:
+        default = self.core.session_path or default_session_path()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.save_session(path)
+
+        self.push_screen(SessionPathScreen("save", str(default)), chosen)
+
+    def save_session(self, path: str | Path) -> Path | None:
+        """Write the session to `path` (and Markdown next to it); a failure is a notification."""
+        try:
+            json_path, md_path = self.core.save_session(path, self.prompt_editor.text)
+        except SessionFileError as exc:
+            self.notify(str(exc), severity="error", title="Session not saved", timeout=12)
+            return None
+        self.notify(f"{json_path}\n(and {md_path.name} for sharing)", title="Session saved")
+        return json_path
+
+    def action_open_session(self) -> None:
+        default = self.core.session_path or default_session_dir()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.open_session(path)
+
+        self.push_screen(SessionPathScreen("open", str(default)), chosen)
+
+    def open_session(self, source: Session | str | Path) -> bool:
+        """Show a saved session and load its model; a bad file is a notification."""
+        if self.core.state == "generating":
+            self.workers.cancel_group(self, "generation")
+        try:
+            opened = self.core.open_session(source)
+        except SessionFileError as exc:
+            self.notify(str(exc), severity="error", title="Cannot open the session", timeout=12)
+            return False
+        self._show_opened(opened)
+        if opened.load:
+            self.switch_model(opened.load)
+        return True
+
+    def _show_opened(self, opened: Any) -> None:
+        """Show an opened session: its mode, settings, prompt box and transcript."""
+        session = opened.session
+        chat = session.chat is not None
+        self.chat_mode = chat  # the core holds the session's transcript, in its mode
+        self.query_one("#sampling", SamplingPanel).set_values(self.sampling, self.n_top)
+        editor = session.extra.get("editor")
+        if not isinstance(editor, str):
+            editor = "" if chat else session.prompt
+        self.prompt_editor.text_area.load_text(editor)
+        self._show_document()
+        self.status.stats = None
+        self.status.note = ""
+        self._show_prompt_score()  # the prompt's perplexity, from the scores saved
+        self._show_state()
+        if not session.model:
+            self.notify("The session names no model: its text is shown, pick a model to go on",
+                        severity="warning")  # fmt: skip
+        else:
+            self._schedule_count()
 
     # --- sampling settings -----------------------------------------------------------------
 
     def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:
-        self.sampling = message.params  # read by the generation worker before every token
-        self.n_top = message.n_top
+        self.core.sampling = message.params  # read by the running run before every token
+        self.core.n_top = message.n_top
         self._update_settings(sampling=message.params, n_top=message.n_top)
 
     def on_sampling_panel_speculative_changed(
         self, message: SamplingPanel.SpeculativeChanged
     ) -> None:
-        self.speculative = message.choice  # from the next generation on
+        self.core.speculative = message.choice  # from the next generation on
         self._update_settings(speculative=message.choice)
 
     def set_speculative(self, choice: str) -> None:
         """Speculative decoding off, by prompt lookup, or with a draft model (the palette)."""
-        self.speculative = choice
+        self.core.speculative = choice
         self.query_one("#sampling", SamplingPanel).set_speculative(choice)
         self._update_settings(speculative=choice)
         self.notify(f"Speculative decoding: {choice} (from the next generation)", timeout=3)
 
     def action_reset_sampling(self) -> None:
-        self.sampling = SamplingParams()
-        self.n_top = UserSettings().n_top
+        self.core.sampling = SamplingParams()
+        self.core.n_top = UserSettings().n_top
         self.query_one("#sampling", SamplingPanel).set_values(self.sampling, self.n_top)
         self._update_settings(sampling=self.sampling, n_top=self.n_top)
         self.notify("Sampling settings back to their defaults", timeout=3)
@@ -395,7 +896,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
     def _count_worker(
         self, version: int, text: str, tokenizer: Any, messages: list[dict[str, str]] | None
     ) -> None:
-        with self._threads.running():
+        with self.core.threads.running():
             n_prompt = len(tokenizer.encode(text))
             n_context = max(1, n_prompt)
             if messages is not None:
@@ -409,7 +910,7 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
     def on_prompt_counted(self, message: msg.PromptCounted) -> None:
         if message.version != self._count_version or self.loaded is None or not self.is_running:
             return
-        n_ctx = self.loaded.model.n_ctx
+        n_ctx = self.loaded.n_ctx
         self.prompt_editor.show_count(message.n_prompt, message.n_context, n_ctx, self.chat_mode)
         if self.transcript.is_empty:  # else the status shows what the last run used
             self.status.context = (min(message.n_context, n_ctx), n_ctx)
@@ -425,4 +926,4 @@ class GptTuiApp(ModelLoading, Generating, Branching, SessionFiles, App[None]):
         if self._save_timer is not None:
             self._save_timer.stop()
             self._save_settings()
-        self._threads.wait_idle(QUIT_TIMEOUT)
+        self.core.threads.wait_idle(QUIT_TIMEOUT)

@@ -10,39 +10,16 @@ from typing import Any
 
 from textual.message import Message
 
-from gpt_tui.engine import TokenEvent, TokenScore
 from gpt_tui.models.download import DownloadProgress as Progress
-from gpt_tui.tui.generation import RunStats
+from gpt_tui.playground.events import RunEvent
 
 
-class TokensStreamed(Message):
-    """A batch of new tokens from generation run `run_id`."""
+class RunUpdate(Message):
+    """An event of a playground run (gpt_tui/playground/events.py), from its worker thread."""
 
-    def __init__(self, run_id: int, events: list[TokenEvent], stats: RunStats) -> None:
+    def __init__(self, event: RunEvent) -> None:
+        self.event = event
         super().__init__()
-        self.run_id = run_id
-        self.events = events
-        self.stats = stats
-
-
-class PromptScored(Message):
-    """The prompt tokens the prefill of run `run_id` computed, scored (before its tokens)."""
-
-    def __init__(self, run_id: int, scores: list[TokenScore]) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.scores = scores
-
-
-class GenerationDone(Message):
-    """Run `run_id` ended: `finish` is "length", "eos", "stop", "user" or "error"."""
-
-    def __init__(self, run_id: int, finish: str, stats: RunStats, error: str | None = None) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.finish = finish
-        self.stats = stats
-        self.error = error
 
 
 class DownloadProgress(Message):

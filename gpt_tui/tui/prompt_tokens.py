@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpt_tui.engine import TokenScore
-from gpt_tui.tui.transcript import Transcript
+from gpt_tui.playground.transcript import Transcript
 
 SCORED_ROLES = ("prompt", "user", "system")
 

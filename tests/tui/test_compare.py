@@ -9,9 +9,9 @@ from textual.widgets import Input
 from tui_helpers import wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import SamplingParams, TokenEvent, generate
+from gpt_tui.playground.streaming import stream_batch
 from gpt_tui.settings import UserSettings, save_settings
 from gpt_tui.tui.app import GptTuiApp
-from gpt_tui.tui.generation import stream_batch
 from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.widgets.compare_column import CompareColumn
 from gpt_tui.tui.widgets.inspector import TokenInspector

@@ -68,16 +68,18 @@ def blas_threaded(split: Split) -> bool:
 
 
 def one_mechanism(
-    choices: dict[str, Split], times: dict[str, dict[Split, float]]
+    choices: dict[str, Split], times: dict[str, dict[Split, float]], spinning: bool = True
 ) -> dict[str, Split]:
-    """The choices, never mixing BLAS's threads with our helpers: when any kind of work shares
-    its products with helpers, a kind that chose BLAS threads takes its best other candidate.
+    """The choices, never mixing BLAS's threads with our helpers while BLAS's idle threads
+    spin (`spinning`): when any kind of work shares its products with helpers, a kind that
+    chose BLAS threads takes its best other candidate.
 
     A plan that mixed them would pay OpenBLAS's spinning threads at every switch: a decode
     step shared with a helper right after a prefill on 2 BLAS threads took 51-56 ms for its
-    first three steps, against 31-33 ms after (GPT-2 124M, Intel host).
+    first three steps, against 31-33 ms after (GPT-2 124M, Intel host). Threads that sleep at
+    once (gpt_tui/__init__.py) cost nothing at a switch, and each kind keeps its best.
     """
-    if not any(split.parts > 1 for split in choices.values()):
+    if not spinning or not any(split.parts > 1 for split in choices.values()):
         return choices
     return {
         kind: choose({c: t for c, t in times[kind].items() if not blas_threaded(c)}, cores_used)

@@ -39,11 +39,15 @@ def cpu_name() -> str:
 def blas_build() -> str:
     from threadpoolctl import threadpool_info
 
+    from gpt_tui.engine.cores import blas_threads_sleep
+
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
+    build = "; ".join(
         f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
         for i in blas
     )
+    # What is fastest differs when BLAS's idle threads spin (see gpt_tui/__init__.py).
+    return build if blas_threads_sleep() else f"{build} (idle threads spin)"
 
 
 def model_key(model: Any) -> dict[str, Any]:

@@ -56,11 +56,13 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
             for name, (candidates, run) in kinds.items():
                 mine = [c for c in candidates if blas_threaded(c) == threaded]
                 times.setdefault(name, {}).update(interleaved(mine, run, rounds))
-        if any(blas_threaded(c) for candidates, _ in kinds.values() for c in candidates):
+        spinning = not cores.blas_threads_sleep()
+        if spinning and any(blas_threaded(c) for cands, _ in kinds.values() for c in cands):
             time.sleep(SETTLE_S)
         timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
                     for c, t in by.items()]  # fmt: skip
-        chosen = one_mechanism({kind: choose(t, cores_used) for kind, t in times.items()}, times)
+        chosen = {kind: choose(t, cores_used) for kind, t in times.items()}
+        chosen = one_mechanism(chosen, times, spinning)
         decode = {rows: chosen[_rows_kind("decode", max(rows, 2))] for rows in DECODE_ROWS}
         settings = Settings(decode=decode, prefill=chosen[prefill])
         settings, attention_timings = _plan_attention(model, settings, n, rounds)
@@ -120,10 +122,11 @@ def _plan_attention(
     n_kv_head, head_dim = attention_shape(model)
     group = model.n_head // n_kv_head
     timings: list[Timing] = []
-    # Attention shares work with our helpers only in a plan that does not thread BLAS
-    # (see `one_mechanism`).
+    # Attention shares work with our helpers only in a plan that does not thread BLAS, unless
+    # BLAS's idle threads sleep at once (see `one_mechanism`).
     splits = [*settings.decode.values(), settings.prefill]
-    n = 1 if any(blas_threaded(split) for split in splits) else n
+    if not cores.blas_threads_sleep() and any(blas_threaded(split) for split in splits):
+        n = 1
     rng = np.random.default_rng(0)
     # Decode: whole steps at a long context, so the cached keys stream from memory between
     # the weights, as they do in use (timed alone, a 124M model's 75 MB of keys and values sat

@@ -1,12 +1,10 @@
 """Compare samples side by side (F4): 2 to 4 continuations of one context, each with its own
 sampling settings, generated together.
 
-The context is captured when the screen opens (`compare_request`): the main view's prompt in
-completion mode, the rendered chat in chat mode. One thread worker runs `generate_batch`, which
-computes the context once and decodes the columns as one batch, reading the weights once per step
-for all of them; its events are posted in batches (`stream_batch`) and handed to each column by
-stream index. The worker holds the app's engine lock, so it never overlaps a run of the main view,
-and it uses caches of its own: the main view's kv cache is left as it was.
+What is compared and how it runs is `gpt_tui/playground/compare.py`'s business: the request is
+captured when the screen opens, and one thread worker runs `execute_compare`, whose events are
+handed to each column by stream index. The batch uses caches of its own: the main view's kv
+cache is left as it was.
 
 Closing the screen returns the columns' settings, so that reopening it shows the same columns.
 """
@@ -14,10 +12,8 @@ Closing the screen returns the columns' settings, so that reopening it shows the
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from textual import work
@@ -29,89 +25,26 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from gpt_tui.engine import SamplingParams, TokenEvent, TokenScore, generate_batch
-from gpt_tui.tui.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
-from gpt_tui.tui.generation import RunStats, ThreadCounter, stream_batch
+from gpt_tui.engine import SamplingParams, TokenEvent
+from gpt_tui.playground.compare import (
+    BatchFinished,
+    BatchStreamed,
+    CompareEvent,
+    CompareRequest,
+    compare_request,
+    execute_compare,
+)
+from gpt_tui.playground.core import Playground
+from gpt_tui.playground.events import PromptScored
 from gpt_tui.tui.look_inside import column_request
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
-from gpt_tui.tui.transcript import Transcript, Turn
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
 DEFAULT_COLUMNS = 3
 STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
-
-
-@dataclass(frozen=True)
-class CompareRequest:
-    """What the columns continue, fixed when the screen opens: editing the main view later does
-    not change a comparison under way."""
-
-    model: Any
-    tokenizer: Any
-    model_name: str
-    context: list[int]  # token ids every column continues
-    display: Transcript  # what each column shows before its tokens (never mutated)
-    base: SamplingParams  # the main panel's settings; columns override a few
-    n_top: int
-    summary: str  # one line describing the context
-    extra_stop: tuple[str, ...] = ()  # a base model in chat mode stops at the user's turn
-
-
-def compare_request(
-    loaded: Any,
-    transcript: Transcript,
-    editor_text: str,
-    chat: bool,
-    base: SamplingParams,
-    n_top: int,
-) -> CompareRequest:
-    """The comparison the main view's state asks for; ValueError if there is nothing to continue.
-
-    Completion: the prompt in the editor (empty: from the beginning-of-text token). Chat: the
-    conversation plus the message in the editor; with the editor empty, the context of the last
-    reply, so the columns are alternatives to it.
-    """
-    tokenizer = loaded.tokenizer
-    if not chat:
-        context = tokenizer.encode(editor_text)
-        display = Transcript(turns=[Turn("prompt", editor_text), Turn("output")],
-                             reply_prefix=context, tokenizer=tokenizer)  # fmt: skip
-        shown = _one_line(editor_text) or "(empty: from the beginning-of-text token)"
-        summary = f"Prompt · {len(context)} tokens · {shown}"
-        return CompareRequest(loaded.model, tokenizer, loaded.name, context, display, base,
-                              n_top, summary)  # fmt: skip
-    turns = list(transcript.turns) if transcript.mode == "chat" else []
-    if editor_text.strip():
-        turns.append(Turn("user", editor_text))
-    else:
-        while turns and turns[-1].role == "assistant":
-            turns.pop()
-    if not turns or turns[-1].role != "user":
-        raise ValueError("Type a message first: the columns answer it")
-    display = Transcript(mode="chat", turns=[*turns, Turn("assistant")], tokenizer=tokenizer)
-    context = encode_chat(tokenizer, display.messages(turns))
-    display.reply_prefix = context  # the ids the columns continue: prompt tokens are drawn
-    n_messages = sum(t.role in ("user", "assistant", "system") for t in turns)
-    last = _one_line(turns[-1].text)
-    messages = f"{n_messages} message{'s' if n_messages != 1 else ''}"
-    summary = f"Chat · {messages}, {len(context)} tokens · last: {last}"
-    extra = () if has_chat_template(tokenizer) else (BASE_MODEL_STOP,)
-    return CompareRequest(loaded.model, tokenizer, loaded.name, context, display, base, n_top,
-                          summary, extra)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CompareRun:
-    """One batch run, as the worker sees it."""
-
-    id: int
-    request: CompareRequest
-    params: list[Callable[[], SamplingParams]]  # one per column, read before every token
-    engine_lock: threading.Lock
-    threads: ThreadCounter
 
 
 class CompareScreen(Screen[list[ColumnSettings]]):
@@ -137,45 +70,23 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         Binding("f1", "help", "Help", tooltip="Show the keys"),
     ]  # fmt: skip
 
-    class Streamed(Message):
-        """A batch of (column, token) pairs from run `run_id`."""
+    class Update(Message):
+        """An event of a comparison run (gpt_tui/playground/compare.py), from its worker."""
 
-        def __init__(
-            self, run_id: int, events: list[tuple[int, TokenEvent]], stats: RunStats
-        ) -> None:
+        def __init__(self, event: CompareEvent) -> None:
             super().__init__()
-            self.run_id = run_id
-            self.events = events
-            self.stats = stats
-
-    class PromptScored(Message):
-        """The prompt's tokens as run `run_id`'s prefill scored them."""
-
-        def __init__(self, run_id: int, scores: list[TokenScore]) -> None:
-            super().__init__()
-            self.run_id = run_id
-            self.scores = scores
-
-    class Done(Message):
-        """Run `run_id` ended; `finishes` says why, column by column."""
-
-        def __init__(
-            self, run_id: int, finishes: list[str], stats: RunStats, error: str | None = None
-        ) -> None:
-            super().__init__()
-            self.run_id = run_id
-            self.finishes = finishes
-            self.stats = stats
-            self.error = error
+            self.event = event
 
     def __init__(
         self,
         request: CompareRequest,
+        core: Playground,
         columns: list[ColumnSettings] | None = None,
         colouring: str = "off",
     ) -> None:
         super().__init__()
         self.request = request
+        self.core = core
         settings = columns or [default_settings(request.base, i) for i in range(DEFAULT_COLUMNS)]
         self._initial = settings[:MAX_COLUMNS]
         self._colouring = colouring
@@ -262,8 +173,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
-        app: Any = self.app
-        app.push_screen(LookInsideScreen(lens, app._engine_lock, app._threads))
+        self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
 
     async def action_add_column(self) -> None:
         if self.running:
@@ -317,46 +227,33 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         self._run_id += 1
         extra = self.request.extra_stop
         sources = [_params_source(column, extra) for column in columns]
-        app: Any = self.app
-        run = CompareRun(self._run_id, self.request, sources, app._engine_lock,
-                         app._threads)  # fmt: skip
         for column in columns:
             column.start(self.request.display, self.request.model_name)
         self._set_running(True)
         self.status.state = "generating"
         self.status.stats = None
         self.status.n_columns = len(columns)
-        self._compare_worker(run)
+        self._compare_worker(self._run_id, sources)
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
-    def _compare_worker(self, run: CompareRun) -> None:
+    def _compare_worker(self, run_id: int, params: list[Callable[[], SamplingParams]]) -> None:
         worker = get_current_worker()
-        n = len(run.params)
-        with run.threads.running(), run.engine_lock:
-            if worker.is_cancelled:
-                self.post_message(self.Done(run.id, ["user"] * n, RunStats()))
-                return
-            try:
-                request = run.request
-                scored = lambda scores: self.post_message(  # noqa: E731
-                    self.PromptScored(run.id, scores)
-                )
-                events = generate_batch(request.model, request.tokenizer, request.context,
-                                        run.params, n_top=request.n_top,
-                                        on_prompt_scored=scored)  # fmt: skip
-                post = lambda batch, stats: self.post_message(  # noqa: E731
-                    self.Streamed(run.id, batch, stats)
-                )
-                finishes, stats = stream_batch(events, n, post, lambda: worker.is_cancelled)
-            except Exception as exc:  # noqa: BLE001 - an engine failure ends the run, not the app
-                error = f"{type(exc).__name__}: {exc}"
-                self.post_message(self.Done(run.id, ["error"] * n, RunStats(), error))
-                return
-        self.post_message(self.Done(run.id, finishes, stats))
+        emit = lambda event: self.post_message(self.Update(event))  # noqa: E731
+        execute_compare(self.core, run_id, self.request, params, emit,
+                        lambda: worker.is_cancelled)  # fmt: skip
 
-    def on_compare_screen_streamed(self, message: Streamed) -> None:
-        if message.run_id != self._run_id:
+    def on_compare_screen_update(self, message: Update) -> None:
+        event = message.event
+        if event.run_id != self._run_id:
             return
+        if isinstance(event, BatchStreamed):
+            self._streamed(event)
+        elif isinstance(event, PromptScored):
+            self._prompt_scored(event)
+        else:
+            self._done(event)
+
+    def _streamed(self, message: BatchStreamed) -> None:
         columns = self.columns
         by_column: dict[int, list[TokenEvent]] = {}
         for stream, event in message.events:
@@ -369,18 +266,14 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             self._status_shown = now  # is unreadable
             self.status.stats = message.stats
 
-    def on_compare_screen_prompt_scored(self, message: PromptScored) -> None:
+    def _prompt_scored(self, message: PromptScored) -> None:
         """Draw the prompt as scored tokens in every column (it comes before their tokens)."""
-        if message.run_id != self._run_id:
-            return
         scored = dataclasses.replace(self.request.display, prompt_scores=list(message.scores))
         for column in self.columns:
             if column.output.token_count == 0:
                 column.show_prompt(scored, self.request.model_name)
 
-    def on_compare_screen_done(self, message: Done) -> None:
-        if message.run_id != self._run_id:
-            return
+    def _done(self, message: BatchFinished) -> None:
         for column, finish in zip(self.columns, message.finishes, strict=False):
             column.end(finish)
         self._set_running(False)
@@ -421,5 +314,4 @@ def _params_source(
     return lambda: column.params.replace(stop=(*column.params.stop, *extra_stop))
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+__all__ = ["CompareScreen", "compare_request"]

@@ -20,7 +20,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label
 
 from gpt_tui.engine import FINISH_REASONS, RANGES, SamplingParams, TokenEvent
-from gpt_tui.tui.transcript import Transcript
+from gpt_tui.playground.transcript import Transcript
 from gpt_tui.tui.widgets.inspector import TokenInspector
 from gpt_tui.tui.widgets.output_view import OutputView
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Input, Label
 
 from gpt_tui import speculation
+from gpt_tui.backends.base import Capabilities
 from gpt_tui.engine import RANGES, SamplingParams
 from gpt_tui.tui.text import format_stops, parse_stops
 from gpt_tui.tui.widgets.slider import Slider
@@ -77,10 +78,10 @@ class SamplingPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         for spec in SLIDERS:
-            with Horizontal(classes="param-row"):
+            with Horizontal(classes="param-row", id=f"row-{spec.name}"):
                 yield Label(spec.label, classes="param-label")
                 yield self._make_slider(spec)
-        with Horizontal(classes="param-row"):
+        with Horizontal(classes="param-row", id="row-seed"):
             yield Label("seed", classes="param-label")
             seed = Input(
                 "" if self.params.seed is None else str(self.params.seed),
@@ -90,7 +91,7 @@ class SamplingPanel(Vertical):
             )
             seed.tooltip = "A whole number makes sampling repeatable; empty = a new draw each time"
             yield seed
-        with Horizontal(classes="param-row"):
+        with Horizontal(classes="param-row", id="row-stop"):
             yield Label("stop", classes="param-label")
             stop = Input(
                 format_stops(self.params.stop),
@@ -102,7 +103,7 @@ class SamplingPanel(Vertical):
                 "Stop strings, comma-separated; \\n is a newline, \\, a comma, \\s a space"
             )
             yield stop
-        with Horizontal(classes="param-row"):
+        with Horizontal(classes="param-row", id="row-speculative"):
             yield Label("speculative", classes="param-label")
             spec = Input(self.speculative, placeholder="off", compact=True, id="speculative")
             spec.tooltip = (
@@ -136,6 +137,18 @@ class SamplingPanel(Vertical):
         )
         slider.tooltip = f"{spec.name} {r.describe()}: {r.help}\n{KEYS_HELP}"
         return slider
+
+    def show_available(self, capabilities: Capabilities) -> None:
+        """Mark the settings the model's backend cannot honour (a server that ignores top-k):
+        they keep their values, for a model that can, but read as not available here, and
+        say why when hovered. Nothing is dropped silently."""
+        for row in self.query(".param-row").results(Horizontal):
+            name = (row.id or "").removeprefix("row-")
+            feature = "alternatives" if name == "n_top" else name
+            why_not = capabilities.why_not(feature) if name else None
+            row.set_class(why_not is not None, "-unavailable")
+            label = row.query_one(Label)
+            label.tooltip = f"{why_not}: this setting is not used here" if why_not else None
 
     # --- keeping the widgets and the values in step ---------------------------------------
 

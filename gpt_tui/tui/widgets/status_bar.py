@@ -6,7 +6,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from gpt_tui.tui.generation import RunStats
+from gpt_tui.playground.streaming import RunStats
 
 STATES = {
     "idle": ("ready", "$text-muted"),

@@ -27,7 +27,7 @@ def test_candidates_on_one_core_machines_are_one_core_only() -> None:
     assert Split(parts=4) in plan.decode_candidates(4)
 
 
-def test_a_plan_never_mixes_blas_threads_with_helpers() -> None:
+def test_a_plan_mixes_blas_threads_with_helpers_only_when_blas_threads_sleep() -> None:
     one, blas, shared = ONE_CORE, Split(blas_threads=2), Split(parts=2)
     times = {
         "decode": {one: 1.0, blas: 0.9, shared: 0.5},  # helpers win decode
@@ -36,6 +36,8 @@ def test_a_plan_never_mixes_blas_threads_with_helpers() -> None:
     chosen = {kind: choose(t, plan.cores_used) for kind, t in times.items()}
     assert chosen == {"decode": shared, "prefill": blas}
     assert plan.one_mechanism(chosen, times) == {"decode": shared, "prefill": shared}
+    # idle BLAS threads that sleep at once cost nothing at a switch: each kind keeps its best
+    assert plan.one_mechanism(chosen, times, spinning=False) == chosen
     # without helpers anywhere, BLAS threads stay where they won
     only_blas = {"decode": {one: 1.0, blas: 0.5}, "prefill": {one: 1.0, blas: 0.5}}
     chosen = {kind: choose(t, plan.cores_used) for kind, t in only_blas.items()}

@@ -12,8 +12,8 @@ the document again exactly goes in the session's `extra`, which that format keep
 
 A Markdown export (`gpt_tui.session.to_markdown`) is written next to the JSON, for sharing.
 
-The first part of this module is plain data (no Textual): session <-> transcript and writing
-the files. `SessionFiles` is the app's mixin: the save and open dialogs, and the restore.
+Plain data, no Textual: session <-> transcript, and writing and reading the files. The
+playground core (`playground/core.py`) saves and opens through these; the app only asks where.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.errors import SessionFileError
+from gpt_tui.playground.transcript import Transcript, Turn
 from gpt_tui.session import (
     BranchTree,
     Session,
@@ -33,9 +34,6 @@ from gpt_tui.session import (
     save,
     to_markdown,
 )
-from gpt_tui.tui import messages as msg
-from gpt_tui.tui.screens.session_path import SessionPathScreen
-from gpt_tui.tui.transcript import Transcript, Turn
 
 ROLES = ("prompt", "output", "system", "user", "assistant")
 
@@ -207,141 +205,3 @@ def read_session(source: Session | str | Path) -> tuple[Session, Transcript, Pat
     path = Path(source).expanduser()
     session = load(path)
     return session, transcript_from_session(session, str(path)), path
-
-
-# --- the app's part ------------------------------------------------------------------------------
-
-
-class SessionFiles:
-    """Saving and opening sessions for `GptTuiApp`.
-
-    Opening shows the session at once, and loads its model; when that model is ready the
-    transcript is tied to its tokenizer (only then do the saved token ids mean something).
-    If the model cannot be loaded, the session stays on screen to be read and inspected.
-    The `on_model_...` handlers run after `ModelLoading`'s (Textual calls a message's handlers
-    in every class of the app's MRO).
-    """
-
-    _session_path: Path | None = None  # where the session was last saved or opened from
-    _pending_session: Session | None = None  # opened; waiting for its model
-
-    def current_session(self) -> Session:
-        """What the app shows, as a session."""
-        model = self.model_name or self.requested_model or ""
-        if model:
-            model = self._model_setting(model)  # a path made absolute: reopens from anywhere
-        return session_from_transcript(
-            self.transcript, model, self.sampling, self.n_top, self.prompt_editor.text
-        )
-
-    # --- saving ----------------------------------------------------------------------------
-
-    def action_save_session(self) -> None:
-        default = self._session_path or default_session_path()
-
-        def chosen(path: str | None) -> None:
-            if path:
-                self.save_session(path)
-
-        self.push_screen(SessionPathScreen("save", str(default)), chosen)
-
-    def save_session(self, path: str | Path) -> Path | None:
-        """Write the session to `path` (and Markdown next to it); a failure is a notification."""
-        try:
-            json_path, md_path = write_session(self.current_session(), path)
-        except SessionFileError as exc:
-            self.notify(str(exc), severity="error", title="Session not saved", timeout=12)
-            return None
-        self._session_path = json_path
-        self.notify(f"{json_path}\n(and {md_path.name} for sharing)", title="Session saved")
-        return json_path
-
-    # --- opening ---------------------------------------------------------------------------
-
-    def action_open_session(self) -> None:
-        default = self._session_path or default_session_dir()
-
-        def chosen(path: str | None) -> None:
-            if path:
-                self.open_session(path)
-
-        self.push_screen(SessionPathScreen("open", str(default)), chosen)
-
-    def open_session(self, source: Session | str | Path) -> bool:
-        """Show a saved session and load its model; a bad file is a notification."""
-        try:
-            session, transcript, path = read_session(source)
-        except SessionFileError as exc:
-            self.notify(str(exc), severity="error", title="Cannot open the session", timeout=12)
-            return False
-        self._show_session(session, transcript, path)
-        return True
-
-    def _show_session(
-        self, session: Session, transcript: Transcript, path: Path | None, *, load: bool = True
-    ) -> None:
-        """Show an opened session: settings, prompt box, transcript; then get its model
-        (`load`: ask for it here; at start-up the app loads the model it was given)."""
-        self.action_stop()
-        self._session_path = path
-        self.sampling = session.sampling
-        n_top = session.extra.get("n_top")
-        if isinstance(n_top, int) and not isinstance(n_top, bool) and n_top > 0:
-            self.n_top = n_top
-        self.query_one("#sampling").set_values(self.sampling, self.n_top)
-        editor = session.extra.get("editor")
-        if not isinstance(editor, str):
-            editor = "" if session.chat is not None else session.prompt
-        self._show_transcript_of(session, transcript)
-        self.prompt_editor.text_area.load_text(editor)
-        model = session.model
-        if not model:
-            self.notify("The session names no model: its text is shown, pick a model to go on",
-                        severity="warning")  # fmt: skip
-        elif self.loaded is not None and self._same_model(self.model_name, model):
-            self._bind_session()
-        else:
-            self._pending_session = session
-            if load:
-                self.switch_model(model)
-
-    def _show_transcript_of(self, session: Session, transcript: Transcript) -> None:
-        chat = session.chat is not None
-        if self.chat_mode != chat:
-            self.chat_mode = chat  # clears the transcript: set it after
-        self.transcript = transcript
-        self.output.show_transcript(self.transcript, self._assistant_name())
-        self._update_branch_view()
-        self.status.stats = None
-        self.status.note = ""
-        self._show_prompt_score()  # the prompt's perplexity, from the scores saved
-
-    def _bind_session(self) -> None:
-        bind_transcript(self.transcript, self.loaded.tokenizer, self._encode_chat)
-        self._schedule_count()
-
-    def _same_model(self, a: str | None, b: str) -> bool:
-        return a is not None and self._model_setting(a) == self._model_setting(b)
-
-    def on_model_loaded(self, message: msg.ModelLoaded) -> None:
-        session = self._pending_session
-        if session is None or message.load_id != self._load_id:
-            return
-        self._pending_session = None
-        if not self._same_model(message.name, session.model):
-            return  # another model was asked for meanwhile: the token ids are not its own
-        # Loading may have switched the mode (and cleared the transcript): show it again.
-        self._show_transcript_of(session, transcript_from_session(session))
-        self._bind_session()
-
-    def on_model_load_failed(self, message: msg.ModelLoadFailed) -> None:
-        if self._pending_session is None or message.load_id != self._load_id:
-            return
-        self._pending_session = None
-        self.notify(
-            f"The session is shown without its model ({message.name}): its tokens can be "
-            "inspected; pick a model (ctrl+o) to generate",
-            severity="warning",
-            title="Session opened",
-            timeout=12,
-        )

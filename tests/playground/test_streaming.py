@@ -1,7 +1,7 @@
 import itertools
 
 from gpt_tui.engine import SamplingParams, TokenEvent, generate
-from gpt_tui.tui.generation import stream_events
+from gpt_tui.playground.streaming import stream_events
 
 
 def make_events(n: int, finish: str | None = "length"):

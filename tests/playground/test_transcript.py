@@ -1,5 +1,5 @@
 from gpt_tui.engine import TokenEvent
-from gpt_tui.tui.transcript import Transcript
+from gpt_tui.playground.transcript import Transcript
 
 
 def event(token_id: int, text: str, index: int = 0) -> TokenEvent:

@@ -1,0 +1,32 @@
+"""Which backend a model name asks for, and opening it (in a worker: it may download)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from gpt_tui.backends.base import Backend
+
+
+def is_remote(name: str) -> bool:
+    """A URL of an OpenAI-compatible server (http://HOST:PORT/v1)."""
+    return name.startswith(("http://", "https://"))
+
+
+def open_backend(
+    name: str,
+    *,
+    progress: Any = None,
+    cancel: threading.Event | None = None,
+    base_url: str | None = None,
+    strict: bool = False,
+) -> Backend:
+    """The backend for `name`: a local model (catalog name, path; downloaded and converted
+    first if need be, reporting `progress`) or a remote server. `strict` (the CLI): a setting
+    asked for that cannot be honoured (a draft model that does not fit) fails the run, where
+    the app tells it and goes on without."""
+    from gpt_tui.backends.local import LocalBackend
+    from gpt_tui.models.store import load_model
+
+    loaded = load_model(name, base_url=base_url, progress=progress, cancel=cancel)
+    return LocalBackend(loaded, strict=strict)

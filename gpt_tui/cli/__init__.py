@@ -1,0 +1,84 @@
+"""Command line: `gpt-tui` opens the app; subcommands do the same work headless.
+
+Each subcommand has an `add_<name>_parser` that declares its flags (in the module of its kind)
+and a `_run_<name>` that does the work through the playground core (or, for lens and bench,
+the engine) and prints it. Library errors (`GptTuiError`) become one line on stderr and exit
+code 1; bad flags one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gpt_tui import __version__
+from gpt_tui.cli.bench import add_bench_parser
+from gpt_tui.cli.console import stderr
+from gpt_tui.cli.generate import add_generate_parser, add_score_parser
+from gpt_tui.cli.lens import add_lens_parser
+from gpt_tui.cli.models import add_download_parser, add_models_parser, add_rm_parser
+from gpt_tui.errors import GptTuiError, SessionFileError
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints the whole usage on a bad flag; one line that says what is wrong is enough."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        stderr.print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", markup=False)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineErrorParser(
+        prog="gpt-tui",
+        description="A terminal playground for GPT-style language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"gpt-tui {__version__}")
+    parser.add_argument("--model", "-m", help="model name or path to open the app with")
+    parser.add_argument(
+        "--open",
+        metavar="FILE",
+        dest="session_file",
+        help="reopen a session saved in the app (ctrl+s), in its own model unless --model is given",
+    )
+    parser.set_defaults(run=_run_app)
+    sub = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_OneLineErrorParser
+    )
+    add_generate_parser(sub)
+    add_score_parser(sub)
+    add_lens_parser(sub)
+    add_bench_parser(sub)
+    add_models_parser(sub)
+    add_download_parser(sub)
+    add_rm_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GptTuiError as exc:
+        stderr.print(f"error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        stderr.print("interrupted", markup=False)
+        return 130
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from gpt_tui.tui.app import GptTuiApp  # Textual costs start-up time the subcommands don't need
+
+    try:
+        app = GptTuiApp(model=args.model, session=args.session_file)
+    except SessionFileError as exc:  # damaged, or from a newer gpt-tui: like a bad argument
+        stderr.print(f"error: {exc}", markup=False)
+        return 2
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""What the commands share to print and to get a model: the consoles, download progress, the
+model asked for (remembered for the next run), number formats."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from gpt_tui.display import visible_token
+from gpt_tui.errors import GptTuiError
+
+if TYPE_CHECKING:
+    from gpt_tui.models.download import DownloadProgress
+    from gpt_tui.models.store import LoadedModel
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def read_prompt(prompt: str) -> str:
+    if prompt != "-":
+        return prompt
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GptTuiError(
+            f"stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it first, e.g. with iconv"
+        ) from None
+
+
+def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
+    """A local model, for the commands only the engine can do (lens, bench)."""
+    from gpt_tui.models.store import default_model_name, load_model
+
+    name = name or default_model_name()
+    with rich_download_progress() as progress:
+        loaded = load_model(name, base_url=base_url, progress=progress)
+    _remember_model(name)
+    _say_plan(loaded.model)
+    return loaded
+
+
+def open_for_cli(name: str | None, base_url: str | None) -> tuple[str, Any]:
+    """The backend of the model asked for (downloaded first, with progress, if need be)."""
+    from gpt_tui.backends.opening import open_backend
+    from gpt_tui.models.store import default_model_name
+
+    name = name or default_model_name()
+    with rich_download_progress() as progress:
+        backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
+    _remember_model(name)
+    model = getattr(backend, "model", None)
+    if model is not None:
+        _say_plan(model)
+    return name, backend
+
+
+def _say_plan(model: Any) -> None:
+    """One line when loading measured this machine's kernel plan (once), or ignored a kept one."""
+    from gpt_tui.engine.plan import plan_of
+
+    plan = plan_of(model)
+    if plan is None:
+        return
+    if plan.notice:
+        stderr.print(f"warning: {plan.notice}", markup=False)
+    elif plan.just_measured:
+        stderr.print(
+            f"[measured this machine's kernel plan in {plan.measured_s:.1f} s; "
+            f"{plan.source.removeprefix('measured, ')}, reused from now on]",
+            style="dim",
+            markup=False,
+        )
+
+
+def _remember_model(name: str) -> None:
+    """Make this model the default for the next run; a read-only config only costs a warning."""
+    from gpt_tui.settings import load_settings, save_settings
+
+    settings, _ = load_settings()
+    if settings.model != name:
+        try:
+            save_settings(settings.replace(model=name))
+        except GptTuiError as exc:
+            stderr.print(f"warning: {exc}", markup=False)
+
+
+def show_token(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(visible_token(text))
+
+
+def cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
+    """A progress callback for `store.ensure_model`/`load_model` that draws rich progress bars
+    (bytes, rate, time left) on stderr, so stdout stays free for generated text.
+
+    Nothing is drawn until the first event: a cached model loads without any output. Use:
+    `with rich_download_progress() as progress: loaded = load_model(name, progress=progress)`.
+    """
+    progress: Progress | None = None
+    tasks: dict[tuple[str, str, str], TaskID] = {}
+    lock = threading.Lock()  # the callback may come from a worker thread
+
+    def callback(event: DownloadProgress) -> None:
+        nonlocal progress
+        with lock:
+            if event.phase == "done":
+                return
+            if progress is None:
+                progress = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(bar_width=24),
+                    _AmountColumn(),
+                    _RateColumn(),
+                    TimeRemainingColumn(elapsed_when_finished=True),
+                    console=stderr,
+                )
+                progress.start()
+            if event.phase == "wait":
+                progress.console.print(
+                    f"waiting for another gpt-tui process to finish {event.model}...",
+                    markup=False,
+                )
+                return
+            key = (event.model, event.phase, event.file)
+            if key not in tasks:
+                # Created at `done`, not 0: bytes resumed from an earlier run are no speed.
+                if event.phase == "download":
+                    description = f"{event.file} ({event.file_index}/{event.file_count})"
+                    unit = "bytes"
+                else:
+                    description, unit = f"converting {event.model}", "tensors"
+                tasks[key] = progress.add_task(
+                    description, total=event.total, completed=event.done, unit=unit
+                )
+            progress.update(tasks[key], completed=event.done, total=event.total)
+
+    try:
+        yield callback
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+class _AmountColumn(ProgressColumn):
+    """Bytes for a download ("12.3/497.8 MB"), tensors for a conversion ("40/148 tensors")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "bytes")
+        if unit == "bytes":
+            return self._bytes.render(task)
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total} {unit}", style="progress.download")
+
+
+class _RateColumn(ProgressColumn):
+    """Bytes per second for a download; nothing for a conversion or before it is measured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        known = task.finished_speed or task.speed  # None for a file that was already there
+        if task.fields.get("unit") != "bytes" or known is None:
+            return Text("")
+        return self._speed.render(task)
+
+
+def format_bytes(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e3:.0f} kB"
+
+
+def format_count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"

@@ -1,0 +1,92 @@
+"""The flags several commands share: sampling settings, speculation, alternatives."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from gpt_tui.engine.sampling import RANGES, SamplingParams
+
+
+def _param_type(name: str) -> Callable[[str], float | int]:
+    """An argparse type that validates a sampling flag against its range at the boundary."""
+    spec = RANGES[name]
+
+    def parse(text: str) -> float | int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a number in {spec.describe()}, not {text!r}"
+            ) from None
+        try:
+            SamplingParams(**{name: int(value) if spec.integer and value.is_integer() else value})
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return int(value) if spec.integer else value
+
+    return parse
+
+
+def _seed_type(text: str) -> int:
+    try:
+        return SamplingParams(seed=int(text)).seed  # type: ignore[return-value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seed must be a whole number in [0, 2^63), not {text!r}"
+        ) from None
+
+
+def n_top_type(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"top must be a whole number in [0, 100], not {text!r}")
+    return int(text)
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    for name, spec in RANGES.items():
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_param_type(name),
+            default=None,
+            metavar="N" if spec.integer else "X",
+            help=f"{spec.help} {spec.describe()} (default {spec.default:g})",
+        )
+    g.add_argument("--seed", type=_seed_type, help="random seed; the same seed repeats a run")
+    g.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop before this text (repeatable; \\n for a newline)",
+    )
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
+    values = {name: getattr(args, name) for name in RANGES if getattr(args, name) is not None}
+    stop = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+    return SamplingParams(seed=args.seed, stop=stop, **values)
+
+
+def _speculative_type(text: str) -> str:
+    from gpt_tui.speculation import SpeculationError, check_choice
+
+    try:
+        return check_choice(text)
+    except SpeculationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_speculative_flag(p: argparse.ArgumentParser) -> None:
+    from gpt_tui import speculation
+
+    p.add_argument(
+        "--speculative",
+        type=_speculative_type,
+        default=speculation.DEFAULT,
+        metavar="off|lookup|MODEL",
+        help="speculative decoding: the same text, several tokens per pass when drafts hold; "
+        "lookup drafts from the prompt and output so far, MODEL is a draft model with the same "
+        f"tokenizer (default {speculation.DEFAULT})",
+    )

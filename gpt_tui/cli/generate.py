@@ -1,0 +1,271 @@
+"""`gpt-tui generate` and `gpt-tui score`: the playground core, headless."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+
+from gpt_tui.cli.console import open_for_cli, read_prompt, show_token, stderr, stdout
+from gpt_tui.cli.flags import (
+    add_sampling_flags,
+    add_speculative_flag,
+    n_top_type,
+    sampling_from_args,
+)
+from gpt_tui.display import percent
+from gpt_tui.engine.generate import TokenEvent
+from gpt_tui.engine.sampling import SamplingParams
+from gpt_tui.errors import GptTuiError
+
+BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
+
+
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a prompt, streaming to stdout",
+        description="Generate text from PROMPT (or stdin with -), streaming it to stdout.",
+    )
+    p.add_argument(
+        "prompt",
+        nargs="?",
+        default="",
+        metavar="PROMPT",
+        help="the prompt; - reads stdin; empty: unconditional generation",
+    )
+    p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
+    p.add_argument("--chat", metavar="TEXT", help="a user message, in the model's chat template")
+    p.add_argument("--system", metavar="TEXT", help="a system message for --chat")
+    p.add_argument(
+        "--special",
+        action="store_true",
+        help="read special tokens such as <|endoftext|> in the prompt as such",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument(
+        "--show-probs",
+        action="store_true",
+        help="print each token with its probability and top alternatives",
+    )
+    out.add_argument("--json", action="store_true", help="one JSON object per token event")
+    p.add_argument(
+        "--top",
+        type=n_top_type,
+        default=5,
+        metavar="K",
+        help="alternatives per token for --show-probs/--json (default 5)",
+    )
+    p.add_argument("--base-url", help="where to download GPT-2 checkpoints from")
+    add_speculative_flag(p)
+    add_sampling_flags(p)
+    p.set_defaults(run=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from gpt_tui.playground.events import RunFinished, TokensStreamed
+
+    params = sampling_from_args(args)
+    prompt = read_prompt(args.prompt)
+    if args.system and not args.chat:
+        raise GptTuiError("--system needs --chat (the user message to answer)")
+    if args.chat is not None and prompt:
+        raise GptTuiError("give either a PROMPT or --chat, not both")
+    n_top = args.top if (args.show_probs or args.json) else 0
+    core = _playground(args.model, args.base_url, params, n_top, args.speculative)
+    if args.chat is not None:
+        core.set_mode(chat=True)
+        if args.system:
+            core.add_system_message(args.system)
+        run = core.generate(args.chat)
+    else:
+        run = core.generate(prompt, special=args.special)
+    n_ctx = run.backend.n_ctx
+    if len(run.request.context) >= n_ctx:
+        stderr.print(
+            f"note: the prompt has {len(run.request.context)} tokens, more than the context of "
+            f"{n_ctx}; the window slides to keep its end",
+            markup=False,
+        )
+    collected: list[TokenEvent] = []
+    finished: RunFinished | None = None
+    start = time.perf_counter()
+    for event in core.stream(run):
+        if isinstance(event, TokensStreamed):
+            for token in event.events:
+                if args.json:
+                    sys.stdout.write(json.dumps(dataclasses.asdict(token), ensure_ascii=False))
+                    sys.stdout.write("\n")
+                else:
+                    sys.stdout.write(token.text)
+            sys.stdout.flush()
+            collected += event.events
+        elif isinstance(event, RunFinished):
+            finished = event
+    if args.json:
+        return _run_failed(finished)
+    sys.stdout.write("\n")
+    if args.show_probs:
+        stdout.print(_probs_table(collected, run.backend.tokenizer))
+    if collected and finished is not None and finished.finish != "error":
+        _say_speed(collected, time.perf_counter() - start, finished, run.backend.name)
+    return _run_failed(finished)
+
+
+def _playground(
+    name: str | None,
+    base_url: str | None,
+    params: SamplingParams | None = None,
+    n_top: int = 5,
+    speculative: str = "off",
+) -> Any:
+    """The playground core on the model asked for (default: the last one used)."""
+    from gpt_tui.playground.core import Playground
+    from gpt_tui.settings import UserSettings
+
+    settings = UserSettings(n_top=max(n_top, 1), speculative=speculative)
+    core = Playground(settings if params is None else settings.replace(sampling=params))
+    core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)
+    name, backend = open_for_cli(name, base_url)
+    core.set_backend(core.begin_load(), name, backend)
+    return core
+
+
+def _run_failed(finished: Any) -> int:
+    """The exit code of a run: 1 with its error said, when it failed."""
+    if finished is not None and finished.finish == "error":
+        stderr.print(f"error: {finished.error}", markup=False)
+        return 1
+    return 0
+
+
+def _say_speed(collected: list[TokenEvent], elapsed: float, finished: Any, model: str) -> None:
+    from gpt_tui.engine import FINISH_REASONS
+
+    reason = FINISH_REASONS.get(collected[-1].finish_reason or finished.finish, "unknown")
+    stats = finished.stats
+    speculation = (
+        f"{stats.tokens_per_pass:.2f} tokens/pass, {stats.drafts_held:.0%} of drafts held; "
+        if stats.tokens_per_pass is not None
+        else ""
+    )
+    stderr.print(
+        f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
+        f"{speculation}model {model}; stopped: {reason}]",
+        style="dim",
+        markup=False,
+    )
+
+
+def _probs_table(events: list[TokenEvent], tok: Any) -> Table:
+    table = Table(title="What the model thought", title_justify="left", show_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("token")
+    table.add_column("prob", justify="right")
+    table.add_column("rank", justify="right")
+    table.add_column("entropy\n(bits)", justify="right", style="dim")
+    table.add_column("top alternatives")
+    for e in events:
+        alternatives = "  ".join(
+            f"[bold]{show_token(a.text)}[/] {percent(a.prob)}"
+            if a.token_id == e.token_id
+            else f"{show_token(a.text)} {percent(a.prob)}"
+            for a in e.top
+        )
+        table.add_row(
+            str(e.index),
+            show_token(tok.token_text(e.token_id)),
+            percent(e.prob),
+            str(e.rank),
+            f"{e.entropy / np.log(2):.2f}",
+            alternatives,
+        )
+    return table
+
+
+def add_score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="how likely the model finds each token of a text",
+        description="Score every token of TEXT (or stdin with -): probability, rank, surprisal, "
+        "and the text's perplexity. Colours follow GLTR's rank buckets.",
+    )
+    p.add_argument("text", metavar="TEXT", help="the text to score; - reads stdin")
+    p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
+    p.add_argument(
+        "--special",
+        action="store_true",
+        help="read special tokens such as <|endoftext|> in the text as such",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per token, then a summary")
+    p.add_argument(
+        "--top", type=n_top_type, default=3, metavar="K", help="alternatives per token (default 3)"
+    )
+    p.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    text = read_prompt(args.text)
+    if not text.strip():
+        raise GptTuiError("nothing to score: the text is empty")
+    core = _playground(args.model, None)
+    result = core.score(text, n_top=args.top, special=args.special)
+    name = core.backend.name
+    summary = {
+        "tokens": len(result.tokens),
+        "perplexity": result.perplexity,
+        "mean_surprisal_bits": result.mean_surprisal_bits,
+        "buckets": {name: sum(t.bucket == name for t in result.tokens) for name in BUCKET_STYLES},
+        "prepended_bos": result.prepended_bos,
+    }
+    if args.json:
+        for token in result.tokens:
+            row = {
+                **dataclasses.asdict(token),
+                "surprisal_bits": token.surprisal_bits,
+                "bucket": token.bucket,
+            }
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps({"summary": summary}) + "\n")
+        return 0
+    table = Table(title=f"{name} reads the text", title_justify="left", show_edge=False)
+    for name, justify in [
+        ("#", "right"),
+        ("token", "left"),
+        ("prob", "right"),
+        ("rank", "right"),
+        ("surprisal (bits)", "right"),
+        ("the model expected", "left"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for t in result.tokens:
+        style = BUCKET_STYLES[t.bucket]
+        expected = "  ".join(f"{show_token(a.text)} {percent(a.prob)}" for a in t.top)
+        table.add_row(
+            str(t.position),
+            f"[{style}]{show_token(t.text)}[/]",
+            percent(t.prob),
+            str(t.rank),
+            f"{t.surprisal_bits:.2f}",
+            expected,
+        )
+    stdout.print(table)
+    coloured = Text()
+    for t in result.tokens:
+        coloured.append(t.text, style=BUCKET_STYLES[t.bucket])
+    stdout.print(coloured)
+    legend = "  ".join(
+        f"[{style}]{name}[/] {summary['buckets'][name]}" for name, style in BUCKET_STYLES.items()
+    )
+    stdout.print(
+        f"{summary['tokens']} tokens; perplexity {result.perplexity:.2f}; mean surprisal "
+        f"{result.mean_surprisal_bits:.2f} bits/token; rank buckets: {legend}"
+    )
+    return 0

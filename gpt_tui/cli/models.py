@@ -1,0 +1,140 @@
+"""`gpt-tui models`, `download`, `rm`: the model cache."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from gpt_tui.cli.console import format_bytes, format_count, rich_download_progress, stdout
+
+
+def add_models_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the models, their sizes and which are downloaded")
+    p.set_defaults(run=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from gpt_tui.models import paths, store
+    from gpt_tui.models.catalog import CATALOG
+
+    table = Table(
+        title=f"models in {paths.models_dir()}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("name", no_wrap=True)
+    table.add_column("aliases", no_wrap=True)
+    for column in ("params", "download", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("path", overflow="fold", min_width=12)
+    styles = {"cached": "green", "bundled": "cyan", "partial": "yellow"}
+    for spec in CATALOG:
+        status = store.status(spec.name)
+        path = {
+            "cached": store.model_path(spec.name),
+            "partial": store.checkpoint_path(spec.name),
+        }.get(status, "")
+        table.add_row(
+            spec.name,
+            "\n".join(spec.aliases),
+            format_count(spec.n_params),
+            format_bytes(spec.download_bytes),
+            format_bytes(spec.memory_bytes),
+            Text(status, style=styles.get(status, "dim")),
+            str(path),
+        )
+    stdout.print(table)
+    # The Hugging Face cache: what other tools fetched, runnable as `--model ORG/NAME`.
+    from gpt_tui.models.hf.hub_cache import hub_cache_dir
+
+    hf = Table(
+        title=f"Hugging Face models in {hub_cache_dir()} (use as --model ORG/NAME)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    hf.add_column("name", no_wrap=True)
+    hf.add_column("architecture", no_wrap=True)
+    for column in ("params", "size"):
+        hf.add_column(column, justify="right", no_wrap=True)
+    hf.add_column("status", overflow="fold", min_width=12)
+    models = store.hf_models()
+    for m in models:
+        state = "converted" if m.converted else "cached" if m.supported else m.problem
+        hf.add_row(
+            m.repo_id,
+            m.hf_architecture,
+            format_count(m.n_params) if m.n_params else "?",
+            format_bytes(m.size_bytes) if m.size_bytes else "?",
+            Text(state, style="green" if m.supported else "yellow"),
+        )
+    if models:
+        stdout.print(hf)
+    else:
+        stdout.print(f"no Hugging Face models in {hub_cache_dir()}", style="dim", markup=False)
+    return 0
+
+
+def add_download_parser(sub: argparse._SubParsersAction) -> None:
+    from gpt_tui.models.catalog import DEFAULT_GPT2_URL
+
+    p = sub.add_parser("download", help="download a GPT-2 model and convert it, once")
+    p.add_argument("name", metavar="NAME", help="124M, 355M, 774M or 1558M (or gpt2, gpt2-xl, ...)")
+    p.add_argument(
+        "--force", action="store_true", help="fetch and convert again (repairs a damaged cache)"
+    )
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"where the checkpoints are (default: $GPT_TUI_GPT2_URL or {DEFAULT_GPT2_URL})",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep OpenAI's TensorFlow files after converting them",
+    )
+    p.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from gpt_tui.models import store
+    from gpt_tui.models.catalog import resolve
+
+    spec = resolve(args.name)
+    if spec.bundled:
+        stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
+        return 0
+    if not args.force and store.is_cached(spec.name):
+        path = store.model_path(spec.name)
+        stdout.print(f"{spec.name} is already downloaded: {path} (--force fetches it again)")
+        return 0
+    with rich_download_progress() as progress:
+        path = store.ensure_model(
+            spec.name,
+            base_url=args.base_url,
+            progress=progress,
+            force=args.force,
+            keep_checkpoint=args.keep_checkpoint,
+        )
+    stdout.print(f"{spec.name} is ready: {path}")
+    return 0
+
+
+def add_rm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rm", help="delete a downloaded model from the cache")
+    p.add_argument("name", metavar="NAME", help="the model to delete (see `gpt-tui models`)")
+    p.set_defaults(run=_run_rm)
+
+
+def _run_rm(args: argparse.Namespace) -> int:
+    from gpt_tui.models import store
+    from gpt_tui.models.catalog import resolve
+
+    spec = resolve(args.name)
+    freed = store.remove_model(spec.name)
+    if freed:
+        stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
+    else:
+        stdout.print(f"{spec.name} is not downloaded: nothing to remove")
+    return 0

@@ -1,0 +1,531 @@
+"""The playground without a terminal: one model, one transcript, and the rules of a run.
+
+`Playground` owns the state every front end shares: the backend (the model), the transcript and
+its branch tree, the sampling settings, the run lifecycle (generate, continue, regenerate,
+branch, stop), the model's loading and the session files. The app, the compare screen and the
+CLI call its methods and draw what it holds; nothing here knows Textual.
+
+Threads: everything but `execute` and `load` runs on the front end's thread. A run starts with a
+method that returns a `Run` (the transcript already shows the empty reply), the front end runs
+`execute(run, emit, ...)` where it likes (the app: a thread worker), and hands every event
+`emit` gets back to `receive`, on its own thread, which applies it unless the run is no longer
+the current one. A lock keeps two runs from touching the backend at once: a new run waits (at
+most a token) for the one it replaced. The CLI does all of it on one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt_tui.backends.base import Backend, Request
+from gpt_tui.engine import Alternative, SamplingParams, TextScore
+from gpt_tui.engine.generate import window_keep
+from gpt_tui.engine.speculative import PassStats
+from gpt_tui.errors import GptTuiError, SessionFileError
+from gpt_tui.playground.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
+from gpt_tui.playground.events import (
+    PromptScored,
+    RunEvent,
+    RunFinished,
+    RunNotice,
+    TokensStreamed,
+)
+from gpt_tui.playground.session_files import (
+    bind_transcript,
+    read_session,
+    session_from_transcript,
+    transcript_from_session,
+    write_session,
+)
+from gpt_tui.playground.streaming import RunStats, ThreadCounter, stream_events
+from gpt_tui.playground.transcript import Transcript, Turn
+from gpt_tui.session import Session, forced_event
+from gpt_tui.settings import UserSettings
+from gpt_tui.speculation import OFF
+
+
+class PlaygroundError(GptTuiError):
+    """What the user asked cannot be done now; the message says why (and what to do)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One generation request, as `execute` sees it."""
+
+    id: int
+    backend: Backend
+    request: Request
+
+
+@dataclass(frozen=True)
+class Branched:
+    """What taking another token did: `run` goes on from it (None: nothing to generate, as
+    when the branch was taken before and is shown again, or the token ends the text)."""
+
+    position: int
+    run: Run | None = None
+    existing: bool = False  # that token was taken here before: its branch is shown
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A session shown by `open_session`; `load`: the model it needs is not the one loaded."""
+
+    session: Session
+    path: Path | None
+    load: str | None = None
+
+
+class Playground:
+    """The playground's state and rules (see the module's docstring)."""
+
+    def __init__(self, settings: UserSettings | None = None) -> None:
+        settings = settings or UserSettings()
+        self.sampling: SamplingParams = settings.sampling  # read by the running run at each token
+        self.n_top: int = settings.n_top
+        self.speculative: str = settings.speculative
+        self.backend: Backend | None = None
+        self.model_name: str | None = None  # as asked for: catalog name, repo, path or URL
+        self.transcript = Transcript()
+        self.state = "loading"  # loading, no-model, idle, generating, or why the last run ended
+        self.note = ""  # one line about the last run (a prompt cut short, a window slid)
+        self.run_id = 0
+        self.load_id = 0
+        self.engine_lock = threading.Lock()  # one run touches the backend at a time
+        self.threads = ThreadCounter()  # worker threads still running (quitting waits)
+        self.session_path: Path | None = None  # where the session was last saved or opened from
+        self.pending_session: Session | None = None  # opened, waiting for its model
+
+    # --- the model ---------------------------------------------------------------------------
+
+    @property
+    def chat_mode(self) -> bool:
+        return self.transcript.mode == "chat"
+
+    @property
+    def n_ctx(self) -> int | None:
+        return self.backend.n_ctx if self.backend is not None else None
+
+    @property
+    def assistant_name(self) -> str:
+        return self.backend.name if self.backend is not None else "Assistant"
+
+    def require_model(self) -> Backend:
+        if self.backend is not None:
+            return self.backend
+        if self.state == "loading":
+            raise PlaygroundError("The model is still loading")
+        raise PlaygroundError("No model loaded: pick one first")
+
+    def begin_load(self) -> int:
+        """A new load replaces any in progress; returns its id (the worker's result carries it)."""
+        self.stop()
+        self.load_id += 1
+        if self.backend is None:
+            self.state = "loading"
+        return self.load_id
+
+    def set_backend(self, load_id: int, name: str, backend: Backend) -> bool:
+        """Use the model a load produced (False: a newer load replaced it; it is closed)."""
+        if load_id != self.load_id:
+            backend.close()
+            return False
+        if self.backend is not None:
+            self.backend.close()
+        self.backend, self.model_name = backend, name
+        self.state = "idle"
+        session, self.pending_session = self.pending_session, None
+        if session is not None and same_model(name, session.model):
+            # The session's token ids are this model's: show it again, bound to its tokenizer.
+            self.transcript = transcript_from_session(session)
+            self._bind()
+        return True
+
+    def load_failed(self, load_id: int) -> bool:
+        """A load ended without a model (False: it was replaced anyway)."""
+        if load_id != self.load_id:
+            return False
+        self.pending_session = None
+        if self.backend is None:
+            self.state = "no-model"
+        elif self.state == "loading":
+            self.state = "idle"
+        return True
+
+    def chat_by_default(self, remembered: bool = True) -> bool:
+        """Whether a newly loaded model starts in chat mode: it has a chat template, and the
+        user did not leave chat mode with it last time (`remembered`)."""
+        backend = self.backend
+        return backend is not None and has_chat_template(backend.tokenizer) and remembered
+
+    # --- the document ------------------------------------------------------------------------
+
+    def set_mode(self, chat: bool) -> None:
+        """Completion or chat: a new, empty transcript either way."""
+        self.stop()
+        self.transcript.clear(mode="chat" if chat else "completion")
+        self.note = ""
+
+    def clear(self) -> None:
+        self.stop()
+        self.transcript.clear()
+        self.note = ""
+        if self.backend is not None:
+            self.state = "idle"
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def generate(self, text: str, *, special: bool = False) -> Run:
+        """Generate from a prompt (completion mode) or answer a message (chat mode).
+        `special`: read special tokens such as <|endoftext|> in a prompt as such."""
+        backend = self.require_model()
+        tokenizer = backend.tokenizer
+        if self.chat_mode:
+            if not text.strip():
+                raise PlaygroundError("Type a message first")
+            try:
+                context = self.transcript.start_chat_reply(text, self._encode_chat, tokenizer)
+            except Exception as exc:  # noqa: BLE001 - a template error must not end the app
+                raise PlaygroundError(f"Cannot render the chat: {exc}") from exc
+            return self._start(context)
+        ids = tokenizer.encode(text, "all" if special else "none")
+        context = self.transcript.start_completion(text, ids, tokenizer)
+        return self._start(context, "" if context else "empty prompt: generating from the start")
+
+    def add_system_message(self, text: str) -> None:
+        """A system message to start the chat with (before its first message)."""
+        if not self.chat_mode or not self.transcript.is_empty:
+            raise PlaygroundError("A system message goes first, in chat mode")
+        self.transcript.turns.append(Turn("system", text))
+
+    def score(self, text: str, *, n_top: int = 5, special: bool = False) -> TextScore:
+        """How likely the model finds each token of `text` (not a run: nothing is shown)."""
+        backend = self.require_model()
+        why_not = backend.capabilities.why_not("prompt_scoring")
+        if why_not:
+            raise PlaygroundError(why_not)
+        ids = backend.tokenizer.encode(text, "all" if special else "none")
+        with self.engine_lock:
+            return backend.score(ids, n_top)
+
+    def continue_run(self) -> Run:
+        backend = self.require_model()
+        reply = self.transcript.reply
+        if reply is None:
+            raise PlaygroundError("Nothing to continue yet: generate first")
+        if self.chat_mode and reply.finish == "eos":
+            raise PlaygroundError("The reply is complete: send a message to go on")
+        context = self.transcript.continue_context(
+            backend.tokenizer, self._encode, self._encode_chat
+        )
+        return self._start(context)
+
+    def regenerate(self) -> Run:
+        backend = self.require_model()
+        if self.transcript.reply is None:
+            raise PlaygroundError("Nothing to regenerate yet: generate first")
+        context = self.transcript.regenerate_context(
+            backend.tokenizer, self._encode, self._encode_chat
+        )
+        return self._start(context)
+
+    def branch(self, position: int, alternative: Alternative) -> Branched:
+        """Rewrite the reply from its token `position` with `alternative`, and go on from it."""
+        reply = self.transcript.reply
+        if reply is None or not 0 <= position < len(reply.events):
+            raise PlaygroundError(NOT_THE_REPLY)
+        step = reply.events[position]
+        if alternative.token_id == step.token_id:
+            raise PlaygroundError("That is the token already taken here")
+        backend = self.require_model()
+        if self.transcript.tokenizer is not backend.tokenizer:
+            raise PlaygroundError(
+                "This reply was written with another model's vocabulary: regenerate it to branch"
+            )
+        self.stop()  # a run still streaming would add its tokens to the new branch
+        event = forced_event(step, alternative, alternative.text)
+        ends = alternative.token_id in backend.tokenizer.eos_ids
+        if ends:
+            event = dataclasses.replace(event, finish_reason="eos")
+        context = self.transcript.branch_context(position, event)
+        if context is None:
+            self.state = self.transcript.reply.finish or "idle"  # type: ignore[union-attr]
+            return Branched(position, existing=True)
+        if ends:
+            self.state = "eos"
+            return Branched(position)
+        return Branched(position, self._start(context))
+
+    def stop(self) -> bool:
+        """Stop the run in progress (True if there was one): whatever it still sends is
+        dropped, and the reply keeps what arrived."""
+        if self.state != "generating":
+            return False
+        self.run_id += 1
+        self.transcript.finish_reply("user")
+        self.state = "user"
+        return True
+
+    def _start(self, context: list[int], note: str = "") -> Run:
+        backend = self.require_model()
+        self.run_id += 1
+        params: Callable[[], SamplingParams] = lambda: self.sampling  # noqa: E731
+        if self.chat_mode and not has_chat_template(backend.tokenizer):
+
+            def params() -> SamplingParams:
+                # A base model in chat mode would write the user's next turn: stop it there.
+                return self.sampling.replace(stop=(*self.sampling.stop, BASE_MODEL_STOP))
+
+        messages = self.transcript.messages(self.transcript.turns[:-1]) if self.chat_mode else None
+        # A backend that cannot speculate (a server) decodes plainly; the panel says so.
+        speculative = self.speculative if backend.capabilities.speculative else OFF
+        request = Request(context, params, self.n_top, messages, self.reuse_limit(),
+                          speculative)  # fmt: skip
+        self.state = "generating"
+        self.note = note
+        return Run(self.run_id, backend, request)
+
+    def execute(
+        self,
+        run: Run,
+        emit: Callable[[RunEvent], object],
+        cancelled: Callable[[], bool] = lambda: False,
+        *,
+        interval: float | None = None,
+    ) -> RunFinished:
+        """Run `run` on this thread, handing its events to `emit` (in batches at most every
+        `interval` seconds; None: the app's rate). Returns (and emits) how it finished; an
+        engine or server failure ends the run with "error", never raises."""
+        with self.threads.running(), self.engine_lock:
+            if cancelled():
+                return self._emit_end(emit, RunFinished(run.id, "user", RunStats()))
+            passes: list[PassStats | None] = [None]  # the latest totals, set by the engine
+
+            def on_pass(stats: PassStats) -> None:
+                passes[0] = stats
+
+            request = dataclasses.replace(
+                run.request,
+                on_prompt_scored=lambda scores: emit(PromptScored(run.id, scores)),
+                on_pass=on_pass,
+                on_notice=lambda text: emit(RunNotice(run.id, text)),
+            )
+            try:
+                events = run.backend.generate(request)
+                post = lambda batch, stats: emit(  # noqa: E731
+                    TokensStreamed(run.id, batch, stats.with_passes(passes[0]))
+                )
+                kw = {} if interval is None else {"interval": interval}
+                finish, stats = stream_events(events, post, cancelled, **kw)
+            except Exception as exc:  # noqa: BLE001 - a failure ends the run, not the app
+                error = str(exc) if isinstance(exc, GptTuiError) else f"{type(exc).__name__}: {exc}"
+                return self._emit_end(emit, RunFinished(run.id, "error", RunStats(), error))
+        return self._emit_end(emit, RunFinished(run.id, finish, stats.with_passes(passes[0])))
+
+    @staticmethod
+    def _emit_end(emit: Callable[[RunEvent], object], end: RunFinished) -> RunFinished:
+        emit(end)
+        return end
+
+    def stream(self, run: Run) -> Iterator[RunEvent]:
+        """`execute` with each event applied and yielded as it comes, token by token (the CLI).
+        Closing the iterator (ctrl+c) stops the run within a token."""
+        events: queue.SimpleQueue[RunEvent] = queue.SimpleQueue()
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=self.execute, args=(run, events.put, stop.is_set), kwargs={"interval": 0},
+            name="gpt-tui-run", daemon=True,
+        )  # fmt: skip
+        worker.start()
+        try:
+            while True:
+                event = events.get()
+                self.receive(event)
+                yield event
+                if isinstance(event, RunFinished):
+                    return
+        finally:
+            stop.set()
+            worker.join()
+
+    def receive(self, event: RunEvent) -> bool:
+        """Apply an event of run `event.run_id` (False: that run is no longer current)."""
+        if event.run_id != self.run_id:
+            return False
+        if isinstance(event, TokensStreamed):
+            self.transcript.add_events(event.events)
+            for token in event.events:
+                if token.dropped and token.index == 0:
+                    self.note = f"prompt too long: its first {token.dropped} tokens dropped"
+                elif token.dropped and "slid" not in self.note:
+                    self.note = " · ".join(
+                        [*filter(None, [self.note]), "context full: the window slid"]
+                    )
+        elif isinstance(event, PromptScored):
+            return self.transcript.add_prompt_scores(event.scores)
+        elif isinstance(event, RunFinished):
+            self.transcript.finish_reply(event.finish)
+            self.state = event.finish
+        return True
+
+    # --- what the status line shows ----------------------------------------------------------
+
+    def context_used(self) -> tuple[int, int] | None:
+        """Tokens in the context: the reply's context and the tokens generated after it."""
+        backend = self.backend
+        if backend is None:
+            return None
+        reply = self.transcript.reply
+        n = len(self.transcript.reply_prefix) + (len(reply.events) if reply is not None else 0)
+        return min(max(n, 1), backend.n_ctx), backend.n_ctx
+
+    def reuse_limit(self) -> int | None:
+        """Cache length up to the first prompt token without a score (None: every one has it,
+        as after continue or regenerate). The kv cache may hold that token nonetheless (a run
+        stopped before its last tokens were shown, then a prompt that extends into them): it
+        is computed again, to be scored. A prompt too long for the context loses its start
+        (as `generate` cuts it): the cache, and the scores, begin after that."""
+        n_prompt = len(self.transcript.reply_prefix)
+        n_ctx = self.backend.n_ctx if self.backend is not None else n_prompt + 1
+        dropped = n_prompt - window_keep(n_ctx) if n_prompt >= n_ctx else 0
+        scored = self.transcript.prompt_scored_length(first=dropped + 1)
+        return scored - dropped if scored < n_prompt else None
+
+    def prompt_score(self) -> tuple[float, float] | None:
+        """The prompt's perplexity and mean surprisal (bits), over every token with a
+        prediction; None while some are still to be scored."""
+        scores = self.transcript.prompt_scores
+        if not scores or self.reuse_limit() is not None:
+            return None
+        summary = TextScore(tuple(scores), False)
+        return summary.perplexity, summary.mean_surprisal_bits
+
+    # --- branches ----------------------------------------------------------------------------
+
+    def forks(self) -> list[int]:
+        """The reply's positions where its text forks (sorted)."""
+        reply = self.transcript.reply
+        return sorted({depth for depth, _, _ in reply.tree.branch_points()} if reply else set())
+
+    def fork_above(self, position: int | None) -> int | None:
+        """The fork at or above reply token `position` (None: the last fork)."""
+        above = [d for d in self.forks() if position is None or d <= position]
+        return max(above, default=None)
+
+    def next_fork(self, position: int | None, direction: int) -> int | None:
+        """The fork before (-1) or after (1) reply token `position`."""
+        forks = self.forks()
+        if direction < 0:
+            return max([d for d in forks if position is None or d < position], default=None)
+        return min([d for d in forks if position is None or d > position], default=None)
+
+    def sibling(self, position: int | None, step: int) -> int | None:
+        """The node of the previous (-1) or next (1) branch at the fork above `position`
+        (None: there is no other branch there)."""
+        reply = self.transcript.reply
+        fork = self.fork_above(position)
+        if reply is None or fork is None:
+            return None
+        node = reply.tree.path()[fork]
+        siblings = reply.tree.siblings(node)
+        return siblings[(siblings.index(node) + step) % len(siblings)]
+
+    def show_branch(self, node: int) -> int | None:
+        """Show the reply's branch through `node`; returns the depth of `node` in it."""
+        reply = self.transcript.reply
+        if reply is None:
+            return None
+        self.stop()  # tokens still streaming belong to the branch being left
+        depth = len(reply.tree.path(node)) - 1
+        self.transcript.show_branch(node)
+        if self.backend is not None and self.state != "loading":
+            self.state = reply.finish or "idle"
+        return depth
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    def current_session(self, editor: str = "", requested_model: str | None = None) -> Session:
+        """What the playground holds, as a session (`editor`: the prompt box's text)."""
+        model = self.model_name or requested_model or ""
+        return session_from_transcript(
+            self.transcript, model_setting(model) if model else "", self.sampling, self.n_top,
+            editor,
+        )  # fmt: skip
+
+    def save_session(self, path: str | Path, editor: str = "") -> tuple[Path, Path]:
+        """Write the session (JSON, and Markdown beside it); SessionFileError says what failed."""
+        json_path, md_path = write_session(self.current_session(editor), path)
+        self.session_path = json_path
+        return json_path, md_path
+
+    def open_session(self, source: Session | str | Path, *, load: bool = True) -> Opened:
+        """Show a saved session: its settings and transcript. Its token ids mean something only
+        with its model: if that is not the one loaded, `Opened.load` names the model to load,
+        and the transcript is bound to it when it arrives (`set_backend`). A damaged file
+        raises SessionFileError, and nothing changes."""
+        session, transcript, path = read_session(source)
+        self.stop()
+        self.session_path = path
+        self.sampling = session.sampling
+        n_top = session.extra.get("n_top")
+        if isinstance(n_top, int) and not isinstance(n_top, bool) and n_top > 0:
+            self.n_top = n_top
+        self.transcript = transcript
+        self.note = ""
+        self.pending_session = None
+        if not session.model:
+            return Opened(session, path)
+        if self.backend is not None and same_model(self.model_name, session.model):
+            self._bind()
+            return Opened(session, path)
+        self.pending_session = session
+        return Opened(session, path, load=session.model if load else None)
+
+    def _bind(self) -> None:
+        backend = self.require_model()
+        bind_transcript(self.transcript, backend.tokenizer, self._encode_chat)
+
+    # --- encoding ----------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        return self.require_model().tokenizer.encode(text)
+
+    def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        return encode_chat(self.require_model().tokenizer, messages)
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        return self._encode_chat(messages)
+
+
+NOT_THE_REPLY = "Only the reply's tokens branch (in a chat, the latest reply's)"
+
+
+def model_setting(name: str) -> str:
+    """How a model is remembered: a catalog name, repo id or URL as is, a path made absolute."""
+    if not is_path(name):
+        return name
+    return str(Path(name).expanduser().resolve())
+
+
+def is_path(name: str) -> bool:
+    """Whether a model name is a file or directory (else a catalog name, a repo id or a URL)."""
+    if "://" in name:
+        return False
+    from gpt_tui.models.store import describe  # the one place that decides what a name means
+
+    try:
+        return describe(name).kind == "path"
+    except GptTuiError:  # a path that does not exist (yet), or an unknown name: by its look
+        return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf")
+
+
+def same_model(a: str | None, b: str) -> bool:
+    return a is not None and model_setting(a) == model_setting(b)
+
+
+__all__ = ["OFF", "Branched", "Opened", "Playground", "PlaygroundError", "Run", "SessionFileError"]
