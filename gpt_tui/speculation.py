@@ -57,19 +57,17 @@ def drafter_for(choice: str, target: LoadedModel, *, download: bool = True) -> D
 def load_draft(choice: str, target: LoadedModel, *, download: bool = True) -> LoadedModel:
     """The draft model a setting names, refused unless its tokenizer is exactly the target's."""
     from gpt_tui.engine.speculative import check_draft_model
-    from gpt_tui.errors import UnknownModelError
-    from gpt_tui.models.catalog import resolve
-    from gpt_tui.models.store import is_cached, load_model
+    from gpt_tui.models.store import describe, is_cached, load_model
 
     if not download:
         try:
-            spec = resolve(choice)
-        except UnknownModelError:
-            spec = None  # a path: nothing to download
-        if spec is not None and not is_cached(spec.name):
+            ref = describe(choice)  # a catalog name, a Hugging Face repo id, or a path
+        except GptTuiError:
+            ref = None  # load_model below says what is wrong with it
+        if ref is not None and ref.kind != "path" and not is_cached(choice):
+            how = f"`gpt-tui download {ref.name}`, or " if ref.kind == "catalog" else ""
             raise SpeculationError(
-                f"the draft model {spec.name} is not downloaded yet "
-                f"(`gpt-tui download {spec.name}`, or pick it once with ctrl+o)"
+                f"the draft model {ref.name} is not downloaded yet ({how}pick it once with ctrl+o)"
             )
 
     try:

@@ -26,6 +26,18 @@ from llama_cpp_server import LlamaCppServer, start_llama_cpp_server  # noqa: E40
 # Nothing a test writes (kernel plans measured for the tiny models, ...) reaches the user's own
 # cache: every test runs under a GPT_TUI_HOME of its own session, or a narrower one it sets.
 os.environ["GPT_TUI_HOME"] = tempfile.mkdtemp(prefix="gpt-tui-tests-")
+# Nor the user's Hugging Face cache or token, nor the real Hub: an empty cache of the session's
+# own (tests that need models in it set HF_HUB_CACHE), and huggingface_hub's own files (read at
+# its import) in a temp HF_HOME.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gpt-tui-tests-hf-home-")
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="gpt-tui-tests-hf-hub-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: never the real Hub
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER"):
+    os.environ.pop(_name, None)
+
+#: Tiny Hugging Face model directories written by transformers (tests/fixtures/make_hf_models.py)
+HF_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf"
 
 # Real vocabulary size, so the real GPT-2 tokenizer works with the tiny models.
 TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 64, "n_embd": 16, "n_head": 2, "n_layer": 2}
@@ -85,6 +97,43 @@ def tiny_llama_params() -> dict:
 @pytest.fixture(scope="session")
 def tiny_random_llama(tiny_llama_params: dict) -> Llama:
     return Llama(tiny_llama_params, TINY_LLAMA_HPARAMS)
+
+
+@pytest.fixture(scope="session")
+def hf_hub_cache_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face cache holding two fixtures in its real layout (blobs, snapshots of
+    symlinks, refs/main), written by huggingface_hub itself from a server on 127.0.0.1."""
+    from hub_http import HubServer
+
+    from gpt_tui.models.hf import hub
+
+    cache = tmp_path_factory.mktemp("hf-hub")
+    repos = {
+        "openai-community/gpt2": HF_FIXTURES / "gpt2",
+        "HuggingFaceTB/SmolLM2-Tiny": HF_FIXTURES / "smollm2",
+    }
+    server = HubServer({r: HubServer.files_of(d) for r, d in repos.items()})
+    saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HUB_CACHE")}
+    os.environ.update(HF_ENDPOINT=server.url, HF_HUB_CACHE=str(cache))
+    try:
+        for repo_id in repos:
+            hub.fetch(repo_id)
+    finally:
+        server.close()
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+    return cache
+
+
+@pytest.fixture
+def hf_hub_cache(
+    hf_hub_cache_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A private copy of the Hugging Face cache (`hf_hub_cache_template`), as HF_HUB_CACHE."""
+    import shutil
+
+    cache = Path(shutil.copytree(hf_hub_cache_template, tmp_path / "hf-hub", symlinks=True))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
 
 
 @pytest.fixture(scope="session")

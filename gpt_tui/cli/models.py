@@ -66,6 +66,33 @@ def _run_models(args: argparse.Namespace) -> int:
             str(path),
         )
     stdout.print(table)
+    # The Hugging Face cache: what other tools fetched, runnable as `--model ORG/NAME`.
+    from gpt_tui.models.hf.hub_cache import hub_cache_dir
+
+    hf = Table(
+        title=f"Hugging Face models in {hub_cache_dir()} (use as --model ORG/NAME)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    hf.add_column("name", no_wrap=True)
+    hf.add_column("architecture", no_wrap=True)
+    for column in ("params", "size"):
+        hf.add_column(column, justify="right", no_wrap=True)
+    hf.add_column("status", overflow="fold", min_width=12)
+    models = store.hf_models()
+    for m in models:
+        state = "converted" if m.converted else "cached" if m.supported else m.problem
+        hf.add_row(
+            m.repo_id,
+            m.hf_architecture,
+            format_count(m.n_params) if m.n_params else "?",
+            format_bytes(m.size_bytes) if m.size_bytes else "?",
+            Text(state, style="green" if m.supported else "yellow"),
+        )
+    if models:
+        stdout.print(hf)
+    else:
+        stdout.print(f"no Hugging Face models in {hub_cache_dir()}", style="dim", markup=False)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
@@ -94,9 +96,45 @@ def causal_mask(n_query: int, n_key: int) -> np.ndarray:
 
 
 def rope_tables(
-    positions: np.ndarray, head_dim: int, base: float = 10000.0
+    positions: np.ndarray,
+    head_dim: int,
+    base: float = 10000.0,
+    scaling: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin [n_seq, head_dim // 2] of the rotary angles at the given positions."""
-    inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # [head_dim/2]
+    inv_freq = rope_inverse_frequencies(head_dim, base, scaling)  # [head_dim/2]
     angles = positions.astype(np.float64)[:, None] * inv_freq[None, :]  # [n_seq, head_dim/2]
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+ROPE_SCALINGS = ("default", "linear", "llama3")
+"""The `rope_type`s of Hugging Face's configs that `rope_inverse_frequencies` implements."""
+
+
+def rope_inverse_frequencies(
+    head_dim: int, base: float, scaling: dict[str, Any] | None = None
+) -> np.ndarray:
+    """base^(-2j/head_dim) [head_dim/2], stretched as a long-context `scaling` asks.
+
+    "linear" divides every frequency by `factor` (positions interpolated). "llama3" (Llama 3.1
+    and later) leaves the high frequencies, whose wavelengths are short against the original
+    context, alone, divides the low ones by `factor`, and blends the band between, exactly as
+    transformers' `_compute_llama3_parameters` does.
+    """
+    inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # [head_dim/2]
+    kind = (scaling or {}).get("rope_type", "default")
+    if kind == "default":
+        return inv_freq
+    if kind not in ROPE_SCALINGS:
+        raise ValueError(f"rope scaling {kind!r} is not implemented (only {ROPE_SCALINGS})")
+    factor = float(scaling["factor"])  # type: ignore[index]
+    if kind == "linear":
+        return inv_freq / factor
+    low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])  # type: ignore[index]
+    old_context = float(scaling["original_max_position_embeddings"])  # type: ignore[index]
+    wavelength = 2 * np.pi / inv_freq  # [head_dim/2]
+    scaled = np.where(wavelength > old_context / low, inv_freq / factor, inv_freq)
+    smooth = (old_context / wavelength - low) / (high - low)  # [head_dim/2]
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelength >= old_context / high) & (wavelength <= old_context / low)
+    return np.where(medium, smoothed, scaled)

@@ -25,7 +25,7 @@ import numpy as np
 
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
-from gpt_tui.engine.layers import rms_norm, rope_tables
+from gpt_tui.engine.layers import rms_norm, rope_inverse_frequencies, rope_tables
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -38,7 +38,9 @@ from gpt_tui.engine.plan import Plan, planned_for
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
-(bool) complete a llama hparams dict."""
+(bool) complete a llama hparams dict. Optional: `rope_scaling` (Hugging Face's dict, e.g.
+{"rope_type": "llama3", "factor": 8.0, ...}; see `layers.rope_inverse_frequencies`) and
+`qkv_bias` (Qwen2: q, k and v have biases, held fused as `attn_qkv_b`)."""
 
 
 def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -53,6 +55,7 @@ def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         block = {
             "attn_norm": (n_embd,),
             "attn_qkv": (n_embd, n_qkv),
+            **({"attn_qkv_b": (n_qkv,)} if hparams.get("qkv_bias") else {}),
             "attn_output": (n_head * head_dim, n_embd),
             "ffn_norm": (n_embd,),
             "ffn_gate_up": (n_embd, 2 * n_ff),
@@ -72,10 +75,13 @@ def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
     return unflatten_params(flat)
 
 
-def rope_rotations(positions: np.ndarray, head_dim: int, base: float) -> np.ndarray:
+def rope_rotations(
+    positions: np.ndarray, head_dim: int, base: float, scaling: dict[str, Any] | None = None
+) -> np.ndarray:
     """e^(i * position * base^(-2j/head_dim)) as complex64 [n_seq, head_dim/2]: multiplying an
-    adjacent pair (x[2j] + i x[2j+1]) by it is the rotation llama.cpp's "normal" rope applies."""
-    cos, sin = rope_tables(positions, head_dim, base)  # [n_seq, head_dim/2] each
+    adjacent pair (x[2j] + i x[2j+1]) by it is the rotation llama.cpp's "normal" rope applies.
+    `scaling` stretches the frequencies for a long context (`layers.rope_inverse_frequencies`)."""
+    cos, sin = rope_tables(positions, head_dim, base, scaling)  # [n_seq, head_dim/2] each
     rotations = np.empty(cos.shape, dtype=np.complex64)  # [n_seq, head_dim/2]
     rotations.real, rotations.imag = cos, sin
     return rotations
@@ -143,6 +149,8 @@ def transformer_block(
     """Pre-norm residual block: x + attention(norm(x)), then x + swiglu(norm(x))."""
     eps = hparams["norm_eps"]
     qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [n_tok, n_qkv]
+    if "attn_qkv_b" in block:  # Qwen2
+        qkv += block["attn_qkv_b"]  # [n_tok, n_qkv]
     attn = attention(qkv, rotations, cache, layer, n_batch, hparams["n_head"],
                      hparams["n_kv_head"])  # [n_tok, n_head*head_dim]  # fmt: skip
     x = x + attn @ block["attn_output"]  # [n_tok, n_embd]
@@ -166,6 +174,10 @@ class Llama:
         self.hparams["rope_base"] = float(hparams["rope_base"])
         self.hparams["norm_eps"] = float(hparams["norm_eps"])
         self.hparams["tie_word_embeddings"] = bool(hparams.get("tie_word_embeddings", True))
+        self.hparams["qkv_bias"] = bool(hparams.get("qkv_bias", False))
+        self.hparams["rope_scaling"] = hparams.get("rope_scaling")
+        # An unknown or incomplete scaling fails here, not at the first token.
+        rope_inverse_frequencies(self.hparams["head_dim"], 1e4, self.hparams["rope_scaling"])
         self.n_vocab, self.n_ctx, self.n_embd, self.n_head, self.n_kv_head, self.head_dim = (
             self.hparams[name] for name in HPARAM_NAMES[:6]
         )
@@ -191,7 +203,8 @@ class Llama:
         hp = self.hparams
         x = self.embed(ids.reshape(-1))  # [n_tok, n_embd]
         positions = np.arange(cache.length, cache.length + n_seq)  # [n_seq]
-        rotations = rope_rotations(positions, self.head_dim, hp["rope_base"])  # [n_seq, hd/2]
+        rotations = rope_rotations(positions, self.head_dim, hp["rope_base"],
+                                   hp["rope_scaling"])  # [n_seq, hd/2]  # fmt: skip
         # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
         with np.errstate(over="ignore"):
             for i, block in enumerate(self.params["blocks"]):

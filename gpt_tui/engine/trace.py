@@ -322,12 +322,15 @@ def _llama_pass(
     hp = model.hparams
     n_head, head_dim, eps = hp["n_head"], hp["head_dim"], hp["norm_eps"]
     n_q = n_head * head_dim
-    rotation = rope_rotations(np.array([position]), head_dim, hp["rope_base"])  # [1, hd/2]
+    rotation = rope_rotations(np.array([position]), head_dim, hp["rope_base"],
+                              hp.get("rope_scaling"))  # [1, hd/2]  # fmt: skip
     no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
     x = embeddings[None, :]  # [1, n_embd]
     layers = []
     for layer, block in enumerate(model.params["blocks"]):
         qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [1, n_qkv]
+        if "attn_qkv_b" in block:  # Qwen2
+            qkv += block["attn_qkv_b"]  # [1, n_qkv]
         q = np.ascontiguousarray(qkv[0, :n_q]).view(np.complex64)  # [n_head*head_dim/2]
         q = (q.reshape(n_head, head_dim // 2) * rotation).view(np.float32)  # [n_head, hd]
         weights, z = attend(q, *_cached(cache, layer, row, position + 1))  # [n_head, n_key]

@@ -1,5 +1,10 @@
 """The models gpt-tui knows by name: OpenAI's four GPT-2 sizes and the bundled SmolLM2.
 
+The GPT-2 sizes have two sources: OpenAI's TensorFlow checkpoints (converted with tensorflow)
+and their safetensors copies on the Hugging Face Hub (`hub_repo`), which need no tensorflow.
+Any other Hugging Face model is named by its repo id; `hub_spec` describes one for a
+download prompt.
+
 A `ModelSpec` says what a user needs to know before picking a model: how many parameters, how
 much it downloads and how much memory it needs. `resolve` turns what a user typed ("gpt2-xl",
 "124m") into a spec, or into an error that lists the names it knows.
@@ -37,13 +42,15 @@ _GPT2_META_BYTES_PER_LAYER = 39_000  # model.ckpt.meta + .index grow with the la
 class ModelSpec:
     name: str
     aliases: tuple[str, ...]
-    kind: Literal["gpt2", "gguf"]
+    kind: Literal["gpt2", "gguf", "hf"]
     n_params: int
-    download_bytes: int  # what `gpt-tui download` fetches (for a bundled model: its file size)
-    memory_bytes: int  # float32 weights plus a full-context kv cache
+    download_bytes: int | None  # what a download fetches (bundled: its file size; None: unknown)
+    memory_bytes: int | None  # float32 weights plus a full-context kv cache (None: unknown)
     description: str
     bundled: bool = False  # shipped with gpt-tui: nothing to download, works offline
     hparams: dict[str, int] | None = field(default=None, hash=False)  # GPT-2: OpenAI's hparams
+    hub_repo: str | None = None  # the same weights on the Hugging Face Hub (GPT-2's sizes)
+    source: str = "OpenAI"  # where a download comes from, for a prompt ("About 498 MB from ...")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,6 +78,22 @@ def _gpt2(name: str, alias: str, n_ctx: int, n_embd: int, n_head: int, n_layer: 
         memory_bytes=4 * n_params + kv_cache_bytes,
         description=f"OpenAI GPT-2, {n_layer} layers, {n_embd} wide, {n_ctx}-token context",
         hparams=hparams,
+        hub_repo=f"openai-community/{alias}",  # the Hub's names are the aliases
+    )
+
+
+def hub_spec(repo_id: str, n_params: int = 0, download_bytes: int | None = None) -> ModelSpec:
+    """A Hugging Face repo as a spec, for the prompt before fetching it (its size is known only
+    once the Hub is asked, so usually None: shown as "?")."""
+    return ModelSpec(
+        name=repo_id,
+        aliases=(),
+        kind="hf",
+        n_params=n_params,
+        download_bytes=download_bytes,
+        memory_bytes=None,
+        description=f"{repo_id} from the Hugging Face Hub",
+        source="the Hugging Face Hub",
     )
 
 

@@ -7,6 +7,10 @@ Layout under `paths.models_dir()`:
                           after conversion unless `keep_checkpoint`
     124M.lock             held while a process downloads or converts 124M
     local/NAME-HASH/      models converted from a checkpoint directory given by path
+    hf/ORG--NAME/         models converted from the Hugging Face cache (`--model ORG/NAME`)
+
+What a name means (a catalog name, a Hugging Face repo id, a path) is decided in one place,
+`describe`; everything else asks it.
 
 Loading never takes the lock: a converted directory only ever appears whole (one rename), so a
 cached model loads even from a read-only cache.
@@ -23,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gpt_tui.errors import GptTuiError, ModelFileError, UnknownModelError
 from gpt_tui.models import paths
@@ -31,6 +35,7 @@ from gpt_tui.models.catalog import (
     DEFAULT_GPT2_URL,
     GPT2_FILES,
     ModelSpec,
+    hub_spec,
     resolve,
 )
 from gpt_tui.models.download import (
@@ -49,6 +54,7 @@ from gpt_tui.models.model_dir import (
 )
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
+GPT2_SOURCE_ENV = "GPT_TUI_GPT2_SOURCE"  # "openai" (TensorFlow files) or "hub" (safetensors)
 DEFAULT_MODEL = "smollm2"  # bundled: works offline and on the first launch
 SOURCE_FILE = "source.json"  # in a model converted from a path: which checkpoint it came from
 
@@ -60,6 +66,68 @@ class LoadedModel:
     tokenizer: Any  # gpt_tui.tokenizer.Tokenizer
     path: Path
     hparams: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a model name refers to: `describe`'s answer."""
+
+    kind: Literal["catalog", "hf", "path"]
+    name: str  # the catalog's own name ("124M"), the repo id ("ORG/NAME"), or the path as given
+    spec: ModelSpec | None = None  # kind "catalog"
+    path: Path | None = None  # kind "path": a model directory, a checkpoint dir or a .gguf
+
+
+def describe(name_or_path: str | Path) -> ModelRef:
+    """Decide what `name_or_path` names, the one place that does: a catalog name or alias
+    ("gpt2-xl"), else an existing path (a directory or a .gguf file; `./124M` forces a path
+    over a same-named catalog entry), else a Hugging Face repo id ("ORG/NAME"), else an
+    UnknownModelError listing what is known. Never touches the network."""
+    from gpt_tui.models.hf.hub_cache import is_repo_id
+
+    if isinstance(name_or_path, Path):
+        return ModelRef("path", str(name_or_path), path=_existing(name_or_path.expanduser()))
+    text = str(name_or_path).strip()
+    explicit_path = text.startswith(("~", ".", os.sep)) or (
+        os.altsep is not None and text.startswith(os.altsep)
+    )
+    if not explicit_path:
+        try:
+            return ModelRef("catalog", resolve(text).name, spec=resolve(text))
+        except UnknownModelError:
+            pass
+    path = Path(text).expanduser()
+    if explicit_path or path.exists() or text.lower().endswith(".gguf"):
+        return ModelRef("path", text, path=_existing(path))
+    if is_repo_id(text):
+        return ModelRef("hf", text)
+    if os.sep in text or (os.altsep is not None and os.altsep in text):
+        raise ModelFileError(f"{path} does not exist (and it is not a Hugging Face ORG/NAME)")
+    resolve(text)  # raises the catalog's "no model ...; known: ..." message
+    raise AssertionError("unreachable")
+
+
+def spec_of(name: str) -> ModelSpec | None:
+    """The spec to show before getting `name` ready (a catalog entry, or a Hugging Face repo
+    with what the cache knows of it), None for a path; errors as `describe`."""
+    ref = describe(name)
+    if ref.kind == "catalog":
+        assert ref.spec is not None
+        if ref.spec.kind == "gpt2" and gpt2_source(ref.spec) == "hub":
+            return dataclasses.replace(ref.spec, source="the Hugging Face Hub")
+        return ref.spec
+    if ref.kind == "path":
+        return None
+    known = {m.repo_id: m for m in hf_models()}.get(ref.name)
+    if known is None:
+        return hub_spec(ref.name)
+    return hub_spec(ref.name, known.n_params, known.size_bytes)
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise ModelFileError(f"{path} does not exist")
+    return path
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -87,12 +155,18 @@ def load_model(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> LoadedModel:
-    """A ready-to-generate model from a catalog name (downloaded and converted on first use) or a
-    path: a converted model directory, a directory of OpenAI's checkpoint files, or a .gguf file."""
-    path = _as_path(name_or_path)
-    if path is not None:
-        return _load_path(path, progress=progress, cancel=cancel)
-    spec = resolve(str(name_or_path))
+    """A ready-to-generate model from a catalog name (downloaded and converted on first use), a
+    Hugging Face repo id ORG/NAME (from the Hugging Face cache, else fetched from the Hub), or a
+    path: a converted model directory, a Hugging Face model directory, a directory of OpenAI's
+    checkpoint files, or a .gguf file. See `describe`."""
+    ref = describe(name_or_path)
+    if ref.kind == "path":
+        assert ref.path is not None
+        return _load_path(ref.path, progress=progress, cancel=cancel)
+    if ref.kind == "hf":
+        return _load_hf_repo(ref.name, progress=progress, cancel=cancel)
+    spec = ref.spec
+    assert spec is not None
     if spec.kind == "gguf":
         return _load_gguf(None, spec.name, progress=progress, cancel=cancel)
     model_dir = ensure_model(spec.name, base_url=base_url, progress=progress, cancel=cancel)
@@ -218,6 +292,10 @@ def _convert_gguf(
 def load_tokenizer(path: Path) -> Any:
     from gpt_tui.tokenizer import Tokenizer
 
+    if (path / "tokenizer_config.json").is_file():  # converted from Hugging Face (hf/convert.py)
+        from gpt_tui.models.hf.tokenizer import HFTokenizer
+
+        return HFTokenizer.from_dir(path)
     try:
         if (path / "tokenizer.json").is_file():
             return Tokenizer.from_json(json.loads((path / "tokenizer.json").read_text()))
@@ -229,44 +307,27 @@ def load_tokenizer(path: Path) -> Any:
         raise ModelFileError(f"the tokenizer in {path} is damaged: {exc}") from exc
 
 
-def _as_path(name_or_path: str | Path) -> Path | None:
-    """The path `name_or_path` names, or None for a catalog name (a name wins over a same-named
-    directory in the working directory; write ./124M for that)."""
-    text = str(name_or_path).strip()
-    looks_like_path = (
-        isinstance(name_or_path, Path)
-        or os.sep in text
-        or (os.altsep is not None and os.altsep in text)
-        or text.startswith(("~", "."))
-        or text.lower().endswith(".gguf")
-    )
-    if not looks_like_path:
-        try:
-            resolve(text)
-            return None
-        except UnknownModelError:
-            if not Path(text).exists():
-                raise
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise ModelFileError(f"{path} does not exist")
-    return path
-
-
 def _load_path(
     path: Path, *, progress: ProgressCallback | None, cancel: threading.Event | None
 ) -> LoadedModel:
     if path.is_file() and path.suffix.lower() == ".gguf":
         return _load_gguf(path, path.stem, progress=progress, cancel=cancel)
-    if path.is_dir() and (path / WEIGHTS_FILE).is_file():
+    if path.is_dir() and (path / HPARAMS_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
         return load_model_dir(path)
+    from gpt_tui.models.hf.checkpoint import looks_like_checkpoint
+
+    if looks_like_checkpoint(path):
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        target = paths.models_dir() / "local" / f"{path.resolve().name}-{digest}"
+        return _load_hf_dir(path, target, path.name, progress=progress, cancel=cancel)
     from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
 
     if path.is_dir() and is_checkpoint_dir(path):
         converted = _convert_local(path, progress=progress, cancel=cancel)
         return dataclasses.replace(load_model_dir(converted), name=path.name)
     raise ModelFileError(
-        f"{path} is not a model: expected a converted model directory ({HPARAMS_FILE} + "
+        f"{path} is not a model: expected a Hugging Face model directory (config.json + "
+        f"*.safetensors + tokenizer.json), a converted model directory ({HPARAMS_FILE} + "
         f"{WEIGHTS_FILE}), a directory of OpenAI's GPT-2 checkpoint files, or a .gguf file"
     )
 
@@ -315,6 +376,145 @@ def _same_source(target: Path, source: dict[str, Any]) -> bool:
         return False
 
 
+# --- Hugging Face models --------------------------------------------------------------------------
+
+
+def hf_model_path(repo_id: str) -> Path:
+    """Where the converted copy of Hugging Face repo `repo_id` lives."""
+    org, name = repo_id.split("/")
+    return paths.models_dir() / "hf" / f"{org}--{name}"
+
+
+def _load_hf_repo(
+    repo_id: str, *, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> LoadedModel:
+    """A repo from the Hugging Face cache (fetched from the Hub first when it is not there or
+    lacks files), converted once into `hf/ORG--NAME/`."""
+    from gpt_tui.models.hf import hub
+    from gpt_tui.models.hf.hub_cache import cached_snapshot
+
+    snapshot = cached_snapshot(repo_id)
+    target = hf_model_path(repo_id)
+    if snapshot is None and _is_converted(target):
+        # The Hugging Face cache was cleared, but our converted copy still works (offline too).
+        return dataclasses.replace(load_model_dir(target), name=repo_id)
+    # Offline, an incomplete snapshot is opened anyway: its own refusal says more than "offline".
+    if snapshot is None or not (_hf_complete(snapshot) or hub.offline()):
+        snapshot = hub.fetch(repo_id, progress=progress, cancel=cancel)
+    return _load_hf_dir(snapshot, target, repo_id, progress=progress, cancel=cancel)
+
+
+def _hf_complete(snapshot: Path) -> bool:
+    """The files a model needs are all there (whether they are good is for conversion to say)."""
+    from gpt_tui.models.hf.safetensors import weight_files
+
+    try:
+        return (
+            (snapshot / "config.json").is_file()
+            and (snapshot / "tokenizer.json").is_file()
+            and bool(weight_files(snapshot))
+        )
+    except ModelFileError:
+        return False  # an index naming a shard that is not there yet
+
+
+def _load_hf_dir(
+    source_dir: Path,
+    target: Path,
+    label: str,
+    *,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> LoadedModel:
+    """A Hugging Face model directory, converted into `target` unless it already holds this
+    version of the files (their sizes and times, in `source.json`)."""
+    from gpt_tui.models.hf.checkpoint import open_checkpoint
+    from gpt_tui.models.hf.convert import convert_checkpoint
+
+    source_dir = source_dir.resolve()
+    checkpoint = open_checkpoint(source_dir, label)  # refuses at once what cannot run
+    files = sorted({*checkpoint.weights, source_dir / "config.json", source_dir / "tokenizer.json"})
+    source = {
+        "layout": LAYOUT,
+        "path": str(source_dir),
+        "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
+    }
+    if not _same_source(target, source):
+        root = target.parent
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise paths.storage_error(root, exc) from exc
+        paths.ensure_writable(root)
+        lock = root / f"{target.name}.lock"
+        with file_lock(lock, cancel=cancel, on_wait=_waiting(progress, label)):
+            if not _same_source(target, source):
+                try:
+                    convert_checkpoint(
+                        checkpoint,
+                        target,
+                        label=label,
+                        extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
+                        progress=_convert_progress(progress, label, checkpoint.weights[0].name,
+                                                   cancel),
+                    )  # fmt: skip
+                except OSError as exc:
+                    raise paths.storage_error(root, exc) from exc
+        if progress is not None:
+            progress(DownloadProgress(label, target.name, 1, 1, 1, 1, 0.0, phase="done"))
+    return dataclasses.replace(load_model_dir(target), name=label)
+
+
+@dataclass(frozen=True)
+class HFModel:
+    """A model in the Hugging Face cache, for `gpt-tui models` and the app's picker."""
+
+    repo_id: str
+    snapshot: Path
+    hf_architecture: str  # "LlamaForCausalLM"
+    n_params: int
+    size_bytes: int  # its safetensors files
+    supported: bool
+    problem: str  # why gpt-tui cannot run it, when it cannot
+    converted: bool  # a converted copy is ready: loading reads it at once
+
+
+def hf_models() -> list[HFModel]:
+    """Every model repo in the Hugging Face cache, runnable or not, by repo id; reads only
+    headers (fast), never the network."""
+    from gpt_tui.models.hf.checkpoint import summarize
+    from gpt_tui.models.hf.hub_cache import cached_repos
+
+    models = []
+    for repo in cached_repos():
+        summary = summarize(repo.snapshot, repo.repo_id)
+        models.append(
+            HFModel(
+                repo.repo_id,
+                repo.snapshot,
+                summary.hf_architecture,
+                summary.n_params,
+                summary.size_bytes,
+                summary.supported,
+                summary.problem,
+                _is_converted(hf_model_path(repo.repo_id)),
+            )
+        )
+    return models
+
+
+def _hf_status(repo_id: str) -> str:
+    from gpt_tui.models.hf.hub_cache import cached_snapshot, repo_dir
+
+    snapshot = cached_snapshot(repo_id)
+    if snapshot is not None and _hf_complete(snapshot):
+        return "cached"
+    # refs/main is written last: a fetch that stopped has a snapshot directory and no ref yet.
+    if (repo_dir(repo_id) / "snapshots").is_dir() or _is_converted(hf_model_path(repo_id)):
+        return "partial"
+    return "not downloaded"
+
+
 # --- the cache of catalog models -----------------------------------------------------------------
 
 
@@ -329,13 +529,23 @@ def checkpoint_path(name: str) -> Path:
 
 
 def is_cached(name: str) -> bool:
-    """Ready to load without a network: converted in the cache, or bundled."""
+    """Ready to load without a network: converted in the cache, bundled, or (a Hugging Face
+    repo id) complete in the Hugging Face cache."""
+    ref = describe(name)
+    if ref.kind == "hf":
+        return _hf_status(ref.name) == "cached"
+    if ref.kind == "path":
+        return True
     spec = resolve(name)
     return spec.bundled or _is_converted(model_path(spec.name))
 
 
 def status(name: str) -> str:
-    """One of "bundled", "cached", "partial" (a download to resume) or "not downloaded"."""
+    """One of "bundled", "cached", "partial" (a download to resume) or "not downloaded"; for a
+    Hugging Face repo id, its state in the Hugging Face cache."""
+    ref = describe(name)
+    if ref.kind == "hf":
+        return _hf_status(ref.name)
     spec = resolve(name)
     if spec.bundled:
         return "bundled"
@@ -387,6 +597,9 @@ def _download_and_convert(
 ) -> None:
     from gpt_tui.models.tf_checkpoint import convert_checkpoint
 
+    if gpt2_source(spec, base_url) == "hub":
+        _convert_from_hub(spec, target, progress, cancel)
+        return
     base = (base_url or os.environ.get(GPT2_URL_ENV) or DEFAULT_GPT2_URL).rstrip("/")
     checkpoint_dir = _checkpoint_dir(spec)
     if force:
@@ -425,6 +638,66 @@ def _download_and_convert(
         raise paths.storage_error(target.parent, exc) from exc
     if not keep_checkpoint:
         _remove_tree(checkpoint_dir)
+
+
+def gpt2_source(spec: ModelSpec, base_url: str | None = None) -> str:
+    """Where a GPT-2 size comes from: "openai" (TensorFlow checkpoints, converted with
+    tensorflow) or "hub" (the same weights as safetensors, no tensorflow needed).
+
+    `GPT_TUI_GPT2_SOURCE` decides when set; an OpenAI URL (argument or `GPT_TUI_GPT2_URL`)
+    means OpenAI; a copy complete in the Hugging Face cache means the Hub (nothing to fetch);
+    otherwise OpenAI when tensorflow is installed, else the Hub.
+    """
+    import importlib.util
+
+    from gpt_tui.models.hf.hub_cache import cached_snapshot
+
+    chosen = os.environ.get(GPT2_SOURCE_ENV, "").strip().lower()
+    if chosen in ("openai", "hub"):
+        return chosen
+    if chosen:
+        raise GptTuiError(f"{GPT2_SOURCE_ENV} is {chosen!r}; use 'openai' or 'hub'")
+    if spec.hub_repo is None or base_url or os.environ.get(GPT2_URL_ENV):
+        return "openai"
+    snapshot = cached_snapshot(spec.hub_repo)
+    if snapshot is not None and _hf_complete(snapshot):
+        return "hub"
+    return "openai" if importlib.util.find_spec("tensorflow") is not None else "hub"
+
+
+def _convert_from_hub(
+    spec: ModelSpec,
+    target: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    """A GPT-2 size from its Hub copy (the Hugging Face cache, fetched when missing), converted
+    into the catalog's place, `models/124M/`, like OpenAI's files would be."""
+    from gpt_tui.models.hf import hub
+    from gpt_tui.models.hf.checkpoint import hparams_of, open_checkpoint
+    from gpt_tui.models.hf.convert import convert_checkpoint
+    from gpt_tui.models.hf.hub_cache import cached_snapshot
+
+    assert spec.hub_repo is not None
+    snapshot = cached_snapshot(spec.hub_repo)
+    if snapshot is None or not _hf_complete(snapshot):
+        snapshot = hub.fetch(spec.hub_repo, progress=progress, cancel=cancel)
+    checkpoint = open_checkpoint(snapshot, spec.hub_repo)
+    hparams = {k: v for k, v in hparams_of(checkpoint, spec.hub_repo).items() if k in spec.hparams}
+    if hparams != spec.hparams:
+        raise ModelFileError(
+            f"{spec.hub_repo} is not GPT-2 {spec.name} (its config says {hparams}); "
+            f"set {GPT2_SOURCE_ENV}=openai to fetch OpenAI's files instead"
+        )
+    try:
+        convert_checkpoint(
+            checkpoint,
+            target,
+            label=spec.name,
+            progress=_convert_progress(progress, spec.name, checkpoint.weights[0].name, cancel),
+        )
+    except OSError as exc:
+        raise paths.storage_error(target.parent, exc) from exc
 
 
 def remove_model(name: str) -> int:

@@ -563,7 +563,12 @@ def is_path(name: str) -> bool:
     """Whether a model name is a file or directory (else a catalog name, a repo id or a URL)."""
     if "://" in name:
         return False
-    return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf")
+    from gpt_tui.models.store import describe  # the one place that decides what a name means
+
+    try:
+        return describe(name).kind == "path"
+    except GptTuiError:  # a path that does not exist (yet), or an unknown name: by its look
+        return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf")
 
 
 def same_model(a: str | None, b: str) -> bool:

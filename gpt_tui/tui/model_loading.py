@@ -3,9 +3,9 @@ the user agrees to it first (how much, from where, how much memory it needs to r
 
 from __future__ import annotations
 
-from gpt_tui.errors import UnknownModelError
-from gpt_tui.models.catalog import ModelSpec, resolve
-from gpt_tui.playground.core import is_path
+from gpt_tui.errors import GptTuiError
+from gpt_tui.models.catalog import ModelSpec
+from gpt_tui.models.store import spec_of
 from gpt_tui.tui.screens.model_picker import model_status
 from gpt_tui.tui.text import human_bytes
 
@@ -18,7 +18,7 @@ def download_question(name: str) -> tuple[str, str, str] | None:
         return None
     verb = "Resume downloading" if status == "partial" else "Download"
     question = (
-        f"{verb} {spec.name}? About {human_bytes(spec.download_bytes)} from OpenAI, "
+        f"{verb} {spec.name}? About {human_bytes(spec.download_bytes)} from {spec.source}, "
         f"converted once and cached. It needs about {human_bytes(spec.memory_bytes)} "
         "of memory to run.\n\nThe download can be cancelled (escape) and resumed later."
     )
@@ -26,10 +26,11 @@ def download_question(name: str) -> tuple[str, str, str] | None:
 
 
 def catalog_spec(name: str) -> ModelSpec | None:
-    """The catalog entry `name` refers to, or None for a path (or a server)."""
-    if is_path(name) or "://" in name:
+    """The catalog entry or Hugging Face repo `name` refers to, or None for a path (or a
+    server)."""
+    if "://" in name:
         return None
     try:
-        return resolve(name)
-    except UnknownModelError:
+        return spec_of(name)  # models.store decides what a name means
+    except GptTuiError:
         return None

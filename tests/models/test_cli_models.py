@@ -66,3 +66,26 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]):
 def test_downloading_the_bundled_model_is_a_no_op(capsys: pytest.CaptureFixture[str]):
     code, out, _ = run(capsys, "download", "smollm2")
     assert code == 0 and "bundled" in out
+
+
+def test_models_lists_the_hugging_face_cache(hf_hub_cache, capsys: pytest.CaptureFixture[str]):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "openai-community/gpt2" in out and "GPT2LMHeadModel" in out
+    assert "HuggingFaceTB/SmolLM2-Tiny" in out and "LlamaForCausalLM" in out
+    assert str(hf_hub_cache) in out.replace("\n", "")
+
+
+def test_generate_with_a_hugging_face_repo_id(hf_hub_cache, capsys: pytest.CaptureFixture[str]):
+    code, out, err = run(
+        capsys, "generate", "-m", "openai-community/gpt2", "--max-tokens", "5",
+        "--temperature", "0", "Hello",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.strip()
+    code, out, err = run(capsys, "models")
+    assert "converted" in out
+    # Remembered as the default, and found again without a network.
+    from gpt_tui.models.store import default_model_name
+
+    assert default_model_name() == "openai-community/gpt2"

@@ -1,4 +1,5 @@
-"""Choose a model: every catalog model with its size and whether it is ready, or a path."""
+"""Choose a model: every catalog model with its size and whether it is ready, the models in the
+Hugging Face cache (architecture, parameters, size), or a path or repo id typed in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ from gpt_tui.backends.opening import is_remote
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.tui.text import human_bytes, human_count
+
+
+def hf_models() -> list:
+    """The Hugging Face cache's models (never raises: the picker must open)."""
+    from gpt_tui.models import store
+
+    try:
+        return store.hf_models()
+    except (GptTuiError, OSError):
+        return []
 
 
 def model_status(name: str) -> str:
@@ -51,8 +62,8 @@ class ModelPicker(ModalScreen[str | None]):
             table: DataTable = DataTable(id="models", cursor_type="row", zebra_stripes=True)
             yield table
             yield Label(
-                "…or open a path (model directory, OpenAI checkpoint dir, .gguf) or a server "
-                "(http://HOST:PORT/v1: lists its models):"
+                "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
+                "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
             )
             yield Input(placeholder="~/models/my-gpt2", id="model-path", compact=True)
             yield Label("enter: load · escape: close", classes="dim", id="picker-help")
@@ -76,6 +87,22 @@ class ModelPicker(ModalScreen[str | None]):
                 model_status(spec.name),
                 spec.description,
                 key=spec.name,
+            )
+        for i, model in enumerate(hf_models(), start=len(CATALOG)):
+            is_current = self.current == model.repo_id
+            if is_current:
+                current_row = i
+            status = "converted" if model.converted else "cached" if model.supported else "—"
+            table.add_row(
+                "●" if is_current else "",
+                model.repo_id,
+                human_count(model.n_params) if model.n_params else "?",
+                "—",  # already on disk
+                human_bytes(4 * model.n_params) if model.n_params else "?",  # float32 weights
+                status,
+                f"{model.hf_architecture}, {human_bytes(model.size_bytes)} in the Hugging Face "
+                f"cache" + (f": {model.problem}" if model.problem else ""),
+                key=model.repo_id,
             )
         table.move_cursor(row=current_row)
         table.focus()
