@@ -99,8 +99,14 @@ def _run_models(args: argparse.Namespace) -> int:
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
     from gpt_tui.models.catalog import DEFAULT_GPT2_URL
 
-    p = sub.add_parser("download", help="download a GPT-2 model and convert it, once")
-    p.add_argument("name", metavar="NAME", help="124M, 355M, 774M or 1558M (or gpt2, gpt2-xl, ...)")
+    p = sub.add_parser(
+        "download", help="download a GPT-2 model or a Hugging Face repo and convert it, once"
+    )
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="124M, 355M, 774M or 1558M (or gpt2, gpt2-xl, ...), or a Hugging Face ORG/NAME",
+    )
     p.add_argument(
         "--force", action="store_true", help="fetch and convert again (repairs a damaged cache)"
     )
@@ -121,6 +127,8 @@ def _run_download(args: argparse.Namespace) -> int:
     from gpt_tui.models import store
     from gpt_tui.models.catalog import resolve
 
+    if store.describe(args.name).kind == "hf":
+        return _download_hf(args.name, args.force)
     spec = resolve(args.name)
     if spec.bundled:
         stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
@@ -151,12 +159,37 @@ def _run_rm(args: argparse.Namespace) -> int:
     from gpt_tui.models import store
     from gpt_tui.models.catalog import resolve
 
+    if store.describe(args.name).kind == "hf":
+        freed = store.remove_hf_conversion(args.name)
+        done = f"removed gpt-tui's copy of {args.name} ({format_bytes(freed)} freed)"
+        stdout.print(
+            (done if freed else f"gpt-tui holds no copy of {args.name}: nothing to remove")
+            + "; the Hugging Face cache, which other tools share, is left as it is",
+            markup=False,
+        )
+        return 0
     spec = resolve(args.name)
     freed = store.remove_model(spec.name)
     if freed:
         stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
     else:
         stdout.print(f"{spec.name} is not downloaded: nothing to remove")
+    return 0
+
+
+def _download_hf(repo_id: str, force: bool) -> int:
+    """Fetch a Hugging Face repo (safetensors only) into its cache and convert it once."""
+    from gpt_tui.models import store
+
+    if force:
+        store.remove_hf_conversion(repo_id)
+    elif store.hf_model_path(repo_id).exists():  # a converted copy only ever appears whole
+        path = store.hf_model_path(repo_id)
+        stdout.print(f"{repo_id} is already converted: {path} (--force converts it again)")
+        return 0
+    with rich_download_progress() as progress:
+        store.load_model(repo_id, progress=progress)
+    stdout.print(f"{repo_id} is ready: {store.hf_model_path(repo_id)}", markup=False)
     return 0
 
 

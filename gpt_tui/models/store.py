@@ -718,6 +718,18 @@ def remove_model(name: str) -> int:
     return freed
 
 
+def remove_hf_conversion(repo_id: str) -> int:
+    """Delete gpt-tui's converted copy of a Hugging Face repo (never the Hugging Face cache,
+    which other tools share); returns the bytes freed."""
+    target = hf_model_path(repo_id)
+    if not target.exists():
+        return 0
+    freed = _tree_size(target)
+    with file_lock(target.with_name(f"{target.name}.lock"), wait=False):
+        _remove_tree(target)
+    return freed
+
+
 def _checkpoint_dir(spec: ModelSpec) -> Path:
     return paths.models_dir() / f"{spec.name}.checkpoint"
 

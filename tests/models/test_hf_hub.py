@@ -200,3 +200,22 @@ def test_unwritable_hugging_face_cache_names_the_variable(
     hub_cache.write_text("a file where the cache should be")
     with pytest.raises(StorageError, match="set HF_HUB_CACHE to a writable directory"):
         store.load_model(REPO)
+
+
+def test_download_and_rm_a_repo_from_the_command_line(hub_server: HubServer, hub_cache: Path,
+                                                       capsys, tmp_path, monkeypatch):  # fmt: skip
+    from gpt_tui.cli import main
+
+    monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "home"))
+    assert main(["download", REPO]) == 0
+    assert f"{REPO} is ready" in capsys.readouterr().out
+    assert store.hf_model_path(REPO).is_dir() and cached_snapshot(REPO) is not None
+    assert main(["download", REPO]) == 0
+    assert "already converted" in capsys.readouterr().out
+    assert main(["rm", REPO]) == 0
+    out = capsys.readouterr().out
+    assert "removed gpt-tui's copy" in out and "Hugging Face cache" in out
+    assert not store.hf_model_path(REPO).exists()
+    assert cached_snapshot(REPO) is not None  # the shared cache stays
+    assert main(["rm", REPO]) == 0
+    assert "holds no copy" in capsys.readouterr().out
