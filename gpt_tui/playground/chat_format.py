@@ -31,3 +31,14 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of the chat prompt; a template's special tokens are real special tokens."""
     allowed = "all" if has_chat_template(tokenizer) else "none"
     return tokenizer.encode(render_chat_text(tokenizer, messages), allowed_special=allowed)
+
+
+def encode_prompt(tokenizer: Any, text: str, allowed_special: str = "none") -> list[int]:
+    """Token ids of a document's start (a completion prompt): with the beginning-of-text token
+    first where the model's tokenizer puts it before every text (Llama 2 and 3, TinyLlama:
+    `add_bos`), as transformers encodes it, since those models were trained so."""
+    ids = tokenizer.encode(text, allowed_special)
+    bos = tokenizer.bos_id
+    if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]
+    return ids

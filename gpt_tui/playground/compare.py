@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import SamplingParams, TokenEvent
 from gpt_tui.errors import GptTuiError
-from gpt_tui.playground.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
+from gpt_tui.playground.chat_format import (
+    BASE_MODEL_STOP,
+    encode_chat,
+    encode_prompt,
+    has_chat_template,
+)
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
 from gpt_tui.playground.streaming import RunStats, stream_batch
@@ -86,7 +91,7 @@ def compare_request(
         raise ValueError(why_not)
     tokenizer = backend.tokenizer
     if not chat:
-        context = tokenizer.encode(editor_text)
+        context = encode_prompt(tokenizer, editor_text)
         display = Transcript(turns=[Turn("prompt", editor_text), Turn("output")],
                              reply_prefix=context, tokenizer=tokenizer)  # fmt: skip
         shown = _one_line(editor_text) or "(empty: from the beginning-of-text token)"

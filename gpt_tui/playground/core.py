@@ -28,7 +28,12 @@ from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError, SessionFileError
-from gpt_tui.playground.chat_format import BASE_MODEL_STOP, encode_chat, has_chat_template
+from gpt_tui.playground.chat_format import (
+    BASE_MODEL_STOP,
+    encode_chat,
+    encode_prompt,
+    has_chat_template,
+)
 from gpt_tui.playground.events import (
     PromptScored,
     RunEvent,
@@ -208,7 +213,7 @@ class Playground:
             except Exception as exc:  # noqa: BLE001 - a template error must not end the app
                 raise PlaygroundError(f"Cannot render the chat: {exc}") from exc
             return self._start(context)
-        ids = tokenizer.encode(text, "all" if special else "none")
+        ids = encode_prompt(tokenizer, text, "all" if special else "none")
         context = self.transcript.start_completion(text, ids, tokenizer)
         return self._start(context, "" if context else "empty prompt: generating from the start")
 
@@ -238,7 +243,7 @@ class Playground:
         if self.chat_mode and backend.capabilities.renders_chat:
             raise PlaygroundError(SERVER_CHAT_CANNOT_CONTINUE)
         context = self.transcript.continue_context(
-            backend.tokenizer, self._encode, self._encode_chat
+            backend.tokenizer, self._text_encoder(), self._encode_chat
         )
         return self._start(context)
 
@@ -247,7 +252,7 @@ class Playground:
         if self.transcript.reply is None:
             raise PlaygroundError("Nothing to regenerate yet: generate first")
         context = self.transcript.regenerate_context(
-            backend.tokenizer, self._encode, self._encode_chat
+            backend.tokenizer, self._text_encoder(), self._encode_chat
         )
         return self._start(context)
 
@@ -530,6 +535,13 @@ class Playground:
 
     def _encode(self, text: str) -> list[int]:
         return self.require_model().tokenizer.encode(text)
+
+    def _text_encoder(self) -> Callable[[str], list[int]]:
+        """How the text before a reply is encoded afresh (another model's ids): a completion
+        document from its start, a chat's started reply as plain text."""
+        if self.chat_mode:
+            return self._encode
+        return lambda text: encode_prompt(self.require_model().tokenizer, text)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         backend = self.require_model()

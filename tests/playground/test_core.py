@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gpt_tui.backends.local import LocalBackend
@@ -163,3 +165,25 @@ def test_compare_runs_every_column_of_one_context(playground):
     assert per_column == [6, 3]
     with pytest.raises(ValueError, match="Type a message"):
         compare_request(playground.backend, playground.transcript, "", True, GREEDY, 3)
+
+
+def test_a_prompt_starts_with_bos_where_the_tokenizer_puts_it_first(tiny_gpt2, tmp_path):
+    from tokenizers import Tokenizer, processors
+
+    from gpt_tui.models.hf.tokenizer import HFTokenizer
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "hf" / "gpt2" / "tokenizer.json"
+    tok = Tokenizer.from_file(str(fixture))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 50256)]
+    )  # as Llama 3's tokenizer.json starts every text with <|begin_of_text|>
+    tok.save(str(tmp_path / "tokenizer.json"))
+    hf = HFTokenizer.from_dir(tmp_path)
+    core = Playground(UserSettings(sampling=GREEDY, speculative="off"))
+    core.set_backend(
+        core.begin_load(), "t", LocalBackend(LoadedModel("t", tiny_gpt2, hf, None, {}))
+    )
+    run = core.generate("Hello world")
+    assert run.request.context == [50256, *hf.encode("Hello world")]
+    list(core.stream(run))
+    assert core.transcript.reply.events and core.transcript.turns[0].text == "Hello world"
