@@ -178,7 +178,10 @@ def test_a_prompt_starts_with_bos_where_the_tokenizer_puts_it_first(tiny_gpt2, t
         single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 50256)]
     )  # as Llama 3's tokenizer.json starts every text with <|begin_of_text|>
     tok.save(str(tmp_path / "tokenizer.json"))
+    config = fixture.with_name("tokenizer_config.json")  # names <|endoftext|> the bos token
+    (tmp_path / config.name).write_bytes(config.read_bytes())
     hf = HFTokenizer.from_dir(tmp_path)
+    assert hf.add_bos and hf.bos_id == 50256
     core = Playground(UserSettings(sampling=GREEDY, speculative="off"))
     core.set_backend(
         core.begin_load(), "t", LocalBackend(LoadedModel("t", tiny_gpt2, hf, None, {}))
