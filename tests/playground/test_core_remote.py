@@ -87,3 +87,19 @@ def test_a_session_reopens_with_the_servers_tokens(remote, llama_server, tmp_pat
 def test_scoring_is_refused_with_the_servers_reason(remote):
     with pytest.raises(PlaygroundError, match="cannot score a text with .*disagree"):
         remote.score("The capital of France is Paris.")
+
+
+def test_a_prompt_longer_than_the_servers_context_is_refused_in_its_words(remote):
+    # llama-cpp-python splits a text into tokens only through its echo, which refuses a text
+    # longer than its context: the prompt stays one piece, and the server's refusal is the
+    # run's one-line error (a server with /tokenize gets the prompt's end: see the next test)
+    events = list(remote.stream(remote.generate("one two three four " * 400)))
+    assert events[-1].finish == "error" and "1024" in events[-1].error
+    assert remote.state == "error" and remote.transcript.reply.events == []
+
+
+def test_the_window_keeps_a_long_prompts_end_as_the_engine_does():
+    from gpt_tui.backends.openai.backend import _window
+
+    assert _window(list(range(10)), 16) == (list(range(10)), 0)
+    assert _window(list(range(20)), 16) == (list(range(8, 20)), 8)  # 3/4 of the context kept

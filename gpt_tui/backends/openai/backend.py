@@ -14,6 +14,7 @@ turns each streamed token into the engine's `TokenEvent`. What differs from the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -46,6 +47,7 @@ from gpt_tui.backends.openai.servers import (
 from gpt_tui.backends.openai.stream import TokenStream
 from gpt_tui.backends.openai.vocab import PieceVocabulary
 from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
+from gpt_tui.engine.generate import window_keep
 from gpt_tui.errors import BackendError
 
 DEFAULT_N_CTX = 4096  # when the server does not say; its own limit still applies (it answers 400)
@@ -103,6 +105,7 @@ class OpenAIBackend:
         params = request.params()
         self._tell_ignored(request, params)
         chat = request.messages is not None
+        dropped = 0
         if chat and not self.capabilities.chat:
             raise BackendError(self.capabilities.why_not("chat") or "no chat here")
         if not chat and not self.capabilities.completion:
@@ -122,9 +125,10 @@ class OpenAIBackend:
             }
             path = "chat/completions"
         else:
+            kept, dropped = _window(request.context, self.n_ctx)
             body = {
                 "model": self.model,
-                "prompt": self.tokenizer.decode(request.context),
+                "prompt": self.tokenizer.decode(kept),
                 **self._sampling(params),
             }
             if n:
@@ -134,7 +138,10 @@ class OpenAIBackend:
             self.tokenizer, params, request.n_top, len(request.context), chat, request.on_notice
         )
         with contextlib.closing(self.client.stream(path, body)) as chunks:
-            yield from stream.run(chunks)
+            for event in stream.run(chunks):
+                if dropped and event.index == 0:
+                    event = dataclasses.replace(event, dropped=dropped)
+                yield event
 
     def generate_batch(self, requests: Sequence[Request]) -> Iterator[tuple[int, TokenEvent]]:
         """Parallel requests (up to the kind's `parallel`), events interleaved as they come."""
@@ -228,6 +235,15 @@ class OpenAIBackend:
         if self.report.echo:
             return [e.piece for e in self._echo(text)]
         return [text.encode("utf-8")]
+
+
+def _window(context: list[int], n_ctx: int) -> tuple[list[int], int]:
+    """The end of a prompt too long for the server's context, as the engine keeps it (its first
+    tokens dropped, a quarter of the context left for the reply); and how many were dropped."""
+    if len(context) < n_ctx:
+        return context, 0
+    keep = window_keep(n_ctx)
+    return context[-keep:], len(context) - keep
 
 
 def display_name(model: str) -> str:
