@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from loopback import Loopback
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -46,13 +48,7 @@ class HubServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(_Handler, self, _QuietServer)
 
     @staticmethod
     def files_of(directory: Path) -> dict[str, bytes]:
@@ -61,17 +57,14 @@ class HubServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._loopback.root
 
     def gets(self, file: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.method == "GET" and r.path.endswith(f"/{file}")]
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.close()
 
     def _record(self, request: Request) -> None:
         with self._lock:

@@ -11,8 +11,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from loopback import Loopback
 
 
 @dataclass
@@ -43,27 +45,18 @@ class FileServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(_Handler, self)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._loopback.root
 
     def gets(self, path: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.method == "GET" and r.path == path]
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.close()
 
     def _record(self, request: Request) -> None:
         with self._lock:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Checkpoint
 from http_server import FileServer
+from openai_checkpoint import Checkpoint
 
 from gpt_tui.errors import DownloadError, StorageError
 from gpt_tui.models.download import (

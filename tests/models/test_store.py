@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OPENAI_FILES, Checkpoint
 from http_server import FileServer
+from openai_checkpoint import OPENAI_FILES, Checkpoint
 
 from gpt_tui.engine import GPT2
 from gpt_tui.errors import DownloadError, ModelFileError, StorageError, UnknownModelError

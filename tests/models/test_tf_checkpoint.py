@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Checkpoint
+from openai_checkpoint import Checkpoint
 
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.params import flatten_params
