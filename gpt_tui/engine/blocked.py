@@ -53,9 +53,25 @@ class BlockedMatrix:
             raise ValueError(
                 f"blocks of shape {blocks.shape} cannot hold {n_out} columns in blocks of {BLOCK}"
             )
-        self.blocks = blocks  # [n_blocks, n_in, BLOCK]
+        self._blocks: np.ndarray | None = blocks  # [n_blocks, n_in, BLOCK]
         self.shape = (blocks.shape[1], n_out)
         self.dtype = blocks.dtype
+
+    @property
+    def blocks(self) -> np.ndarray:
+        """[n_blocks, n_in, BLOCK]."""
+        if self._blocks is None:
+            raise ValueError(
+                "this BlockedMatrix was rearranged into rows, in place, by a model built from it "
+                "(engine/rows.py); build each model from weights of its own"
+            )
+        return self._blocks
+
+    def give_up_blocks(self) -> np.ndarray:
+        """The blocks, which this matrix no longer holds (a `RowMatrix` rearranges them in
+        place): using it afterwards raises instead of computing with rearranged memory."""
+        blocks, self._blocks = self.blocks, None
+        return blocks
 
     @classmethod
     def from_matrix(cls, w: np.ndarray, out: np.ndarray | None = None) -> BlockedMatrix:
@@ -70,26 +86,7 @@ class BlockedMatrix:
         """x [n_tok, n_in] @ self -> [n_tok, n_out]."""
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             return NotImplemented
-        n_tok = x.shape[0]
-        if n_tok < 8 and n_tok % 2:  # an odd count of rows is computed as one more (see above)
-            x = np.concatenate([x, x[-1:]])  # [n_tok + 1, n_in]
-        n_rows = x.shape[0]
-        out = np.empty((n_rows, self.blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
-        # Each block's product lands in its columns of `out` directly: BLAS writes the strided
-        # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
-        by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
-        split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
-        cores.set_blas_threads(split.blas_threads)
-        parts = split.parts_for(self.blocks.nbytes)
-        if parts == 1:
-            np.matmul(x, self.blocks, out=by_block)
-        else:
-            cores.run_parts([
-                lambda a=a, b=b: np.matmul(x, self.blocks[a:b], out=by_block[a:b])
-                for a, b in cores.ranges(self.blocks.shape[0], parts)
-            ])  # fmt: skip
-        out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
-        return out[:n_tok, : self.shape[1]]  # [n_tok, n_out]
+        return by_blocks(x, self.blocks, self.shape[1])
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         """Columns `ids` of the matrix, as rows [n_ids, n_in] (a tied embedding's lookup)."""
@@ -100,6 +97,32 @@ class BlockedMatrix:
         """The plain [n_in, n_out] array (a copy)."""
         n_in, n_out = self.shape
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
+
+
+def by_blocks(x: np.ndarray, blocks: np.ndarray, n_out: int) -> np.ndarray:
+    """x [n_tok, n_in] @ the matrix whose column blocks are `blocks` [n_blocks, n_in, BLOCK]
+    (any strides BLAS takes: engine/rows.py passes a transposed view) -> [n_tok, n_out], one
+    small product per block, split between the cores as the active plan says for n_tok rows."""
+    n_tok = x.shape[0]
+    if n_tok < 8 and n_tok % 2:  # an odd count of rows is computed as one more (see above)
+        x = np.concatenate([x, x[-1:]])  # [n_tok + 1, n_in]
+    n_rows = x.shape[0]
+    out = np.empty((n_rows, blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
+    # Each block's product lands in its columns of `out` directly: BLAS writes the strided
+    # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
+    by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
+    split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
+    cores.set_blas_threads(split.blas_threads)
+    parts = split.parts_for(blocks.nbytes)
+    if parts == 1:
+        np.matmul(x, blocks, out=by_block)
+    else:
+        cores.run_parts([
+            lambda a=a, b=b: np.matmul(x, blocks[a:b], out=by_block[a:b])
+            for a, b in cores.ranges(blocks.shape[0], parts)
+        ])  # fmt: skip
+    out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
+    return out[:n_tok, :n_out]  # [n_tok, n_out]
 
 
 def to_blocks(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

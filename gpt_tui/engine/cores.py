@@ -68,7 +68,9 @@ ONE_CORE = Split()
 class Settings:
     """What a forward pass applies: a `Split` for products of each row count of a decode step
     (1, 2, 4 and 8 rows; other counts take the next larger), one for prefill chunks, and from how
-    many cached keys a decode step's attention is shared between the cores by heads."""
+    many cached keys a decode step's attention is shared between the cores by heads; and the
+    layout a model's weights are arranged in when it is built (engine/layout.py), since what
+    each split does depends on it."""
 
     decode: dict[int, Split] = field(default_factory=lambda: {1: ONE_CORE})
     prefill: Split = ONE_CORE
@@ -76,6 +78,7 @@ class Settings:
     attention_parts: int = 1
     query_tile: int = 256  # prompt positions whose attention is computed at once (attention.py)
     prefill_attention_parts: int = 1  # a prompt's attention shared between cores by heads
+    layout: str = "blocks"  # the weights': "blocks" (engine/blocked.py) or "rows" (rows.py)
 
     def __post_init__(self) -> None:
         # Looked up for every product (121 of them a SmolLM2 step): a table by row count, once.

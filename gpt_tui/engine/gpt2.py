@@ -15,6 +15,7 @@ from gpt_tui.engine.attention import attend
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import gelu, layer_norm, linear
+from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -115,8 +116,10 @@ class GPT2:
         shapes["wte_t"] = shapes.pop("wte")[::-1]
         check_shapes(params, shapes)
         self.params = params
-        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        # How this machine computes the products fastest: measured once, kept (engine/plan/).
         self.planned = planned_for(self, plan)
+        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
+        self.params = arrange(self.params, self.planned.plan.settings.layout)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         head_dim = self.n_embd // self.n_head

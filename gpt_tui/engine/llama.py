@@ -26,6 +26,7 @@ import numpy as np
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import rms_norm, rope_tables
+from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -178,8 +179,10 @@ class Llama:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = streaming_params(as_float32(params))
         check_shapes(self.params, expected_shapes(self.hparams))
-        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        # How this machine computes the products fastest: measured once, kept (engine/plan/).
         self.planned = planned_for(self, plan)
+        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
+        self.params = arrange(self.params, self.planned.plan.settings.layout)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)

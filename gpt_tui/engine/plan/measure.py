@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.layout import BLOCKS, LAYOUTS, layout_of, same_bytes_as
 from gpt_tui.engine.plan.choice import (
     ROUNDS,
     blas_threaded,
     choose,
+    choose_layout,
     cores_used,
     decode_candidates,
     interleaved,
+    layout_score,
     one_mechanism,
     prefill_candidates,
 )
@@ -25,48 +28,61 @@ from gpt_tui.engine.plan.keys import attention_shape, plan_key, weight_matrices
 from gpt_tui.engine.plan.records import PREFILL_ROWS, Plan, Timing
 
 DECODE_ROWS = (1, 2, 4, 8)
-TIMED_ROWS = (2, 4, 8)
-"""One row is computed as two (engine/blocked.py: OpenBLAS's small kernels are faster so), so
-the plan for two rows, timed once, is the plan for one as well."""
 SUBSET_BYTES = 768 << 20
 """Decode candidates are timed on the model's matrices in step order up to this many bytes: more
 than a last-level cache holds (300 MB on the Intel host), so the weights stream from memory as
 in a real step, without a 1558M model's whole 200 ms pass per timing."""
 QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
+LAYOUT_KIND = "weights' layout"
+Candidate = tuple[str, Split]  # (layout, split)
 
 
 def measure(model: Any, rounds: int = ROUNDS) -> Plan:
-    """Time every candidate on this model's own matrices and attention shapes; choose."""
+    """Time every candidate on this model's own matrices and attention shapes; choose.
+
+    Each kind of product is timed in both weight layouts (engine/layout.py), their candidates
+    interleaved in the same rounds, on the model's own memory read as each layout
+    (`same_bytes_as`): no copy, so measuring adds nothing to peak memory. Each layout's best
+    split is chosen per kind, then the layout (`choose_layout`); the model is rearranged into
+    it as it is built.
+    """
     start = time.perf_counter()
     previous = cores.active()
     n = cores.n_cores()
     timings: list[Timing] = []
+    held = _held_layout(model)
     try:
-        kinds = {_rows_kind("decode", rows): (decode_candidates(n), _products(model, rows))
-                 for rows in TIMED_ROWS}  # fmt: skip
+        kinds = {_rows_kind("decode", rows): _decode_kind(model, rows, n) for rows in DECODE_ROWS}
         prefill = _rows_kind("prefill", PREFILL_ROWS)
-        kinds[prefill] = (prefill_candidates(n), _prefill_products(model))
+        kinds[prefill] = _prefill_kind(model, n)
         # Candidates that thread BLAS are timed after all the others, and what follows waits
-        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call and hold the
-        # core our own helpers would run on (on the Intel host, products shared with a helper
-        # took 92 ms right after a 2-thread BLAS call, 50 ms 0.05 s after it, 28 ms 1 s after).
-        times: dict[str, dict[Split, float]] = {}
+        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call (unless they sleep
+        # at once: gpt_tui/__init__.py) and hold the core our own helpers would run on (on the
+        # Intel host, products shared with a helper took 92 ms right after a 2-thread BLAS
+        # call, 50 ms 0.05 s after it, 28 ms 1 s after).
+        times: dict[str, dict[Candidate, float]] = {}
         for threaded in (False, True):
             for name, (candidates, run) in kinds.items():
-                mine = [c for c in candidates if blas_threaded(c) == threaded]
+                mine = [c for c in candidates if blas_threaded(c[1]) == threaded]
                 times.setdefault(name, {}).update(interleaved(mine, run, rounds))
         spinning = not cores.blas_threads_sleep()
-        if spinning and any(blas_threaded(c) for cands, _ in kinds.values() for c in cands):
+        if spinning and any(blas_threaded(c[1]) for cands, _ in kinds.values() for c in cands):
             time.sleep(SETTLE_S)
-        timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
-                    for c, t in by.items()]  # fmt: skip
-        chosen = {kind: choose(t, cores_used) for kind, t in times.items()}
-        chosen = one_mechanism(chosen, times, spinning)
-        decode = {rows: chosen[_rows_kind("decode", max(rows, 2))] for rows in DECODE_ROWS}
-        settings = Settings(decode=decode, prefill=chosen[prefill])
-        settings, attention_timings = _plan_attention(model, settings, n, rounds)
+        timings += [Timing(kind, f"{layout}: {split.describe()}", t)
+                    for kind, by in times.items() for (layout, split), t in by.items()]  # fmt: skip
+        settings_of, best_of = _best_per_layout(times, spinning)
+        layout = choose_layout(best_of)
+        timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
+                           best_of[lay][_rows_kind("decode", 1)]) for lay in LAYOUTS]  # fmt: skip
+        chosen = settings_of[layout]
+        if spinning and any(blas_threaded(s) for s in (*chosen.decode.values(), chosen.prefill)):
+            n = 1  # attention shares no work with helpers then (see `one_mechanism`)
+        # Attention is timed in whole steps of the model as it is held now, on that layout's
+        # products; what it chooses goes with the layout chosen.
+        attended, attention_timings = _plan_attention(model, settings_of[held], n, rounds)
         timings += attention_timings
+        settings = replace(attended, decode=chosen.decode, prefill=chosen.prefill, layout=layout)
     finally:
         cores.activate(previous)
     return Plan(
@@ -81,36 +97,71 @@ def _rows_kind(kind: str, rows: int) -> str:
     return f"{kind}, {rows} row{'s' * (rows > 1)}"
 
 
-def _products(model: Any, rows: int) -> Callable[[Split], None]:
-    """One decode step's weight products (those of the timing subset) under a candidate."""
+def _best_per_layout(
+    times: dict[str, dict[Candidate, float]], spinning: bool
+) -> tuple[dict[str, Settings], dict[str, dict[str, float]]]:
+    """For each layout: the settings of its best candidates, and their times by kind."""
+    settings_of, best_of = {}, {}
+    for layout in LAYOUTS:
+        mine = {kind: {split: t for (lay, split), t in by.items() if lay == layout}
+                for kind, by in times.items()}  # fmt: skip
+        chosen = {kind: choose(t, cores_used) for kind, t in mine.items()}
+        chosen = one_mechanism(chosen, mine, spinning)
+        best_of[layout] = {kind: mine[kind][split] for kind, split in chosen.items()}
+        decode = {rows: chosen[_rows_kind("decode", rows)] for rows in DECODE_ROWS}
+        prefill = chosen[_rows_kind("prefill", PREFILL_ROWS)]
+        settings_of[layout] = Settings(decode=decode, prefill=prefill, layout=layout)
+    return settings_of, best_of
+
+
+def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
+    """A layout's line: its best times, and its score against blocks (`layout_score`)."""
+    best = best_of[layout]
+    times = ", ".join(f"{k.removeprefix('decode, ')} {t * 1e3:.1f}" for k, t in best.items())
+    score = "" if layout == BLOCKS else f" (score {layout_score(best, best_of[BLOCKS]):.2f})"
+    return f"{layout}: {times} ms{score}"
+
+
+def _held_layout(model: Any) -> str:
+    layouts = {layout_of(w) for _, w in weight_matrices(model)}
+    return layouts.pop() if len(layouts) == 1 else BLOCKS
+
+
+def _decode_kind(
+    model: Any, rows: int, n: int
+) -> tuple[list[Candidate], Callable[[Candidate], None]]:
+    """One decode step's weight products (those of the timing subset), in either layout."""
     weights, total = [], 0
     for _, w in weight_matrices(model):
         if total >= SUBSET_BYTES:
             break
         weights.append(w)
         total += w.nbytes
-    xs = [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
-
-    def run(split: Split) -> None:
-        cores.activate(Settings(decode={rows: split}, prefill=split))
-        for x, w in zip(xs, weights, strict=True):
-            x @ w
-
-    return run
+    return _kind(weights, rows, decode_candidates(n, [w.nbytes for w in weights]))
 
 
-def _prefill_products(model: Any) -> Callable[[Split], None]:
+def _prefill_kind(model: Any, n: int) -> tuple[list[Candidate], Callable[[Candidate], None]]:
     """A prefill chunk's products for the first block's matrices (compute-bound: one block's
     matrices time it as well as all of them would)."""
     weights = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
-    xs = [np.ones((PREFILL_ROWS, w.shape[0]), dtype=np.float32) for w in weights]
+    return _kind(weights, PREFILL_ROWS, prefill_candidates(n))
 
-    def run(split: Split) -> None:
-        cores.activate(Settings(decode={1: ONE_CORE}, prefill=split))
-        for x, w in zip(xs, weights, strict=True):
+
+def _kind(
+    weights: list[Any], rows: int, splits: list[Split]
+) -> tuple[list[Candidate], Callable[[Candidate], None]]:
+    """Every (layout, split) candidate, and what times one: the products `x @ w` of `rows` rows
+    by each matrix, read in the candidate's layout, under its split."""
+    by_layout = {layout: [same_bytes_as(w, layout) for w in weights] for layout in LAYOUTS}
+    xs = [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
+
+    def run(candidate: Candidate) -> None:
+        layout, split = candidate
+        cores.activate(Settings(decode={8: split}, prefill=split))
+        for x, w in zip(xs, by_layout[layout], strict=True):
             x @ w
 
-    return run
+    return [(layout, split) for layout in LAYOUTS for split in splits], run
 
 
 def _plan_attention(
