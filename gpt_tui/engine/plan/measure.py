@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gpt_tui.engine import cores
 from gpt_tui.engine.cores import Settings, Split
-from gpt_tui.engine.layout import BLOCKS, LAYOUTS, layout_of, same_bytes_as
+from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, layout_of, same_bytes_as
 from gpt_tui.engine.plan.choice import (
     ROUNDS,
     blas_threaded,
@@ -35,7 +35,6 @@ in a real step, without a 1558M model's whole 200 ms pass per timing."""
 QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
 LAYOUT_KIND = "weights' layout"
-Candidate = tuple[str, Split]  # (layout, split)
 
 
 def measure(model: Any, rounds: int = ROUNDS) -> Plan:
@@ -53,24 +52,22 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
     timings: list[Timing] = []
     held = _held_layout(model)
     try:
-        kinds = {_rows_kind("decode", rows): _decode_kind(model, rows, n) for rows in DECODE_ROWS}
-        prefill = _rows_kind("prefill", PREFILL_ROWS)
-        kinds[prefill] = _prefill_kind(model, n)
+        groups = _timing_groups(model, n)
         # Candidates that thread BLAS are timed after all the others, and what follows waits
         # SETTLE_S: OpenBLAS's idle threads spin for a while after each call (unless they sleep
         # at once: gpt_tui/__init__.py) and hold the core our own helpers would run on (on the
         # Intel host, products shared with a helper took 92 ms right after a 2-thread BLAS
         # call, 50 ms 0.05 s after it, 28 ms 1 s after).
-        times: dict[str, dict[Candidate, float]] = {}
+        times: dict[Candidate, float] = {}
         for threaded in (False, True):
-            for name, (candidates, run) in kinds.items():
-                mine = [c for c in candidates if blas_threaded(c[1]) == threaded]
-                times.setdefault(name, {}).update(interleaved(mine, run, rounds))
+            for candidates, run in groups:
+                mine = [c for c in candidates if blas_threaded(c.split) == threaded]
+                times.update(interleaved(mine, run, rounds))
         spinning = not cores.blas_threads_sleep()
-        if spinning and any(blas_threaded(c[1]) for cands, _ in kinds.values() for c in cands):
+        if spinning and any(blas_threaded(c.split) for c in times):
             time.sleep(SETTLE_S)
-        timings += [Timing(kind, f"{layout}: {split.describe()}", t)
-                    for kind, by in times.items() for (layout, split), t in by.items()]  # fmt: skip
+        timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
+                    for c, t in times.items()]  # fmt: skip
         settings_of, best_of = _best_per_layout(times, spinning)
         layout = choose_layout(best_of)
         timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
@@ -97,21 +94,93 @@ def _rows_kind(kind: str, rows: int) -> str:
     return f"{kind}, {rows} row{'s' * (rows > 1)}"
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A way to compute `rows` rows' products: the weights read in `layout`, under `split`."""
+
+    rows: int
+    layout: str
+    split: Split
+
+    @property
+    def kind(self) -> str:
+        return _rows_kind("decode" if self.rows <= DECODE_ROWS[-1] else "prefill", self.rows)
+
+
+Group = tuple[list[Candidate], Callable[[Candidate], None]]
+
+
+def _timing_groups(model: Any, n: int) -> list[Group]:
+    """The candidates timed together (interleaved in the same rounds), and what times one.
+
+    One row in blocks is computed as two (engine/blocked.py), so its time is the two rows'
+    time, and one row in rows is timed with the two rows of both layouts. Products of 2 to 8
+    rows are small ones (by blocks) that OpenBLAS does not thread, so BLAS's threads are no
+    candidate for them (on the Intel host they timed as one core does: 47.7-48.8 against
+    47.8-49.5 ms for 2 rows).
+    """
+    subset, total = [], 0
+    for _, w in weight_matrices(model):
+        if total >= SUBSET_BYTES:
+            break
+        subset.append(w)
+        total += w.nbytes
+    one_row = decode_candidates(n, [w.nbytes for w in subset])
+    rows_of_blocks = [split for split in one_row if not blas_threaded(split)]
+    decode = _runner(subset, DECODE_ROWS)
+    first_block = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
+    prefill = _runner(first_block, (PREFILL_ROWS,))
+
+    def both(rows: int, splits: list[Split]) -> list[Candidate]:
+        return [Candidate(rows, layout, split) for layout in LAYOUTS for split in splits]
+
+    return [
+        ([Candidate(1, ROWS, split) for split in one_row] + both(2, rows_of_blocks), decode),
+        (both(4, rows_of_blocks), decode),
+        (both(8, rows_of_blocks), decode),
+        (both(PREFILL_ROWS, prefill_candidates(n)), prefill),
+    ]
+
+
+def _runner(weights: list[Any], row_counts: tuple[int, ...]) -> Callable[[Candidate], None]:
+    """What times a candidate: the products `x @ w` of its rows by each matrix of `weights`,
+    read in its layout (the model's memory, `same_bytes_as`), under its split."""
+    by_layout = {layout: [same_bytes_as(w, layout) for w in weights] for layout in LAYOUTS}
+    xs = {rows: [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
+          for rows in row_counts}  # fmt: skip
+
+    def run(c: Candidate) -> None:
+        cores.activate(Settings(decode={DECODE_ROWS[-1]: c.split}, prefill=c.split))
+        for x, w in zip(xs[c.rows], by_layout[c.layout], strict=True):
+            x @ w
+
+    return run
+
+
 def _best_per_layout(
-    times: dict[str, dict[Candidate, float]], spinning: bool
+    times: dict[Candidate, float], spinning: bool
 ) -> tuple[dict[str, Settings], dict[str, dict[str, float]]]:
     """For each layout: the settings of its best candidates, and their times by kind."""
     settings_of, best_of = {}, {}
     for layout in LAYOUTS:
-        mine = {kind: {split: t for (lay, split), t in by.items() if lay == layout}
-                for kind, by in times.items()}  # fmt: skip
+        mine: dict[str, dict[Split, float]] = {}
+        for c, t in times.items():
+            if c.layout == layout:
+                mine.setdefault(c.kind, {})[c.split] = t
+        if _rows_kind("decode", 1) not in mine:  # one row computed as two: the same products
+            mine[_rows_kind("decode", 1)] = mine[_rows_kind("decode", 2)]
         chosen = {kind: choose(t, cores_used) for kind, t in mine.items()}
         chosen = one_mechanism(chosen, mine, spinning)
-        best_of[layout] = {kind: mine[kind][split] for kind, split in chosen.items()}
+        best_of[layout] = {kind: mine[kind][chosen[kind]] for kind in sorted(mine, key=_order)}
         decode = {rows: chosen[_rows_kind("decode", rows)] for rows in DECODE_ROWS}
         prefill = chosen[_rows_kind("prefill", PREFILL_ROWS)]
         settings_of[layout] = Settings(decode=decode, prefill=prefill, layout=layout)
     return settings_of, best_of
+
+
+def _order(kind: str) -> tuple[bool, int]:
+    """Decode kinds by rows, then prefill."""
+    return kind.startswith("prefill"), int(kind.split(", ")[1].split()[0])
 
 
 def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
@@ -125,43 +194,6 @@ def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
 def _held_layout(model: Any) -> str:
     layouts = {layout_of(w) for _, w in weight_matrices(model)}
     return layouts.pop() if len(layouts) == 1 else BLOCKS
-
-
-def _decode_kind(
-    model: Any, rows: int, n: int
-) -> tuple[list[Candidate], Callable[[Candidate], None]]:
-    """One decode step's weight products (those of the timing subset), in either layout."""
-    weights, total = [], 0
-    for _, w in weight_matrices(model):
-        if total >= SUBSET_BYTES:
-            break
-        weights.append(w)
-        total += w.nbytes
-    return _kind(weights, rows, decode_candidates(n, [w.nbytes for w in weights]))
-
-
-def _prefill_kind(model: Any, n: int) -> tuple[list[Candidate], Callable[[Candidate], None]]:
-    """A prefill chunk's products for the first block's matrices (compute-bound: one block's
-    matrices time it as well as all of them would)."""
-    weights = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
-    return _kind(weights, PREFILL_ROWS, prefill_candidates(n))
-
-
-def _kind(
-    weights: list[Any], rows: int, splits: list[Split]
-) -> tuple[list[Candidate], Callable[[Candidate], None]]:
-    """Every (layout, split) candidate, and what times one: the products `x @ w` of `rows` rows
-    by each matrix, read in the candidate's layout, under its split."""
-    by_layout = {layout: [same_bytes_as(w, layout) for w in weights] for layout in LAYOUTS}
-    xs = [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
-
-    def run(candidate: Candidate) -> None:
-        layout, split = candidate
-        cores.activate(Settings(decode={8: split}, prefill=split))
-        for x, w in zip(xs, by_layout[layout], strict=True):
-            x @ w
-
-    return [(layout, split) for layout in LAYOUTS for split in splits], run
 
 
 def _plan_attention(

@@ -11,8 +11,8 @@ PLAN_VERSION = 2  # part of a plan's key: a kept plan of another version is meas
 # 2: the weights' layout is planned (blocks or rows)
 PREFILL_ROWS = 256  # the chunk a prefill computes at once (kv_cache.PREFILL_CHUNK)
 LAYOUT_NAMES = {
-    "blocks": "column blocks [n_blocks, n_in, 64] (engine/blocked.py)",
-    "rows": "rows of W^T [n_out, n_in], rearranged at load (engine/rows.py)",
+    "blocks": "column blocks of 64 (engine/blocked.py)",
+    "rows": "rows of W^T, rearranged at load (engine/rows.py)",
 }
 ONE_ROW = {"blocks": " (computed as 2 rows)", "rows": " (W^T @ x)"}
 
