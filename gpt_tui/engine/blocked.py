@@ -14,15 +14,14 @@ single row is computed as two. Odd counts are slow as well (SmolLM2, 3 rows: 29-
 
 `BlockedMatrix` keeps the logical shape [n_in, n_out] and works with `x @ w`, so a forward pass
 reads the same whichever layout its weights have. How many cores compute a product, and from
-which matrix size on, is the kernel plan's choice for that row count (engine/plan.py, carried
+which matrix size on, is the kernel plan's choice for that row count (engine/plan/, carried
 out by engine/cores.py): the blocks are cut into contiguous ranges, one per core.
 
-Measured against this layout on the Intel Xeon host (GPT-2 124M's 49 matrices, same moments):
-W^T kept as rows, one row on OpenBLAS's two threads, 24.4-25.2 ms against 31.0-31.9 ms for
-these blocks shared between the cores; 2, 4 and 8 rows on row blocks of W^T 29.5, 31.6 and
-49.3 ms against 28.1, 36.8 and 45.2 here; a prefill chunk the same (157 GFLOP/s). Using
-OpenBLAS's threads for one row and our helpers for several would cost a fraction of a second at
-every switch (see `plan.measure`), so the layout stays as it is.
+The other layout a plan may choose is the transpose's rows (engine/rows.py), the same bytes
+rearranged: on the Intel Xeon host one row streams faster there on OpenBLAS's own threads
+(GPT-2 124M's 49 matrices: 21-25 ms against 27-32 ms for these blocks shared between the cores
+by our helpers), while several rows go by blocks in both. Which one a model uses is measured on
+the machine (engine/plan/); these blocks are the layout kept on disk.
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ def expected_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
 
 
 def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Checkpoint-layout params -> the layout the forward pass reads (already converted ones are
-    kept): every matrix a `BlockedMatrix`, and the token embedding transposed.
+    """Checkpoint-layout params -> the layout the converter writes (already converted ones are
+    kept): every matrix a `BlockedMatrix`, and the token embedding transposed. A model
+    rearranges them further if its plan says so (engine/layout.py).
 
     The output projection streams the whole embedding table every step, so it is held
     [n_embd, n_vocab] like every other projection (x @ wte.T measured 50% slower). Only this

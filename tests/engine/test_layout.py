@@ -77,3 +77,18 @@ def test_arrange_rearranges_every_held_matrix_and_nothing_else() -> None:
     np.testing.assert_array_equal(arranged["blocks"][1]["w"].to_matrix(), _matrix(seed=1))
     with pytest.raises(ValueError, match="no weight layout"):
         arrange(arranged, "diagonal")
+
+
+def test_matrices_held_as_rows_are_written_to_disk_as_blocks(tmp_path) -> None:
+    """The converted format stays blocked whichever layout a model holds (models/model_dir.py)."""
+    from safetensors.numpy import load_file
+
+    from gpt_tui.models.model_dir import WEIGHTS_FILE, read_params, write_model_dir
+
+    w = _matrix(n_in=6, n_out=70)
+    target = write_model_dir(tmp_path / "m", {"m": RowMatrix.from_matrix(w)}, {})
+    on_disk = load_file(str(target / WEIGHTS_FILE))["m"]
+    np.testing.assert_array_equal(on_disk, BlockedMatrix.from_matrix(w).blocks)
+    read = read_params(target)["m"]
+    assert layout_of(read) == BLOCKS
+    np.testing.assert_array_equal(read.to_matrix(), w)

@@ -37,14 +37,14 @@ SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
 LAYOUT_KIND = "weights' layout"
 
 
-def measure(model: Any, rounds: int = ROUNDS) -> Plan:
+def measure(model: Any, rounds: int = ROUNDS, layouts: tuple[str, ...] = LAYOUTS) -> Plan:
     """Time every candidate on this model's own matrices and attention shapes; choose.
 
-    Each kind of product is timed in both weight layouts (engine/layout.py), their candidates
+    Each kind of product is timed in each weight layout (engine/layout.py), their candidates
     interleaved in the same rounds, on the model's own memory read as each layout
     (`same_bytes_as`): no copy, so measuring adds nothing to peak memory. Each layout's best
     split is chosen per kind, then the layout (`choose_layout`); the model is rearranged into
-    it as it is built.
+    it as it is built. `layouts` narrows the choice (benchmarks/layouts.py plans each alone).
     """
     start = time.perf_counter()
     previous = cores.active()
@@ -52,7 +52,7 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
     timings: list[Timing] = []
     held = _held_layout(model)
     try:
-        groups = _timing_groups(model, n)
+        groups = _timing_groups(model, n, layouts)
         # Candidates that thread BLAS are timed after all the others, and what follows waits
         # SETTLE_S: OpenBLAS's idle threads spin for a while after each call (unless they sleep
         # at once: gpt_tui/__init__.py) and hold the core our own helpers would run on (on the
@@ -68,16 +68,18 @@ def measure(model: Any, rounds: int = ROUNDS) -> Plan:
             time.sleep(SETTLE_S)
         timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
                     for c, t in times.items()]  # fmt: skip
-        settings_of, best_of = _best_per_layout(times, spinning)
+        settings_of, best_of = _best_per_layout(times, spinning, layouts)
         layout = choose_layout(best_of)
         timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
-                           best_of[lay][_rows_kind("decode", 1)]) for lay in LAYOUTS]  # fmt: skip
+                           best_of[lay][_rows_kind("decode", 1)]) for lay in layouts]  # fmt: skip
         chosen = settings_of[layout]
         if spinning and any(blas_threaded(s) for s in (*chosen.decode.values(), chosen.prefill)):
             n = 1  # attention shares no work with helpers then (see `one_mechanism`)
         # Attention is timed in whole steps of the model as it is held now, on that layout's
         # products; what it chooses goes with the layout chosen.
-        attended, attention_timings = _plan_attention(model, settings_of[held], n, rounds)
+        attended, attention_timings = _plan_attention(
+            model, settings_of.get(held, chosen), n, rounds
+        )
         timings += attention_timings
         settings = replace(attended, decode=chosen.decode, prefill=chosen.prefill, layout=layout)
     finally:
@@ -110,7 +112,7 @@ class Candidate:
 Group = tuple[list[Candidate], Callable[[Candidate], None]]
 
 
-def _timing_groups(model: Any, n: int) -> list[Group]:
+def _timing_groups(model: Any, n: int, layouts: tuple[str, ...]) -> list[Group]:
     """The candidates timed together (interleaved in the same rounds), and what times one.
 
     One row in blocks is computed as two (engine/blocked.py), so its time is the two rows'
@@ -132,10 +134,11 @@ def _timing_groups(model: Any, n: int) -> list[Group]:
     prefill = _runner(first_block, (PREFILL_ROWS,))
 
     def both(rows: int, splits: list[Split]) -> list[Candidate]:
-        return [Candidate(rows, layout, split) for layout in LAYOUTS for split in splits]
+        return [Candidate(rows, layout, split) for layout in layouts for split in splits]
 
+    rows_one_row = [Candidate(1, ROWS, split) for split in one_row] if ROWS in layouts else []
     return [
-        ([Candidate(1, ROWS, split) for split in one_row] + both(2, rows_of_blocks), decode),
+        (rows_one_row + both(2, rows_of_blocks), decode),
         (both(4, rows_of_blocks), decode),
         (both(8, rows_of_blocks), decode),
         (both(PREFILL_ROWS, prefill_candidates(n)), prefill),
@@ -158,11 +161,11 @@ def _runner(weights: list[Any], row_counts: tuple[int, ...]) -> Callable[[Candid
 
 
 def _best_per_layout(
-    times: dict[Candidate, float], spinning: bool
+    times: dict[Candidate, float], spinning: bool, layouts: tuple[str, ...]
 ) -> tuple[dict[str, Settings], dict[str, dict[str, float]]]:
     """For each layout: the settings of its best candidates, and their times by kind."""
     settings_of, best_of = {}, {}
-    for layout in LAYOUTS:
+    for layout in layouts:
         mine: dict[str, dict[Split, float]] = {}
         for c, t in times.items():
             if c.layout == layout:
@@ -184,10 +187,11 @@ def _order(kind: str) -> tuple[bool, int]:
 
 
 def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
-    """A layout's line: its best times, and its score against blocks (`layout_score`)."""
+    """A layout's line: its best times, and its score against the reference (the first)."""
     best = best_of[layout]
     times = ", ".join(f"{k.removeprefix('decode, ')} {t * 1e3:.1f}" for k, t in best.items())
-    score = "" if layout == BLOCKS else f" (score {layout_score(best, best_of[BLOCKS]):.2f})"
+    reference = next(iter(best_of))
+    score = "" if layout == reference else f" (score {layout_score(best, best_of[reference]):.2f})"
     return f"{layout}: {times} ms{score}"
 
 
