@@ -1,11 +1,11 @@
 """The weights' two layouts (column blocks, rows of W^T) against each other: same weights, same
 run, rounds alternating the two.
 
-Each layout is planned alone on the same model (`plan.measure` with that one layout: its best
-splits), then two models are built, each from its own copy of the weights and arranged in its
-layout, and every figure is taken in rounds that alternate them: decode at a short and a long
-context (with the bandwidth probe read between, for the share of the roofline), a prefill,
-several streams at once, and a pass of several positions (speculative verification). Run from
+Both layouts are planned on the same model in the same rounds (`measure_each_layout`: each
+one's best splits), then two models are built, each from its own copy of the weights and
+arranged in its layout, and every figure is taken in rounds that alternate them: decode at a
+short and a long context (with the bandwidth probe read between, for the share of the
+roofline), a prefill, several streams at once, and a pass of several positions (speculative verification). Run from
 the repository root:
 
     .venv/bin/python benchmarks/layouts.py --random 124M
@@ -26,7 +26,7 @@ from gpt_tui.bench_speculative import measure_verification
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.plan import cpu_name
-from gpt_tui.engine.plan.measure import measure
+from gpt_tui.engine.plan.measure import measure_each_layout
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
 
     build, name = _builder(args)
     base = build("default")  # blocks, nothing measured: what each layout's plan is timed on
-    plans = {layout: measure(base, layouts=(layout,)) for layout in LAYOUTS}
+    plans = measure_each_layout(base)
     del base
     models = {layout: build(plans[layout]) for layout in LAYOUTS}
     weight_bytes = decode_weight_bytes(models[LAYOUTS[0]])
@@ -85,7 +85,7 @@ def main() -> None:
             values = by_layout[layout]
             median = float(np.median(values))
             share = f" {median / roofline:4.0%}" if figure.startswith("decode") else "     "
-            cells.append(f"{median:9.1f} ({min(values):.1f}-{max(values):.1f}){share}")
+            cells.append(f"{median:8.1f} ({min(values):.1f}-{max(values):.1f}){share}")
         ratios = [r / b for b, r in zip(by_layout["blocks"], by_layout["rows"], strict=True)]
         print(
             f"{figure:28s}" + "".join(f"{c:>24s}" for c in cells)

@@ -44,9 +44,26 @@ def measure(model: Any, rounds: int = ROUNDS, layouts: tuple[str, ...] = LAYOUTS
     interleaved in the same rounds, on the model's own memory read as each layout
     (`same_bytes_as`): no copy, so measuring adds nothing to peak memory. Each layout's best
     split is chosen per kind, then the layout (`choose_layout`); the model is rearranged into
-    it as it is built. `layouts` narrows the choice (benchmarks/layouts.py plans each alone).
+    it as it is built. `layouts` narrows the choice.
     """
     start = time.perf_counter()
+    settings_of, layout, timings = _measured(model, rounds, layouts)
+    return Plan(settings_of[layout], plan_key(model), timings, time.perf_counter() - start)
+
+
+def measure_each_layout(model: Any, rounds: int = ROUNDS) -> dict[str, Plan]:
+    """As `measure`, but a plan for each layout (its best splits), all from the same rounds:
+    for comparing the layouts (benchmarks/layouts.py)."""
+    start = time.perf_counter()
+    settings_of, _, timings = _measured(model, rounds, LAYOUTS)
+    seconds = time.perf_counter() - start
+    return {lay: Plan(s, plan_key(model), timings, seconds) for lay, s in settings_of.items()}
+
+
+def _measured(
+    model: Any, rounds: int, layouts: tuple[str, ...]
+) -> tuple[dict[str, Settings], str, tuple[Timing, ...]]:
+    """Each layout's settings, the layout chosen, and every timing taken."""
     previous = cores.active()
     n = cores.n_cores()
     timings: list[Timing] = []
@@ -76,20 +93,16 @@ def measure(model: Any, rounds: int = ROUNDS, layouts: tuple[str, ...] = LAYOUTS
         if spinning and any(blas_threaded(s) for s in (*chosen.decode.values(), chosen.prefill)):
             n = 1  # attention shares no work with helpers then (see `one_mechanism`)
         # Attention is timed in whole steps of the model as it is held now, on that layout's
-        # products; what it chooses goes with the layout chosen.
+        # products; what it chooses goes with every layout.
         attended, attention_timings = _plan_attention(
             model, settings_of.get(held, chosen), n, rounds
         )
         timings += attention_timings
-        settings = replace(attended, decode=chosen.decode, prefill=chosen.prefill, layout=layout)
+        settings_of = {lay: replace(attended, decode=s.decode, prefill=s.prefill, layout=lay)
+                       for lay, s in settings_of.items()}  # fmt: skip
     finally:
         cores.activate(previous)
-    return Plan(
-        settings=settings,
-        key=plan_key(model),
-        timings=tuple(timings),
-        measured_s=time.perf_counter() - start,
-    )
+    return settings_of, layout, tuple(timings)
 
 
 def _rows_kind(kind: str, rows: int) -> str:
