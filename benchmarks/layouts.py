@@ -5,8 +5,8 @@ Both layouts are planned on the same model in the same rounds (`measure_each_lay
 one's best splits), then two models are built, each from its own copy of the weights and
 arranged in its layout, and every figure is taken in rounds that alternate them: decode at a
 short and a long context (with the bandwidth probe read between, for the share of the
-roofline), a prefill, several streams at once, and a pass of several positions (speculative verification). Run from
-the repository root:
+roofline), a prefill, several streams at once, and a pass of several positions (speculative
+verification). Run from the repository root:
 
     .venv/bin/python benchmarks/layouts.py --random 124M
     .venv/bin/python benchmarks/layouts.py -m smollm2
