@@ -14,13 +14,16 @@ verification). Run from the repository root:
 
 from __future__ import annotations
 
+# isort: off
+import gpt_tui  # noqa: F401  (first: OpenBLAS's threads are told to sleep before NumPy loads it)
+# isort: on
+
 import argparse
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-import gpt_tui  # noqa: F401  (first: OpenBLAS's thread settings are made before NumPy loads it)
 from gpt_tui.bench import BandwidthProbe, decode_weight_bytes, measure_decode, measure_prefill
 from gpt_tui.bench_speculative import measure_verification
 from gpt_tui.engine import GPT2, Llama
@@ -48,7 +51,8 @@ def main() -> None:
     del base
     models = {layout: build(plans[layout]) for layout in LAYOUTS}
     weight_bytes = decode_weight_bytes(models[LAYOUTS[0]])
-    print(f"{name} on {cpu_name()}; {weight_bytes / 1e6:.0f} MB read per token")
+    blas = plans[LAYOUTS[0]].key["machine"]["blas"]
+    print(f"{name} on {cpu_name()} ({blas}); {weight_bytes / 1e6:.0f} MB read per token")
     for layout, plan in plans.items():
         print(f"  {layout} plan: " + "; ".join(f"{k} {v}" for k, v in plan.describe()[1:6]))
 
