@@ -60,10 +60,7 @@ class BlockedMatrix:
     def blocks(self) -> np.ndarray:
         """[n_blocks, n_in, BLOCK]."""
         if self._blocks is None:
-            raise ValueError(
-                "this BlockedMatrix was rearranged into rows, in place, by a model built from it "
-                "(engine/rows.py); build each model from weights of its own"
-            )
+            raise given_up("BlockedMatrix", "rows")
         return self._blocks
 
     def give_up_blocks(self) -> np.ndarray:
@@ -96,6 +93,14 @@ class BlockedMatrix:
         """The plain [n_in, n_out] array (a copy)."""
         n_in, n_out = self.shape
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
+
+
+def given_up(held: str, into: str) -> ValueError:
+    """The error of a matrix whose memory was rearranged into another layout (engine/layout.py)."""
+    return ValueError(
+        f"this {held} was rearranged into {into}, in place, by a model built from it "
+        "(engine/layout.py); build each model from weights of its own"
+    )
 
 
 def by_blocks(x: np.ndarray, blocks: np.ndarray, n_out: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, by_blocks, n_blocks
+from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, by_blocks, given_up, n_blocks
 
 MAX_BLOCKWISE_ROWS = 8
 """Up to this many rows (a decode step's: batched streams, speculative verification) a product
@@ -62,10 +62,7 @@ class RowMatrix:
     def rows(self) -> np.ndarray:
         """[n_blocks*BLOCK, n_in]."""
         if self._rows is None:
-            raise ValueError(
-                "this RowMatrix was rearranged into blocks, in place, by a model built from it "
-                "(engine/layout.py); build each model from weights of its own"
-            )
+            raise given_up("RowMatrix", "blocks")
         return self._rows
 
     @property
