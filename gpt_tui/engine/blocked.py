@@ -19,9 +19,10 @@ out by engine/cores.py): the blocks are cut into contiguous ranges, one per core
 
 The other layout a plan may choose is the transpose's rows (engine/rows.py), the same bytes
 rearranged: on the Intel Xeon host one row streams faster there on OpenBLAS's own threads
-(GPT-2 124M's 49 matrices: 21-25 ms against 27-32 ms for these blocks shared between the cores
-by our helpers), while several rows go by blocks in both. Which one a model uses is measured on
-the machine (engine/plan/); these blocks are the layout kept on disk.
+(GPT-2 124M's 49 matrices: 19.4-25.5 ms against 22.8-29.3 ms for these blocks shared between
+the cores by our helpers), while 2 to 8 rows go by blocks in both, in about the same time. Which
+one a model uses is measured on the machine (engine/plan/); these blocks are the layout kept on
+disk.
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 OpenBLAS's threaded matrix-vector product draws more bandwidth than our helpers do.
 
 A matrix W [n_in, n_out] is held as W^T [n_out, n_in], C-contiguous, so one decode row is
-`W^T @ x`, BLAS's matrix-vector product, which OpenBLAS threads itself. Measured on GPT-2 124M's
-49 matrices on the 2-core Intel Xeon host (AVX-512, KVM): 21-25 ms on OpenBLAS's two threads,
-against 27-32 ms for the column blocks of engine/blocked.py shared between the cores by our
-helpers. 2 to 8 rows go by blocks of BLOCK rows, one small product each (`x @ block^T`, which
-OpenBLAS computes without packing, like a column block's), in one NumPy call per matrix or per
-core: a whole-matrix `x @ W^T` packs W first (300-480 ms for 2 rows, same host). A prefill chunk
-is one `x @ W^T` (compute-bound: the layout matters little there).
+`W^T @ x`, BLAS's matrix-vector product, which OpenBLAS threads itself. Measured on the 2-core
+Intel Xeon host (AVX-512, KVM, OpenBLAS 0.3.31 SkylakeX; other work on the machine, 40
+interleaved rounds, best/median): GPT-2 124M's 49 matrices, one row, 19.4/25.5 ms on OpenBLAS's
+two threads against 22.8/29.3 ms for the column blocks of engine/blocked.py shared between the
+cores by our helpers (computed as two rows); SmolLM2's 121, 23.5 against 29.1 ms (best).
+
+2 to 8 rows go by blocks of BLOCK rows, one small product each (`x @ block^T`, which OpenBLAS
+computes without packing, like a column block's), in one NumPy call per matrix or per core:
+the same work as blocks, and about the same time (124M: 2 rows 20.6 against 20.8 ms, 4 rows
+27.2 against 28.0, 8 rows 38.9 against 34.9, shared between the cores). A whole-matrix
+`x @ W^T` packs W first (2 rows: 320-480 ms). A prefill chunk is one `x @ W^T` (256 rows by
+124M's 49 matrices: 275 against 333 ms for blocks, best of 40).
 
 The rows are padded with zeros to whole blocks of BLOCK, so that a `RowMatrix` holds exactly
 the bytes a `BlockedMatrix` of the same matrix does: column block b, [n_in, BLOCK], becomes rows
