@@ -70,17 +70,18 @@ def _measured(
     held = _held_layout(model)
     try:
         groups = _timing_groups(model, n, layouts)
-        # Candidates that thread BLAS are timed after all the others, and what follows waits
-        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call (unless they sleep
-        # at once: gpt_tui/__init__.py) and hold the core our own helpers would run on (on the
-        # Intel host, products shared with a helper took 92 ms right after a 2-thread BLAS
-        # call, 50 ms 0.05 s after it, 28 ms 1 s after).
-        times: dict[Candidate, float] = {}
-        for threaded in (False, True):
-            for candidates, run in groups:
-                mine = [c for c in candidates if blas_threaded(c.split) == threaded]
-                times.update(interleaved(mine, run, rounds))
+        # While OpenBLAS's idle threads spin after each call (unless they sleep at once:
+        # gpt_tui/__init__.py), they hold the core our own helpers would run on (on the Intel
+        # host, products shared with a helper took 92 ms right after a 2-thread BLAS call,
+        # 50 ms 0.05 s after it, 28 ms 1 s after): then candidates that thread BLAS are timed
+        # after all the others, and what follows waits SETTLE_S. Threads that sleep cost
+        # nothing at a switch, and every candidate is interleaved with every other.
         spinning = not cores.blas_threads_sleep()
+        times: dict[Candidate, float] = {}
+        for threaded in (False, True) if spinning else (None,):
+            for candidates, run in groups:
+                mine = [c for c in candidates if threaded in (None, blas_threaded(c.split))]
+                times.update(interleaved(mine, run, rounds))
         if spinning and any(blas_threaded(c.split) for c in times):
             time.sleep(SETTLE_S)
         timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
