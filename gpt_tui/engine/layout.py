@@ -11,6 +11,8 @@ Weights are converted and kept on disk in blocks (models/model_dir.py); a model 
 rows is rearranged as it is built (`arrange`). Peak memory grows by `REARRANGE_BYTES`, not by a
 matrix: arena-held weights (one allocation for all, for huge pages) could not give a matrix's
 memory back before the last one was copied, so copying would have held the weights twice.
+Measured loading a converted directory on the Intel Xeon host: peak RSS 526 -> 528 MB for GPT-2
+124M, 565 -> 567 MB for SmolLM2, the rearranging taking 0.31 and 0.34 s.
 """
 
 from __future__ import annotations
