@@ -15,6 +15,10 @@ implementations, and the medians and each round's ratio are printed.
 
 from __future__ import annotations
 
+# isort: off
+import gpt_tui  # noqa: F401  (first: OpenBLAS's threads are told to sleep before NumPy loads it)
+# isort: on
+
 import argparse
 import time
 from collections.abc import Callable
@@ -24,6 +28,7 @@ import numpy as np
 from gpt_tui.bench import BandwidthProbe, measure_decode, measure_prefill
 from gpt_tui.engine import GPT2
 from gpt_tui.engine.params import flatten_params
+from gpt_tui.engine.plan.measure import measure_each_layout
 from gpt_tui.models.catalog import GPT2_HPARAMS
 from gpt_tui.models.random_weights import random_gpt2_params
 
@@ -36,11 +41,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32, help="decode steps per figure")
     parser.add_argument("--threads", type=int, default=2, help="torch's threads")
     parser.add_argument("--rounds", type=int, default=3, help="rounds alternating the two")
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help="gpt-tui in each weight layout (both planned in the same rounds), not the plan's",
+    )
     args = parser.parse_args()
 
     hparams = GPT2_HPARAMS[args.size]
     params = random_gpt2_params(hparams, seed=0)
-    ours = GPT2(params, hparams)
+    if args.layouts:  # each model converts its own copy of the plain weights
+        plans = measure_each_layout(GPT2(params, hparams, plan="default"))
+        models = {f"gpt-tui, {lay}": GPT2(params, hparams, plan=p) for lay, p in plans.items()}
+    else:
+        models = {"gpt-tui (NumPy, kv cache)": GPT2(params, hparams)}
+    ours = next(iter(models.values()))
     weight_bytes = sum(a.nbytes for n, a in flatten_params(params).items() if n != "wpe")
     print(f"GPT-2 {args.size} shapes, random weights; {weight_bytes / 1e6:.0f} MB read per token")
 
@@ -50,11 +65,12 @@ def main() -> None:
     else:
         _check_agreement(ours, hf)
     implementations: dict[str, dict[str, Callable[[], float]]] = {
-        "gpt-tui (NumPy, kv cache)": {
-            "prefill": lambda: measure_prefill(ours, args.prefill),
-            "decode@16": lambda: measure_decode(ours, 16, args.steps, between=probe.read),
-            "decode@long": lambda: measure_decode(ours, args.long, args.steps, between=probe.read),
+        name: {
+            "prefill": lambda m=m: measure_prefill(m, args.prefill),
+            "decode@16": lambda m=m: measure_decode(m, 16, args.steps, between=probe.read),
+            "decode@long": lambda m=m: measure_decode(m, args.long, args.steps, between=probe.read),
         }
+        for name, m in models.items()
     }
     if hf is not None:
         implementations["transformers + torch (kv cache)"] = {
@@ -96,12 +112,11 @@ def main() -> None:
     print(f"{'no cache, per-head loop (picoGPT)':34} {'':>10} {naive_16:10.1f}")
     print(f"(tokens/s, medians of the rounds; prefill of {args.prefill} tokens)")
     ours_name = next(iter(results))
-    ours_r = results[ours_name]
-    if hf is not None:
-        hf_r = results["transformers + torch (kv cache)"]
+    for name in models if hf is not None else ():
+        ours_r, hf_r = results[name], results["transformers + torch (kv cache)"]
         ratios = {f: [o / t for o, t in zip(ours_r[f], hf_r[f], strict=True)] for f in figures}
         print(
-            "\ngpt-tui / transformers, median of the rounds' ratios (each round): "
+            f"\n{name} / transformers, median of the rounds' ratios (each round): "
             + ", ".join(
                 f"{f.replace('long', str(args.long))} {np.median(r):.2f}x "
                 f"({' '.join(f'{x:.2f}' for x in r)})"

@@ -19,8 +19,8 @@ import numpy as np
 
 from gpt_tui.bench_speculative import measure_verification
 from gpt_tui.engine import cores
-from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.generate import LanguageModel
+from gpt_tui.engine.layout import HELD
 from gpt_tui.engine.params import flatten_params
 
 PROBE_BYTES = 512 * 2**20
@@ -73,7 +73,7 @@ def measure_products(model: LanguageModel, repeats: int = 9) -> float:
         raise ValueError("this model does not expose its params")
     # The matrices a step multiplies by (not wpe or token_embd: a step reads one row of them),
     # split between the cores as the model's plan does it for a decode step.
-    weights = [w for w in flatten_params(params).values() if isinstance(w, BlockedMatrix)]
+    weights = [w for w in flatten_params(params).values() if isinstance(w, HELD)]
     planned = getattr(model, "planned", None)
     if planned is not None:
         cores.activate(planned.tuner.settings)

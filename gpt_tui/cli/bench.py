@@ -293,4 +293,4 @@ def _same_kind(measured: str, planned: str) -> bool:
         return measured.startswith(planned)
     if planned.startswith("prefill,"):
         return measured.startswith("prefill,")
-    return measured == planned and planned != "decode, 1 row"  # one row: the two rows' plan
+    return measured == planned

@@ -14,15 +14,15 @@ single row is computed as two. Odd counts are slow as well (SmolLM2, 3 rows: 29-
 
 `BlockedMatrix` keeps the logical shape [n_in, n_out] and works with `x @ w`, so a forward pass
 reads the same whichever layout its weights have. How many cores compute a product, and from
-which matrix size on, is the kernel plan's choice for that row count (engine/plan.py, carried
+which matrix size on, is the kernel plan's choice for that row count (engine/plan/, carried
 out by engine/cores.py): the blocks are cut into contiguous ranges, one per core.
 
-Measured against this layout on the Intel Xeon host (GPT-2 124M's 49 matrices, same moments):
-W^T kept as rows, one row on OpenBLAS's two threads, 24.4-25.2 ms against 31.0-31.9 ms for
-these blocks shared between the cores; 2, 4 and 8 rows on row blocks of W^T 29.5, 31.6 and
-49.3 ms against 28.1, 36.8 and 45.2 here; a prefill chunk the same (157 GFLOP/s). Using
-OpenBLAS's threads for one row and our helpers for several would cost a fraction of a second at
-every switch (see `plan.measure`), so the layout stays as it is.
+The other layout a plan may choose is the transpose's rows (engine/rows.py), the same bytes
+rearranged: on the Intel Xeon host one row streams faster there on OpenBLAS's own threads
+(GPT-2 124M's 49 matrices: 19.4-25.5 ms against 22.8-29.3 ms for these blocks shared between
+the cores by our helpers), while 2 to 8 rows go by blocks in both, in about the same time. Which
+one a model uses is measured on the machine (engine/plan/); these blocks are the layout kept on
+disk.
 """
 
 from __future__ import annotations
@@ -53,9 +53,22 @@ class BlockedMatrix:
             raise ValueError(
                 f"blocks of shape {blocks.shape} cannot hold {n_out} columns in blocks of {BLOCK}"
             )
-        self.blocks = blocks  # [n_blocks, n_in, BLOCK]
+        self._blocks: np.ndarray | None = blocks  # [n_blocks, n_in, BLOCK]
         self.shape = (blocks.shape[1], n_out)
         self.dtype = blocks.dtype
+
+    @property
+    def blocks(self) -> np.ndarray:
+        """[n_blocks, n_in, BLOCK]."""
+        if self._blocks is None:
+            raise given_up("BlockedMatrix", "rows")
+        return self._blocks
+
+    def give_up_blocks(self) -> np.ndarray:
+        """The blocks, which this matrix no longer holds (a `RowMatrix` rearranges them in
+        place): using it afterwards raises instead of computing with rearranged memory."""
+        blocks, self._blocks = self.blocks, None
+        return blocks
 
     @classmethod
     def from_matrix(cls, w: np.ndarray, out: np.ndarray | None = None) -> BlockedMatrix:
@@ -70,26 +83,7 @@ class BlockedMatrix:
         """x [n_tok, n_in] @ self -> [n_tok, n_out]."""
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             return NotImplemented
-        n_tok = x.shape[0]
-        if n_tok < 8 and n_tok % 2:  # an odd count of rows is computed as one more (see above)
-            x = np.concatenate([x, x[-1:]])  # [n_tok + 1, n_in]
-        n_rows = x.shape[0]
-        out = np.empty((n_rows, self.blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
-        # Each block's product lands in its columns of `out` directly: BLAS writes the strided
-        # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
-        by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
-        split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
-        cores.set_blas_threads(split.blas_threads)
-        parts = split.parts_for(self.blocks.nbytes)
-        if parts == 1:
-            np.matmul(x, self.blocks, out=by_block)
-        else:
-            cores.run_parts([
-                lambda a=a, b=b: np.matmul(x, self.blocks[a:b], out=by_block[a:b])
-                for a, b in cores.ranges(self.blocks.shape[0], parts)
-            ])  # fmt: skip
-        out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
-        return out[:n_tok, : self.shape[1]]  # [n_tok, n_out]
+        return by_blocks(x, self.blocks, self.shape[1])
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         """Columns `ids` of the matrix, as rows [n_ids, n_in] (a tied embedding's lookup)."""
@@ -100,6 +94,40 @@ class BlockedMatrix:
         """The plain [n_in, n_out] array (a copy)."""
         n_in, n_out = self.shape
         return self.blocks.transpose(1, 0, 2).reshape(n_in, -1)[:, :n_out].copy()
+
+
+def given_up(held: str, into: str) -> ValueError:
+    """The error of a matrix whose memory was rearranged into another layout (engine/layout.py)."""
+    return ValueError(
+        f"this {held} was rearranged into {into}, in place, by a model built from it "
+        "(engine/layout.py); build each model from weights of its own"
+    )
+
+
+def by_blocks(x: np.ndarray, blocks: np.ndarray, n_out: int) -> np.ndarray:
+    """x [n_tok, n_in] @ the matrix whose column blocks are `blocks` [n_blocks, n_in, BLOCK]
+    (any strides BLAS takes: engine/rows.py passes a transposed view) -> [n_tok, n_out], one
+    small product per block, split between the cores as the active plan says for n_tok rows."""
+    n_tok = x.shape[0]
+    if n_tok < 8 and n_tok % 2:  # an odd count of rows is computed as one more (see above)
+        x = np.concatenate([x, x[-1:]])  # [n_tok + 1, n_in]
+    n_rows = x.shape[0]
+    out = np.empty((n_rows, blocks.shape[0], BLOCK), dtype=np.float32)  # [n, n_b, B]
+    # Each block's product lands in its columns of `out` directly: BLAS writes the strided
+    # rows itself (measured: a transposing copy afterwards cost 10% of a 512-token prefill).
+    by_block = out.transpose(1, 0, 2)  # [n_blocks, n_rows, BLOCK]
+    split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
+    cores.set_blas_threads(split.blas_threads)
+    parts = split.parts_for(blocks.nbytes)
+    if parts == 1:
+        np.matmul(x, blocks, out=by_block)
+    else:
+        cores.run_parts([
+            lambda a=a, b=b: np.matmul(x, blocks[a:b], out=by_block[a:b])
+            for a, b in cores.ranges(blocks.shape[0], parts)
+        ])  # fmt: skip
+    out = out.reshape(n_rows, -1)  # [n_rows, n_blocks*BLOCK]
+    return out[:n_tok, :n_out]  # [n_tok, n_out]
 
 
 def to_blocks(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -68,7 +68,9 @@ ONE_CORE = Split()
 class Settings:
     """What a forward pass applies: a `Split` for products of each row count of a decode step
     (1, 2, 4 and 8 rows; other counts take the next larger), one for prefill chunks, and from how
-    many cached keys a decode step's attention is shared between the cores by heads."""
+    many cached keys a decode step's attention is shared between the cores by heads; and the
+    layout a model's weights are arranged in when it is built (engine/layout.py), since what
+    each split does depends on it."""
 
     decode: dict[int, Split] = field(default_factory=lambda: {1: ONE_CORE})
     prefill: Split = ONE_CORE
@@ -76,6 +78,7 @@ class Settings:
     attention_parts: int = 1
     query_tile: int = 256  # prompt positions whose attention is computed at once (attention.py)
     prefill_attention_parts: int = 1  # a prompt's attention shared between cores by heads
+    layout: str = "blocks"  # the weights': "blocks" (engine/blocked.py) or "rows" (rows.py)
 
     def __post_init__(self) -> None:
         # Looked up for every product (121 of them a SmolLM2 step): a table by row count, once.
@@ -90,6 +93,7 @@ class Settings:
 
 _active = Settings()
 _blas_threads: int | None = None
+_blas_libraries: list | None = None  # threadpoolctl's controllers of NumPy's BLAS
 
 
 def activate(settings: Settings) -> None:
@@ -109,13 +113,21 @@ def active() -> Settings:
 
 
 def set_blas_threads(n: int) -> None:
-    """BLAS's thread count for every BLAS library NumPy loaded; a no-op when already so."""
-    global _blas_threads
+    """BLAS's thread count for every BLAS library NumPy loaded; a no-op when already so.
+
+    A plan may switch at every product (one row on BLAS's threads, attention shared by our
+    helpers on one BLAS thread each), so a switch must be cheap: the libraries are found once
+    and told directly, 1 us a switch, where `threadpool_limits` looks them up every time, 265 us
+    (24 switches a GPT-2 124M step: 6 ms; Intel Xeon host)."""
+    global _blas_threads, _blas_libraries
     if n == _blas_threads:
         return
-    from threadpoolctl import threadpool_limits  # imported once per change, not per step
+    if _blas_libraries is None:
+        from threadpoolctl import ThreadpoolController  # imported once
 
-    threadpool_limits(limits=n, user_api="blas")
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    for library in _blas_libraries:
+        library.set_num_threads(n)
     _blas_threads = n
 
 

@@ -15,6 +15,7 @@ from gpt_tui.engine.attention import attend
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import gelu, layer_norm, linear
+from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -47,8 +48,9 @@ def expected_shapes(hparams: dict[str, int]) -> dict[str, tuple[int, ...]]:
 
 
 def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Checkpoint-layout params -> the layout the forward pass reads (already converted ones are
-    kept): every matrix a `BlockedMatrix`, and the token embedding transposed.
+    """Checkpoint-layout params -> the layout the converter writes (already converted ones are
+    kept): every matrix a `BlockedMatrix`, and the token embedding transposed. A model
+    rearranges them further if its plan says so (engine/layout.py).
 
     The output projection streams the whole embedding table every step, so it is held
     [n_embd, n_vocab] like every other projection (x @ wte.T measured 50% slower). Only this
@@ -115,8 +117,10 @@ class GPT2:
         shapes["wte_t"] = shapes.pop("wte")[::-1]
         check_shapes(params, shapes)
         self.params = params
-        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        # How this machine computes the products fastest: measured once, kept (engine/plan/).
         self.planned = planned_for(self, plan)
+        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
+        self.params = arrange(self.params, self.planned.plan.settings.layout)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         head_dim = self.n_embd // self.n_head

@@ -4,8 +4,8 @@ attention, a SwiGLU MLP; the same kv cache and `forward(ids, cache)` contract as
 Parameter names are GGUF's (`token_embd`, `attn_norm`, `ffn_down`, ...), with two fusions made
 at conversion time so that each decode step streams every weight exactly once in few calls:
 `attn_qkv` is q, k and v side by side, `ffn_gate_up` is gate and up side by side. Every matrix
-is [n_in, n_out] (as GPT-2's), so a projection is `x @ w`, and held in column blocks
-(`engine/blocked.py`), the layout a decode step streams fastest.
+is [n_in, n_out] (as GPT-2's), so a projection is `x @ w`, held in the layout this machine's
+kernel plan chose (column blocks or the transpose's rows: engine/layout.py).
 
 Rotary embeddings rotate adjacent pairs (x[2i], x[2i+1]): llama.cpp's "normal" rope. GGUF files
 store q/k rows permuted for exactly that pairing (the conversion from Hugging Face's layout,
@@ -26,6 +26,7 @@ import numpy as np
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import rms_norm, rope_inverse_frequencies, rope_tables
+from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -67,8 +68,9 @@ def expected_shapes(hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def streaming_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Params -> the layout the forward pass reads (already converted ones are kept): every
-    matrix a `BlockedMatrix`; `token_embd`, only ever gathered from, stays as it is."""
+    """Params -> the layout the converter writes (already converted ones are kept): every
+    matrix a `BlockedMatrix`; `token_embd`, only ever gathered from, stays as it is. A model
+    rearranges them further if its plan says so (engine/layout.py)."""
     flat = flatten_params(params)
     del params  # a converter passes its only reference: each plain matrix is freed once copied
     blocked_in_place(flat, plain_matrices(flat, "blocks.") + plain_matrices(flat, "output"))
@@ -190,8 +192,10 @@ class Llama:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = streaming_params(as_float32(params))
         check_shapes(self.params, expected_shapes(self.hparams))
-        # How this machine computes the products fastest: measured once, kept (engine/plan.py).
+        # How this machine computes the products fastest: measured once, kept (engine/plan/).
         self.planned = planned_for(self, plan)
+        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
+        self.params = arrange(self.params, self.planned.plan.settings.layout)
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)

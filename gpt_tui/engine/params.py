@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BlockedMatrix, blocks_shape, float32_arena
+from gpt_tui.engine.layout import HELD
 
 Params = dict[str, Any]
 
@@ -22,7 +23,7 @@ def flatten_params(params: Any, prefix: str = "") -> dict[str, np.ndarray]:
         name = f"{prefix}{key}"
         if isinstance(value, (dict, list)):
             flat.update(flatten_params(value, name + "."))
-        elif isinstance(value, BlockedMatrix):
+        elif isinstance(value, HELD):
             flat[name] = value
         else:
             flat[name] = np.asarray(value)
@@ -56,13 +57,13 @@ def as_float32(params: Any) -> Any:
         return {key: as_float32(value) for key, value in params.items()}
     if isinstance(params, list):
         return [as_float32(value) for value in params]
-    if isinstance(params, BlockedMatrix):
+    if isinstance(params, HELD):
         return params  # float32 by construction
     return np.ascontiguousarray(params, dtype=np.float32)
 
 
 def plain_matrices(flat: dict[str, Any], prefix: str = "") -> list[str]:
-    """Names under `prefix` of the 2-D arrays not yet held as `BlockedMatrix`."""
+    """Names under `prefix` of the 2-D arrays not yet held in a layout (engine/layout.py)."""
     return [
         name
         for name, a in flat.items()

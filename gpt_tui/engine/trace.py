@@ -14,7 +14,7 @@ residual stream come three views:
   embeddings, each attention head, each MLP and the biases wrote into the residual stream.
 
 Weights are read only through `x @ w` on 2-D x, `w.shape`, and `plain_rows` / `plain_columns`,
-which give plain float32 slices of any weight layout (engine/blocked.py or a plain array).
+which give plain float32 slices of any weight layout (engine/layout.py's or a plain array).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class LensRow:
 def plain_rows(w: Any, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Rows start:stop of a weight matrix [n_in, n_out] as a plain float32 array.
 
-    A plain array is sliced; a held layout (engine/blocked.py) is turned back into a matrix;
+    A plain array is sliced; a held layout (engine/layout.py) is turned back into a matrix;
     any other object that only multiplies gives its rows as what it does to unit vectors.
     """
     stop = w.shape[0] if stop is None else stop

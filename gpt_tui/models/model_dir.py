@@ -4,8 +4,10 @@ A directory holds
 
     hparams.json        {"architecture": "gpt2"|"llama", ...the architecture's hyper-parameters}
     model.safetensors   every weight, float32, under a flat dotted name ("blocks.3.attn.c_attn.w"),
-                        matrices in the engine's streaming layout (column blocks, see
-                        engine/blocked.py) so that loading is a read and nothing more
+                        matrices in column blocks (engine/blocked.py) so that loading is a
+                        read; a model whose kernel plan chose the transpose's rows rearranges
+                        them in place as it is built (engine/layout.py: no second copy), so
+                        one file serves every machine's plan
     tokenizer files     encoder.json + vocab.bpe (GPT-2), or tokenizer.json (GGUF-derived)
 
 Nested params (the layout of OpenAI's checkpoint, see the architecture notes) are flattened to
@@ -26,6 +28,7 @@ import numpy as np
 
 from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, float32_arena
 from gpt_tui.engine.params import Params, flatten_params, unflatten_params
+from gpt_tui.engine.rows import RowMatrix
 from gpt_tui.errors import ModelFileError
 
 HPARAMS_FILE = "hparams.json"
@@ -68,7 +71,9 @@ def write_model_dir(
     return target
 
 
-def write_safetensors(path: Path, tensors: dict[str, np.ndarray | BlockedMatrix]) -> None:
+def write_safetensors(
+    path: Path, tensors: dict[str, np.ndarray | BlockedMatrix | RowMatrix]
+) -> None:
     """Write float32 tensors in the safetensors format, one tensor at a time.
 
     The `safetensors` package's writer first copies every tensor into one bytes object: twice
@@ -77,10 +82,15 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray | BlockedMatrix]
     bytes), then the raw data in header order. Reading stays with the package, which validates.
 
     A `BlockedMatrix` is stored as its blocks, its logical column count in the header's
-    metadata, so that loading maps the engine's layout straight from the file, with no copy.
+    metadata, so that loading maps the engine's layout straight from the file, with no copy;
+    a `RowMatrix` (engine/rows.py) is stored as the same blocks.
     """
-    arrays = {name: t.blocks if isinstance(t, BlockedMatrix) else t for name, t in tensors.items()}
-    blocked = {name: t.shape[1] for name, t in tensors.items() if isinstance(t, BlockedMatrix)}
+    held = (BlockedMatrix, RowMatrix)
+    # A RowMatrix is stored in blocks too, as the view of its rows that reads them so: copied
+    # into the file's order one tensor at a time, as it is written.
+    arrays = {name: t.blocks if isinstance(t, BlockedMatrix) else t.stacked  # [n_b, n_in, B]
+              if isinstance(t, RowMatrix) else t for name, t in tensors.items()}  # fmt: skip
+    blocked = {name: t.shape[1] for name, t in tensors.items() if isinstance(t, held)}
     header: dict[str, Any] = {"__metadata__": {BLOCKED_KEY: json.dumps(blocked)}}
     offset = 0
     for name in sorted(arrays):

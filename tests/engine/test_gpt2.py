@@ -9,20 +9,25 @@ import pytest
 from safetensors import safe_open
 
 from gpt_tui.engine import GPT2, kv_cache
+from gpt_tui.engine.cores import Settings
+from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.params import unflatten_params
+from gpt_tui.engine.plan import Plan
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "gpt2_reference.safetensors"
 
 
-@pytest.fixture(scope="module")
-def reference() -> tuple[GPT2, np.ndarray, np.ndarray]:
-    """A tiny random GPT-2 and HF transformers' logits for it (see make_gpt2_reference.py)."""
+@pytest.fixture(scope="module", params=LAYOUTS)
+def reference(request: pytest.FixtureRequest) -> tuple[GPT2, np.ndarray, np.ndarray]:
+    """A tiny random GPT-2, in each weight layout, and HF transformers' logits for it (see
+    make_gpt2_reference.py)."""
     with safe_open(str(FIXTURE), "np") as f:
         meta = f.metadata()
         flat = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
     ids, logits = flat.pop("ids"), flat.pop("logits")
     hparams = {k: int(meta[k]) for k in ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")}
-    return GPT2(unflatten_params(flat), hparams), ids, logits
+    plan = Plan(Settings(layout=request.param), key={})
+    return GPT2(unflatten_params(flat), hparams, plan=plan), ids, logits
 
 
 def test_full_forward_matches_huggingface(reference) -> None:

@@ -15,6 +15,7 @@ from gpt_tui.engine import Llama, SamplingParams, generate, kv_cache
 from gpt_tui.engine import llama as llama_module
 from gpt_tui.engine.cores import Settings
 from gpt_tui.engine.layers import rope_tables
+from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.llama import expected_shapes
 from gpt_tui.engine.plan import Plan
 from gpt_tui.models.gguf_file import llama_params
@@ -33,10 +34,12 @@ def reference() -> tuple[dict, dict, np.ndarray, np.ndarray]:
     return tensors, hparams, data["ids"], data["logits"]
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(reference) -> Llama:
+@pytest.fixture(scope="module", params=LAYOUTS)
+def tiny_llama(request: pytest.FixtureRequest, reference) -> Llama:
+    """The reference model in each weight layout."""
     tensors, hparams, _, _ = reference
-    return Llama(llama_params(tensors, hparams), hparams)
+    plan = Plan(Settings(layout=request.param), key={})
+    return Llama(llama_params(tensors, hparams), hparams, plan=plan)
 
 
 def rope_adjacent(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:

@@ -14,8 +14,12 @@ from safetensors.numpy import load_file
 
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.blocked import BlockedMatrix
+from gpt_tui.engine.cores import Settings
 from gpt_tui.engine.layers import rope_tables
+from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.params import unflatten_params
+from gpt_tui.engine.plan import Plan
+from gpt_tui.engine.rows import RowMatrix
 from gpt_tui.engine.trace import (
     attribute,
     lens_rows,
@@ -301,7 +305,7 @@ def test_plain_rows_and_columns_of_every_layout() -> None:
         def __rmatmul__(self, x):
             return x @ w
 
-    for layout in (w, BlockedMatrix.from_matrix(w), MultiplyOnly()):
+    for layout in (w, BlockedMatrix.from_matrix(w), RowMatrix.from_matrix(w), MultiplyOnly()):
         np.testing.assert_array_equal(plain_rows(layout, 8, 24), w[8:24])
         np.testing.assert_array_equal(plain_columns(layout, [3, 129]), w[:, [3, 129]].T)
 
@@ -323,17 +327,19 @@ def _reference(prefix: str) -> tuple[dict, dict]:
     return hparams, {k[len(prefix) + 1 :]: v for k, v in data.items() if k.startswith(prefix)}
 
 
-def _hf_model(arch: str) -> tuple[GPT2 | Llama, dict]:
+def _hf_model(arch: str, layout: str) -> tuple[GPT2 | Llama, dict]:
     hparams, data = _reference(arch)
+    plan = Plan(Settings(layout=layout), key={})
     if arch == "gpt2":
         flat = {k.removeprefix("params."): v for k, v in data.items() if k.startswith("params.")}
-        return GPT2(unflatten_params(flat), hparams), data
+        return GPT2(unflatten_params(flat), hparams, plan=plan), data
     tensors = {k.removeprefix("gguf."): v for k, v in data.items() if k.startswith("gguf.")}
-    return Llama(llama_params(tensors, hparams), hparams), data
+    return Llama(llama_params(tensors, hparams), hparams, plan=plan), data
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_trace_agrees_with_transformers(arch) -> None:
+def test_trace_agrees_with_transformers(arch, layout) -> None:
     """HF's hidden_states[l] (l < n_layer) are our residuals; its last hidden state has the
     final norm applied, so the last lens row is compared with its logits; the lens rows with
     HF's own final norm and lm_head applied to hidden_states; attentions per query head.
@@ -341,7 +347,7 @@ def test_trace_agrees_with_transformers(arch) -> None:
     Reached (max abs difference over every position): GPT-2 residuals 3.8e-6 (values up to
     9.7), lens rows and logits 2.9e-6, attention 7.5e-7; LLaMA (GQA) residuals 1.5e-5 (values
     up to 21), lens rows and logits 1.1e-5, attention 2.1e-6."""
-    model, hf = _hf_model(arch)
+    model, hf = _hf_model(arch, layout)
     ids = hf["ids"]
     cache = model.new_cache()
     model.forward(ids, cache)

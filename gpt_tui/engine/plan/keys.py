@@ -77,7 +77,7 @@ def attention_shape(model: Any) -> tuple[int, int]:
 def weight_matrices(model: Any) -> list[tuple[str, Any]]:
     """(flat name, matrix) of the matrices a decode step multiplies by (`x @ w` for each), in
     the order it does: the blocks' by layer, then the output projection."""
-    from gpt_tui.engine.blocked import BlockedMatrix
+    from gpt_tui.engine.layout import HELD
     from gpt_tui.engine.params import flatten_params
 
     def step_order(name: str) -> tuple[int, int]:
@@ -85,7 +85,7 @@ def weight_matrices(model: Any) -> list[tuple[str, Any]]:
         return (0, int(parts[1])) if parts[0] == "blocks" else (1, 0)
 
     flat = flatten_params(model.params)
-    named = [(n, w) for n, w in flat.items() if isinstance(w, BlockedMatrix)]
+    named = [(n, w) for n, w in flat.items() if isinstance(w, HELD)]
     return sorted(named, key=lambda item: step_order(item[0]))  # stable within a layer
 
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, layout_of, same_bytes_as
 from gpt_tui.engine.plan.choice import (
     ROUNDS,
     blas_threaded,
     choose,
+    choose_layout,
     cores_used,
     decode_candidates,
     interleaved,
+    layout_score,
     one_mechanism,
     prefill_candidates,
 )
@@ -25,92 +28,190 @@ from gpt_tui.engine.plan.keys import attention_shape, plan_key, weight_matrices
 from gpt_tui.engine.plan.records import PREFILL_ROWS, Plan, Timing
 
 DECODE_ROWS = (1, 2, 4, 8)
-TIMED_ROWS = (2, 4, 8)
-"""One row is computed as two (engine/blocked.py: OpenBLAS's small kernels are faster so), so
-the plan for two rows, timed once, is the plan for one as well."""
 SUBSET_BYTES = 768 << 20
 """Decode candidates are timed on the model's matrices in step order up to this many bytes: more
 than a last-level cache holds (300 MB on the Intel host), so the weights stream from memory as
 in a real step, without a 1558M model's whole 200 ms pass per timing."""
 QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
+LAYOUT_KIND = "weights' layout"
 
 
-def measure(model: Any, rounds: int = ROUNDS) -> Plan:
-    """Time every candidate on this model's own matrices and attention shapes; choose."""
+def measure(model: Any, rounds: int = ROUNDS, layouts: tuple[str, ...] = LAYOUTS) -> Plan:
+    """Time every candidate on this model's own matrices and attention shapes; choose.
+
+    Each kind of product is timed in each weight layout (engine/layout.py), their candidates
+    interleaved in the same rounds, on the model's own memory read as each layout
+    (`same_bytes_as`): no copy, so measuring adds nothing to peak memory. Each layout's best
+    split is chosen per kind, then the layout (`choose_layout`); the model is rearranged into
+    it as it is built. `layouts` narrows the choice.
+    """
     start = time.perf_counter()
+    settings_of, layout, timings = _measured(model, rounds, layouts)
+    return Plan(settings_of[layout], plan_key(model), timings, time.perf_counter() - start)
+
+
+def measure_each_layout(model: Any, rounds: int = ROUNDS) -> dict[str, Plan]:
+    """As `measure`, but a plan for each layout (its best splits), all from the same rounds:
+    for comparing the layouts (benchmarks/layouts.py)."""
+    start = time.perf_counter()
+    settings_of, _, timings = _measured(model, rounds, LAYOUTS)
+    seconds = time.perf_counter() - start
+    return {lay: Plan(s, plan_key(model), timings, seconds) for lay, s in settings_of.items()}
+
+
+def _measured(
+    model: Any, rounds: int, layouts: tuple[str, ...]
+) -> tuple[dict[str, Settings], str, tuple[Timing, ...]]:
+    """Each layout's settings, the layout chosen, and every timing taken."""
     previous = cores.active()
     n = cores.n_cores()
     timings: list[Timing] = []
+    held = _held_layout(model)
     try:
-        kinds = {_rows_kind("decode", rows): (decode_candidates(n), _products(model, rows))
-                 for rows in TIMED_ROWS}  # fmt: skip
-        prefill = _rows_kind("prefill", PREFILL_ROWS)
-        kinds[prefill] = (prefill_candidates(n), _prefill_products(model))
-        # Candidates that thread BLAS are timed after all the others, and what follows waits
-        # SETTLE_S: OpenBLAS's idle threads spin for a while after each call and hold the
-        # core our own helpers would run on (on the Intel host, products shared with a helper
-        # took 92 ms right after a 2-thread BLAS call, 50 ms 0.05 s after it, 28 ms 1 s after).
-        times: dict[str, dict[Split, float]] = {}
-        for threaded in (False, True):
-            for name, (candidates, run) in kinds.items():
-                mine = [c for c in candidates if blas_threaded(c) == threaded]
-                times.setdefault(name, {}).update(interleaved(mine, run, rounds))
+        groups = _timing_groups(model, n, layouts)
+        # While OpenBLAS's idle threads spin after each call (unless they sleep at once:
+        # gpt_tui/__init__.py), they hold the core our own helpers would run on (on the Intel
+        # host, products shared with a helper took 92 ms right after a 2-thread BLAS call,
+        # 50 ms 0.05 s after it, 28 ms 1 s after): then candidates that thread BLAS are timed
+        # after all the others, and what follows waits SETTLE_S. Threads that sleep cost
+        # nothing at a switch, and every candidate is interleaved with every other.
         spinning = not cores.blas_threads_sleep()
-        if spinning and any(blas_threaded(c) for cands, _ in kinds.values() for c in cands):
+        times: dict[Candidate, float] = {}
+        for threaded in (False, True) if spinning else (None,):
+            for candidates, run in groups:
+                mine = [c for c in candidates if threaded in (None, blas_threaded(c.split))]
+                times.update(interleaved(mine, run, rounds))
+        if spinning and any(blas_threaded(c.split) for c in times):
             time.sleep(SETTLE_S)
-        timings += [Timing(kind, c.describe(), t) for kind, by in times.items()
-                    for c, t in by.items()]  # fmt: skip
-        chosen = {kind: choose(t, cores_used) for kind, t in times.items()}
-        chosen = one_mechanism(chosen, times, spinning)
-        decode = {rows: chosen[_rows_kind("decode", max(rows, 2))] for rows in DECODE_ROWS}
-        settings = Settings(decode=decode, prefill=chosen[prefill])
-        settings, attention_timings = _plan_attention(model, settings, n, rounds)
+        timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
+                    for c, t in times.items()]  # fmt: skip
+        settings_of, best_of = _best_per_layout(times, spinning, layouts)
+        layout = choose_layout(best_of)
+        timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
+                           best_of[lay][_rows_kind("decode", 1)]) for lay in layouts]  # fmt: skip
+        chosen = settings_of[layout]
+        if spinning and any(blas_threaded(s) for s in (*chosen.decode.values(), chosen.prefill)):
+            n = 1  # attention shares no work with helpers then (see `one_mechanism`)
+        # Attention is timed in whole steps of the model as it is held now, on that layout's
+        # products; what it chooses goes with every layout.
+        attended, attention_timings = _plan_attention(
+            model, settings_of.get(held, chosen), n, rounds
+        )
         timings += attention_timings
+        settings_of = {lay: replace(attended, decode=s.decode, prefill=s.prefill, layout=lay)
+                       for lay, s in settings_of.items()}  # fmt: skip
     finally:
         cores.activate(previous)
-    return Plan(
-        settings=settings,
-        key=plan_key(model),
-        timings=tuple(timings),
-        measured_s=time.perf_counter() - start,
-    )
+    return settings_of, layout, tuple(timings)
 
 
 def _rows_kind(kind: str, rows: int) -> str:
     return f"{kind}, {rows} row{'s' * (rows > 1)}"
 
 
-def _products(model: Any, rows: int) -> Callable[[Split], None]:
-    """One decode step's weight products (those of the timing subset) under a candidate."""
-    weights, total = [], 0
+@dataclass(frozen=True)
+class Candidate:
+    """A way to compute `rows` rows' products: the weights read in `layout`, under `split`."""
+
+    rows: int
+    layout: str
+    split: Split
+
+    @property
+    def kind(self) -> str:
+        return _rows_kind("decode" if self.rows <= DECODE_ROWS[-1] else "prefill", self.rows)
+
+
+Group = tuple[list[Candidate], Callable[[Candidate], None]]
+
+
+def _timing_groups(model: Any, n: int, layouts: tuple[str, ...]) -> list[Group]:
+    """The candidates timed together (interleaved in the same rounds), and what times one.
+
+    One row in blocks is computed as two (engine/blocked.py), so its time is the two rows'
+    time, and one row in rows is timed with the two rows of both layouts. Products of 2 to 8
+    rows are small ones (by blocks) that OpenBLAS does not thread, so BLAS's threads are no
+    candidate for them (on the Intel host they timed as one core does: 47.7-48.8 against
+    47.8-49.5 ms for 2 rows).
+    """
+    subset, total = [], 0
     for _, w in weight_matrices(model):
         if total >= SUBSET_BYTES:
             break
-        weights.append(w)
+        subset.append(w)
         total += w.nbytes
-    xs = [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
+    one_row = decode_candidates(n, [w.nbytes for w in subset])
+    rows_of_blocks = [split for split in one_row if not blas_threaded(split)]
+    decode = _runner(subset, DECODE_ROWS)
+    first_block = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
+    prefill = _runner(first_block, (PREFILL_ROWS,))
 
-    def run(split: Split) -> None:
-        cores.activate(Settings(decode={rows: split}, prefill=split))
-        for x, w in zip(xs, weights, strict=True):
+    def both(rows: int, splits: list[Split]) -> list[Candidate]:
+        return [Candidate(rows, layout, split) for layout in layouts for split in splits]
+
+    rows_one_row = [Candidate(1, ROWS, split) for split in one_row] if ROWS in layouts else []
+    return [
+        (rows_one_row + both(2, rows_of_blocks), decode),
+        (both(4, rows_of_blocks), decode),
+        (both(8, rows_of_blocks), decode),
+        (both(PREFILL_ROWS, prefill_candidates(n)), prefill),
+    ]
+
+
+def _runner(weights: list[Any], row_counts: tuple[int, ...]) -> Callable[[Candidate], None]:
+    """What times a candidate: the products `x @ w` of its rows by each matrix of `weights`,
+    read in its layout (the model's memory, `same_bytes_as`), under its split."""
+    by_layout = {layout: [same_bytes_as(w, layout) for w in weights] for layout in LAYOUTS}
+    xs = {rows: [np.ones((rows, w.shape[0]), dtype=np.float32) for w in weights]
+          for rows in row_counts}  # fmt: skip
+
+    def run(c: Candidate) -> None:
+        cores.activate(Settings(decode={DECODE_ROWS[-1]: c.split}, prefill=c.split))
+        for x, w in zip(xs[c.rows], by_layout[c.layout], strict=True):
             x @ w
 
     return run
 
 
-def _prefill_products(model: Any) -> Callable[[Split], None]:
-    """A prefill chunk's products for the first block's matrices (compute-bound: one block's
-    matrices time it as well as all of them would)."""
-    weights = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
-    xs = [np.ones((PREFILL_ROWS, w.shape[0]), dtype=np.float32) for w in weights]
+def _best_per_layout(
+    times: dict[Candidate, float], spinning: bool, layouts: tuple[str, ...]
+) -> tuple[dict[str, Settings], dict[str, dict[str, float]]]:
+    """For each layout: the settings of its best candidates, and their times by kind."""
+    settings_of, best_of = {}, {}
+    for layout in layouts:
+        mine: dict[str, dict[Split, float]] = {}
+        for c, t in times.items():
+            if c.layout == layout:
+                mine.setdefault(c.kind, {})[c.split] = t
+        if _rows_kind("decode", 1) not in mine:  # one row computed as two: the same products
+            mine[_rows_kind("decode", 1)] = mine[_rows_kind("decode", 2)]
+        chosen = {kind: choose(t, cores_used) for kind, t in mine.items()}
+        chosen = one_mechanism(chosen, mine, spinning)
+        best_of[layout] = {kind: mine[kind][chosen[kind]] for kind in sorted(mine, key=_order)}
+        decode = {rows: chosen[_rows_kind("decode", rows)] for rows in DECODE_ROWS}
+        prefill = chosen[_rows_kind("prefill", PREFILL_ROWS)]
+        settings_of[layout] = Settings(decode=decode, prefill=prefill, layout=layout)
+    return settings_of, best_of
 
-    def run(split: Split) -> None:
-        cores.activate(Settings(decode={1: ONE_CORE}, prefill=split))
-        for x, w in zip(xs, weights, strict=True):
-            x @ w
 
-    return run
+def _order(kind: str) -> tuple[bool, int]:
+    """Decode kinds by rows, then prefill."""
+    return kind.startswith("prefill"), int(kind.split(", ")[1].split()[0])
+
+
+def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
+    """A layout's line: its best times, and its score against the reference (the first)."""
+    best = best_of[layout]
+    times = ", ".join(f"{k.removeprefix('decode, ')} {t * 1e3:.1f}" for k, t in best.items())
+    reference = next(iter(best_of))
+    score = "" if layout == reference else f" (score {layout_score(best, best_of[reference]):.2f})"
+    return f"{layout}: {times} ms{score}"
+
+
+def _held_layout(model: Any) -> str:
+    layouts = {layout_of(w) for _, w in weight_matrices(model)}
+    return layouts.pop() if len(layouts) == 1 else BLOCKS
 
 
 def _plan_attention(

@@ -7,8 +7,14 @@ from typing import Any
 
 from gpt_tui.engine.cores import Settings
 
-PLAN_VERSION = 1  # part of a plan's key: a kept plan of another version is measured again
+PLAN_VERSION = 2  # part of a plan's key: a kept plan of another version is measured again
+# 2: the weights' layout is planned (blocks or rows)
 PREFILL_ROWS = 256  # the chunk a prefill computes at once (kv_cache.PREFILL_CHUNK)
+LAYOUT_NAMES = {
+    "blocks": "column blocks of 64 (engine/blocked.py)",
+    "rows": "rows of W^T, rearranged at load (engine/rows.py)",
+}
+ONE_ROW = {"blocks": " (computed as 2 rows)", "rows": " (W^T @ x)"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,10 @@ class Plan:
     def describe(self) -> list[tuple[str, str]]:
         """(kind of work, what the plan does) rows, for `gpt-tui bench`."""
         s = self.settings
-        rows = [(f"decode, {r} row{'s' * (r > 1)}", split.describe()
-                 + (" (computed as 2 rows: their plan)" if r == 1 else "")) for r, split in
-                sorted(s.decode.items())]  # fmt: skip
+        one_row = ONE_ROW.get(s.layout, "")
+        rows = [("weights' layout", LAYOUT_NAMES.get(s.layout, s.layout))]
+        rows += [(f"decode, {r} row{'s' * (r > 1)}", split.describe() + (one_row if r == 1 else ""))
+                 for r, split in sorted(s.decode.items())]  # fmt: skip
         rows.append((f"prefill, chunks of {PREFILL_ROWS}", s.prefill.describe()))
         attention = (
             "one core"

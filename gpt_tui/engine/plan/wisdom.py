@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.plan.keys import key_digest
 from gpt_tui.engine.plan.records import Plan, Timing
 
@@ -68,6 +69,7 @@ def _settings_to_json(s: Settings) -> dict[str, Any]:
         "attention_parts": s.attention_parts,
         "query_tile": s.query_tile,
         "prefill_attention_parts": s.prefill_attention_parts,
+        "layout": s.layout,
     }
 
 
@@ -89,7 +91,10 @@ def _settings_from_json(data: dict[str, Any]) -> Settings:
         attention_parts=int(data["attention_parts"]),
         query_tile=int(data["query_tile"]),
         prefill_attention_parts=int(data["prefill_attention_parts"]),
+        layout=str(data["layout"]),
     )
     if min(settings.query_tile, settings.attention_parts, settings.prefill_attention_parts) < 1:
         raise ValueError("query_tile and the attention parts must be positive")
+    if settings.layout not in LAYOUTS:
+        raise ValueError(f"no weight layout {settings.layout!r}")
     return settings

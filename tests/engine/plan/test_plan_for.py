@@ -14,10 +14,11 @@ import pytest
 
 from gpt_tui.engine import GPT2, cores, plan
 from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.layout import LAYOUTS, layout_of
 from gpt_tui.engine.plan import Plan
-from gpt_tui.engine.plan.keys import plan_key
-from gpt_tui.engine.plan.measure import DECODE_ROWS
-from gpt_tui.engine.plan.wisdom import load
+from gpt_tui.engine.plan.keys import plan_key, weight_matrices
+from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND
+from gpt_tui.engine.plan.wisdom import load, plan_path, save
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,15 @@ def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
     assert set(p.settings.decode) == set(DECODE_ROWS)
     kinds = {t.kind for t in p.timings}
     assert {"decode, 2 rows", "decode, 8 rows", "prefill, 256 rows"} <= kinds
-    assert p.settings.decode[1] == p.settings.decode[2]  # one row is computed as two
+    if p.settings.layout == "blocks":
+        assert p.settings.decode[1] == p.settings.decode[2]  # one row is computed as two
+    layouts = [t.candidate.split(":")[0] for t in p.timings if t.kind == LAYOUT_KIND]
+    assert layouts == list(LAYOUTS)  # both layouts timed, each one's best shown
+    assert {t.candidate.split(":")[0] for t in p.timings if t.kind == "decode, 4 rows"} == set(
+        LAYOUTS
+    )
+    held = {layout_of(w) for _, w in weight_matrices(model)}
+    assert held == {p.settings.layout}  # the model was arranged as its plan says
     assert any(k.startswith("prefill attention") for k in kinds)
     assert all(t.seconds > 0 for t in p.timings)
     again = GPT2(tiny_params, _hparams())  # the same shapes: the kept plan, nothing measured
@@ -68,8 +77,17 @@ def test_unknown_plan_mode_is_refused(tiny_params: dict) -> None:
         lambda path: _edit(path, lambda d: d["key"]["machine"].update(plan_version=0)),
         lambda path: _edit(path, lambda d: d["settings"].pop("decode")),
         lambda path: _edit(path, lambda d: d["settings"]["prefill"].update(parts=-1)),
+        lambda path: _edit(path, lambda d: d["settings"].update(layout="diagonal")),
     ],
-    ids=["corrupt", "binary", "another machine", "older version", "incomplete", "bad values"],
+    ids=[
+        "corrupt",
+        "binary",
+        "another machine",
+        "older version",
+        "incomplete",
+        "bad values",
+        "unknown layout",
+    ],  # fmt: skip
 )
 def test_a_plan_file_not_to_be_trusted_is_measured_again(
     tiny_params: dict, damage, caplog: pytest.LogCaptureFixture
@@ -139,3 +157,33 @@ def test_describe_says_what_each_kind_of_work_does() -> None:
     assert rows["decode, 1 row"].startswith("shared between 2 cores (from 1 MB)")
     assert rows["decode attention"] == "shared between 2 cores from 256 keys"
     assert rows["prefill attention"] == "64 positions at a time"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_plans_layout_is_kept_and_the_model_arranged_in_it(
+    tiny_params: dict, layout: str
+) -> None:
+    kept = Plan(Settings(decode={1: Split(parts=2)}, layout=layout), key=plan_key(
+        GPT2(tiny_params, _hparams(), plan="default")))  # fmt: skip
+    save(kept, plan_path(kept.key))
+    model = GPT2(tiny_params, _hparams())  # finds the kept plan
+    assert model.planned.plan.source.startswith("loaded from ")
+    assert model.planned.plan.settings == kept.settings
+    assert {layout_of(w) for _, w in weight_matrices(model)} == {layout}
+    assert dict(model.planned.plan.describe())["weights' layout"].startswith(
+        {"blocks": "column blocks", "rows": "rows of W^T"}[layout]
+    )
+
+
+def test_a_model_built_from_another_models_weights_takes_them_over(tiny_params: dict) -> None:
+    """Held matrices are rearranged in place: the first model's are then the second's, and the
+    first refuses to compute instead of computing with rearranged memory."""
+    first = GPT2(tiny_params, _hparams(), plan="default")
+    second = GPT2(first.params, _hparams(), plan=Plan(Settings(layout="rows"), key={}))
+    ids = [1, 2, 3]
+    np.testing.assert_allclose(
+        second.forward(ids), GPT2(tiny_params, _hparams(), plan="default").forward(ids),
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="build each model from weights of its own"):
+        first.forward(ids)
