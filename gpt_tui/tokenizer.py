@@ -145,7 +145,35 @@ def _without_lone_surrogates(text: str) -> str:
     return text
 
 
-class Tokenizer:
+class ByteVocabulary:
+    """Decoding for any vocabulary whose tokens stand for bytes: this module's `Tokenizer`,
+    the Hugging Face one (models/hf/tokenizer.py) and a server's pieces (backends/openai/vocab.py).
+    A subclass gives `token_bytes`, and `_special_names` (id -> name shown) if it has any."""
+
+    _special_names: dict[int, str] = {}
+
+    def token_bytes(self, token_id: int) -> bytes:
+        raise NotImplementedError
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        return b"".join([self.token_bytes(i) for i in ids])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`; bytes that are not valid UTF-8 become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def token_text(self, token_id: int) -> str:
+        """One token as text, for display (a top-k list): special tokens show their name."""
+        name = self._special_names.get(token_id)
+        if name is not None:
+            return name
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")
+
+    def stream_decoder(self) -> StreamDecoder:
+        return StreamDecoder(self)
+
+
+class Tokenizer(ByteVocabulary):
     """A byte-level BPE tokenizer: GPT-2's, or any vocabulary stored the same way (GGUF).
 
     `tokens` is the vocabulary, id = index, each token written in the byte-to-unicode alphabet of
@@ -405,23 +433,6 @@ class Tokenizer:
             raise ValueError(f"token id {token_id} is outside a vocabulary of {self.n_vocab}")
         return self._token_bytes[token_id]
 
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        return b"".join([self.token_bytes(i) for i in ids])
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """The text of `ids`; bytes that are not valid UTF-8 become U+FFFD."""
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
-
-    def token_text(self, token_id: int) -> str:
-        """One token as text, for display (a top-k list): special tokens show their name."""
-        name = self._special_names.get(token_id)
-        if name is not None:
-            return name
-        return self.token_bytes(token_id).decode("utf-8", errors="replace")
-
-    def stream_decoder(self) -> StreamDecoder:
-        return StreamDecoder(self)
-
 
 class StreamDecoder:
     """Turns ids arriving one at a time into text, never showing half a character.
@@ -432,7 +443,7 @@ class StreamDecoder:
     UTF-8 are replaced at once, so the concatenated output equals `Tokenizer.decode` of all ids.
     """
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: ByteVocabulary) -> None:
         self._tokenizer = tokenizer
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 

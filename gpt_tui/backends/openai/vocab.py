@@ -14,9 +14,10 @@ the chosen piece) is the prefix's text plus that piece's text.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from gpt_tui.errors import BackendError
+from gpt_tui.tokenizer import ByteVocabulary
 
 #: how vLLM marks a token that is not valid UTF-8 on its own (return_tokens_as_token_ids off)
 _BYTES_PREFIX = "bytes:"
@@ -43,7 +44,7 @@ def piece_bytes(text: str, raw: Sequence[int] | None = None) -> bytes:
     return text.encode("utf-8", errors="surrogatepass")
 
 
-class PieceVocabulary:
+class PieceVocabulary(ByteVocabulary):
     """The tokenizer of a remote backend: ids of the pieces seen, and text <-> ids.
 
     `encode` needs the server (its own tokenizer): the backend passes `split`, which returns the
@@ -118,39 +119,3 @@ class PieceVocabulary:
             return self._pieces[token_id]
         except IndexError:
             raise ValueError(f"token id {token_id} is not one this server has sent") from None
-
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        return b"".join(self.token_bytes(i) for i in ids)
-
-    def decode(self, ids: Iterable[int]) -> str:
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
-
-    def token_text(self, token_id: int) -> str:
-        return self.token_bytes(token_id).decode("utf-8", errors="replace")
-
-    def stream_decoder(self) -> _StreamDecoder:
-        return _StreamDecoder(self)
-
-
-class _StreamDecoder:
-    """ids -> text as they come, holding back an incomplete UTF-8 character (as the engine's)."""
-
-    def __init__(self, vocab: PieceVocabulary) -> None:
-        self.vocab = vocab
-        self.pending = b""
-
-    def push(self, token_id: int) -> str:
-        self.pending += self.vocab.token_bytes(token_id)
-        for cut in range(len(self.pending), max(-1, len(self.pending) - 4), -1):
-            try:
-                text = self.pending[:cut].decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            self.pending = self.pending[cut:]
-            return text
-        text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
-        return text
-
-    def flush(self) -> str:
-        text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
-        return text

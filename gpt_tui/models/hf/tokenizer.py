@@ -27,7 +27,7 @@ from typing import Any
 
 from gpt_tui.errors import ModelFileError
 from gpt_tui.tokenizer import (
-    StreamDecoder,
+    ByteVocabulary,
     _special_regex,
     _vocab_string_to_bytes,
     _without_lone_surrogates,
@@ -37,7 +37,7 @@ from gpt_tui.tokenizer import (
 END_OF_GENERATION = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>")
 
 
-class HFTokenizer:
+class HFTokenizer(ByteVocabulary):
     """A `tokenizers.Tokenizer` with gpt-tui's tokenizer interface."""
 
     def __init__(
@@ -142,19 +142,6 @@ class HFTokenizer:
             return b""
         return self._token_bytes[token_id]
 
-    def decode_bytes(self, ids: Any) -> bytes:
-        return b"".join([self.token_bytes(i) for i in ids])
-
-    def decode(self, ids: Any) -> str:
-        """The text of `ids`; bytes that are not valid UTF-8 become U+FFFD."""
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
-
-    def token_text(self, token_id: int) -> str:
-        name = self._special_names.get(token_id)
-        if name is not None:
-            return name
-        return self.token_bytes(token_id).decode("utf-8", errors="replace")
-
     def to_json(self) -> dict[str, Any]:
         """The vocabulary, merges and special tokens in `Tokenizer.to_json`'s terms, so that
         `engine.speculative.same_tokenizer` can compare this tokenizer with any other (an HF
@@ -172,9 +159,6 @@ class HFTokenizer:
             "bos_id": self.bos_id,
             "chat_template": self.chat_template,
         }
-
-    def stream_decoder(self) -> StreamDecoder:
-        return StreamDecoder(self)  # type: ignore[arg-type]  # it needs token_bytes only
 
 
 def _state(component: Any) -> dict[str, Any] | None:
