@@ -27,7 +27,7 @@ from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
 from gpt_tui.engine.speculative import PassStats
-from gpt_tui.errors import GptTuiError, SessionFileError
+from gpt_tui.errors import GptTuiError
 from gpt_tui.playground.chat_format import (
     BASE_MODEL_STOP,
     encode_chat,
@@ -209,7 +209,7 @@ class Playground:
             if not text.strip():
                 raise PlaygroundError("Type a message first")
             try:
-                context = self.transcript.start_chat_reply(text, self._encode_chat, tokenizer)
+                context = self.transcript.start_chat_reply(text, self.encode_chat, tokenizer)
             except Exception as exc:  # noqa: BLE001 - a template error must not end the app
                 raise PlaygroundError(f"Cannot render the chat: {exc}") from exc
             return self._start(context)
@@ -243,7 +243,7 @@ class Playground:
         if self.chat_mode and backend.capabilities.renders_chat:
             raise PlaygroundError(SERVER_CHAT_CANNOT_CONTINUE)
         context = self.transcript.continue_context(
-            backend.tokenizer, self._text_encoder(), self._encode_chat
+            backend.tokenizer, self._text_encoder(), self.encode_chat
         )
         return self._start(context)
 
@@ -252,7 +252,7 @@ class Playground:
         if self.transcript.reply is None:
             raise PlaygroundError("Nothing to regenerate yet: generate first")
         context = self.transcript.regenerate_context(
-            backend.tokenizer, self._text_encoder(), self._encode_chat
+            backend.tokenizer, self._text_encoder(), self.encode_chat
         )
         return self._start(context)
 
@@ -325,9 +325,15 @@ class Playground:
     ) -> RunFinished:
         """Run `run` on this thread, handing its events to `emit` (in batches at most every
         `interval` seconds; None: the app's rate). Returns (and emits) how it finished; an
-        engine or server failure ends the run with "error", never raises."""
+        engine or server failure ends the run with "error", never raises. The run stops within
+        a token once `cancelled()` holds or it is no longer the current run (`stop`, or a run
+        or a load that replaced it): front ends need not cancel it themselves."""
+
+        def stopped() -> bool:
+            return run.id != self.run_id or cancelled()
+
         with self.threads.running(), self.engine_lock:
-            if cancelled():
+            if stopped():
                 return self._emit_end(emit, RunFinished(run.id, "user", RunStats()))
             passes: list[PassStats | None] = [None]  # the latest totals, set by the engine
 
@@ -346,7 +352,7 @@ class Playground:
                     TokensStreamed(run.id, batch, stats.with_passes(passes[0]))
                 )
                 kw = {} if interval is None else {"interval": interval}
-                finish, stats = stream_events(events, post, cancelled, **kw)
+                finish, stats = stream_events(events, post, stopped, **kw)
             except Exception as exc:  # noqa: BLE001 - a failure ends the run, not the app
                 error = str(exc) if isinstance(exc, GptTuiError) else f"{type(exc).__name__}: {exc}"
                 return self._emit_end(emit, RunFinished(run.id, "error", RunStats(), error))
@@ -529,7 +535,7 @@ class Playground:
                 # The server's vocabulary is in use already: the session's ids would mean other
                 # pieces. Left unbound, a continuation encodes the text afresh (a new turn).
                 return
-        bind_transcript(self.transcript, backend.tokenizer, self._encode_chat)
+        bind_transcript(self.transcript, backend.tokenizer, self.encode_chat)
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -543,14 +549,12 @@ class Playground:
             return self._encode
         return lambda text: encode_prompt(self.require_model().tokenizer, text)
 
-    def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """A chat's token context (none for a server, which renders the chat itself)."""
         backend = self.require_model()
         if backend.capabilities.renders_chat:
             return []  # the server renders the messages with the model's own template
         return encode_chat(backend.tokenizer, messages)
-
-    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        return self._encode_chat(messages)
 
 
 NOT_THE_REPLY = "Only the reply's tokens branch (in a chat, the latest reply's)"
@@ -587,4 +591,4 @@ def same_model(a: str | None, b: str) -> bool:
     return a is not None and model_setting(a) == model_setting(b)
 
 
-__all__ = ["OFF", "Branched", "Opened", "Playground", "PlaygroundError", "Run", "SessionFileError"]
+__all__ = ["Branched", "Opened", "Playground", "PlaygroundError", "Run"]

@@ -342,8 +342,6 @@ class GptTuiApp(App[None]):
         if self.core.chat_mode != chat:  # (an opened session brings its mode with it)
             self.core.set_mode(chat)
             self.status.note = ""
-        if self.core.state == "generating":
-            self.workers.cancel_group(self, "generation")
         self._show_state()
         self.output.border_title = "Chat" if chat else "Output"
         self.output.placeholder = (
@@ -463,7 +461,7 @@ class GptTuiApp(App[None]):
         if not self.is_running or event.run_id != self.core.run_id:
             return
         if isinstance(event, RunNotice):
-            self.notify(event.text, title="Speculative decoding", severity="warning", timeout=8)
+            self.notify(event.text, title="Generation", severity="warning", timeout=8)
             return
         first = (
             isinstance(event, TokensStreamed)
@@ -496,8 +494,7 @@ class GptTuiApp(App[None]):
             self._schedule_count()
 
     def action_stop(self) -> None:
-        if self.core.stop():
-            self.workers.cancel_group(self, "generation")  # it confirms within a token
+        if self.core.stop():  # the run's worker ends within a token
             self._show_state()
         elif self._load_cancel is not None and self._downloading:
             self.action_cancel_download()
@@ -555,14 +552,11 @@ class GptTuiApp(App[None]):
         if position is None:
             self.notify(NOT_THE_REPLY, severity="warning")
             return
-        was_generating = self.core.state == "generating"
         try:
             branched = self.core.branch(position, alternative)
         except PlaygroundError as exc:
             self.notify(str(exc), severity="warning", timeout=3)
             return
-        if was_generating:
-            self.workers.cancel_group(self, "generation")
         self._show_document(select=position)
         self.output.focus()
         if branched.existing:
@@ -597,8 +591,6 @@ class GptTuiApp(App[None]):
 
     def show_branch(self, node: int) -> None:
         """Show the reply's branch through `node`, with its first token selected."""
-        if self.core.state == "generating":
-            self.workers.cancel_group(self, "generation")
         depth = self.core.show_branch(node)
         if depth is not None:
             self._show_document(select=depth)
@@ -627,8 +619,6 @@ class GptTuiApp(App[None]):
 
             self.push_screen(Confirm(title, text, yes=verb), answered)
             return
-        if self.core.state == "generating":
-            self.workers.cancel_group(self, "generation")
         if self._load_cancel is not None:
             self._load_cancel.set()  # a newer request replaces a load in progress
         load_id = self.core.begin_load()
@@ -809,8 +799,6 @@ class GptTuiApp(App[None]):
 
     def open_session(self, source: Session | str | Path) -> bool:
         """Show a saved session and load its model; a bad file is a notification."""
-        if self.core.state == "generating":
-            self.workers.cancel_group(self, "generation")
         try:
             opened = self.core.open_session(source)
         except SessionFileError as exc:
