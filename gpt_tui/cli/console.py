@@ -70,9 +70,12 @@ def open_for_cli(
 
     name = name or default_model_name()
     if is_remote(name):
-        with stderr.status(f"connecting to {_without_credentials(name)}"):
+        from gpt_tui.backends import openai as remote
+        from gpt_tui.playground.core import model_setting
+
+        with stderr.status(f"connecting to {model_setting(name)}"):  # (without credentials)
             backend = open_backend(name, api_key=api_key)
-        stderr.print(f"[{_status_line(backend)}]", style="dim", markup=False)
+        stderr.print(f"[{remote.status_line(backend)}]", style="dim", markup=False)
     else:
         with rich_download_progress() as progress:
             backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
@@ -81,18 +84,6 @@ def open_for_cli(
     if model is not None:
         _say_plan(model)
     return name, backend
-
-
-def _without_credentials(name: str) -> str:
-    from gpt_tui.playground.core import model_setting
-
-    return model_setting(name)
-
-
-def _status_line(backend: Any) -> str:
-    from gpt_tui.backends import openai as remote
-
-    return remote.status_line(backend)
 
 
 def _say_plan(model: Any) -> None:

@@ -17,13 +17,9 @@ from gpt_tui.backends.openai.backend import OpenAIBackend, RemoteModel, connect,
 from gpt_tui.backends.openai.capabilities import capabilities_of, describe, status_line
 from gpt_tui.backends.openai.client import ConnectionLost, ServerClient, Timeouts
 from gpt_tui.backends.openai.servers import KINDS
+from gpt_tui.backends.opening import is_remote as is_server_url  # one rule for what a URL is
 
 API_KEY_VARIABLE = "OPENAI_API_KEY"
-
-
-def is_server_url(text: str) -> bool:
-    """Whether a model name given by the user is a server's URL (`--model http://...`)."""
-    return text.strip().lower().startswith(("http://", "https://"))
 
 
 def api_key(given: str | None = None) -> str | None:
