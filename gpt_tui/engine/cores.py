@@ -77,6 +77,7 @@ class Settings:
     attention_min_keys: int | None = None  # None: never shared
     attention_parts: int = 1
     query_tile: int = 256  # prompt positions whose attention is computed at once (attention.py)
+    prefill_chunk: int = 256  # prompt positions per forward step (kv_cache.hidden_in_chunks)
     prefill_attention_parts: int = 1  # a prompt's attention shared between cores by heads
     layout: str = "blocks"  # the weights': "blocks" (engine/blocked.py) or "rows" (rows.py)
 

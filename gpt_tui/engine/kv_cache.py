@@ -14,9 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-PREFILL_CHUNK = 256
-"""Positions per forward step of a long prompt (see `hidden_in_chunks`)."""
-
+from gpt_tui.engine import cores
 
 INITIAL_POSITIONS = 256
 
@@ -163,13 +161,16 @@ def hidden_in_chunks(
 ) -> np.ndarray:
     """A model's final hidden states [n_batch, n_seq, n_embd] for ids [n_batch, n_seq] (only
     the last position's, [n_batch, 1, n_embd], when `last_only`), from `hidden(chunk, cache)`
-    run on PREFILL_CHUNK positions at a time, as llama.cpp's batches do.
+    run on the plan's `prefill_chunk` positions at a time, as llama.cpp's batches do.
 
-    Attention's scores and their temporaries then take [n_head, chunk, n_key] floats, not
-    [n_head, n_seq, n_key] (2.4 GB for an 8192-token SmolLM2 prompt; for a 900-token GPT-2
-    one, 12 MB instead of 39), and a chunk of 256 still makes every projection a large,
-    efficient matrix product (GPT-2 124M's 512-token prefill measured the same as in one piece).
+    Attention tiles its scores whatever the chunk (engine/attention.py), so the chunk trades
+    the projections' efficiency (larger products run faster: on the Intel host SmolLM2's, on 2
+    BLAS threads, 173 GFLOP/s in chunks of 256, 194 of 512, 203 of 1024) against the
+    activations' memory; the plan measures it. The cache is grown once for the whole prompt,
+    not by doubling at every chunk (a 6,000-token SmolLM2 prompt copied 0.5 s of it).
     """
-    chunks = [hidden(ids[:, i : i + PREFILL_CHUNK], cache)  # [n_batch, chunk, n_embd]
-              for i in range(0, ids.shape[1], PREFILL_CHUNK)]  # fmt: skip
+    chunk = cores.active().prefill_chunk
+    cache.reserve(cache.length + ids.shape[1])
+    chunks = [hidden(ids[:, i : i + chunk], cache)  # [n_batch, chunk, n_embd]
+              for i in range(0, ids.shape[1], chunk)]  # fmt: skip
     return chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import pytest
 
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.layout import LAYOUTS
-from gpt_tui.engine.plan import Plan
+from gpt_tui.engine.plan import Plan, Planned
 
 EVERY_PLAN = {
     "one core": Settings(),
@@ -36,6 +39,18 @@ EVERY_PLAN = {
 def every_plan(request: pytest.FixtureRequest) -> Settings:
     """Each kind of plan the planner can choose: the numbers must not change with it."""
     return request.param
+
+
+@pytest.fixture
+def prefill_in_chunks(monkeypatch: pytest.MonkeyPatch) -> Callable[[GPT2 | Llama, int], None]:
+    """`prefill_in_chunks(model, n)` makes the model prefill n positions at a time for the
+    test (its plan otherwise as it is)."""
+
+    def chunked(model: GPT2 | Llama, chunk: int) -> None:
+        settings = replace(model.planned.plan.settings, prefill_chunk=chunk)
+        monkeypatch.setattr(model, "planned", Planned(Plan(settings, key={})))
+
+    return chunked
 
 
 def layout_plan(layout: str) -> Plan:

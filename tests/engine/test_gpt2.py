@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from gpt_tui.engine import GPT2, kv_cache
+from gpt_tui.engine import GPT2
 from gpt_tui.engine.cores import Settings
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.params import unflatten_params
@@ -46,10 +46,10 @@ def test_cached_decode_matches_huggingface(reference) -> None:
 
 
 def test_long_prompts_run_in_chunks_with_the_same_logits(
-    reference, monkeypatch: pytest.MonkeyPatch
+    reference, prefill_in_chunks
 ) -> None:
     model, ids, expected = reference
-    monkeypatch.setattr(kv_cache, "PREFILL_CHUNK", 3)  # chunks of 3 positions, the last shorter
+    prefill_in_chunks(model, 3)  # chunks of 3 positions, the last shorter
     assert len(ids) % 3
     np.testing.assert_allclose(model.forward(ids), expected, atol=1e-5, rtol=0)
     cache = model.new_cache()

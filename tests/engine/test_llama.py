@@ -11,7 +11,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from gpt_tui.engine import Llama, SamplingParams, generate, kv_cache
+from gpt_tui.engine import Llama, SamplingParams, generate
 from gpt_tui.engine import llama as llama_module
 from gpt_tui.engine.cores import Settings
 from gpt_tui.engine.layers import rope_tables
@@ -94,10 +94,10 @@ def test_cached_decode_equals_full_forward(tiny_llama: Llama, reference) -> None
 
 
 def test_long_prompts_run_in_chunks_with_the_same_logits(
-    tiny_llama: Llama, reference, monkeypatch: pytest.MonkeyPatch
+    tiny_llama: Llama, reference, prefill_in_chunks
 ) -> None:
     _, _, ids, hf_logits = reference
-    monkeypatch.setattr(kv_cache, "PREFILL_CHUNK", 5)  # 24 positions: chunks 5,5,5,5,4
+    prefill_in_chunks(tiny_llama, 5)  # 24 positions: chunks 5,5,5,5,4
     np.testing.assert_allclose(tiny_llama.forward(ids), hf_logits, atol=1e-4, rtol=0)
     cache = tiny_llama.new_cache()
     last = tiny_llama.forward(ids, cache, last_only=True)

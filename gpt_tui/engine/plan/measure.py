@@ -11,7 +11,7 @@ import numpy as np
 
 from gpt_tui.engine import cores
 from gpt_tui.engine.cores import Settings, Split
-from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, layout_of, same_bytes_as
+from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, arrange, layout_of, same_bytes_as
 from gpt_tui.engine.plan.choice import (
     ROUNDS,
     blas_threaded,
@@ -33,8 +33,13 @@ SUBSET_BYTES = 768 << 20
 than a last-level cache holds (300 MB on the Intel host), so the weights stream from memory as
 in a real step, without a 1558M model's whole 200 ms pass per timing."""
 QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for attention
+PREFILL_CHUNKS = (PREFILL_ROWS, 512, 1024)  # candidate positions per prefill step
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
+STEP_CONTEXT = 16  # cached tokens before the whole decode steps that choose the one-row split
+STEPS_PER_TIMING = 2
+STEPPED_SPLITS = 2  # each layout's fastest one-row splits (by products alone) timed in steps
 LAYOUT_KIND = "weights' layout"
+STEPS_KIND = f"decode, 1 row, a whole step after {STEP_CONTEXT} tokens"
 
 
 def measure(model: Any, rounds: int = ROUNDS, layouts: tuple[str, ...] = LAYOUTS) -> Plan:
@@ -87,10 +92,22 @@ def _measured(
         timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
                     for c, t in times.items()]  # fmt: skip
         settings_of, best_of = _best_per_layout(times, spinning, layouts)
+        if not spinning:
+            stepped = _one_row_in_steps(model, times, settings_of, held)
+            for lay, by_split in stepped.items():
+                split = choose(by_split, cores_used)
+                decode = {**settings_of[lay].decode, 1: split}
+                settings_of[lay] = replace(settings_of[lay], decode=decode)
+                best_of[lay][_rows_kind("decode", 1)] = by_split[split]
+                timings += [Timing(STEPS_KIND, f"{lay}: {c.describe()}", t)
+                            for c, t in by_split.items()]  # fmt: skip
         layout = choose_layout(best_of)
         timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
                            best_of[lay][_rows_kind("decode", 1)]) for lay in layouts]  # fmt: skip
         chosen = settings_of[layout]
+        chunk, chunk_timings = _plan_prefill_chunk(model, chosen, layout, rounds)
+        timings += chunk_timings
+        chosen = replace(chosen, prefill_chunk=chunk)
         if spinning and any(blas_threaded(s) for s in (*chosen.decode.values(), chosen.prefill)):
             n = 1  # attention shares no work with helpers then (see `one_mechanism`)
         # Attention is timed in whole steps of the model as it is held now, on that layout's
@@ -99,11 +116,55 @@ def _measured(
             model, settings_of.get(held, chosen), n, rounds
         )
         timings += attention_timings
-        settings_of = {lay: replace(attended, decode=s.decode, prefill=s.prefill, layout=lay)
+        settings_of = {lay: replace(attended, decode=s.decode, prefill=s.prefill, layout=lay,
+                                    prefill_chunk=chunk)
                        for lay, s in settings_of.items()}  # fmt: skip
     finally:
         cores.activate(previous)
     return settings_of, layout, tuple(timings)
+
+
+def _one_row_in_steps(
+    model: Any, times: dict[Candidate, float], settings_of: dict[str, Settings], held: str
+) -> dict[str, dict[Split, float]]:
+    """Each layout's fastest one-row splits timed again in whole decode steps of the model.
+
+    Products timed back to back flatter helper threads: in a step, the work between two
+    products lets a helper fall asleep, and waking it costs more (SmolLM2 on the Intel host:
+    its one-row products shared between the cores took 31 ms back to back and 41 ms a step,
+    on BLAS's threads 30 and 33). So the choice of split, and the one-row time the layout is
+    chosen by, come from steps. The model is rearranged in place (engine/layout.py: no memory
+    added) held -> other -> held, the rounds ABBA, so a drift in the machine's speed cancels.
+    """
+    picked: dict[str, list[Split]] = {}
+    for layout in settings_of:
+        kind = _rows_kind("decode", 1 if layout == ROWS else 2)  # blocks compute 1 row as 2
+        mine = {c.split: t for c, t in times.items() if c.layout == layout and c.kind == kind}
+        picked[layout] = sorted(mine, key=mine.__getitem__)[:STEPPED_SPLITS]
+    if sum(len(splits) for splits in picked.values()) < 2:
+        return {}  # nothing to choose between
+    order = [held, *(layout for layout in settings_of if layout != held)]
+    cache = model.new_cache()
+    model._logits(np.zeros((1, STEP_CONTEXT), dtype=np.int64), True, cache, True)
+    token = np.zeros((1, 1), dtype=np.int64)
+
+    def steps_in(layout: str) -> Callable[[Split], None]:
+        def steps(split: Split) -> None:
+            settings = settings_of[layout]
+            cores.activate(replace(settings, decode={**settings.decode, 1: split}))
+            for _ in range(STEPS_PER_TIMING):
+                model._logits(token, True, cache, True)  # the pass `forward` runs
+                cache.truncate(STEP_CONTEXT)
+
+        return steps
+
+    measured: dict[str, dict[Split, float]] = {layout: {} for layout in order}
+    for layout in [*order, *reversed(order)]:  # ABBA: each layout once before, once after
+        model.params = arrange(model.params, layout)
+        for split, t in interleaved(picked[layout], steps_in(layout), 1).items():
+            step = t / STEPS_PER_TIMING
+            measured[layout][split] = min(step, measured[layout].get(split, step))
+    return {layout: by_split for layout, by_split in measured.items() if by_split}
 
 
 def _rows_kind(kind: str, rows: int) -> str:
@@ -212,6 +273,30 @@ def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
 def _held_layout(model: Any) -> str:
     layouts = {layout_of(w) for _, w in weight_matrices(model)}
     return layouts.pop() if len(layouts) == 1 else BLOCKS
+
+
+def _plan_prefill_chunk(
+    model: Any, settings: Settings, layout: str, rounds: int
+) -> tuple[int, list[Timing]]:
+    """How many prompt positions a prefill step computes: the first block's products timed
+    for chunks of each size, in the layout and split chosen, and compared by the position.
+    A larger chunk holds larger activations, so it must win by CLEAR_WIN (`choose`)."""
+    chunks = [c for c in PREFILL_CHUNKS if c <= model.n_ctx] or [model.n_ctx]
+    first_block = [w for name, w in weight_matrices(model) if name.startswith("blocks.0.")]
+    weights = [same_bytes_as(w, layout) for w in first_block]
+    xs = {c: [np.ones((c, w.shape[0]), dtype=np.float32) for w in weights] for c in chunks}
+
+    def run(chunk: int) -> None:
+        cores.activate(settings)
+        for x, w in zip(xs[chunk], weights, strict=True):
+            x @ w
+
+    times = interleaved(chunks, run, rounds)
+    per_position = {c: t / c for c, t in times.items()}
+    timings = [Timing("prefill chunk, the first block's products", f"{c} positions "
+                      f"({per_position[c] * 1e6:.1f} us a position)", t)
+               for c, t in times.items()]  # fmt: skip
+    return choose(per_position, lambda c: c), timings
 
 
 def _plan_attention(

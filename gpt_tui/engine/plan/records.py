@@ -7,9 +7,9 @@ from typing import Any
 
 from gpt_tui.engine.cores import Settings
 
-PLAN_VERSION = 2  # part of a plan's key: a kept plan of another version is measured again
-# 2: the weights' layout is planned (blocks or rows)
-PREFILL_ROWS = 256  # the chunk a prefill computes at once (kv_cache.PREFILL_CHUNK)
+PLAN_VERSION = 3  # part of a plan's key: a kept plan of another version is measured again
+# 2: the weights' layout is planned (blocks or rows); 3: and the prefill's chunk
+PREFILL_ROWS = 256  # the rows a prefill chunk's splits are timed on (the smallest chunk)
 LAYOUT_NAMES = {
     "blocks": "column blocks of 64 (engine/blocked.py)",
     "rows": "rows of W^T, rearranged at load (engine/rows.py)",
@@ -50,6 +50,7 @@ class Plan:
         rows += [(f"decode, {r} row{'s' * (r > 1)}", split.describe() + (one_row if r == 1 else ""))
                  for r, split in sorted(s.decode.items())]  # fmt: skip
         rows.append((f"prefill, chunks of {PREFILL_ROWS}", s.prefill.describe()))
+        rows.append(("prefill chunk", f"{s.prefill_chunk} positions per step"))
         attention = (
             "one core"
             if s.attention_min_keys is None

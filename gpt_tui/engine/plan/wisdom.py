@@ -68,6 +68,7 @@ def _settings_to_json(s: Settings) -> dict[str, Any]:
         "attention_min_keys": s.attention_min_keys,
         "attention_parts": s.attention_parts,
         "query_tile": s.query_tile,
+        "prefill_chunk": s.prefill_chunk,
         "prefill_attention_parts": s.prefill_attention_parts,
         "layout": s.layout,
     }
@@ -90,11 +91,14 @@ def _settings_from_json(data: dict[str, Any]) -> Settings:
         attention_min_keys=None if min_keys is None else int(min_keys),
         attention_parts=int(data["attention_parts"]),
         query_tile=int(data["query_tile"]),
+        prefill_chunk=int(data["prefill_chunk"]),
         prefill_attention_parts=int(data["prefill_attention_parts"]),
         layout=str(data["layout"]),
     )
-    if min(settings.query_tile, settings.attention_parts, settings.prefill_attention_parts) < 1:
-        raise ValueError("query_tile and the attention parts must be positive")
+    counts = (settings.query_tile, settings.prefill_chunk, settings.attention_parts,
+              settings.prefill_attention_parts)  # fmt: skip
+    if min(counts) < 1:
+        raise ValueError("query_tile, prefill_chunk and the attention parts must be positive")
     if settings.layout not in LAYOUTS:
         raise ValueError(f"no weight layout {settings.layout!r}")
     return settings

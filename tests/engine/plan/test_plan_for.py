@@ -17,7 +17,7 @@ from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.layout import LAYOUTS, layout_of
 from gpt_tui.engine.plan import Plan
 from gpt_tui.engine.plan.keys import plan_key, weight_matrices
-from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND
+from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND, STEPS_KIND
 from gpt_tui.engine.plan.wisdom import load, plan_path, save
 
 
@@ -35,16 +35,22 @@ def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
     assert set(p.settings.decode) == set(DECODE_ROWS)
     kinds = {t.kind for t in p.timings}
     assert {"decode, 2 rows", "decode, 8 rows", "prefill, 256 rows"} <= kinds
-    if p.settings.layout == "blocks":
-        assert p.settings.decode[1] == p.settings.decode[2]  # one row is computed as two
+    if p.settings.layout == "blocks":  # one row is computed as two: a 2-row candidate
+        two_rows = [t.candidate for t in p.timings if t.kind == "decode, 2 rows"]
+        assert f"blocks: {p.settings.decode[1].describe()}" in two_rows
     layouts = [t.candidate.split(":")[0] for t in p.timings if t.kind == LAYOUT_KIND]
     assert layouts == list(LAYOUTS)  # both layouts timed, each one's best shown
     assert {t.candidate.split(":")[0] for t in p.timings if t.kind == "decode, 4 rows"} == set(
         LAYOUTS
     )
+    stepped = [t.candidate.split(":")[0] for t in p.timings if t.kind == STEPS_KIND]
+    assert set(stepped) == set(LAYOUTS)  # the one-row split chosen in whole steps, each layout
     held = {layout_of(w) for _, w in weight_matrices(model)}
     assert held == {p.settings.layout}  # the model was arranged as its plan says
     assert any(k.startswith("prefill attention") for k in kinds)
+    chunks = [t.candidate for t in p.timings if t.kind.startswith("prefill chunk")]
+    assert [c.split()[0] for c in chunks] == ["64"]  # no chunk beyond the tiny n_ctx of 64
+    assert p.settings.prefill_chunk == 64
     assert all(t.seconds > 0 for t in p.timings)
     again = GPT2(tiny_params, _hparams())  # the same shapes: the kept plan, nothing measured
     assert again.planned.plan.source.startswith("loaded from ")
@@ -157,13 +163,15 @@ def test_describe_says_what_each_kind_of_work_does() -> None:
     assert rows["decode, 1 row"].startswith("shared between 2 cores (from 1 MB)")
     assert rows["decode attention"] == "shared between 2 cores from 256 keys"
     assert rows["prefill attention"] == "64 positions at a time"
+    assert rows["prefill chunk"] == "256 positions per step"
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_the_plans_layout_is_kept_and_the_model_arranged_in_it(
     tiny_params: dict, layout: str
 ) -> None:
-    kept = Plan(Settings(decode={1: Split(parts=2)}, layout=layout), key=plan_key(
+    settings = Settings(decode={1: Split(parts=2)}, layout=layout, prefill_chunk=512)
+    kept = Plan(settings, key=plan_key(
         GPT2(tiny_params, _hparams(), plan="default")))  # fmt: skip
     save(kept, plan_path(kept.key))
     model = GPT2(tiny_params, _hparams())  # finds the kept plan
