@@ -22,6 +22,7 @@ from gpt_tui.engine import cores
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.layout import HELD
 from gpt_tui.engine.params import flatten_params
+from gpt_tui.engine.plan.tuner import settle_tuner
 
 PROBE_BYTES = 512 * 2**20
 
@@ -194,6 +195,7 @@ def measure_decode(
     model.forward(_ids(model, context), cache, last_only=True)  # only the cache is wanted
     if n_batch > 1:
         cache = cache.repeat(n_batch)
+    settle_tuner(model, cache)
     times = []
     for i, token in enumerate(_ids(model, n_steps, seed=1)):
         if between is not None and i % every == 0:

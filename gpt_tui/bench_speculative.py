@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.generate import LanguageModel, generate
+from gpt_tui.engine.plan.tuner import settle_tuner
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.engine.speculative import Drafter, PassStats
 
@@ -99,6 +100,7 @@ def measure_verification(
     for m in models:
         caches.append(m.new_cache())
         m.forward(ids[:context], caches[-1])
+        settle_tuner(m, caches[-1])
 
     def timed(m: LanguageModel, cache, n: int) -> float:
         start = time.perf_counter()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 # isort: off
 import gpt_tui  # noqa: F401  (before NumPy: OpenBLAS's threads sleep at once, as for a user)
+
 # isort: on
 import numpy as np
 import pytest

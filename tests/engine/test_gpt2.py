@@ -45,9 +45,7 @@ def test_cached_decode_matches_huggingface(reference) -> None:
     np.testing.assert_allclose(np.concatenate(steps), expected, atol=1e-5, rtol=0)
 
 
-def test_long_prompts_run_in_chunks_with_the_same_logits(
-    reference, prefill_in_chunks
-) -> None:
+def test_long_prompts_run_in_chunks_with_the_same_logits(reference, prefill_in_chunks) -> None:
     model, ids, expected = reference
     prefill_in_chunks(model, 3)  # chunks of 3 positions, the last shorter
     assert len(ids) % 3

@@ -92,8 +92,8 @@ def _measured(
         timings += [Timing(c.kind, f"{c.layout}: {c.split.describe()}", t)
                     for c, t in times.items()]  # fmt: skip
         settings_of, best_of = _best_per_layout(times, spinning, layouts)
-        if not spinning:
-            stepped = _one_row_in_steps(model, times, settings_of, held)
+        stepped = {} if spinning else _one_row_in_steps(model, times, settings_of, held)
+        if stepped:
             for lay, by_split in stepped.items():
                 split = choose(by_split, cores_used)
                 decode = {**settings_of[lay].decode, 1: split}
@@ -102,7 +102,7 @@ def _measured(
                 timings += [Timing(STEPS_KIND, f"{lay}: {c.describe()}", t)
                             for c, t in by_split.items()]  # fmt: skip
         layout = choose_layout(best_of)
-        timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay),
+        timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay, bool(stepped)),
                            best_of[lay][_rows_kind("decode", 1)]) for lay in layouts]  # fmt: skip
         chosen = settings_of[layout]
         chunk, chunk_timings = _plan_prefill_chunk(model, chosen, layout, rounds)
@@ -261,10 +261,15 @@ def _order(kind: str) -> tuple[bool, int]:
     return kind.startswith("prefill"), int(kind.split(", ")[1].split()[0])
 
 
-def _layout_summary(best_of: dict[str, dict[str, float]], layout: str) -> str:
+def _layout_summary(best_of: dict[str, dict[str, float]], layout: str, stepped: bool) -> str:
     """A layout's line: its best times, and its score against the reference (the first)."""
     best = best_of[layout]
-    times = ", ".join(f"{k.removeprefix('decode, ')} {t * 1e3:.1f}" for k, t in best.items())
+
+    def name(kind: str) -> str:
+        short = kind.removeprefix("decode, ")
+        return f"{short} (a step)" if stepped and short == "1 row" else short
+
+    times = ", ".join(f"{name(k)} {t * 1e3:.1f}" for k, t in best.items())
     reference = next(iter(best_of))
     score = "" if layout == reference else f" (score {layout_score(best, best_of[reference]):.2f})"
     return f"{layout}: {times} ms{score}"
