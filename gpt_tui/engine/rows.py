@@ -8,12 +8,12 @@ interleaved rounds, best/median): GPT-2 124M's 49 matrices, one row, 19.4/25.5 m
 two threads against 22.8/29.3 ms for the column blocks of engine/blocked.py shared between the
 cores by our helpers (computed as two rows); SmolLM2's 121, 23.5 against 29.1 ms (best).
 
-2 to 8 rows go by blocks of BLOCK rows, one small product each (`x @ block^T`, which OpenBLAS
-computes without packing, like a column block's), in one NumPy call per matrix or per core:
-the same work as blocks, and about the same time (124M: 2 rows 20.6 against 20.8 ms, 4 rows
-27.2 against 28.0, 8 rows 38.9 against 34.9, shared between the cores). A whole-matrix
-`x @ W^T` packs W first (2 rows: 320-480 ms). A prefill chunk is one `x @ W^T` (256 rows by
-124M's 49 matrices: 275 against 333 ms for blocks, best of 40).
+2 to 8 rows go by blocks of BLOCK rows, one small product each (`block @ x^T`, which OpenBLAS
+computes without packing, like a column block's; see `by_row_blocks`), in one NumPy call per
+matrix or per core: the same work as blocks, and about the same time (124M: 2 rows 20.6 against
+20.8 ms, 4 rows 27.2 against 28.0, 8 rows 38.9 against 34.9, shared between the cores). A
+whole-matrix `x @ W^T` packs W first (2 rows: 320-480 ms). A prefill chunk is one `x @ W^T`
+(256 rows by 124M's 49 matrices: 275 against 333 ms for blocks, best of 40).
 
 The rows are padded with zeros to whole blocks of BLOCK, so that a `RowMatrix` holds exactly
 the bytes a `BlockedMatrix` of the same matrix does: column block b, [n_in, BLOCK], becomes rows
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, by_blocks, given_up, n_blocks
+from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, given_up, n_blocks
 
 MAX_BLOCKWISE_ROWS = 8
 """Up to this many rows (a decode step's: batched streams, speculative verification) a product
@@ -96,8 +96,10 @@ class RowMatrix:
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             return NotImplemented
         n_tok = x.shape[0]
+        if x.shape[1] != self.shape[0]:
+            raise ValueError(f"shapes mismatch: x {x.shape} @ a matrix of {self.shape}")
         if 1 < n_tok <= MAX_BLOCKWISE_ROWS:
-            return by_blocks(x, self.stacked, self.shape[1])  # [n_tok, n_out]
+            return by_row_blocks(x, self.rows, self.shape[1])  # [n_tok, n_out]
         split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
         cores.set_blas_threads(split.blas_threads)
         parts = split.parts_for(self.nbytes)
@@ -131,6 +133,34 @@ class RowMatrix:
         """The same matrix in column blocks (a copy): the layout kept on disk."""
         blocks = np.ascontiguousarray(self.stacked)  # [n_blocks, n_in, BLOCK]
         return BlockedMatrix(blocks, self.shape[1])
+
+
+def by_row_blocks(x: np.ndarray, rows: np.ndarray, n_out: int) -> np.ndarray:
+    """x [n_tok, n_in] @ the matrix whose transpose's rows are `rows` [n_blocks*BLOCK, n_in]
+    -> [n_tok, n_out]: one small product per block of rows, `block @ x^T`, split between the
+    cores as the active plan says for n_tok rows.
+
+    Both operands as they lie in memory (x^T made contiguous: n_tok*n_in floats), which is
+    the case OpenBLAS computes directly, without copying the block first. `x @ block^T`, the
+    transposed form, took 39-41 ms against 32-35 for 4 rows of GPT-2 1558M's first 4 layers'
+    matrices (492 MB; 5 rows: 42-47 against 38-41; 2 rows even; the Intel host, the blocks
+    shared between 2 cores), and the same within noise for 124M's.
+    """
+    n_tok, n_in = x.shape
+    xt = np.ascontiguousarray(x.T)  # [n_in, n_tok]
+    blocks = rows.reshape(-1, BLOCK, n_in)  # [n_blocks, BLOCK, n_in]
+    out = np.empty((blocks.shape[0], BLOCK, n_tok), dtype=np.float32)  # [n_b, BLOCK, n_tok]
+    split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
+    cores.set_blas_threads(split.blas_threads)
+    parts = split.parts_for(rows.nbytes)
+    if parts == 1:
+        np.matmul(blocks, xt, out=out)
+    else:
+        cores.run_parts([
+            lambda a=a, b=b: np.matmul(blocks[a:b], xt, out=out[a:b])
+            for a, b in cores.ranges(blocks.shape[0], parts)
+        ])  # fmt: skip
+    return np.ascontiguousarray(out.reshape(-1, n_tok)[:n_out].T)  # [n_tok, n_out]
 
 
 def row_ranges(n_out: int, parts: int) -> list[tuple[int, int]]:
