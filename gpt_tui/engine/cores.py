@@ -48,17 +48,19 @@ class Split:
     blas_threads: int = 1
     parts: int = 1
     min_bytes: int = 0
+    block_first: bool = False  # rows layout, 2-8 rows: `block @ x^T`, not `x @ block^T` (rows.py)
 
     def parts_for(self, nbytes: int) -> int:
         return self.parts if self.parts > 1 and nbytes >= self.min_bytes else 1
 
     def describe(self) -> str:
+        form = ", block @ x^T" if self.block_first else ""
         if self.parts > 1:
             size = "all matrices" if self.min_bytes == 0 else f"from {self.min_bytes >> 20} MB"
-            return f"shared between {self.parts} cores ({size})"
+            return f"shared between {self.parts} cores ({size}){form}"
         if self.blas_threads > 1:
-            return f"{self.blas_threads} BLAS threads"
-        return "one core"
+            return f"{self.blas_threads} BLAS threads{form}"
+        return f"one core{form}"
 
 
 ONE_CORE = Split()

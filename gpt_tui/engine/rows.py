@@ -8,12 +8,13 @@ interleaved rounds, best/median): GPT-2 124M's 49 matrices, one row, 19.4/25.5 m
 two threads against 22.8/29.3 ms for the column blocks of engine/blocked.py shared between the
 cores by our helpers (computed as two rows); SmolLM2's 121, 23.5 against 29.1 ms (best).
 
-2 to 8 rows go by blocks of BLOCK rows, one small product each (`block @ x^T`, which OpenBLAS
-computes without packing, like a column block's; see `by_row_blocks`), in one NumPy call per
-matrix or per core: the same work as blocks, and about the same time (124M: 2 rows 20.6 against
-20.8 ms, 4 rows 27.2 against 28.0, 8 rows 38.9 against 34.9, shared between the cores). A
-whole-matrix `x @ W^T` packs W first (2 rows: 320-480 ms). A prefill chunk is one `x @ W^T`
-(256 rows by 124M's 49 matrices: 275 against 333 ms for blocks, best of 40).
+2 to 8 rows go by blocks of BLOCK rows, one small product each (`x @ block^T` or `block @ x^T`,
+as the plan chooses: see `by_row_blocks`; OpenBLAS computes either without packing, like a
+column block's), in one NumPy call per matrix or per core: the same work as blocks, and about
+the same time (124M: 2 rows 20.6 against 20.8 ms, 4 rows 27.2 against 28.0, 8 rows 38.9 against
+34.9, shared between the cores). A whole-matrix `x @ W^T` packs W first (2 rows: 320-480 ms).
+A prefill chunk is one `x @ W^T` (256 rows by 124M's 49 matrices: 275 against 333 ms for
+blocks, best of 40).
 
 The rows are padded with zeros to whole blocks of BLOCK, so that a `RowMatrix` holds exactly
 the bytes a `BlockedMatrix` of the same matrix does: column block b, [n_in, BLOCK], becomes rows
@@ -28,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, given_up, n_blocks
+from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, by_blocks, given_up, n_blocks
 
 MAX_BLOCKWISE_ROWS = 8
 """Up to this many rows (a decode step's: batched streams, speculative verification) a product
@@ -98,9 +99,11 @@ class RowMatrix:
         n_tok = x.shape[0]
         if x.shape[1] != self.shape[0]:
             raise ValueError(f"shapes mismatch: x {x.shape} @ a matrix of {self.shape}")
-        if 1 < n_tok <= MAX_BLOCKWISE_ROWS:
-            return by_row_blocks(x, self.rows, self.shape[1])  # [n_tok, n_out]
         split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
+        if 1 < n_tok <= MAX_BLOCKWISE_ROWS:
+            if split.block_first:
+                return by_row_blocks(x, self.rows, self.shape[1])  # [n_tok, n_out]
+            return by_blocks(x, self.stacked, self.shape[1])  # [n_tok, n_out]
         cores.set_blas_threads(split.blas_threads)
         parts = split.parts_for(self.nbytes)
         t, n_out = self.t, self.shape[1]  # [n_out, n_in]
@@ -140,11 +143,12 @@ def by_row_blocks(x: np.ndarray, rows: np.ndarray, n_out: int) -> np.ndarray:
     -> [n_tok, n_out]: one small product per block of rows, `block @ x^T`, split between the
     cores as the active plan says for n_tok rows.
 
-    Both operands as they lie in memory (x^T made contiguous: n_tok*n_in floats), which is
-    the case OpenBLAS computes directly, without copying the block first. `x @ block^T`, the
-    transposed form, took 39-41 ms against 32-35 for 4 rows of GPT-2 1558M's first 4 layers'
-    matrices (492 MB; 5 rows: 42-47 against 38-41; 2 rows even; the Intel host, the blocks
-    shared between 2 cores), and the same within noise for 124M's.
+    Both operands as they lie in memory (x^T made contiguous: n_tok*n_in floats), where the
+    other form, `x @ block^T` (`by_blocks` on the transposed view), has OpenBLAS read the
+    block transposed. Which is faster depends on the shapes, so the plan chooses by row count
+    (`Split.block_first`). On the Intel host, blocks shared between 2 cores: 4 rows of GPT-2
+    1558M's first 4 layers' matrices (492 MB) took 32-35 ms this way against 39-41 (5 rows
+    38-41 against 42-47), while 8 rows of SmolLM2's took 67 against 53.
     """
     n_tok, n_in = x.shape
     xt = np.ascontiguousarray(x.T)  # [n_in, n_tok]

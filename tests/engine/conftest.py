@@ -24,6 +24,14 @@ EVERY_PLAN = {
     "rows, shared": Settings(
         decode={1: Split(parts=2), 8: Split(parts=3)}, prefill=Split(parts=3), layout="rows"
     ),
+    "rows, block @ x^T": Settings(
+        decode={
+            1: Split(blas_threads=2),
+            4: Split(block_first=True),
+            8: Split(parts=2, block_first=True),
+        },
+        layout="rows",
+    ),  # fmt: skip
     "rows, blas threads then shared": Settings(
         decode={1: Split(blas_threads=2), 8: Split(parts=2)},
         prefill=Split(blas_threads=2),

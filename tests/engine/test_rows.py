@@ -14,6 +14,8 @@ SPLITS = {
     "shared by 2": cores.Split(parts=2),
     "shared by 3": cores.Split(parts=3),
     "BLAS threads": cores.Split(blas_threads=2),
+    "one core, block @ x^T": cores.Split(block_first=True),
+    "shared by 3, block @ x^T": cores.Split(parts=3, block_first=True),
 }
 
 

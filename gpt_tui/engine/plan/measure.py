@@ -26,6 +26,7 @@ from gpt_tui.engine.plan.choice import (
 )
 from gpt_tui.engine.plan.keys import attention_shape, plan_key, weight_matrices
 from gpt_tui.engine.plan.records import PREFILL_ROWS, Plan, Timing
+from gpt_tui.engine.rows import MAX_BLOCKWISE_ROWS
 
 DECODE_ROWS = (1, 2, 4, 8)
 SUBSET_BYTES = 768 << 20
@@ -209,7 +210,12 @@ def _timing_groups(model: Any, n: int, layouts: tuple[str, ...]) -> list[Group]:
     prefill = _runner(first_block, (PREFILL_ROWS,))
 
     def both(rows: int, splits: list[Split]) -> list[Candidate]:
-        return [Candidate(rows, layout, split) for layout in layouts for split in splits]
+        """Each split in each layout; in rows, for 2-8 rows, each also in the form
+        `block @ x^T` (engine/rows.py: which form is faster depends on the shapes)."""
+        blockwise = rows <= MAX_BLOCKWISE_ROWS
+        forms = {ROWS: [replace(s, block_first=True) for s in splits if blockwise]}
+        return [Candidate(rows, layout, split) for layout in layouts
+                for split in splits + forms.get(layout, [])]  # fmt: skip
 
     rows_one_row = [Candidate(1, ROWS, split) for split in one_row] if ROWS in layouts else []
     return [

@@ -76,7 +76,8 @@ def _settings_to_json(s: Settings) -> dict[str, Any]:
 
 def _settings_from_json(data: dict[str, Any]) -> Settings:
     def split(d: dict[str, Any]) -> Split:
-        s = Split(int(d["blas_threads"]), int(d["parts"]), int(d["min_bytes"]))
+        s = Split(int(d["blas_threads"]), int(d["parts"]), int(d["min_bytes"]),
+                  bool(d["block_first"]))  # fmt: skip
         if min(s.blas_threads, s.parts) < 1 or s.min_bytes < 0:
             raise ValueError(f"not a split: {d}")
         return s

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gpt_tui.engine import GPT2, cores, plan
-from gpt_tui.engine.cores import Settings, Split
+from gpt_tui.engine.cores import ONE_CORE, Settings, Split
 from gpt_tui.engine.layout import LAYOUTS, layout_of
 from gpt_tui.engine.plan import Plan
 from gpt_tui.engine.plan.keys import plan_key, weight_matrices
@@ -43,6 +43,9 @@ def test_measured_plan_is_complete_and_kept(tiny_params: dict) -> None:
     assert {t.candidate.split(":")[0] for t in p.timings if t.kind == "decode, 4 rows"} == set(
         LAYOUTS
     )
+    four = [t.candidate for t in p.timings if t.kind == "decode, 4 rows"]
+    assert any(c.startswith("rows: ") and c.endswith("block @ x^T") for c in four)  # both forms
+    assert not any(c.startswith("blocks: ") and c.endswith("block @ x^T") for c in four)
     stepped = [t.candidate.split(":")[0] for t in p.timings if t.kind == STEPS_KIND]
     assert set(stepped) == set(LAYOUTS)  # the one-row split chosen in whole steps, each layout
     held = {layout_of(w) for _, w in weight_matrices(model)}
@@ -164,13 +167,19 @@ def test_describe_says_what_each_kind_of_work_does() -> None:
     assert rows["decode attention"] == "shared between 2 cores from 256 keys"
     assert rows["prefill attention"] == "64 positions at a time"
     assert rows["prefill chunk"] == "256 positions per step"
+    form = Plan(Settings(decode={1: ONE_CORE, 8: Split(parts=2, block_first=True)}), key={})
+    assert (
+        dict(form.describe())["decode, 8 rows"]
+        == "shared between 2 cores (all matrices), block @ x^T"
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_the_plans_layout_is_kept_and_the_model_arranged_in_it(
     tiny_params: dict, layout: str
 ) -> None:
-    settings = Settings(decode={1: Split(parts=2)}, layout=layout, prefill_chunk=512)
+    settings = Settings(decode={1: Split(parts=2), 8: Split(parts=2, block_first=True)},
+                        layout=layout, prefill_chunk=512)  # fmt: skip
     kept = Plan(settings, key=plan_key(
         GPT2(tiny_params, _hparams(), plan="default")))  # fmt: skip
     save(kept, plan_path(kept.key))
