@@ -29,7 +29,14 @@ from __future__ import annotations
 import numpy as np
 
 from gpt_tui.engine import cores
-from gpt_tui.engine.blocked import BLOCK, BlockedMatrix, by_blocks, given_up, n_blocks
+from gpt_tui.engine.blocked import (
+    BLOCK,
+    BlockedMatrix,
+    by_blocks,
+    given_up,
+    n_blocks,
+    over_blocks,
+)
 
 MAX_BLOCKWISE_ROWS = 8
 """Up to this many rows (a decode step's: batched streams, speculative verification) a product
@@ -154,16 +161,11 @@ def by_row_blocks(x: np.ndarray, rows: np.ndarray, n_out: int) -> np.ndarray:
     xt = np.ascontiguousarray(x.T)  # [n_in, n_tok]
     blocks = rows.reshape(-1, BLOCK, n_in)  # [n_blocks, BLOCK, n_in]
     out = np.empty((blocks.shape[0], BLOCK, n_tok), dtype=np.float32)  # [n_b, BLOCK, n_tok]
-    split = cores.active().for_rows(n_tok)  # the plan for the rows asked for
-    cores.set_blas_threads(split.blas_threads)
-    parts = split.parts_for(rows.nbytes)
-    if parts == 1:
-        np.matmul(blocks, xt, out=out)
-    else:
-        cores.run_parts([
-            lambda a=a, b=b: np.matmul(blocks[a:b], xt, out=out[a:b])
-            for a, b in cores.ranges(blocks.shape[0], parts)
-        ])  # fmt: skip
+
+    def product(a: int, b: int) -> None:
+        np.matmul(blocks[a:b], xt, out=out[a:b])  # [b-a, BLOCK, n_tok]
+
+    over_blocks(product, blocks.shape[0], n_tok, rows.nbytes)
     return np.ascontiguousarray(out.reshape(-1, n_tok)[:n_out].T)  # [n_tok, n_out]
 
 
