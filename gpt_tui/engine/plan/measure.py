@@ -142,11 +142,12 @@ def _one_row_in_steps(
         kind = _rows_kind("decode", 1 if layout == ROWS else 2)  # blocks compute 1 row as 2
         mine = {c.split: t for c, t in times.items() if c.layout == layout and c.kind == kind}
         picked[layout] = sorted(mine, key=mine.__getitem__)[:STEPPED_SPLITS]
-    if sum(len(splits) for splits in picked.values()) < 2:
+    context = min(STEP_CONTEXT, model.n_ctx - 1)  # room for the step after it
+    if sum(len(splits) for splits in picked.values()) < 2 or context < 1:
         return {}  # nothing to choose between
     order = [held, *(layout for layout in settings_of if layout != held)]
     cache = model.new_cache()
-    model._logits(np.zeros((1, STEP_CONTEXT), dtype=np.int64), True, cache, True)
+    model._logits(np.zeros((1, context), dtype=np.int64), True, cache, True)
     token = np.zeros((1, 1), dtype=np.int64)
 
     def steps_in(layout: str) -> Callable[[Split], None]:
@@ -155,7 +156,7 @@ def _one_row_in_steps(
             cores.activate(replace(settings, decode={**settings.decode, 1: split}))
             for _ in range(STEPS_PER_TIMING):
                 model._logits(token, True, cache, True)  # the pass `forward` runs
-                cache.truncate(STEP_CONTEXT)
+                cache.truncate(context)
 
         return steps
 

@@ -19,6 +19,7 @@ from gpt_tui.engine.plan import Plan
 from gpt_tui.engine.plan.keys import plan_key, weight_matrices
 from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND, STEPS_KIND
 from gpt_tui.engine.plan.wisdom import load, plan_path, save
+from gpt_tui.models.random_weights import random_gpt2_params
 
 
 @pytest.fixture(autouse=True)
@@ -204,3 +205,12 @@ def test_a_model_built_from_another_models_weights_takes_them_over(tiny_params: 
     )  # fmt: skip
     with pytest.raises(ValueError, match="build each model from weights of its own"):
         first.forward(ids)
+
+
+def test_a_model_with_a_tiny_context_is_planned(private_home: Path) -> None:
+    """Every timing fits the model's context (a whole step needs a cached token before it)."""
+    hparams = {**_hparams(), "n_ctx": 4, "n_vocab": 64}
+    model = GPT2(random_gpt2_params(hparams, seed=0), hparams)
+    p = model.planned.plan
+    assert p.settings.prefill_chunk == 4 and p.source.startswith("measured")
+    assert model.forward(np.arange(4)).shape == (4, 64)
