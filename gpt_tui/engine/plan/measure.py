@@ -145,7 +145,7 @@ def _one_row_in_steps(
     context = min(STEP_CONTEXT, model.n_ctx - 1)  # room for the step after it
     if sum(len(splits) for splits in picked.values()) < 2 or context < 1:
         return {}  # nothing to choose between
-    order = [held, *(layout for layout in settings_of if layout != held)]
+    order = sorted(settings_of, key=lambda layout: layout != held)  # the held layout first
     cache = model.new_cache()
     model._logits(np.zeros((1, context), dtype=np.int64), True, cache, True)
     token = np.zeros((1, 1), dtype=np.int64)
@@ -166,6 +166,7 @@ def _one_row_in_steps(
         for split, t in interleaved(picked[layout], steps_in(layout), 1).items():
             step = t / STEPS_PER_TIMING
             measured[layout][split] = min(step, measured[layout].get(split, step))
+    model.params = arrange(model.params, held)  # as it was (a no-op unless `layouts` left it out)
     return {layout: by_split for layout, by_split in measured.items() if by_split}
 
 

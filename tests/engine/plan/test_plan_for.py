@@ -17,7 +17,7 @@ from gpt_tui.engine.cores import ONE_CORE, Settings, Split
 from gpt_tui.engine.layout import LAYOUTS, layout_of
 from gpt_tui.engine.plan import Plan
 from gpt_tui.engine.plan.keys import plan_key, weight_matrices
-from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND, STEPS_KIND
+from gpt_tui.engine.plan.measure import DECODE_ROWS, LAYOUT_KIND, STEPS_KIND, measure
 from gpt_tui.engine.plan.wisdom import load, plan_path, save
 from gpt_tui.models.random_weights import random_gpt2_params
 
@@ -214,3 +214,11 @@ def test_a_model_with_a_tiny_context_is_planned(private_home: Path) -> None:
     p = model.planned.plan
     assert p.settings.prefill_chunk == 4 and p.source.startswith("measured")
     assert model.forward(np.arange(4)).shape == (4, 64)
+
+
+def test_a_plan_narrowed_to_one_layout_is_measured_in_it(tiny_params: dict) -> None:
+    model = GPT2(tiny_params, _hparams(), plan="default")
+    p = measure(model, layouts=("rows",))
+    assert p.settings.layout == "rows"
+    assert {t.candidate.split(":")[0] for t in p.timings if t.kind == STEPS_KIND} == {"rows"}
+    assert {layout_of(w) for _, w in weight_matrices(model)} == {"blocks"}  # left as held
