@@ -264,29 +264,44 @@ def _convert_gguf(
     cancel: threading.Event | None,
     force: bool = False,
 ) -> None:
-    """Convert under the model's lock (a second process waits, then finds it done)."""
     from gpt_tui.models.gguf_file import convert_gguf
 
+    def convert(extra_files: dict[str, bytes]) -> None:
+        reports = _convert_progress(progress, name, gguf_path.name, cancel)
+        convert_gguf(gguf_path, target, extra_files=extra_files, progress=reports)
+
+    _convert_once(target, source, name, convert, progress=progress, cancel=cancel, force=force)
+
+
+def _convert_once(
+    target: Path,
+    source: dict[str, Any],
+    label: str,
+    convert: Callable[[dict[str, bytes]], None],
+    *,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    force: bool = False,
+) -> None:
+    """`convert(extra_files)` into `target`, under the model's lock, unless `target` already
+    holds a conversion of `source` (a second process waits, then finds it done; `force`
+    converts again whatever it holds). `source` is written with it, as `source.json`; a full or
+    unwritable disk is one clear error."""
     root = target.parent
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise paths.storage_error(root, exc) from exc
     paths.ensure_writable(root)
-    with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, name)):
+    with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, label)):
         if not force and _same_source(target, source):
             return
         try:
-            convert_gguf(
-                gguf_path,
-                target,
-                extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
-                progress=_convert_progress(progress, name, gguf_path.name, cancel),
-            )
+            convert({SOURCE_FILE: json.dumps(source, indent=2).encode()})
         except OSError as exc:
             raise paths.storage_error(root, exc) from exc
     if progress is not None:
-        progress(DownloadProgress(name, target.name, 1, 1, 1, 1, 0.0, phase="done"))
+        progress(DownloadProgress(label, target.name, 1, 1, 1, 1, 0.0, phase="done"))
 
 
 def load_tokenizer(path: Path) -> Any:
@@ -351,21 +366,16 @@ def _convert_local(
         },
     }
     digest = hashlib.sha1(str(checkpoint_dir).encode()).hexdigest()[:12]
-    root = paths.models_dir() / "local"
-    target = root / f"{checkpoint_dir.name}-{digest}"
+    target = paths.models_dir() / "local" / f"{checkpoint_dir.name}-{digest}"
     if _same_source(target, source):
         return target
-    root.mkdir(exist_ok=True)
-    paths.ensure_writable(root)
     label = str(checkpoint_dir)
-    with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, label)):
-        if not _same_source(target, source):
-            convert_checkpoint(
-                checkpoint_dir,
-                target,
-                progress=_convert_progress(progress, label, prefix.name, cancel),
-                extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
-            )
+
+    def convert(extra_files: dict[str, bytes]) -> None:
+        reports = _convert_progress(progress, label, prefix.name, cancel)
+        convert_checkpoint(checkpoint_dir, target, extra_files=extra_files, progress=reports)
+
+    _convert_once(target, source, label, convert, progress=progress, cancel=cancel)
     return target
 
 
@@ -440,28 +450,14 @@ def _load_hf_dir(
         "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
     }
     if not _same_source(target, source):
-        root = target.parent
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise paths.storage_error(root, exc) from exc
-        paths.ensure_writable(root)
-        lock = root / f"{target.name}.lock"
-        with file_lock(lock, cancel=cancel, on_wait=_waiting(progress, label)):
-            if not _same_source(target, source):
-                try:
-                    convert_checkpoint(
-                        checkpoint,
-                        target,
-                        label=label,
-                        extra_files={SOURCE_FILE: json.dumps(source, indent=2).encode()},
-                        progress=_convert_progress(progress, label, checkpoint.weights[0].name,
-                                                   cancel),
-                    )  # fmt: skip
-                except OSError as exc:
-                    raise paths.storage_error(root, exc) from exc
-        if progress is not None:
-            progress(DownloadProgress(label, target.name, 1, 1, 1, 1, 0.0, phase="done"))
+
+        def convert(extra_files: dict[str, bytes]) -> None:
+            reports = _convert_progress(progress, label, checkpoint.weights[0].name, cancel)
+            convert_checkpoint(
+                checkpoint, target, label=label, extra_files=extra_files, progress=reports
+            )
+
+        _convert_once(target, source, label, convert, progress=progress, cancel=cancel)
     return dataclasses.replace(load_model_dir(target), name=label)
 
 
