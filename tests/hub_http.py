@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from loopback import Loopback
+from loopback import FileHandler, Loopback
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -76,19 +74,8 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # a client that hung up mid-answer (cancelled on purpose): not worth a traceback
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def do_HEAD(self) -> None:
-        self._serve(body=False)
-
-    def do_GET(self) -> None:
-        self._serve(body=True)
-
-    def _serve(self, body: bool) -> None:
+class _Handler(FileHandler):
+    def serve(self, body: bool) -> None:
         hub: HubServer = self.server.owner  # type: ignore[attr-defined]
         path = unquote(urlsplit(self.path).path)
         hub._record(
@@ -102,12 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif len(parts) >= 5 and parts[2] == "resolve":
             self._file(hub, "/".join(parts[:2]), "/".join(parts[4:]), body)
         else:
-            self._empty(404, "RepoNotFound")
+            self.empty(404, {"X-Error-Code": "RepoNotFound"})
 
     def _model_info(self, hub: HubServer, repo_id: str) -> None:
         files = hub.repos.get(repo_id)
         if files is None:
-            self._empty(404, "RepoNotFound")
+            self.empty(404, {"X-Error-Code": "RepoNotFound"})
             return
         siblings = [{"rfilename": name, "size": len(data)} for name, data in files.items()]
         payload = json.dumps({"id": repo_id, "sha": hub.commit, "siblings": siblings}).encode()
@@ -120,11 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _file(self, hub: HubServer, repo_id: str, name: str, body: bool) -> None:
         files = hub.repos.get(repo_id)
         if files is None:
-            self._empty(404, "RepoNotFound")
+            self.empty(404, {"X-Error-Code": "RepoNotFound"})
             return
         data = files.get(name)
         if data is None:
-            self._empty(404, "EntryNotFound")
+            self.empty(404, {"X-Error-Code": "EntryNotFound"})
             return
         start = 0
         range_header = self.headers.get("Range")
@@ -141,28 +128,4 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        payload = data[start:]
-        drop = hub.drop_after.pop(name, None)
-        if drop is not None:
-            payload = payload[:drop]
-        try:
-            step = len(payload) if hub.bytes_per_second is None else int(hub.bytes_per_second / 20)
-            for offset in range(0, len(payload), max(step, 1)):
-                self.wfile.write(payload[offset : offset + step])
-                if hub.bytes_per_second is not None:
-                    self.wfile.flush()
-                    time.sleep(step / hub.bytes_per_second)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            return
-        if drop is not None:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)  # vanish mid-file
-            self.close_connection = True
-
-    def _empty(self, status: int, error_code: str | None = None) -> None:
-        self.send_response(status)
-        if error_code:
-            self.send_header("X-Error-Code", error_code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.send_body(data[start:], hub.drop_after.pop(name, None), hub.bytes_per_second)

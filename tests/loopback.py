@@ -1,9 +1,12 @@
 """The HTTP servers tests run on 127.0.0.1 (never elsewhere): a threaded server on a free port
-whose handler reaches the test's server object as `self.server.owner`."""
+whose handler reaches the test's server object as `self.server.owner`, and the handler base of
+the servers that hand out files (with the faults a download must survive)."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,3 +34,49 @@ class Loopback:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
+
+
+class FileHandler(BaseHTTPRequestHandler):
+    """HEAD and GET answered by `serve(body)`; bodies sent whole, throttled, or cut short."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_HEAD(self) -> None:
+        self.serve(body=False)
+
+    def do_GET(self) -> None:
+        self.serve(body=True)
+
+    def serve(self, body: bool) -> None:
+        raise NotImplementedError
+
+    def empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def send_body(self, payload: bytes, drop: int | None, bytes_per_second: float | None) -> None:
+        """The body (headers already sent): `drop` bytes of it and then the connection closed,
+        as a flaky network does, when `drop` is given; in steps of 1/20 s at `bytes_per_second`
+        when throttled. A client that hung up ends it quietly."""
+        if drop is not None:
+            payload = payload[:drop]
+        step = len(payload) if bytes_per_second is None else int(bytes_per_second / 20)
+        try:
+            for offset in range(0, len(payload), max(step, 1)):
+                self.wfile.write(payload[offset : offset + step])
+                if bytes_per_second is not None:
+                    self.wfile.flush()
+                    time.sleep(step / bytes_per_second)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
+        if drop is not None:  # vanish mid-file: the client sees fewer bytes than promised
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from loopback import Loopback
+from loopback import FileHandler, Loopback
 
 
 @dataclass
@@ -63,19 +60,8 @@ class FileServer:
             self.requests.append(request)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def do_HEAD(self) -> None:
-        self._serve(body=False)
-
-    def do_GET(self) -> None:
-        self._serve(body=True)
-
-    def _serve(self, body: bool) -> None:
+class _Handler(FileHandler):
+    def serve(self, body: bool) -> None:
         server: FileServer = self.server.owner  # type: ignore[attr-defined]
         path = urlsplit(self.path).path
         range_header = self.headers.get("Range")
@@ -83,11 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         failures = server.fail.get(path)
         if failures:
-            self._empty(failures.pop(0))
+            self.empty(failures.pop(0))
             return
         data = server.files.get(path)
         if data is None:
-            self._empty(404)
+            self.empty(404)
             return
         md5 = hashlib.md5(b"not the file" if path in server.wrong_md5 else data).digest()
         md5_b64 = base64.b64encode(md5).decode()
@@ -98,10 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
             start = int(first)
             end = min(int(last), end) if last else end
             if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.empty(416, {"Content-Range": f"bytes */{len(data)}"})
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
@@ -115,32 +98,5 @@ class _Handler(BaseHTTPRequestHandler):
         if not body:
             return
 
-        payload = data[start : end + 1]
         drop = server.drop_after.pop(path, None)
-        if drop is not None:
-            payload = payload[:drop]
-        try:
-            self._send_body(payload, server.bytes_per_second)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            return
-        if drop is not None:
-            # Vanish mid-file, as a flaky network does: the client sees fewer bytes than promised.
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-
-    def _send_body(self, payload: bytes, bytes_per_second: float | None) -> None:
-        if bytes_per_second is None:
-            self.wfile.write(payload)
-            return
-        step = max(1, int(bytes_per_second / 20))
-        for offset in range(0, len(payload), step):
-            self.wfile.write(payload[offset : offset + step])
-            self.wfile.flush()
-            time.sleep(step / bytes_per_second)
-
-    def _empty(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.send_body(data[start : end + 1], drop, server.bytes_per_second)
