@@ -94,14 +94,13 @@ def _measured(
                     for c, t in times.items()]  # fmt: skip
         settings_of, best_of = _best_per_layout(times, spinning, layouts)
         stepped = {} if spinning else _one_row_in_steps(model, times, settings_of, held)
-        if stepped:
-            for lay, by_split in stepped.items():
-                split = choose(by_split, cores_used)
-                decode = {**settings_of[lay].decode, 1: split}
-                settings_of[lay] = replace(settings_of[lay], decode=decode)
-                best_of[lay][_rows_kind("decode", 1)] = by_split[split]
-                timings += [Timing(STEPS_KIND, f"{lay}: {c.describe()}", t)
-                            for c, t in by_split.items()]  # fmt: skip
+        for lay, by_split in stepped.items():
+            split = choose(by_split, cores_used)
+            decode = {**settings_of[lay].decode, 1: split}
+            settings_of[lay] = replace(settings_of[lay], decode=decode)
+            best_of[lay][_rows_kind("decode", 1)] = by_split[split]
+            timings += [Timing(STEPS_KIND, f"{lay}: {c.describe()}", t)
+                        for c, t in by_split.items()]  # fmt: skip
         layout = choose_layout(best_of)
         timings += [Timing(LAYOUT_KIND, _layout_summary(best_of, lay, bool(stepped)),
                            best_of[lay][_rows_kind("decode", 1)]) for lay in layouts]  # fmt: skip
