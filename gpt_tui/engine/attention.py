@@ -34,6 +34,7 @@ def attend(
     q is already scaled by 1/sqrt(head_dim). The work is shared between the cores when the plan
     says so (decode: by kv heads from `attention_min_keys` keys on; a prompt: its tiles, in
     `prefill_attention_parts`); otherwise BLAS keeps the thread count the pass's products set.
+    A few positions whose scores fit in one tile are done in one go, every head together.
     """
     settings = cores.active()
     n_batch, n_kv_head, n_rows, head_dim = q.shape
@@ -51,6 +52,9 @@ def attend(
             lambda a=a, b=b: _decode(q[:, a:b], keys[:, a:b], values[:, a:b], out[:, a:b])
             for a, b in cores.ranges(n_kv_head, parts)
         ])  # fmt: skip
+        return out
+    if n_batch * n_kv_head * n_seq <= settings.query_tile:
+        _few_positions(q, keys, values, out, n_seq, group)
         return out
     # A prompt: its tiles (of every stream and kv head) dealt out to the parts in turn, so each
     # part gets tiles of every length (later ones see more keys), whatever the count of heads.
@@ -82,6 +86,19 @@ def _decode(q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.ndarray
     scores = np.ascontiguousarray(scores.swapaxes(-1, -2))  # [n_b, n_kv, group, n_key]
     _softmax_in_place(scores)  # [n_b, n_kv, group, n_key]
     np.matmul(scores, values, out=out)  # [n_b, n_kv, group, head_dim]
+
+
+def _few_positions(
+    q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.ndarray, n_seq: int, group: int
+) -> None:
+    """A few new positions (a verifying pass, a short continuation): every stream and kv head
+    at once. Their scores are no larger than one planned tile's, and one tile per head cost a
+    dozen NumPy calls each: 6 ms of an 8-position pass of GPT-2 124M (0.8 ms for one position)
+    went to 144 tiles of 8 rows."""
+    scores = q @ keys.swapaxes(-1, -2)  # [n_b, n_kv, n_seq*group, n_key]
+    scores[..., -n_seq:] += _diagonal_mask(n_seq, group)  # [n_b, n_kv, n_seq*group, n_seq]
+    _softmax_in_place(scores)  # [n_b, n_kv, n_seq*group, n_key]
+    np.matmul(scores, values, out=out)  # [n_b, n_kv, n_seq*group, head_dim]
 
 
 def _prefill_tile(

@@ -20,7 +20,9 @@ def reference(q: np.ndarray, keys: np.ndarray, values: np.ndarray, n_seq: int, g
     return weights @ values
 
 
-@pytest.mark.parametrize("n_seq,n_past", [(1, 0), (1, 37), (7, 0), (13, 5), (40, 3)])
+# Up to 42 positions under the default tile take the few-positions path (every head at once);
+# 130 positions and the small tiles take the tiled one.
+@pytest.mark.parametrize("n_seq,n_past", [(1, 0), (1, 37), (7, 0), (13, 5), (40, 3), (130, 2)])
 @pytest.mark.parametrize("group", [1, 3])
 @pytest.mark.parametrize(
     "settings",
