@@ -78,7 +78,15 @@ def main() -> None:
             "decode@16": lambda: _hf_decode(hf, hparams, 16, args.steps),
             "decode@long": lambda: _hf_decode(hf, hparams, args.long, args.steps),
         }
-    figures = ("prefill", "decode@16", "decode@long")
+    # A pass over 8 new positions after 16 cached ones, against a one-position step: the cost
+    # of a speculative verification (or 8 streams' worth of rows), which rests on how the
+    # BLAS at hand does small matrix products whose weights come from memory.
+    for name, m in models.items():
+        implementations[name]["8 positions"] = lambda m=m: _our_continuation(m, 16, 8)
+    if hf is not None:
+        hf_row = implementations["transformers + torch (kv cache)"]
+        hf_row["8 positions"] = lambda: _hf_continuation(hf, hparams, 16, 8)
+    figures = ("prefill", "decode@16", "decode@long", "8 positions")
     # The machines are shared and their speed drifts from one minute to the next, so each
     # figure is taken in rounds that alternate the implementations; the roofline is read
     # between our decode runs. Reported: the median of the rounds, and each round's ratio.
@@ -111,10 +119,21 @@ def main() -> None:
         )
     print(f"{'no cache, per-head loop (picoGPT)':34} {'':>10} {naive_16:10.1f}")
     print(f"(tokens/s, medians of the rounds; prefill of {args.prefill} tokens)")
+    print(
+        "\na pass over 8 new positions after 16 cached ones, in one-position steps "
+        "(median of the rounds; each round):"
+    )
+    for name, row in results.items():
+        each = " ".join(f"{x:.2f}" for x in row["8 positions"])
+        print(f"{name:34} {np.median(row['8 positions']):.2f}x ({each})")
     ours_name = next(iter(results))
     for name in models if hf is not None else ():
         ours_r, hf_r = results[name], results["transformers + torch (kv cache)"]
-        ratios = {f: [o / t for o, t in zip(ours_r[f], hf_r[f], strict=True)] for f in figures}
+        ratios = {
+            f: [o / t for o, t in zip(ours_r[f], hf_r[f], strict=True)]
+            for f in figures
+            if f != "8 positions"  # a cost, not a speed: printed on its own above
+        }
         print(
             f"\n{name} / transformers, median of the rounds' ratios (each round): "
             + ", ".join(
@@ -259,6 +278,51 @@ def _hf_decode(hf, hparams: dict, context: int, steps: int) -> float:
             times.append(time.perf_counter() - start)
             past = out.past_key_values
     return 1 / float(np.median(times))
+
+
+def _our_continuation(model: GPT2, context: int, n: int, repeats: int = 5) -> float:
+    """The median over repeats of a pass over n positions / a one-position step, after
+    `context` cached tokens (each pass truncated back, as a verification's rejected rows are)."""
+    rng = np.random.default_rng(0)
+    cache = model.new_cache()
+    model.forward(rng.integers(0, model.n_vocab, context), cache)
+    new = rng.integers(0, model.n_vocab, n)
+
+    def timed(ids: np.ndarray) -> float:
+        start = time.perf_counter()
+        model.forward(ids, cache)
+        seconds = time.perf_counter() - start
+        cache.truncate(context)
+        return seconds
+
+    return _ratio_of_passes(lambda: timed(new[:1]), lambda: timed(new), repeats)
+
+
+def _hf_continuation(hf, hparams: dict, context: int, n: int, repeats: int = 5) -> float:
+    """As `_our_continuation`, for transformers (its cache cropped back after each pass)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        ids = torch.from_numpy(rng.integers(0, hparams["n_vocab"], context))[None]
+        past = hf(ids, use_cache=True).past_key_values
+        new = torch.from_numpy(rng.integers(0, hparams["n_vocab"], n))[None]
+
+        def timed(ids) -> float:
+            start = time.perf_counter()
+            hf(ids, past_key_values=past, use_cache=True)
+            seconds = time.perf_counter() - start
+            past.crop(context - past.get_seq_length())  # (transformers 5: minus the surplus)
+            return seconds
+
+        return _ratio_of_passes(lambda: timed(new[:, :1]), lambda: timed(new), repeats)
+
+
+def _ratio_of_passes(step: Callable[[], float], wide: Callable[[], float], repeats: int) -> float:
+    """Median of wide pass / step, each pair timed back to back (after one warm-up pair) so a
+    slow spell of a shared machine falls on both."""
+    step(), wide()
+    return float(np.median([wide() / step() for _ in range(repeats)]))
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
