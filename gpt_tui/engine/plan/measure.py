@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,7 +38,10 @@ QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for atte
 PREFILL_CHUNKS = (PREFILL_ROWS, 512, 1024)  # candidate positions per prefill step
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
 STEP_CONTEXT = 16  # cached tokens before the whole decode steps that choose the one-row split
-STEPS_PER_TIMING = 2
+STEP_TIMING_S = 0.06
+"""Each whole-step timing lasts this long at least, and 2 steps (GPT-2 124M on the Intel host:
+2 steps; 1558M: 2 steps of 360 ms)."""
+STEP_ROUNDS = 1  # rounds of the splits at each of a layout's two turns (ABBA)
 STEPPED_SPLITS = 2  # each layout's fastest one-row splits (by products alone) timed in steps
 LAYOUT_KIND = "weights' layout"
 STEPS_KIND = f"decode, 1 row, a whole step after {STEP_CONTEXT} tokens"
@@ -149,22 +153,30 @@ def _one_row_in_steps(
     model._logits(np.zeros((1, context), dtype=np.int64), True, cache, True)
     token = np.zeros((1, 1), dtype=np.int64)
 
-    def steps_in(layout: str) -> Callable[[Split], None]:
-        def steps(split: Split) -> None:
-            settings = settings_of[layout]
-            cores.activate(replace(settings, decode={**settings.decode, 1: split}))
-            for _ in range(STEPS_PER_TIMING):
-                model._logits(token, True, cache, True)  # the pass `forward` runs
-                cache.truncate(context)
+    def step() -> None:
+        model._logits(token, True, cache, True)  # the pass `forward` runs
+        cache.truncate(context)
 
-        return steps
+    start = time.perf_counter()
+    step()  # in the held layout and its plan so far: how many steps fill a timing
+    n_steps = max(2, math.ceil(STEP_TIMING_S / (time.perf_counter() - start)))
+
+    def seconds_a_step(layout: str, split: Split) -> float:
+        settings = settings_of[layout]
+        cores.activate(replace(settings, decode={**settings.decode, 1: split}))
+        step()  # untimed: the first step after a change of split wakes other threads
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        return (time.perf_counter() - start) / n_steps
 
     measured: dict[str, dict[Split, float]] = {layout: {} for layout in order}
     for layout in [*order, *reversed(order)]:  # ABBA: each layout once before, once after
         model.params = arrange(model.params, layout)
-        for split, t in interleaved(picked[layout], steps_in(layout), 1).items():
-            step = t / STEPS_PER_TIMING
-            measured[layout][split] = min(step, measured[layout].get(split, step))
+        for _ in range(STEP_ROUNDS):
+            for split in picked[layout]:
+                t = seconds_a_step(layout, split)
+                measured[layout][split] = min(t, measured[layout].get(split, t))
     model.params = arrange(model.params, held)  # as it was (a no-op unless `layouts` left it out)
     return {layout: by_split for layout, by_split in measured.items() if by_split}
 

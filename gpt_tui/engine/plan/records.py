@@ -7,7 +7,7 @@ from typing import Any
 
 from gpt_tui.engine.cores import Settings
 
-PLAN_VERSION = 5  # part of a plan's key: a kept plan of another version is measured again
+PLAN_VERSION = 6  # part of a plan's key: a kept plan of another version is measured again
 # 2: the weights' layout is planned (blocks or rows); 3: and the prefill's chunk;
 # 4: rows compute 2-8 rows as block @ x^T; 5: or as x @ block^T, planned by row count
 PREFILL_ROWS = 256  # the rows a prefill chunk's splits are timed on (the smallest chunk)
