@@ -55,3 +55,29 @@ def test_attention_equals_its_definition(
         cores.activate(Settings())
     assert out.shape == q.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, reference(q, keys, values, n_seq, group), atol=1e-5)
+
+
+@pytest.mark.parametrize("n_diagonal", [0, 5])
+def test_peaked_scores_give_no_subnormal_weights(n_diagonal: int) -> None:
+    """Scores 200 apart would give weights below float32's normal range (each a slow microcode
+    assist on Intel cores); they are floored at exp(EXP_FLOOR), masked keys stay exact zeros,
+    and the output still equals the definition."""
+    rng = np.random.default_rng(7)
+    group, n_key, head_dim = 2, 40, 8
+    rows = max(n_diagonal, 1) * group
+    scores = rng.uniform(-200, 0, (rows, n_key)).astype(np.float32)
+    if n_diagonal:
+        scores[:, -n_diagonal:] += attention._diagonal_mask(n_diagonal, group)
+    values = rng.standard_normal((n_key, head_dim), dtype=np.float32)
+    expected = np.exp(scores.astype(np.float64) - scores.max(-1, keepdims=True))
+    expected = (expected / expected.sum(-1, keepdims=True)) @ values
+    out = np.empty((rows, head_dim), dtype=np.float32)
+    attention._weights_times_values(scores, values, out, n_diagonal, group)
+    weights = scores  # overwritten with the unnormalised weights
+    tiny = np.finfo(np.float32).tiny
+    assert not np.any((weights > 0) & (weights < tiny))
+    assert weights.min() >= 0
+    if n_diagonal:
+        masked = attention._diagonal_mask(n_diagonal, group) == -np.inf
+        assert np.all(weights[:, -n_diagonal:][masked] == 0.0)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
