@@ -38,10 +38,7 @@ QUERY_TILES = (64, 128, 256)  # candidate tiles of a prompt's positions for atte
 PREFILL_CHUNKS = (PREFILL_ROWS, 512, 1024)  # candidate positions per prefill step
 SETTLE_S = 0.3  # after BLAS-threaded candidates: see `measure`
 STEP_CONTEXT = 16  # cached tokens before the whole decode steps that choose the one-row split
-STEP_TIMING_S = 0.06
-"""Each whole-step timing lasts this long at least, and 2 steps (GPT-2 124M on the Intel host:
-2 steps; 1558M: 2 steps of 360 ms)."""
-STEP_ROUNDS = 1  # rounds of the splits at each of a layout's two turns (ABBA)
+STEP_TIMING_S = 0.06  # a whole-step timing lasts at least this long, and at least 2 steps
 STEPPED_SPLITS = 2  # each layout's fastest one-row splits (by products alone) timed in steps
 LAYOUT_KIND = "weights' layout"
 STEPS_KIND = f"decode, 1 row, a whole step after {STEP_CONTEXT} tokens"
@@ -173,10 +170,9 @@ def _one_row_in_steps(
     measured: dict[str, dict[Split, float]] = {layout: {} for layout in order}
     for layout in [*order, *reversed(order)]:  # ABBA: each layout once before, once after
         model.params = arrange(model.params, layout)
-        for _ in range(STEP_ROUNDS):
-            for split in picked[layout]:
-                t = seconds_a_step(layout, split)
-                measured[layout][split] = min(t, measured[layout].get(split, t))
+        for split in picked[layout]:
+            t = seconds_a_step(layout, split)
+            measured[layout][split] = min(t, measured[layout].get(split, t))
     model.params = arrange(model.params, held)  # as it was (a no-op unless `layouts` left it out)
     return {layout: by_split for layout, by_split in measured.items() if by_split}
 
