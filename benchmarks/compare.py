@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gpt_tui.bench import BandwidthProbe, measure_decode, measure_prefill
+from gpt_tui.bench_speculative import measure_verification
 from gpt_tui.engine import GPT2
 from gpt_tui.engine.params import flatten_params
 from gpt_tui.engine.plan.measure import measure_each_layout
@@ -82,7 +83,9 @@ def main() -> None:
     # of a speculative verification (or 8 streams' worth of rows), which rests on how the
     # BLAS at hand does small matrix products whose weights come from memory.
     for name, m in models.items():
-        implementations[name]["8 positions"] = lambda m=m: _our_continuation(m, 16, 8)
+        implementations[name]["8 positions"] = lambda m=m: measure_verification(
+            m, positions=(8,), context=16, rounds=5
+        ).ratios[8]
     if hf is not None:
         hf_row = implementations["transformers + torch (kv cache)"]
         hf_row["8 positions"] = lambda: _hf_continuation(hf, hparams, 16, 8)
@@ -280,26 +283,11 @@ def _hf_decode(hf, hparams: dict, context: int, steps: int) -> float:
     return 1 / float(np.median(times))
 
 
-def _our_continuation(model: GPT2, context: int, n: int, repeats: int = 5) -> float:
-    """The median over repeats of a pass over n positions / a one-position step, after
-    `context` cached tokens (each pass truncated back, as a verification's rejected rows are)."""
-    rng = np.random.default_rng(0)
-    cache = model.new_cache()
-    model.forward(rng.integers(0, model.n_vocab, context), cache)
-    new = rng.integers(0, model.n_vocab, n)
-
-    def timed(ids: np.ndarray) -> float:
-        start = time.perf_counter()
-        model.forward(ids, cache)
-        seconds = time.perf_counter() - start
-        cache.truncate(context)
-        return seconds
-
-    return _ratio_of_passes(lambda: timed(new[:1]), lambda: timed(new), repeats)
-
-
 def _hf_continuation(hf, hparams: dict, context: int, n: int, repeats: int = 5) -> float:
-    """As `_our_continuation`, for transformers (its cache cropped back after each pass)."""
+    """A pass over n positions after `context` cached tokens / a one-position step, for
+    transformers (its cache cropped back after each pass, as a verification's rejected rows
+    are): the median of `repeats` pairs timed back to back (after one warm-up pair), so a slow
+    spell of a shared machine falls on both."""
     import torch
 
     rng = np.random.default_rng(0)
@@ -315,14 +303,8 @@ def _hf_continuation(hf, hparams: dict, context: int, n: int, repeats: int = 5) 
             past.crop(context - past.get_seq_length())  # (transformers 5: minus the surplus)
             return seconds
 
-        return _ratio_of_passes(lambda: timed(new[:, :1]), lambda: timed(new), repeats)
-
-
-def _ratio_of_passes(step: Callable[[], float], wide: Callable[[], float], repeats: int) -> float:
-    """Median of wide pass / step, each pair timed back to back (after one warm-up pair) so a
-    slow spell of a shared machine falls on both."""
-    step(), wide()
-    return float(np.median([wide() / step() for _ in range(repeats)]))
+        timed(new[:, :1]), timed(new)
+        return float(np.median([timed(new) / timed(new[:, :1]) for _ in range(repeats)]))
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
