@@ -221,10 +221,10 @@ def _timing_groups(model: Any, n: int, layouts: tuple[str, ...]) -> list[Group]:
     def both(rows: int, splits: list[Split]) -> list[Candidate]:
         """Each split in each layout; in rows, for 2-8 rows, each also in the form
         `block @ x^T` (engine/rows.py: which form is faster depends on the shapes)."""
-        blockwise = rows <= MAX_BLOCKWISE_ROWS
-        forms = {ROWS: [replace(s, block_first=True) for s in splits if blockwise]}
+        both_forms = splits + [replace(s, block_first=True) for s in splits]
         return [Candidate(rows, layout, split) for layout in layouts
-                for split in splits + forms.get(layout, [])]  # fmt: skip
+                for split in (both_forms if layout == ROWS and rows <= MAX_BLOCKWISE_ROWS
+                              else splits)]  # fmt: skip
 
     rows_one_row = [Candidate(1, ROWS, split) for split in one_row] if ROWS in layouts else []
     return [

@@ -74,10 +74,12 @@ def settle_tuner(model: Any, cache: KVCache) -> None:
     and timed with the rest they made a few-step figure a mix of both (1558M: 410 ms a step
     against 320 and 358 once chosen). For benchmarks."""
     tuner = getattr(getattr(model, "planned", None), "tuner", None)
+    if tuner is None:
+        return
     length = cache.length
     step = np.zeros((cache.n_batch, 1), dtype=np.int64)  # [n_batch, 1]
     for _ in range(64):  # more than the probing takes; a bound, whatever a tuner does
-        if tuner is None or not tuner.deciding:
+        if not tuner.deciding:
             break
         model.forward(step, cache, last_only=True)
         cache.truncate(length)
