@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpt_tui.bench import BandwidthProbe, measure_decode, measure_prefill
-from gpt_tui.bench_speculative import measure_verification
+from gpt_tui.bench.speculative import measure_verification
+from gpt_tui.bench.speed import BandwidthProbe, measure_decode, measure_prefill
 from gpt_tui.engine import GPT2
 from gpt_tui.engine.params import flatten_params
 from gpt_tui.engine.plan.measure import measure_each_layout

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.bench import BandwidthProbe, decode_weight_bytes, measure_decode, measure_prefill
-from gpt_tui.bench_speculative import measure_verification
+from gpt_tui.bench.speculative import measure_verification
+from gpt_tui.bench.speed import BandwidthProbe, decode_weight_bytes, measure_decode, measure_prefill
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.plan import cpu_name

@@ -18,3 +18,17 @@ def percent(p: float) -> str:
     if p != p:  # NaN
         return "?"
     return f"{p * 100:.3g}%"
+
+
+# Eight heights of a block character, for a probability drawn in one cell.
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def heat(p: float) -> str:
+    """One cell whose height is p (0..1): the row where the answer appears stands out."""
+    return _BLOCKS[round(max(0.0, min(1.0, p)) * (len(_BLOCKS) - 1))]
+
+
+def short_percent(p: float) -> str:
+    """A probability in at most 6 characters: a lens row's target is often one in 10^40."""
+    return percent(p) if p >= 1e-4 else "<0.01%"

@@ -39,3 +39,7 @@ class InputError(GptTuiError, ValueError):
 class BackendError(GptTuiError):
     """A backend could not do what was asked: a server down or answering an error, a stream cut
     short, a response that cannot be trusted. The message is one line for the user."""
+
+
+class SpeculationError(GptTuiError, ValueError):
+    """A speculative-decoding setting that cannot be used with this model."""

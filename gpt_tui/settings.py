@@ -13,11 +13,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt_tui import speculation
 from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.errors import StorageError
+from gpt_tui.errors import SpeculationError, StorageError
+from gpt_tui.locations import config_dir
+from gpt_tui.models.store import model_to_open
 
 SETTINGS_FILE = "settings.toml"
+
+# Speculative decoding, as a user sets it: "off" decodes plainly, "lookup" drafts by prompt lookup
+# (no second model), anything else names a draft model (a catalog name or a path) with the
+# target's tokenizer. Each gives the same text; only the speed differs. Loading the draft is the
+# local backend's (backends/drafts.py).
+SPECULATIVE_OFF = "off"
+SPECULATIVE_LOOKUP = "lookup"
+SPECULATIVE_DEFAULT = SPECULATIVE_LOOKUP
+"""On by default: exact (the same text as plain decoding, seed for seed) and, by the measured
+draft length, never slower; copying, quoting and editing become several times faster (README,
+Speed)."""
+
+
+def check_speculative(text: str) -> str:
+    """A setting as typed (stripped; "off" and "lookup" in any case); never empty."""
+    choice = text.strip()
+    if not choice:
+        raise SpeculationError("speculative must be off, lookup or a draft model's name or path")
+    lowered = choice.lower()
+    return lowered if lowered in (SPECULATIVE_OFF, SPECULATIVE_LOOKUP) else choice
 
 
 @dataclass(frozen=True)
@@ -25,16 +46,20 @@ class UserSettings:
     model: str | None = None  # the most recently used model
     sampling: SamplingParams = field(default_factory=SamplingParams)
     n_top: int = 10  # alternatives shown per token
-    speculative: str = speculation.DEFAULT  # off, lookup, or a draft model's name or path
+    speculative: str = SPECULATIVE_DEFAULT  # off, lookup, or a draft model's name or path
     ui: dict[str, Any] = field(default_factory=dict)  # the app's own view preferences
 
     def replace(self, **changes: Any) -> UserSettings:
         return dataclasses.replace(self, **changes)
 
 
-def settings_path() -> Path:
-    from gpt_tui.models.paths import config_dir
+def default_model_name() -> str:
+    """The model to open when none is named: the last one used, if it still loads without a
+    network, else the bundled one."""
+    return model_to_open(load_settings()[0].model)
 
+
+def settings_path() -> Path:
     return config_dir() / SETTINGS_FILE
 
 
@@ -60,12 +85,12 @@ def load_settings(path: Path | None = None) -> tuple[UserSettings, list[str]]:
     if not isinstance(n_top, int) or not 1 <= n_top <= 100:
         problems.append(f"ignored n_top in {path}: must be a whole number in [1, 100]")
         n_top = 10
-    speculative = data.get("speculative", speculation.DEFAULT)
+    speculative = data.get("speculative", SPECULATIVE_DEFAULT)
     try:
-        speculative = speculation.check_choice(speculative)
-    except (speculation.SpeculationError, AttributeError):
+        speculative = check_speculative(speculative)
+    except (SpeculationError, AttributeError):
         problems.append(f"ignored speculative in {path}: must be off, lookup or a model")
-        speculative = speculation.DEFAULT
+        speculative = SPECULATIVE_DEFAULT
     ui = data.get("ui", {})
     settings = UserSettings(
         model=model if isinstance(model, str) and model else None,

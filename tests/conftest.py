@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,7 +27,10 @@ from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.tokenizer import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent / "backends"))  # the servers tests start
+from http_server import FileServer  # noqa: E402
 from llama_cpp_server import LlamaCppServer, start_llama_cpp_server  # noqa: E402
+from openai_checkpoint import OPENAI_FILES, Checkpoint, write_tf_checkpoint  # noqa: E402
+from openai_checkpoint import TINY_HPARAMS as TINY_CHECKPOINT_HPARAMS  # noqa: E402
 
 # Nothing a test writes (kernel plans measured for the tiny models, ...) reaches the user's own
 # cache: every test runs under a GPT_TUI_HOME of its own session, or a narrower one it sets.
@@ -160,3 +165,48 @@ def llama_server() -> Iterator[LlamaCppServer]:
     server = start_llama_cpp_server()
     yield server
     server.stop()
+
+
+# --- the model store: OpenAI's bucket in miniature, a private GPT_TUI_HOME ----------------------
+
+
+@pytest.fixture(scope="session")
+def gpt2_checkpoint(tmp_path_factory: pytest.TempPathFactory, gpt2_tokenizer_files) -> Checkpoint:
+    directory = tmp_path_factory.mktemp("openai") / "124M"
+    directory.mkdir()
+    params = random_gpt2_params(TINY_CHECKPOINT_HPARAMS, seed=11, scale=0.3)
+    write_tf_checkpoint(directory, params)
+    (directory / "hparams.json").write_text(json.dumps(TINY_CHECKPOINT_HPARAMS, indent=2))
+    for source in gpt2_tokenizer_files:
+        shutil.copyfile(source, directory / source.name)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(OPENAI_FILES)
+    files = {name: (directory / name).read_bytes() for name in OPENAI_FILES}
+    return Checkpoint(directory, params, TINY_CHECKPOINT_HPARAMS, files)
+
+
+@pytest.fixture
+def checkpoint_copy(tmp_path: Path, gpt2_checkpoint: Checkpoint) -> Path:
+    """A private copy of the checkpoint directory, free to damage."""
+    return Path(shutil.copytree(gpt2_checkpoint.directory, tmp_path / "ckpt" / "124M"))
+
+
+@pytest.fixture
+def server(gpt2_checkpoint: Checkpoint) -> Iterator[FileServer]:
+    """OpenAI's bucket in miniature: the tiny checkpoint at /124M/{file}."""
+    files = {f"/124M/{name}": data for name, data in gpt2_checkpoint.files.items()}
+    server = FileServer(files)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gpt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own GPT_TUI_HOME, never the user's cache, and talks to 127.0.0.1
+    directly (a proxy from the environment must not intercept the test server)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("GPT_TUI_HOME", str(home))
+    monkeypatch.delenv("GPT_TUI_GPT2_URL", raising=False)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return home

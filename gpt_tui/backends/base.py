@@ -78,7 +78,7 @@ class Request:
     n_top: int = 10
     messages: list[dict[str, str]] | None = None
     reuse_limit: int | None = None
-    speculative: str = "off"  # gpt_tui/speculation.py's setting: off, lookup or a model
+    speculative: str = "off"  # settings.py's speculative setting: off, lookup or a model
     on_prompt_scored: Callable[[list[TokenScore]], None] | None = None
     on_pass: Callable[[PassStats], None] | None = None  # speculation's running totals
     #: a setting that cannot be honoured and is used without: told once per request

@@ -12,10 +12,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gpt_tui.backends.base import Capabilities, Request
+from gpt_tui.backends.drafts import drafter_for
 from gpt_tui.engine import KVCache, TextScore, TokenEvent, generate, generate_batch, score_text
 from gpt_tui.engine.speculative import Drafter
 from gpt_tui.errors import GptTuiError
-from gpt_tui.speculation import OFF, drafter_for
+from gpt_tui.settings import SPECULATIVE_OFF
 
 CAPABILITIES = Capabilities(look_inside=True, speculative=True)
 
@@ -68,7 +69,7 @@ class LocalBackend:
         model holds memory); a setting that cannot be used is told through `on_notice`, and
         the run decodes plainly."""
         choice = request.speculative
-        if choice == OFF:
+        if choice == SPECULATIVE_OFF:
             return None
         if self._drafter is None or self._drafter[0] != choice:
             try:

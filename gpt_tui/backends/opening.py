@@ -6,11 +6,7 @@ import threading
 from typing import Any
 
 from gpt_tui.backends.base import Backend
-
-
-def is_remote(name: str) -> bool:
-    """A URL of an OpenAI-compatible server (http://HOST:PORT/v1, optionally #MODEL)."""
-    return name.strip().lower().startswith(("http://", "https://"))
+from gpt_tui.models.names import is_remote
 
 
 def open_backend(

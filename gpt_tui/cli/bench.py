@@ -11,9 +11,10 @@ from rich import box
 from rich.table import Table
 
 from gpt_tui.cli.console import cpu_name, load_for_cli, stderr, stdout
+from gpt_tui.settings import SPECULATIVE_LOOKUP, check_speculative
 
 if TYPE_CHECKING:
-    from gpt_tui.bench import BenchResult
+    from gpt_tui.bench.speed import BenchResult
     from gpt_tui.engine.plan import Plan
     from gpt_tui.models.store import LoadedModel
 
@@ -69,7 +70,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from gpt_tui.bench import peak_rss_bytes, run_bench
+    from gpt_tui.bench.speed import peak_rss_bytes, run_bench
     from gpt_tui.engine.plan import PLAN_ENV
 
     if args.replan:  # read by the model's constructor: the plan is measured as it is built
@@ -113,12 +114,11 @@ def _run_speculative_bench(
 ) -> int:
     import platform
 
-    from gpt_tui import bench_speculative as bs
-    from gpt_tui.speculation import LOOKUP, check_choice
+    from gpt_tui.bench import speculative as bs
 
-    choice = check_choice(args.speculative)
+    choice = check_speculative(args.speculative)
     draft = draft_name = None
-    if choice != LOOKUP:
+    if choice != SPECULATIVE_LOOKUP:
         with stderr.status(f"loading the draft model {choice}"):
             draft, draft_name = bs.draft_model(choice, loaded, random=bool(args.random))
     stdout.print(f"[bold]{name}[/], speculative decoding; CPU: {cpu_name() or platform.machine()}")

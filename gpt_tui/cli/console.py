@@ -49,7 +49,8 @@ def read_prompt(prompt: str) -> str:
 
 def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     """A local model, for the commands only the engine can do (lens, bench)."""
-    from gpt_tui.models.store import default_model_name, load_model
+    from gpt_tui.models.store import load_model
+    from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
     with rich_download_progress() as progress:
@@ -65,13 +66,13 @@ def open_for_cli(
     """The backend of the model asked for (downloaded first, with progress, if need be; a
     server is connected to and probed)."""
     from gpt_tui.backends.local import engine_model
-    from gpt_tui.backends.opening import is_remote, open_backend
-    from gpt_tui.models.store import default_model_name
+    from gpt_tui.backends.opening import open_backend
+    from gpt_tui.models.names import is_remote, model_setting
+    from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
     if is_remote(name):
         from gpt_tui.backends import openai as remote
-        from gpt_tui.playground.core import model_setting
 
         with stderr.status(f"connecting to {model_setting(name)}"):  # (without credentials)
             backend = open_backend(name, api_key=api_key)
@@ -106,7 +107,7 @@ def _say_plan(model: Any) -> None:
 
 def _remember_model(name: str) -> None:
     """Make this model the default for the next run; a read-only config only costs a warning."""
-    from gpt_tui.playground.core import model_setting
+    from gpt_tui.models.names import model_setting
     from gpt_tui.settings import load_settings, save_settings
 
     name = model_setting(name)  # a server's URL without credentials written into it

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 
 from gpt_tui.engine.sampling import RANGES, SamplingParams
+from gpt_tui.errors import SpeculationError
+from gpt_tui.settings import SPECULATIVE_DEFAULT, check_speculative
 
 
 def _param_type(name: str) -> Callable[[str], float | int]:
@@ -70,17 +72,13 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
 
 
 def _speculative_type(text: str) -> str:
-    from gpt_tui.speculation import SpeculationError, check_choice
-
     try:
-        return check_choice(text)
+        return check_speculative(text)
     except SpeculationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_speculative_flag(p: argparse.ArgumentParser) -> None:
-    from gpt_tui import speculation
-
     p.add_argument(
         "--speculative",
         type=_speculative_type,
@@ -88,7 +86,7 @@ def add_speculative_flag(p: argparse.ArgumentParser) -> None:
         metavar="off|lookup|MODEL",
         help="speculative decoding: the same text, several tokens per pass when drafts hold; "
         "lookup drafts from the prompt and output so far, MODEL is a draft model with the same "
-        f"tokenizer (default {speculation.DEFAULT})",
+        f"tokenizer (default {SPECULATIVE_DEFAULT})",
     )
 
 

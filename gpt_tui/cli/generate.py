@@ -133,15 +133,14 @@ def _playground(
 ) -> Any:
     """The playground core on the model asked for (default: the last one used).
     `speculative` None: the default, where the backend can speculate."""
-    from gpt_tui import speculation
     from gpt_tui.playground.core import Playground
-    from gpt_tui.settings import UserSettings
+    from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
     name, backend = open_for_cli(name, base_url, api_key)
     why_not = backend.capabilities.why_not("speculative")
-    if speculative not in (None, speculation.OFF) and why_not:
+    if speculative not in (None, SPECULATIVE_OFF) and why_not:
         raise GptTuiError(f"--speculative {speculative}: {why_not}")
-    speculative = speculation.DEFAULT if speculative is None else speculative
+    speculative = SPECULATIVE_DEFAULT if speculative is None else speculative
     settings = UserSettings(n_top=max(n_top, 1), speculative=speculative)
     core = Playground(settings if params is None else settings.replace(sampling=params))
     core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)

@@ -6,8 +6,22 @@ import argparse
 import json
 import sys
 
+import numpy as np
+from rich.markup import escape
+from rich.table import Table
+
 from gpt_tui.cli.console import load_for_cli, read_prompt, stderr, stdout
 from gpt_tui.cli.flags import n_top_type
+from gpt_tui.display import heat, short_percent, visible_token
+from gpt_tui.engine.trace import Attribution
+from gpt_tui.errors import InputError
+from gpt_tui.playground.look_inside import (
+    LensReport,
+    contributions,
+    layer_name,
+    report_for_text,
+    report_json,
+)
 
 
 def add_lens_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,9 +52,6 @@ def add_lens_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_lens(args: argparse.Namespace) -> int:
-    from gpt_tui.errors import InputError
-    from gpt_tui.lens import report_for_text, report_json, report_tables
-
     text = read_prompt(args.text)
     loaded = load_for_cli(args.model, None)
     special = "all" if args.special else "none"
@@ -57,3 +68,58 @@ def _run_lens(args: argparse.Namespace) -> int:
         stdout.print(table)
         stdout.print()
     return 0
+
+
+def _show(text: str) -> str:
+    return escape(visible_token(text))
+
+
+def lens_table(report: LensReport, n_top: int = 3) -> Table:
+    title = f"Logit lens: {_show(report.target.text)} at position {report.position}"
+    title += f' ("{_show(report.tokens[report.position].text)}")'
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for name, width in [("layer", 5), ("", 1), ("p target", 8), ("rank", 6), ("entropy", 7),
+                        ("KL", 6)]:  # fmt: skip
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    table.add_column("top predictions", no_wrap=True, overflow="ellipsis")
+    for row in report.layers:
+        s = row.score
+        top = "  ".join(f"{_show(a.text)} {short_percent(a.prob)}" for a in s.top[:n_top])
+        table.add_row(layer_name(row), f"[green]{heat(s.prob)}[/]", short_percent(s.prob),
+                      str(s.rank), f"{s.entropy:.2f}", f"{row.kl:.2f}", top)  # fmt: skip
+    return table
+
+
+def attention_table(report: LensReport, n_keys: int = 3) -> Table:
+    table = Table(title="Attended most (mean over heads)", title_justify="left", show_edge=False)
+    table.add_column("layer", justify="right")
+    table.add_column("tokens (weight)")
+    for layer, weights in enumerate(report.attention.mean(axis=1), start=1):  # [n_key] each
+        keys = np.argsort(weights)[::-1][:n_keys]
+        cells = [f"{_show(report.tokens[k].text)} #{k} {weights[k]:.2f}" for k in keys]
+        table.add_row(str(layer), "  ".join(cells))
+    return table
+
+
+def attribution_table(a: Attribution, title: str, n: int = 10) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("part")
+    table.add_column("logit", justify="right")
+    largest = sorted(contributions(a), key=lambda part: -abs(part[1]))[:n]
+    for name, value in largest:
+        table.add_row(name, f"[{'green' if value > 0 else 'red'}]{value:+.3f}[/]")
+    table.add_row("[dim]all parts[/]", f"[dim]{a.total:+.3f} = logit {a.logit:+.3f}[/]")
+    return table
+
+
+def report_tables(report: LensReport) -> list[Table]:
+    target = _show(report.target.text)
+    tables = [
+        lens_table(report),
+        attention_table(report),
+        attribution_table(report.attribution, f"Largest pushes on the logit of {target}"),
+    ]
+    for token, a in report.contrasts:
+        title = f"Why {target} and not {_show(token.text)}: largest parts of the difference"
+        tables.append(attribution_table(a, title))
+    return tables

@@ -16,6 +16,7 @@ from gpt_tui.cli.console import (
     stdout,
 )
 from gpt_tui.cli.flags import add_api_key_flag
+from gpt_tui.models.names import describe
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,11 +38,12 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
 def _run_models(args: argparse.Namespace) -> int:
     if args.url:
         return _run_server_models(args.url, args.api_key)
-    from gpt_tui.models import paths, store
+    from gpt_tui import locations
+    from gpt_tui.models import store
     from gpt_tui.models.catalog import CATALOG
 
     table = Table(
-        title=f"models in {paths.models_dir()}", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"models in {locations.models_dir()}", title_justify="left", box=box.SIMPLE_HEAD
     )
     table.add_column("name", no_wrap=True)
     table.add_column("aliases", no_wrap=True)
@@ -127,7 +129,7 @@ def _run_download(args: argparse.Namespace) -> int:
     from gpt_tui.models import store
     from gpt_tui.models.catalog import resolve
 
-    if store.describe(args.name).kind == "hf":
+    if describe(args.name).kind == "hf":
         return _download_hf(args.name, args.force)
     spec = resolve(args.name)
     if spec.bundled:
@@ -159,7 +161,7 @@ def _run_rm(args: argparse.Namespace) -> int:
     from gpt_tui.models import store
     from gpt_tui.models.catalog import resolve
 
-    if store.describe(args.name).kind == "hf":
+    if describe(args.name).kind == "hf":
         freed = store.remove_hf_conversion(args.name)
         done = f"removed gpt-tui's copy of {args.name} ({format_bytes(freed)} freed)"
         stdout.print(
@@ -196,8 +198,8 @@ def _download_hf(repo_id: str, force: bool) -> int:
 def _run_server_models(url: str, api_key: str | None) -> int:
     """What a server lists, and what gpt-tui can do with its model (the probe's findings)."""
     from gpt_tui.backends import openai as remote
-    from gpt_tui.backends.opening import is_remote
     from gpt_tui.errors import GptTuiError
+    from gpt_tui.models.names import is_remote
 
     if not is_remote(url):
         raise GptTuiError(f"{url} is not a server's URL: give http://HOST:PORT/v1")

@@ -36,7 +36,7 @@ import urllib3
 
 from gpt_tui import __version__
 from gpt_tui.errors import DownloadError, GptTuiError
-from gpt_tui.models.paths import storage_error
+from gpt_tui.locations import storage_error
 
 CHUNK_BYTES = 1 << 16
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports for one file; the last always comes

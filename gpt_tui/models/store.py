@@ -1,6 +1,6 @@
 """The converted-model cache: get a model ready once (download, convert), then load it fast.
 
-Layout under `paths.models_dir()`:
+Layout under `locations.models_dir()`:
 
     124M/                 the converted model (`model_dir` format), renamed into place whole
     124M.checkpoint/      OpenAI's files while downloading (`*.part` until verified); removed
@@ -10,7 +10,7 @@ Layout under `paths.models_dir()`:
     hf/ORG--NAME/         models converted from the Hugging Face cache (`--model ORG/NAME`)
 
 What a name means (a catalog name, a Hugging Face repo id, a path) is decided in one place,
-`describe`; everything else asks it.
+`models/names.py`'s `describe`; everything else asks it.
 
 Loading never takes the lock: a converted directory only ever appears whole (one rename), so a
 cached model loads even from a read-only cache.
@@ -27,10 +27,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from gpt_tui.errors import GptTuiError, ModelFileError, UnknownModelError
-from gpt_tui.models import paths
+from gpt_tui import locations
+from gpt_tui.errors import GptTuiError, ModelFileError
 from gpt_tui.models.catalog import (
     DEFAULT_GPT2_URL,
     GPT2_FILES,
@@ -52,10 +52,10 @@ from gpt_tui.models.model_dir import (
     read_hparams,
     read_params,
 )
+from gpt_tui.models.names import DEFAULT_MODEL, describe
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
 GPT2_SOURCE_ENV = "GPT_TUI_GPT2_SOURCE"  # "openai" (TensorFlow files) or "hub" (safetensors)
-DEFAULT_MODEL = "smollm2"  # bundled: works offline and on the first launch
 SOURCE_FILE = "source.json"  # in a model converted from a path: which checkpoint it came from
 
 
@@ -66,45 +66,6 @@ class LoadedModel:
     tokenizer: Any  # gpt_tui.tokenizer.Tokenizer
     path: Path
     hparams: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What a model name refers to: `describe`'s answer."""
-
-    kind: Literal["catalog", "hf", "path"]
-    name: str  # the catalog's own name ("124M"), the repo id ("ORG/NAME"), or the path as given
-    spec: ModelSpec | None = None  # kind "catalog"
-    path: Path | None = None  # kind "path": a model directory, a checkpoint dir or a .gguf
-
-
-def describe(name_or_path: str | Path) -> ModelRef:
-    """Decide what `name_or_path` names, the one place that does: a catalog name or alias
-    ("gpt2-xl"), else an existing path (a directory or a .gguf file; `./124M` forces a path
-    over a same-named catalog entry), else a Hugging Face repo id ("ORG/NAME"), else an
-    UnknownModelError listing what is known. Never touches the network."""
-    from gpt_tui.models.hf.hub_cache import is_repo_id
-
-    if isinstance(name_or_path, Path):
-        return ModelRef("path", str(name_or_path), path=_existing(name_or_path.expanduser()))
-    text = str(name_or_path).strip()
-    explicit_path = text.startswith(("~", ".", os.sep)) or (
-        os.altsep is not None and text.startswith(os.altsep)
-    )
-    if not explicit_path:
-        try:
-            return ModelRef("catalog", resolve(text).name, spec=resolve(text))
-        except UnknownModelError:
-            pass
-    path = Path(text).expanduser()
-    if explicit_path or path.exists() or text.lower().endswith(".gguf"):
-        return ModelRef("path", text, path=_existing(path))
-    if is_repo_id(text):
-        return ModelRef("hf", text)
-    if os.sep in text or (os.altsep is not None and os.altsep in text):
-        raise ModelFileError(f"{path} does not exist (and it is not a Hugging Face ORG/NAME)")
-    resolve(text)  # raises the catalog's "no model ...; known: ..." message
-    raise AssertionError("unreachable")
 
 
 def spec_of(name: str) -> ModelSpec | None:
@@ -124,21 +85,10 @@ def spec_of(name: str) -> ModelSpec | None:
     return hub_spec(ref.name, known.n_params, known.size_bytes)
 
 
-def _existing(path: Path) -> Path:
-    if not path.exists():
-        raise ModelFileError(f"{path} does not exist")
-    return path
-
-
-# --- loading -------------------------------------------------------------------------------------
-
-
-def default_model_name() -> str:
-    """The model to use when none is named: the last one used (from the settings) if it loads
-    without a network (cached, bundled, or a path that exists), else the bundled smollm2."""
-    from gpt_tui.settings import load_settings
-
-    last = load_settings()[0].model
+def model_to_open(last_used: str | None) -> str:
+    """The model to use when none is named: the last one used (the settings say which) if it
+    loads without a network (cached, bundled, or a path that exists), else the bundled smollm2."""
+    last = last_used
     if last:
         try:
             if Path(last).expanduser().exists() or is_cached(last):
@@ -146,6 +96,9 @@ def default_model_name() -> str:
         except GptTuiError:
             pass  # a name an older catalog knew: fall back to the default
     return DEFAULT_MODEL
+
+
+# --- loading -------------------------------------------------------------------------------------
 
 
 def load_model(
@@ -236,7 +189,7 @@ def _load_gguf(
     else:
         gguf_path = path.resolve()
         digest = hashlib.sha1(str(gguf_path).encode()).hexdigest()[:12]
-        target = paths.models_dir() / "local" / f"{gguf_path.stem}-{digest}"
+        target = locations.models_dir() / "local" / f"{gguf_path.stem}-{digest}"
     stat = gguf_path.stat()
     source = {
         "layout": LAYOUT,
@@ -291,15 +244,15 @@ def _convert_once(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise paths.storage_error(root, exc) from exc
-    paths.ensure_writable(root)
+        raise locations.storage_error(root, exc) from exc
+    locations.ensure_writable(root)
     with file_lock(root / f"{target.name}.lock", cancel=cancel, on_wait=_waiting(progress, label)):
         if not force and _same_source(target, source):
             return
         try:
             convert({SOURCE_FILE: json.dumps(source, indent=2).encode()})
         except OSError as exc:
-            raise paths.storage_error(root, exc) from exc
+            raise locations.storage_error(root, exc) from exc
     if progress is not None:
         progress(DownloadProgress(label, target.name, 1, 1, 1, 1, 0.0, phase="done"))
 
@@ -308,7 +261,7 @@ def load_tokenizer(path: Path) -> Any:
     from gpt_tui.tokenizer import Tokenizer
 
     if (path / "tokenizer_config.json").is_file():  # converted from Hugging Face (hf/convert.py)
-        from gpt_tui.models.hf.tokenizer import HFTokenizer
+        from gpt_tui.tokenizer.hf import HFTokenizer
 
         return HFTokenizer.from_dir(path)
     try:
@@ -333,7 +286,7 @@ def _load_path(
 
     if looks_like_checkpoint(path):
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        target = paths.models_dir() / "local" / f"{path.resolve().name}-{digest}"
+        target = locations.models_dir() / "local" / f"{path.resolve().name}-{digest}"
         return _load_hf_dir(path, target, path.name, progress=progress, cancel=cancel)
     from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
 
@@ -366,7 +319,7 @@ def _convert_local(
         },
     }
     digest = hashlib.sha1(str(checkpoint_dir).encode()).hexdigest()[:12]
-    target = paths.models_dir() / "local" / f"{checkpoint_dir.name}-{digest}"
+    target = locations.models_dir() / "local" / f"{checkpoint_dir.name}-{digest}"
     if _same_source(target, source):
         return target
     label = str(checkpoint_dir)
@@ -392,7 +345,7 @@ def _same_source(target: Path, source: dict[str, Any]) -> bool:
 def hf_model_path(repo_id: str) -> Path:
     """Where the converted copy of Hugging Face repo `repo_id` lives."""
     org, name = repo_id.split("/")
-    return paths.models_dir() / "hf" / f"{org}--{name}"
+    return locations.models_dir() / "hf" / f"{org}--{name}"
 
 
 def _load_hf_repo(
@@ -516,7 +469,7 @@ def _hf_status(repo_id: str) -> str:
 
 def model_path(name: str) -> Path:
     """Where the converted model `name` lives (whether or not it is there yet)."""
-    return paths.models_dir() / resolve(name).name
+    return locations.models_dir() / resolve(name).name
 
 
 def checkpoint_path(name: str) -> Path:
@@ -570,7 +523,7 @@ def ensure_model(
     target = model_path(spec.name)
     if not force and _is_converted(target):
         return target
-    root = paths.ensure_writable(paths.models_dir())
+    root = locations.ensure_writable(locations.models_dir())
     with file_lock(
         root / f"{spec.name}.lock", cancel=cancel, on_wait=_waiting(progress, spec.name)
     ):
@@ -603,7 +556,7 @@ def _download_and_convert(
     try:
         checkpoint_dir.mkdir(exist_ok=True)
     except OSError as exc:
-        raise paths.storage_error(checkpoint_dir, exc) from exc
+        raise locations.storage_error(checkpoint_dir, exc) from exc
     try:
         download_files(
             f"{base}/{spec.name}",
@@ -631,7 +584,7 @@ def _download_and_convert(
             f"the downloaded files were deleted, `gpt-tui download {spec.name}` fetches them again"
         ) from exc
     except OSError as exc:
-        raise paths.storage_error(target.parent, exc) from exc
+        raise locations.storage_error(target.parent, exc) from exc
     if not keep_checkpoint:
         _remove_tree(checkpoint_dir)
 
@@ -693,7 +646,7 @@ def _convert_from_hub(
             progress=_convert_progress(progress, spec.name, checkpoint.weights[0].name, cancel),
         )
     except OSError as exc:
-        raise paths.storage_error(target.parent, exc) from exc
+        raise locations.storage_error(target.parent, exc) from exc
 
 
 def remove_model(name: str) -> int:
@@ -702,7 +655,7 @@ def remove_model(name: str) -> int:
     spec = resolve(name)
     if spec.bundled:
         raise GptTuiError(f"{spec.name} is bundled with gpt-tui and cannot be removed")
-    root = paths.models_dir()
+    root = locations.models_dir()
     doomed = [root / spec.name, _checkpoint_dir(spec), *root.glob(f".{spec.name}.*.tmp")]
     doomed = [p for p in doomed if p.exists()]
     if not doomed:
@@ -727,7 +680,7 @@ def remove_hf_conversion(repo_id: str) -> int:
 
 
 def _checkpoint_dir(spec: ModelSpec) -> Path:
-    return paths.models_dir() / f"{spec.name}.checkpoint"
+    return locations.models_dir() / f"{spec.name}.checkpoint"
 
 
 def _is_converted(path: Path) -> bool:
@@ -747,7 +700,7 @@ def _remove_tree(path: Path) -> None:
         elif path.exists():
             path.unlink()
     except OSError as exc:
-        raise paths.storage_error(path, exc) from exc
+        raise locations.storage_error(path, exc) from exc
 
 
 def _waiting(progress: ProgressCallback | None, model: str) -> Callable[[], None] | None:

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import SamplingParams, TokenEvent
 from gpt_tui.errors import GptTuiError
-from gpt_tui.playground.chat_format import (
+from gpt_tui.playground.core import Playground
+from gpt_tui.playground.events import PromptScored
+from gpt_tui.playground.streaming import RunStats, stream_batch
+from gpt_tui.playground.transcript import Transcript, Turn
+from gpt_tui.tokenizer.chat import (
     BASE_MODEL_STOP,
     encode_chat,
     encode_prompt,
     has_chat_template,
 )
-from gpt_tui.playground.core import Playground
-from gpt_tui.playground.events import PromptScored
-from gpt_tui.playground.streaming import RunStats, stream_batch
-from gpt_tui.playground.transcript import Transcript, Turn
 
 
 @dataclass(frozen=True)

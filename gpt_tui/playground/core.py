@@ -21,19 +21,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError
-from gpt_tui.playground.chat_format import (
-    BASE_MODEL_STOP,
-    encode_chat,
-    encode_prompt,
-    has_chat_template,
-)
+from gpt_tui.models.names import model_setting, same_model
+from gpt_tui.playground.branches import forced_event
 from gpt_tui.playground.events import (
     PromptScored,
     RunEvent,
@@ -41,6 +36,7 @@ from gpt_tui.playground.events import (
     RunNotice,
     TokensStreamed,
 )
+from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import (
     bind_transcript,
     read_session,
@@ -50,9 +46,13 @@ from gpt_tui.playground.session_files import (
 )
 from gpt_tui.playground.streaming import RunStats, ThreadCounter, stream_events
 from gpt_tui.playground.transcript import Transcript, Turn
-from gpt_tui.session import Session, forced_event
-from gpt_tui.settings import UserSettings
-from gpt_tui.speculation import OFF
+from gpt_tui.settings import SPECULATIVE_OFF, UserSettings
+from gpt_tui.tokenizer.chat import (
+    BASE_MODEL_STOP,
+    encode_chat,
+    encode_prompt,
+    has_chat_template,
+)
 
 
 class PlaygroundError(GptTuiError):
@@ -308,7 +308,7 @@ class Playground:
 
         messages = self.transcript.messages(self.transcript.turns[:-1]) if self.chat_mode else None
         # A backend that cannot speculate (a server) decodes plainly; the panel says so.
-        speculative = self.speculative if backend.capabilities.speculative else OFF
+        speculative = self.speculative if backend.capabilities.speculative else SPECULATIVE_OFF
         request = Request(context, params, self.n_top, messages, self.reuse_limit(),
                           speculative)  # fmt: skip
         self.state = "generating"
@@ -562,33 +562,6 @@ SERVER_CHAT_CANNOT_CONTINUE = (
     "A server's chat endpoint starts every reply afresh: it cannot continue or branch one. "
     "Regenerate it, send a message, or use completion mode (F3)"
 )
-
-
-def model_setting(name: str) -> str:
-    """How a model is remembered: a catalog name, repo id or URL as is, a path made absolute."""
-    if "://" in name:
-        # A server's URL, without credentials written into it (user:password@host).
-        parts = urlsplit(name.strip())
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    if not is_path(name):
-        return name
-    return str(Path(name).expanduser().resolve())
-
-
-def is_path(name: str) -> bool:
-    """Whether a model name is a file or directory (else a catalog name, a repo id or a URL)."""
-    if "://" in name:
-        return False
-    from gpt_tui.models.store import describe  # the one place that decides what a name means
-
-    try:
-        return describe(name).kind == "path"
-    except GptTuiError:  # a path that does not exist (yet), or an unknown name: by its look
-        return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf")
-
-
-def same_model(a: str | None, b: str) -> bool:
-    return a is not None and model_setting(a) == model_setting(b)
 
 
 __all__ = ["Branched", "Opened", "Playground", "PlaygroundError", "Run"]

@@ -1,6 +1,7 @@
 """Saving the playground as a session file (ctrl+s), and opening one (`gpt-tui --open FILE`).
 
-`gpt_tui.session` defines the file: model, settings, prompt, the reply's branch tree with every
+`gpt_tui.playground.session` defines the file: model, settings, prompt, the reply's branch tree with
+every
 token's probabilities, the prompt's scores, the chat messages. What only the app needs to show
 the document again exactly goes in the session's `extra`, which that format keeps as is:
 
@@ -10,7 +11,8 @@ the document again exactly goes in the session's `extra`, which that format keep
   (so that continuing and branching reuse them exactly, whatever the encoding of the text);
 - `editor`: what was in the prompt box; `n_top`: how many alternatives were kept per token.
 
-A Markdown export (`gpt_tui.session.to_markdown`) is written next to the JSON, for sharing.
+A Markdown export (`gpt_tui.playground.session.to_markdown`) is written next to the JSON, for
+sharing.
 
 Plain data, no Textual: session <-> transcript, and writing and reading the files. The
 playground core (`playground/core.py`) saves and opens through these; the app only asks where.
@@ -24,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.errors import SessionFileError
-from gpt_tui.playground.transcript import Transcript, Turn
-from gpt_tui.session import (
-    BranchTree,
+from gpt_tui.playground.branches import BranchTree
+from gpt_tui.playground.session import (
     Session,
     event_from_json,
     event_to_json,
@@ -34,6 +35,7 @@ from gpt_tui.session import (
     save,
     to_markdown,
 )
+from gpt_tui.playground.transcript import Transcript, Turn
 
 ROLES = ("prompt", "output", "system", "user", "assistant")
 

@@ -1,7 +1,7 @@
 """What the playground shows and continues from: a transcript of turns.
 
 Pure data, no Textual: the app keeps one `Transcript` and the output view draws it. (Saving and
-reopening, with every branch, is `gpt_tui.session`'s business.)
+reopening, with every branch, is `gpt_tui.playground.session`'s business.)
 
 A transcript is a list of turns. In completion mode: the prompt, then the model's output. In chat
 mode: user and assistant messages, each assistant message streamed by the model. The last turn,
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gpt_tui.engine import TokenEvent, TokenScore
-from gpt_tui.session import ROOT, BranchTree
+from gpt_tui.playground.branches import ROOT, BranchTree
 
 Mode = Literal["completion", "chat"]
 Role = Literal["prompt", "output", "system", "user", "assistant"]

@@ -32,16 +32,17 @@ from gpt_tui.display import visible_token
 from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.errors import GptTuiError, SessionFileError
 from gpt_tui.models.download import DownloadCancelled
-from gpt_tui.playground.chat_format import encode_chat, has_chat_template
-from gpt_tui.playground.core import NOT_THE_REPLY, Playground, PlaygroundError, Run, model_setting
+from gpt_tui.models.names import model_setting
+from gpt_tui.playground.core import NOT_THE_REPLY, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
+from gpt_tui.playground.look_inside_requests import main_view_request
+from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import default_session_dir, default_session_path
-from gpt_tui.session import Session
-from gpt_tui.settings import UserSettings, load_settings, save_settings
+from gpt_tui.settings import UserSettings, default_model_name, load_settings, save_settings
+from gpt_tui.tokenizer.chat import encode_chat, has_chat_template
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
-from gpt_tui.tui.look_inside import main_view_request
 from gpt_tui.tui.model_loading import download_question
 from gpt_tui.tui.screens.compare import CompareScreen, compare_request
 from gpt_tui.tui.screens.confirm import Confirm
@@ -249,7 +250,6 @@ class GptTuiApp(App[None]):
 
     def _startup_model(self) -> str:
         """The model asked for, else the last one used if it loads offline, else smollm2."""
-        from gpt_tui.models.store import default_model_name
 
         return self.requested_model or default_model_name()
 

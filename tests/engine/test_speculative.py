@@ -291,7 +291,7 @@ def smollm2():
     ids=["greedy", "seeded"],
 )
 def test_smollm2_copying_a_paragraph_gives_the_same_text(smollm2, params) -> None:
-    from gpt_tui.chat import render_chat
+    from gpt_tui.tokenizer.chat import render_chat
 
     model, tokenizer = smollm2
     paragraph = (

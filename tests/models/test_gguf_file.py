@@ -292,12 +292,13 @@ def test_a_gguf_by_path_is_converted_once(tiny_gguf: Path, monkeypatch: pytest.M
 def test_smollm2_converts_into_the_cache_and_repairs_damage(
     tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gpt_tui.models import paths, store
+    from gpt_tui import locations
+    from gpt_tui.models import store
 
     monkeypatch.setattr(bundled, "smollm2_gguf_path", lambda: tiny_gguf)
     progress: list[str] = []
     loaded = store.load_model("smollm2", progress=lambda p: progress.append(p.phase))
-    assert loaded.name == "smollm2" and loaded.path == paths.models_dir() / "smollm2"
+    assert loaded.name == "smollm2" and loaded.path == locations.models_dir() / "smollm2"
     assert "convert" in progress and progress[-1] == "done"
     assert json.loads((loaded.path / "source.json").read_text())["path"] == str(tiny_gguf)
     assert loaded.hparams["architecture"] == "llama"
@@ -323,13 +324,12 @@ def test_smollm2_without_its_package(tiny_gguf: Path, monkeypatch: pytest.Monkey
 
 
 def test_default_model_is_the_last_used_if_ready_else_smollm2(tmp_path: Path) -> None:
-    from gpt_tui.models import store
-    from gpt_tui.settings import UserSettings, save_settings
+    from gpt_tui.settings import UserSettings, default_model_name, save_settings
 
-    assert store.default_model_name() == "smollm2"  # no settings yet
+    assert default_model_name() == "smollm2"  # no settings yet
     save_settings(UserSettings(model="355M"))  # used once, since removed from the cache
-    assert store.default_model_name() == "smollm2"
+    assert default_model_name() == "smollm2"
     save_settings(UserSettings(model="no-such-model"))
-    assert store.default_model_name() == "smollm2"
+    assert default_model_name() == "smollm2"
     save_settings(UserSettings(model=str(tmp_path)))  # a path that exists
-    assert store.default_model_name() == str(tmp_path)
+    assert default_model_name() == str(tmp_path)

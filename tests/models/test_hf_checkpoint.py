@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpt_tui import locations
 from gpt_tui.errors import ModelFileError
-from gpt_tui.models import paths, store
+from gpt_tui.models import store
 from gpt_tui.models.hf.checkpoint import open_checkpoint, summarize
 from gpt_tui.models.hf.safetensors import read_float32, read_header
 
@@ -28,7 +29,7 @@ def refused(path: Path, match: str) -> str:
         store.load_model(path)
     message = str(info.value)
     assert "\n" not in message
-    local = paths.models_dir() / "local"
+    local = locations.models_dir() / "local"
     assert not local.exists() or not [p for p in local.iterdir() if p.suffix != ".lock"]
     return message
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from gpt_tui import locations
 from gpt_tui.errors import ModelFileError
-from gpt_tui.models import paths, store
+from gpt_tui.models import store
 from gpt_tui.models.download import DownloadCancelled
 from gpt_tui.models.hf.checkpoint import open_checkpoint
 from gpt_tui.models.hf.convert import convert_checkpoint, rope_pairs
@@ -50,7 +51,7 @@ def test_logits_and_greedy_text_equal_transformers(name: str):
 def test_converted_once_then_read_from_the_cache():
     first = store.load_model(FIXTURES / "smollm2")
     target = first.path
-    assert target.parent == paths.models_dir() / "local"
+    assert target.parent == locations.models_dir() / "local"
     written = (target / "model.safetensors").stat().st_mtime_ns
     second = store.load_model(str(FIXTURES / "smollm2"))
     assert second.path == target and (target / "model.safetensors").stat().st_mtime_ns == written

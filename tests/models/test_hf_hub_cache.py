@@ -1,4 +1,4 @@
-"""Finding the Hugging Face cache and the models in it, and `store.describe` deciding what a
+"""Finding the Hugging Face cache and the models in it, and `names.describe` deciding what a
 name means."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gpt_tui.errors import ModelFileError, UnknownModelError
-from gpt_tui.models import store
+from gpt_tui.models import names, store
 from gpt_tui.models.hf.hub_cache import cached_repos, hub_cache_dir, is_repo_id
 
 
@@ -33,22 +33,22 @@ def test_repo_ids():
 
 
 def test_describe_decides_in_one_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    assert store.describe("gpt2-xl").kind == "catalog" and store.describe("GPT2").name == "124M"
-    assert store.describe("HuggingFaceTB/SmolLM2-135M").kind == "hf"
+    assert names.describe("gpt2-xl").kind == "catalog" and names.describe("GPT2").name == "124M"
+    assert names.describe("HuggingFaceTB/SmolLM2-135M").kind == "hf"
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
-    assert store.describe(str(gguf)) == store.ModelRef("path", str(gguf), path=gguf)
+    assert names.describe(str(gguf)) == names.ModelRef("path", str(gguf), path=gguf)
     # A relative directory that exists is a path, even when it could be a repo id.
     (tmp_path / "org" / "name").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    assert store.describe("org/name").kind == "path"
-    assert store.describe("org/other").kind == "hf"
+    assert names.describe("org/name").kind == "path"
+    assert names.describe("org/other").kind == "hf"
     with pytest.raises(ModelFileError, match="does not exist"):
-        store.describe("./missing")
+        names.describe("./missing")
     with pytest.raises(ModelFileError, match="not a Hugging Face ORG/NAME"):
-        store.describe("a/b/c")
+        names.describe("a/b/c")
     with pytest.raises(UnknownModelError, match="did you mean '124M'"):
-        store.describe("125M")
+        names.describe("125M")
 
 
 def test_cached_models_are_listed_with_architecture_and_size(hf_hub_cache: Path):

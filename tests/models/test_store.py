@@ -14,9 +14,10 @@ import pytest
 from http_server import FileServer
 from openai_checkpoint import OPENAI_FILES, Checkpoint
 
+from gpt_tui import locations
 from gpt_tui.engine import GPT2
 from gpt_tui.errors import DownloadError, ModelFileError, StorageError, UnknownModelError
-from gpt_tui.models import paths, store
+from gpt_tui.models import store
 from gpt_tui.models.download import DownloadProgress
 
 DATA = "/124M/model.ckpt.data-00000-of-00001"
@@ -41,7 +42,7 @@ def test_download_convert_load_gives_the_fabricating_models_logits(
     events: list[DownloadProgress] = []
     loaded = store.load_model("gpt2", progress=events.append)
 
-    assert loaded.name == "124M" and loaded.path == paths.models_dir() / "124M"
+    assert loaded.name == "124M" and loaded.path == locations.models_dir() / "124M"
     assert loaded.hparams == {"architecture": "gpt2", **gpt2_checkpoint.hparams}
     ids = loaded.tokenizer.encode("Hello world")
     assert ids == [15496, 995]
@@ -54,7 +55,9 @@ def test_download_convert_load_gives_the_fabricating_models_logits(
     for name in OPENAI_FILES:
         assert len(server.gets(f"/124M/{name}")) == 1
     # The TF files go once converted; what stays is the converted model and nothing half-done.
-    assert sorted(p.name for p in paths.models_dir().iterdir() if p.suffix != ".lock") == ["124M"]
+    assert sorted(p.name for p in locations.models_dir().iterdir() if p.suffix != ".lock") == [
+        "124M"
+    ]
     assert store.is_cached("124M") and store.status("124M") == "cached"
 
 
@@ -76,7 +79,7 @@ def test_cached_model_loads_without_network_or_tensorflow(gpt2_url: str):
 
 def test_keep_checkpoint_keeps_openais_files(gpt2_url: str):
     store.ensure_model("124M", keep_checkpoint=True)
-    kept = paths.models_dir() / "124M.checkpoint"
+    kept = locations.models_dir() / "124M.checkpoint"
     assert sorted(p.name for p in kept.iterdir()) == sorted(OPENAI_FILES)
 
 
@@ -106,7 +109,7 @@ def test_truncated_data_file_fails_conversion_and_leaves_no_model(
         store.ensure_model("124M")
     message = str(info.value)
     assert "124M" in message and "truncated" in message and "gpt-tui download 124M" in message
-    left = [p.name for p in paths.models_dir().glob("*124M*") if p.suffix != ".lock"]
+    left = [p.name for p in locations.models_dir().glob("*124M*") if p.suffix != ".lock"]
     assert left == []  # no model, no checkpoint, no temp dir
 
 
@@ -119,8 +122,8 @@ def test_interrupted_conversion_leaves_no_model_and_the_next_run_converts(
 
     with pytest.raises(KeyboardInterrupt):
         store.ensure_model("124M", progress=interrupt)
-    assert not (paths.models_dir() / "124M").exists()
-    assert list(paths.models_dir().glob(".124M.*")) == []
+    assert not (locations.models_dir() / "124M").exists()
+    assert list(locations.models_dir().glob(".124M.*")) == []
     assert store.status("124M") == "partial"
 
     store.load_model("124M")
@@ -157,7 +160,7 @@ def test_unusable_home_names_the_directory_and_gpt_tui_home(
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 555")
 def test_read_only_home_still_serves_cached_models_but_cannot_download(gpt2_url: str):
     store.ensure_model("124M")
-    models = paths.models_dir()
+    models = locations.models_dir()
     models.chmod(0o555)
     try:
         store.load_model("124M")
@@ -188,7 +191,7 @@ def test_two_processes_download_once_and_both_succeed(gpt2_url: str, server: Fil
 
 def test_a_checkpoint_directory_by_path_is_converted_once(checkpoint_copy: Path):
     loaded = store.load_model(str(checkpoint_copy))
-    assert loaded.name == "124M" and loaded.path.parent == paths.models_dir() / "local"
+    assert loaded.name == "124M" and loaded.path.parent == locations.models_dir() / "local"
     assert json.loads((loaded.path / "source.json").read_text())["path"] == str(checkpoint_copy)
     first = (loaded.path / "model.safetensors").stat().st_mtime_ns
 
@@ -206,7 +209,7 @@ def test_a_truncated_checkpoint_by_path_is_a_clear_error(checkpoint_copy: Path):
     data.write_bytes(data.read_bytes()[:1000])
     with pytest.raises(ModelFileError, match="truncated"):
         store.load_model(str(checkpoint_copy))
-    assert [p for p in (paths.models_dir() / "local").iterdir() if p.suffix != ".lock"] == []
+    assert [p for p in (locations.models_dir() / "local").iterdir() if p.suffix != ".lock"] == []
 
 
 def test_a_converted_directory_by_path_loads_as_is(tiny_model_dir: Path):
@@ -228,7 +231,7 @@ def test_remove_model_frees_everything(gpt2_url: str):
     store.ensure_model("124M", keep_checkpoint=True)
     assert store.remove_model("gpt2") > 3_000_000
     assert store.status("124M") == "not downloaded"
-    assert list(paths.models_dir().glob("124M*")) == [paths.models_dir() / "124M.lock"]
+    assert list(locations.models_dir().glob("124M*")) == [locations.models_dir() / "124M.lock"]
     assert store.remove_model("124M") == 0
     with pytest.raises(Exception, match="bundled"):
         store.remove_model("smollm2")

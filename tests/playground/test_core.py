@@ -170,7 +170,7 @@ def test_compare_runs_every_column_of_one_context(playground):
 def test_a_prompt_starts_with_bos_where_the_tokenizer_puts_it_first(tiny_gpt2, tmp_path):
     from tokenizers import Tokenizer, processors
 
-    from gpt_tui.models.hf.tokenizer import HFTokenizer
+    from gpt_tui.tokenizer.hf import HFTokenizer
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "hf" / "gpt2" / "tokenizer.json"
     tok = Tokenizer.from_file(str(fixture))

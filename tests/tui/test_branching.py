@@ -8,8 +8,8 @@ from textual.widgets import OptionList
 from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import TokenEvent
+from gpt_tui.playground.branches import ROOT
 from gpt_tui.playground.transcript import Transcript
-from gpt_tui.session import ROOT
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.widgets.branch_view import BranchView
 

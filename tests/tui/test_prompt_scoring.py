@@ -11,9 +11,9 @@ from tui_helpers import wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine.generate import window_keep
 from gpt_tui.engine.scoring import score_rows
+from gpt_tui.playground.prompt_tokens import prompt_spans
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.colouring import MODES, token_style
-from gpt_tui.tui.prompt_tokens import prompt_spans
 from gpt_tui.tui.widgets.legend import ColourLegend
 
 SIZE = (120, 40)

@@ -5,19 +5,25 @@ One module per concern: `sse` and `client` (HTTP, server-sent events, errors), `
 kinds of server and the request fields each reads), `vocab` (ids for the token pieces a server
 sends), `logprobs` (its log probabilities -> probability, rank, entropy, alternatives), `probe`
 (what a server can really do, tried when connecting), `capabilities` (those findings for the
-core, the app and the CLI), `stream` (a streamed answer -> TokenEvents), `parallel` (compare
-columns) and `backend` (the Backend itself, and `connect`).
+core, the app and the CLI), `summary` (them in words), `stream` (a streamed answer ->
+TokenEvents), `parallel` (compare columns) and `backend` (the Backend itself, and `connect`).
 """
 
 from __future__ import annotations
 
 import os
 
-from gpt_tui.backends.openai.backend import OpenAIBackend, RemoteModel, connect, list_models
-from gpt_tui.backends.openai.capabilities import capabilities_of, describe, status_line
+from gpt_tui.backends.openai.backend import (
+    OpenAIBackend,
+    RemoteModel,
+    connect,
+    list_models,
+)
+from gpt_tui.backends.openai.capabilities import capabilities_of
 from gpt_tui.backends.openai.client import ConnectionLost, ServerClient, Timeouts
 from gpt_tui.backends.openai.servers import KINDS
-from gpt_tui.backends.opening import is_remote as is_server_url  # one rule for what a URL is
+from gpt_tui.backends.openai.summary import describe, status_line
+from gpt_tui.models.names import is_remote as is_server_url  # one rule for what a URL is
 
 API_KEY_VARIABLE = "OPENAI_API_KEY"
 

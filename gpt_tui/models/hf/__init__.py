@@ -7,7 +7,6 @@ One purpose per module:
     checkpoint.py   a model directory: config.json -> our hparams, refusing what we cannot run
     convert.py      a checkpoint -> the converted-model directory the engine loads
     hub.py          fetching a repo's safetensors, config and tokenizer with huggingface_hub
-    tokenizer.py    `tokenizers` (tokenizer.json) behind the interface of gpt_tui.tokenizer
 
 `gpt_tui.models.store` is the only caller outside this package.
 """

@@ -36,7 +36,7 @@ from gpt_tui.playground.compare import (
 )
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
-from gpt_tui.tui.look_inside import column_request
+from gpt_tui.playground.look_inside_requests import column_request
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings

@@ -20,9 +20,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from gpt_tui.display import percent, visible_token
-from gpt_tui.lens import LensReport
+from gpt_tui.playground.look_inside import LensReport
+from gpt_tui.playground.look_inside_requests import LensRequest, run_request
 from gpt_tui.playground.streaming import ThreadCounter
-from gpt_tui.tui.look_inside import LensRequest, run_request
 from gpt_tui.tui.widgets.attention_view import AttentionView
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.lens_table import LensTable

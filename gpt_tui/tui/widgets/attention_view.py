@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gpt_tui.display import visible_token
-from gpt_tui.lens import LensReport
+from gpt_tui.playground.look_inside import LensReport
 from gpt_tui.tui.text import display_text
 
 # Backgrounds from faint to strong, with a text colour that stays readable on each.

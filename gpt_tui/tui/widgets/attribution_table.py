@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 
 from gpt_tui.display import visible_token
 from gpt_tui.engine.trace import Attribution
-from gpt_tui.lens import LensReport, Token
+from gpt_tui.playground.look_inside import LensReport, Token
 
 HALF_BAR = 8  # cells on each side of the bar's zero
 

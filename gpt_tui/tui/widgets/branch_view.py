@@ -1,6 +1,7 @@
 """The loom: where the reply shown branches, and where each of its other branches went.
 
-A reply's continuations form a tree (`gpt_tui.session.BranchTree`). Drawing the whole tree would
+A reply's continuations form a tree (`gpt_tui.playground.branches.BranchTree`). Drawing the whole
+tree would
 not fit beside the text, and most of it is beside the point: what a reader needs is the forks
 along the path they are reading. So each branch point of that path is a group of rows, one per
 sibling, with "2/3" for which one it is and the start of the text it leads to:
@@ -22,7 +23,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from gpt_tui.session import BranchTree
+from gpt_tui.playground.branches import BranchTree
 
 LABEL_WIDTH = 8  # "tok 123 "
 

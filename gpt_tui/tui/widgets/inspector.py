@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 from gpt_tui.backends.base import Capabilities
 from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import FINISH_REASONS, Alternative, TokenEvent
-from gpt_tui.tui.prompt_tokens import PromptToken
+from gpt_tui.playground.prompt_tokens import PromptToken
 
 HINT = "Select a token of the prompt or the output (click it, or focus the output and use ←/→) "
 HINT += "to see what else the model considered."

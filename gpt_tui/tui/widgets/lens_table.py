@@ -12,9 +12,9 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from gpt_tui.display import visible_token
+from gpt_tui.display import short_percent, visible_token
 from gpt_tui.engine.trace import LensRow
-from gpt_tui.lens import LensReport, layer_name, short_percent
+from gpt_tui.playground.look_inside import LensReport, layer_name
 from gpt_tui.tui.widgets.inspector import bar
 
 BAR_WIDTH = 8

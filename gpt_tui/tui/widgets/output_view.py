@@ -26,9 +26,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from gpt_tui.engine import TokenEvent
+from gpt_tui.playground.prompt_tokens import PromptToken, Span, prompt_spans
 from gpt_tui.playground.transcript import Transcript
 from gpt_tui.tui.colouring import token_style
-from gpt_tui.tui.prompt_tokens import PromptToken, Span, prompt_spans
 from gpt_tui.tui.text import display_text
 from gpt_tui.tui.wrap import WrappedText
 

@@ -15,9 +15,10 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from gpt_tui import speculation
 from gpt_tui.backends.base import Capabilities
 from gpt_tui.engine import RANGES, SamplingParams
+from gpt_tui.errors import SpeculationError
+from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, check_speculative
 from gpt_tui.tui.text import format_stops, parse_stops
 from gpt_tui.tui.widgets.slider import Slider
 
@@ -67,7 +68,7 @@ class SamplingPanel(Vertical):
         self,
         params: SamplingParams,
         n_top: int,
-        speculative: str = speculation.DEFAULT,
+        speculative: str = SPECULATIVE_DEFAULT,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -245,8 +246,8 @@ class SamplingPanel(Vertical):
         text = widget.value.strip()
         if widget.id == "speculative":
             try:
-                choice = speculation.check_choice(text or speculation.OFF)
-            except speculation.SpeculationError as exc:
+                choice = check_speculative(text or SPECULATIVE_OFF)
+            except SpeculationError as exc:
                 return str(exc)
             if choice != self.speculative:
                 self.speculative = choice

@@ -7,8 +7,8 @@ import socket
 import pytest
 from http_server import FileServer
 
+from gpt_tui import locations
 from gpt_tui.cli import main
-from gpt_tui.models import paths
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -26,7 +26,7 @@ def test_download_models_rm(server: FileServer, capsys: pytest.CaptureFixture[st
 
     code, out, err = run(capsys, "download", "gpt2", "--base-url", server.url)
     assert code == 0, err
-    assert "124M is ready" in out and str(paths.models_dir() / "124M") in out
+    assert "124M is ready" in out and str(locations.models_dir() / "124M") in out
     # The progress bars go to stderr.
     assert "model.ckpt.data-00000-of-00001 (7/7)" in err and "converting 124M" in err
 
@@ -39,7 +39,7 @@ def test_download_models_rm(server: FileServer, capsys: pytest.CaptureFixture[st
 
     code, out, _ = run(capsys, "download", "124M", "--force", "--keep-checkpoint",
                        "--base-url", server.url)  # fmt: skip
-    assert code == 0 and (paths.models_dir() / "124M.checkpoint").is_dir()
+    assert code == 0 and (locations.models_dir() / "124M.checkpoint").is_dir()
     assert len(server.gets("/124M/model.ckpt.data-00000-of-00001")) == 2
 
     code, out, _ = run(capsys, "rm", "124M")
@@ -86,6 +86,6 @@ def test_generate_with_a_hugging_face_repo_id(hf_hub_cache, capsys: pytest.Captu
     code, out, err = run(capsys, "models")
     assert "converted" in out
     # Remembered as the default, and found again without a network.
-    from gpt_tui.models.store import default_model_name
+    from gpt_tui.settings import default_model_name
 
     assert default_model_name() == "openai-community/gpt2"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpt_tui.engine import Alternative, KVCache, TokenEvent
-from gpt_tui.lens import LensReport, look_inside
+from gpt_tui.playground.look_inside import LensReport, look_inside
+from gpt_tui.playground.prompt_tokens import PromptToken
 from gpt_tui.playground.transcript import Transcript
-from gpt_tui.tui.prompt_tokens import PromptToken
 
 MAX_ALTERNATIVES = 9
 NOTHING_SELECTED = "Select a token first (click it, or ←/→ in the output), then look inside"

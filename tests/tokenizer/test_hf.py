@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gpt_tui.chat import render_chat
-from gpt_tui.models.hf.tokenizer import HFTokenizer
+from gpt_tui.tokenizer.chat import render_chat
+from gpt_tui.tokenizer.hf import HFTokenizer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf"
 REFERENCE = json.loads((FIXTURES / "tokenizer_reference.json").read_text())

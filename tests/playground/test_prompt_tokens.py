@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gpt_tui.engine import TokenEvent, TokenScore
-from gpt_tui.playground.chat_format import encode_chat
+from gpt_tui.playground.prompt_tokens import prompt_spans
 from gpt_tui.playground.transcript import Transcript
-from gpt_tui.tui.prompt_tokens import prompt_spans
+from gpt_tui.tokenizer.chat import encode_chat
 
 
 def score(position: int, token_id: int) -> TokenScore:

@@ -13,7 +13,7 @@ from gpt_tui.errors import ModelFileError
 from gpt_tui.tokenizer import GPT2_PATTERN, Tokenizer, bytes_to_unicode
 
 REFERENCE = json.loads(
-    (Path(__file__).parent / "fixtures" / "gpt2_tokenizer_reference.json").read_text("utf-8")
+    (Path(__file__).parents[1] / "fixtures" / "gpt2_tokenizer_reference.json").read_text("utf-8")
 )
 TEXTS = sorted({case["text"] for case in REFERENCE})
 EOT = "<|endoftext|>"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.errors import ModelFileError
-from gpt_tui.tokenizer import (
+from gpt_tui.tokenizer.bpe import (
     ByteVocabulary,
     _special_regex,
     _vocab_string_to_bytes,

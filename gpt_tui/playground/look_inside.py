@@ -3,7 +3,7 @@
 `look_inside` runs the engine's trace (engine/trace.py) for a position of a context and
 gathers what a person reads: the logit lens rows of the token followed, the attention from
 that position, and its direct logit attribution (also as logit differences against other
-tokens). `report_json` is the CLI's JSON contract; `report_tables` its rich tables.
+tokens). `report_json` is the CLI's JSON contract (cli/lens.py draws it as tables).
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rich.markup import escape
-from rich.table import Table
 
-from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import cores
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.trace import (
@@ -201,56 +198,10 @@ def report_json(report: LensReport) -> dict[str, Any]:
     return out
 
 
-# --- tables --------------------------------------------------------------------------------------
-
-_BLOCKS = " ▁▂▃▄▅▆▇█"
-
-
-def heat(p: float) -> str:
-    """One cell whose height is p (0..1): the row where the answer appears stands out."""
-    return _BLOCKS[round(max(0.0, min(1.0, p)) * (len(_BLOCKS) - 1))]
-
-
-def short_percent(p: float) -> str:
-    """A probability in at most 6 characters: a lens row's target is often one in 10^40."""
-    return percent(p) if p >= 1e-4 else "<0.01%"
-
-
 def layer_name(row: LensRow) -> str:
     if row.layer == 0:
         return "embed"
     return f"{row.layer}·attn" if row.stage == "attention" else str(row.layer)
-
-
-def _show(text: str) -> str:
-    return escape(visible_token(text))
-
-
-def lens_table(report: LensReport, n_top: int = 3) -> Table:
-    title = f"Logit lens: {_show(report.target.text)} at position {report.position}"
-    title += f' ("{_show(report.tokens[report.position].text)}")'
-    table = Table(title=title, title_justify="left", show_edge=False)
-    for name, width in [("layer", 5), ("", 1), ("p target", 8), ("rank", 6), ("entropy", 7),
-                        ("KL", 6)]:  # fmt: skip
-        table.add_column(name, justify="right", no_wrap=True, min_width=width)
-    table.add_column("top predictions", no_wrap=True, overflow="ellipsis")
-    for row in report.layers:
-        s = row.score
-        top = "  ".join(f"{_show(a.text)} {short_percent(a.prob)}" for a in s.top[:n_top])
-        table.add_row(layer_name(row), f"[green]{heat(s.prob)}[/]", short_percent(s.prob),
-                      str(s.rank), f"{s.entropy:.2f}", f"{row.kl:.2f}", top)  # fmt: skip
-    return table
-
-
-def attention_table(report: LensReport, n_keys: int = 3) -> Table:
-    table = Table(title="Attended most (mean over heads)", title_justify="left", show_edge=False)
-    table.add_column("layer", justify="right")
-    table.add_column("tokens (weight)")
-    for layer, weights in enumerate(report.attention.mean(axis=1), start=1):  # [n_key] each
-        keys = np.argsort(weights)[::-1][:n_keys]
-        cells = [f"{_show(report.tokens[k].text)} #{k} {weights[k]:.2f}" for k in keys]
-        table.add_row(str(layer), "  ".join(cells))
-    return table
 
 
 def contributions(a: Attribution) -> list[tuple[str, float]]:
@@ -262,27 +213,3 @@ def contributions(a: Attribution) -> list[tuple[str, float]]:
         parts += [(f"L{layer + 1} H{h + 1}", float(a.heads[layer, h])) for h in range(n_head)]
         parts.append((f"L{layer + 1} MLP", float(a.mlps[layer])))
     return parts
-
-
-def attribution_table(a: Attribution, title: str, n: int = 10) -> Table:
-    table = Table(title=title, title_justify="left", show_edge=False)
-    table.add_column("part")
-    table.add_column("logit", justify="right")
-    largest = sorted(contributions(a), key=lambda part: -abs(part[1]))[:n]
-    for name, value in largest:
-        table.add_row(name, f"[{'green' if value > 0 else 'red'}]{value:+.3f}[/]")
-    table.add_row("[dim]all parts[/]", f"[dim]{a.total:+.3f} = logit {a.logit:+.3f}[/]")
-    return table
-
-
-def report_tables(report: LensReport) -> list[Table]:
-    target = _show(report.target.text)
-    tables = [
-        lens_table(report),
-        attention_table(report),
-        attribution_table(report.attribution, f"Largest pushes on the logit of {target}"),
-    ]
-    for token, a in report.contrasts:
-        title = f"Why {target} and not {_show(token.text)}: largest parts of the difference"
-        tables.append(attribution_table(a, title))
-    return tables

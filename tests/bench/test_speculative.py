@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpt_tui.bench_speculative import VerificationCost, measure_verification, run_case
+from gpt_tui.bench.speculative import VerificationCost, measure_verification, run_case
 from gpt_tui.engine import SamplingParams
 from gpt_tui.engine.speculative import DraftModel, PromptLookup
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gpt_tui.chat import render_chat
 from gpt_tui.errors import GptTuiError
 from gpt_tui.tokenizer import Tokenizer, bytes_to_unicode
+from gpt_tui.tokenizer.chat import render_chat
 
 # SmolLM2-135M-Instruct's template, verbatim from its GGUF (tokenizer.chat_template).
 SMOLLM2_TEMPLATE = (

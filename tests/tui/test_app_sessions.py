@@ -9,8 +9,8 @@ from textual.widgets import Input
 from tui_helpers import wait_generated, wait_loaded, wait_until
 
 from gpt_tui.errors import SessionFileError
+from gpt_tui.playground.session import Session, event_to_json, load, save, to_json
 from gpt_tui.playground.session_files import session_paths
-from gpt_tui.session import Session, event_to_json, load, save, to_json
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.session_path import SessionPathScreen
 

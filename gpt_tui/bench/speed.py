@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt_tui.bench_speculative import measure_verification
+from gpt_tui.bench.speculative import measure_verification
 from gpt_tui.engine import cores
 from gpt_tui.engine.generate import LanguageModel
 from gpt_tui.engine.layout import HELD
@@ -135,7 +135,7 @@ class BandwidthProbe:
     def __init__(self) -> None:
         import subprocess
 
-        code = "from gpt_tui.bench import _serve_probe; _serve_probe()"
+        code = "from gpt_tui.bench.speed import _serve_probe; _serve_probe()"
         self._process = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

@@ -1,11 +1,12 @@
-"""Draft models named by a Hugging Face repo id (speculation.load_draft)."""
+"""Draft models named by a Hugging Face repo id (backends/drafts.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from gpt_tui.backends.drafts import load_draft
+from gpt_tui.errors import SpeculationError
 from gpt_tui.models import store
-from gpt_tui.speculation import SpeculationError, load_draft
 
 
 def test_an_uncached_hub_draft_is_refused_without_downloading():

@@ -1,38 +1,23 @@
-"""The user's speculative-decoding setting -> the engine's drafter (engine/speculative.py).
+"""Drafts for speculative decoding: the user's setting (settings.py's vocabulary) -> the engine's
+drafter (engine/speculative.py), loading a draft model the way the local backend loads any.
 
-"off" decodes plainly, "lookup" drafts by prompt lookup (no second model), anything else
-names a draft model (a catalog name or a path) with the target's tokenizer. Each gives the
-same text; only the speed differs.
+A draft model is refused unless its tokenizer is exactly the target's: speculation must give the
+same text as plain decoding, only faster.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gpt_tui.errors import GptTuiError
-
-if TYPE_CHECKING:
-    from gpt_tui.engine.speculative import Drafter
-    from gpt_tui.models.store import LoadedModel
-
-OFF = "off"
-LOOKUP = "lookup"
-DEFAULT = LOOKUP
-"""On by default: exact (the same text as plain decoding, seed for seed) and, by the measured
-draft length, never slower; copying, quoting and editing become several times faster (README,
-Speed)."""
-
-
-class SpeculationError(GptTuiError, ValueError):
-    """A speculative-decoding setting that cannot be used with this model."""
-
-
-def check_choice(text: str) -> str:
-    """A setting as typed (stripped; "off" and "lookup" in any case); never empty."""
-    choice = text.strip()
-    if not choice:
-        raise SpeculationError("speculative must be off, lookup or a draft model's name or path")
-    return choice.lower() if choice.lower() in (OFF, LOOKUP) else choice
+from gpt_tui.engine.speculative import (
+    Drafter,
+    DraftModel,
+    PromptLookup,
+    check_draft_model,
+    unavailable_reason,
+)
+from gpt_tui.errors import GptTuiError, SpeculationError
+from gpt_tui.models.names import describe
+from gpt_tui.models.store import LoadedModel, is_cached, load_model
+from gpt_tui.settings import SPECULATIVE_LOOKUP, SPECULATIVE_OFF, check_speculative
 
 
 def drafter_for(choice: str, target: LoadedModel, *, download: bool = True) -> Drafter | None:
@@ -41,24 +26,19 @@ def drafter_for(choice: str, target: LoadedModel, *, download: bool = True) -> D
     A draft model is loaded here (it may take seconds; without `download`, a catalog model
     not downloaded yet is refused) and refused unless its tokenizer is exactly the target's.
     """
-    from gpt_tui.engine.speculative import DraftModel, PromptLookup, unavailable_reason
-
-    choice = check_choice(choice)
-    if choice == OFF:
+    choice = check_speculative(choice)
+    if choice == SPECULATIVE_OFF:
         return None
     reason = unavailable_reason(target.model)
     if reason:
         raise SpeculationError(reason)
-    if choice == LOOKUP:
+    if choice == SPECULATIVE_LOOKUP:
         return PromptLookup()
     return DraftModel(load_draft(choice, target, download=download).model)
 
 
 def load_draft(choice: str, target: LoadedModel, *, download: bool = True) -> LoadedModel:
     """The draft model a setting names, refused unless its tokenizer is exactly the target's."""
-    from gpt_tui.engine.speculative import check_draft_model
-    from gpt_tui.models.store import describe, is_cached, load_model
-
     if not download:
         try:
             ref = describe(choice)  # a catalog name, a Hugging Face repo id, or a path

@@ -13,6 +13,9 @@ written against): an immutable sandboxed Jinja environment (a template is data f
 not trusted code), `trim_blocks` and `lstrip_blocks`, the `loopcontrols` extension, a `tojson`
 filter that keeps non-ASCII text, and `raise_exception` for templates that reject a conversation.
 The rendered text contains special-token names, so encode it with `allowed_special="all"`.
+
+A base model such as GPT-2 has no template: it gets a plain transcript ("User: ...\\n\\nAssistant:")
+and the stop string `BASE_MODEL_STOP`, so that it does not write the user's next turn itself.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from gpt_tui.errors import GptTuiError
 if TYPE_CHECKING:
     import jinja2
 
-    from gpt_tui.tokenizer import Tokenizer
+    from gpt_tui.tokenizer.bpe import Tokenizer
 
-__all__ = ["render_chat"]
+__all__ = ["BASE_MODEL_STOP", "encode_chat", "encode_prompt", "has_chat_template", "render_chat"]
+
+ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+BASE_MODEL_STOP = "\nUser:"
 
 
 def render_chat(
@@ -93,3 +99,32 @@ def _compile(source: str) -> jinja2.Template:
         return environment.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise GptTuiError(f"the model's chat template is not valid Jinja: {exc}") from exc
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_chat_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The prompt for the assistant's next reply."""
+    if has_chat_template(tokenizer):
+        return render_chat(tokenizer, messages, add_generation_prompt=True)
+    turns = [f"{ROLE_NAMES.get(m['role'], m['role'])}: {m['content'].strip()}" for m in messages]
+    return "\n\n".join([*turns, "Assistant:"])
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of the chat prompt; a template's special tokens are real special tokens."""
+    allowed = "all" if has_chat_template(tokenizer) else "none"
+    return tokenizer.encode(render_chat_text(tokenizer, messages), allowed_special=allowed)
+
+
+def encode_prompt(tokenizer: Any, text: str, allowed_special: str = "none") -> list[int]:
+    """Token ids of a document's start (a completion prompt): with the beginning-of-text token
+    first where the model's tokenizer puts it before every text (Llama 2 and 3, TinyLlama:
+    `add_bos`), as transformers encodes it, since those models were trained so."""
+    ids = tokenizer.encode(text, allowed_special)
+    bos = tokenizer.bos_id
+    if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]
+    return ids

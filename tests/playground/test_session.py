@@ -10,11 +10,9 @@ import pytest
 
 from gpt_tui.engine import SamplingParams, generate
 from gpt_tui.errors import SessionFileError
-from gpt_tui.session import (
-    ROOT,
-    BranchTree,
+from gpt_tui.playground.branches import ROOT, BranchTree, forced_event
+from gpt_tui.playground.session import (
     Session,
-    forced_event,
     from_json,
     load,
     save,

@@ -200,7 +200,7 @@ def _timed_generation(events: Iterable) -> tuple[list[int], float]:
 def chat_cases(tokenizer) -> list[tuple[str, str, SamplingParams]]:
     """(name, prompt, settings): a turn that copies a paragraph with an edit and an open-ended
     one, each greedy and sampled with a seed. In the chat template when the model has one."""
-    from gpt_tui.chat import render_chat
+    from gpt_tui.tokenizer.chat import render_chat
 
     def turn(text: str) -> str:
         if tokenizer.chat_template:
@@ -241,7 +241,7 @@ def draft_model(choice: str, target: Any | None, *, random: bool) -> tuple[Any, 
         return GPT2(params, hparams), f"random {choice}"
     if target is None:
         raise GptTuiError("with --random, --speculative takes lookup or a GPT-2 size")
-    from gpt_tui.speculation import load_draft
+    from gpt_tui.backends.drafts import load_draft
 
     loaded = load_draft(choice, target)
     return loaded.model, loaded.name

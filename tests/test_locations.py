@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from gpt_tui import locations
 from gpt_tui.errors import StorageError
-from gpt_tui.models import paths
 
 
 def test_gpt_tui_home_holds_cache_models_and_config(gpt_home: Path) -> None:
-    assert paths.home() == gpt_home
-    assert paths.cache_dir() == gpt_home / "cache"
-    assert paths.models_dir() == gpt_home / "cache" / "models"
-    assert paths.config_dir() == gpt_home / "config"
-    for directory in (paths.cache_dir(), paths.models_dir(), paths.config_dir()):
+    assert locations.home() == gpt_home
+    assert locations.cache_dir() == gpt_home / "cache"
+    assert locations.models_dir() == gpt_home / "cache" / "models"
+    assert locations.config_dir() == gpt_home / "config"
+    for directory in (locations.cache_dir(), locations.models_dir(), locations.config_dir()):
         assert directory.is_dir()
 
 
@@ -25,8 +25,8 @@ def test_without_gpt_tui_home_the_platform_dirs_are_used(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    assert paths.models_dir() == tmp_path / "xdg-cache" / "gpt-tui" / "models"
-    assert paths.config_dir() == tmp_path / "xdg-config" / "gpt-tui"
+    assert locations.models_dir() == tmp_path / "xdg-cache" / "gpt-tui" / "models"
+    assert locations.config_dir() == tmp_path / "xdg-config" / "gpt-tui"
 
 
 def test_home_below_a_regular_file_is_a_clear_error(
@@ -36,7 +36,7 @@ def test_home_below_a_regular_file_is_a_clear_error(
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "a-file" / "home"))
     with pytest.raises(StorageError) as info:
-        paths.models_dir()
+        locations.models_dir()
     message = str(info.value)
     assert str(tmp_path / "a-file" / "home") in message and "GPT_TUI_HOME" in message
 
@@ -47,14 +47,14 @@ def test_read_only_home_is_a_clear_error(gpt_home: Path) -> None:
     gpt_home.chmod(0o555)
     try:
         with pytest.raises(StorageError) as info:
-            paths.models_dir()
+            locations.models_dir()
         assert "GPT_TUI_HOME" in str(info.value) and "permission denied" in str(info.value)
     finally:
         gpt_home.chmod(0o755)
 
 
 def test_ensure_writable_really_writes(tmp_path: Path) -> None:
-    assert paths.ensure_writable(tmp_path) == tmp_path
+    assert locations.ensure_writable(tmp_path) == tmp_path
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
     with pytest.raises(StorageError, match="GPT_TUI_HOME"):
-        paths.ensure_writable(tmp_path / "missing")
+        locations.ensure_writable(tmp_path / "missing")
