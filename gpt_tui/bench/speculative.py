@@ -19,7 +19,8 @@ import numpy as np
 
 from gpt_tui.backends.drafts import load_draft
 from gpt_tui.engine import GPT2
-from gpt_tui.engine.generate import LanguageModel, generate
+from gpt_tui.engine.generate import generate
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.plan.tuner import settle_tuner
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.engine.speculative import Drafter, DraftModel, PassStats, PromptLookup

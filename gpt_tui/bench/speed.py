@@ -19,7 +19,7 @@ import numpy as np
 
 from gpt_tui.bench.speculative import measure_verification
 from gpt_tui.engine import SamplingParams, cores, generate
-from gpt_tui.engine.generate import LanguageModel
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.params import HELD, flatten_params
 from gpt_tui.engine.plan.tuner import settle_tuner
 

@@ -22,7 +22,7 @@ from gpt_tui.cli.flags import (
     sampling_from_args,
 )
 from gpt_tui.display import percent
-from gpt_tui.engine.generate import TokenEvent
+from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.errors import GptTuiError
 

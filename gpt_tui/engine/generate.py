@@ -9,62 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gpt_tui.engine import speculative
+from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.sampling import Sampler, SamplingParams
-from gpt_tui.engine.scoring import Alternative, TokenScore, score_rows
+from gpt_tui.engine.scoring import TokenScore, score_rows
 
 if TYPE_CHECKING:
     from gpt_tui.engine.speculative import Drafter, DraftLength, PassStats
     from gpt_tui.tokenizer import Tokenizer
-
-FINISH_REASONS = {"length": "max tokens", "eos": "end of text", "stop": "stop string"}
-
-
-class LanguageModel(Protocol):
-    n_vocab: int
-    n_ctx: int
-
-    def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache: ...
-
-    def forward(
-        self,
-        ids: Sequence[int] | np.ndarray,
-        cache: KVCache | None = None,
-        *,
-        last_only: bool = False,
-    ) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEvent:
-    """One generated token and what the model thought of it.
-
-    `prob`, `logprob`, `rank` (1 = the likeliest), `entropy` (nats) and `top` describe the model's
-    own distribution at this step; `sampled_prob` is the token's probability under the final
-    sampling distribution (after penalties, temperature, top-k/p, min-p). `text` is the piece of
-    output this token completes: "" while a UTF-8 character is still incomplete, cut short where a
-    stop string begins. `dropped` counts tokens the context window slid past before this step.
-    `finish_reason` is set on the last event: "length", "eos" or "stop".
-    """
-
-    index: int
-    token_id: int
-    text: str
-    prob: float
-    logprob: float
-    sampled_prob: float
-    rank: int
-    entropy: float
-    top: tuple[Alternative, ...]
-    position: int
-    dropped: int = 0
-    finish_reason: str | None = None
 
 
 def window_keep(n_ctx: int) -> int:

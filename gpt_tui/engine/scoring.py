@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.sampling import top_indices
 
 if TYPE_CHECKING:
-    from gpt_tui.engine.generate import LanguageModel
     from gpt_tui.tokenizer import Tokenizer
 
 # GLTR's buckets: where a token ranked among the model's predictions.

@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.sampling import Sampler, SamplingParams
 
 if TYPE_CHECKING:
-    from gpt_tui.engine.generate import LanguageModel, TokenEvent
     from gpt_tui.tokenizer import Tokenizer
 
 MAX_DRAFT = 7
