@@ -28,7 +28,7 @@ def open_backend(
 
         return remote.connect(name, remote.api_key(api_key))
     from gpt_tui.backends.local import LocalBackend
-    from gpt_tui.models.store import load_model
+    from gpt_tui.models.loading import load_model
 
     loaded = load_model(name, base_url=base_url, progress=progress, cancel=cancel)
     return LocalBackend(loaded, strict=strict)

@@ -1,6 +1,6 @@
 """What a model name means, decided in one place: a catalog name or alias, a path (a model
 directory, a checkpoint directory, a .gguf file), a Hugging Face repo id ORG/NAME, or the URL of
-an OpenAI-compatible server. The store, the backends and the playground ask here.
+an OpenAI-compatible server. Loading, the backends, the playground and the front ends ask here.
 """
 
 from __future__ import annotations

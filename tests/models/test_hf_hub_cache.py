@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gpt_tui.errors import ModelFileError, UnknownModelError
-from gpt_tui.models import names, store
+from gpt_tui.models import availability, hf_models, loading, names
 from gpt_tui.models.hf.hub_cache import cached_repos, hub_cache_dir, is_repo_id
 
 
@@ -56,28 +56,28 @@ def test_cached_models_are_listed_with_architecture_and_size(hf_hub_cache: Path)
         "HuggingFaceTB/SmolLM2-Tiny",
         "openai-community/gpt2",
     ]
-    models = {m.repo_id: m for m in store.hf_models()}
+    models = {m.repo_id: m for m in hf_models.hf_models()}
     gpt2 = models["openai-community/gpt2"]
     assert gpt2.supported and gpt2.hf_architecture == "GPT2LMHeadModel"
     assert gpt2.n_params == 50257 * 16 + 64 * 16 + 2 * (12 * 16 * 16 + 13 * 16) + 2 * 16
     assert not gpt2.converted
-    store.load_model("openai-community/gpt2")  # from the cache: no server is running
-    assert {m.repo_id: m for m in store.hf_models()}["openai-community/gpt2"].converted
-    assert store.status("openai-community/gpt2") == "cached"
-    assert store.status("someone/else") == "not downloaded"
+    loading.load_model("openai-community/gpt2")  # from the cache: no server is running
+    assert {m.repo_id: m for m in hf_models.hf_models()}["openai-community/gpt2"].converted
+    assert availability.status("openai-community/gpt2") == "cached"
+    assert availability.status("someone/else") == "not downloaded"
 
 
 def test_an_unusable_cached_model_is_listed_with_the_reason(hf_hub_cache: Path):
     snapshot = next(r.snapshot for r in cached_repos() if r.repo_id.endswith("SmolLM2-Tiny"))
     (snapshot / "tokenizer.json").unlink()
-    model = {m.repo_id: m for m in store.hf_models()}["HuggingFaceTB/SmolLM2-Tiny"]
+    model = {m.repo_id: m for m in hf_models.hf_models()}["HuggingFaceTB/SmolLM2-Tiny"]
     assert not model.supported and "tokenizer.json" in model.problem
 
 
 def test_the_converted_copy_outlives_a_cleared_hugging_face_cache(hf_hub_cache: Path):
     import shutil
 
-    first = store.load_model("openai-community/gpt2")
+    first = loading.load_model("openai-community/gpt2")
     shutil.rmtree(hf_hub_cache / "models--openai-community--gpt2")
-    again = store.load_model("openai-community/gpt2")  # no server: it must not ask the Hub
+    again = loading.load_model("openai-community/gpt2")  # no server: it must not ask the Hub
     assert again.path == first.path and again.name == "openai-community/gpt2"
