@@ -86,15 +86,12 @@ def convert_tf_checkpoint(
     its files (their sizes and times are remembered in `source.json`)."""
     checkpoint_dir = checkpoint_dir.resolve()
     prefix = tf_checkpoint.checkpoint_prefix(checkpoint_dir)
-    source = {
-        "layout": LAYOUT,
-        "path": str(checkpoint_dir),
-        "files": {
-            p.name: [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(checkpoint_dir.iterdir())
-            if p.name.startswith(prefix.name) or p.name in ("hparams.json", "encoder.json")
-        },
-    }
+    files = [
+        p
+        for p in sorted(checkpoint_dir.iterdir())
+        if p.name.startswith(prefix.name) or p.name in ("hparams.json", "encoder.json")
+    ]
+    source = _directory_source(checkpoint_dir, files)
     target = local_model_path(checkpoint_dir)
     if same_source(target, source):
         return target
@@ -123,11 +120,7 @@ def convert_hf_dir(
     source_dir = source_dir.resolve()
     checkpoint = open_checkpoint(source_dir, label)  # refuses at once what cannot run
     files = sorted({*checkpoint.weights, source_dir / "config.json", source_dir / "tokenizer.json"})
-    source = {
-        "layout": LAYOUT,
-        "path": str(source_dir),
-        "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
-    }
+    source = _directory_source(source_dir, files)
     if same_source(target, source):
         return
 
@@ -138,6 +131,16 @@ def convert_hf_dir(
         )
 
     _convert_once(target, source, label, convert, progress=progress, cancel=cancel)
+
+
+def _directory_source(directory: Path, files: list[Path]) -> dict[str, Any]:
+    """What a conversion from `directory` is of (its `source.json`): the path, and each file's
+    size and time, so that a changed file is converted again."""
+    return {
+        "layout": LAYOUT,
+        "path": str(directory),
+        "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
+    }
 
 
 def _convert_once(
