@@ -1,6 +1,7 @@
-"""The models in the Hugging Face cache as gpt-tui sees them: each repo's architecture and size,
-whether gpt-tui runs it and has converted it, and its state (`gpt-tui models`, the app's
-picker). Reads only headers and directories, never the network; the cache itself is `hf/`'s.
+"""The models in the Hugging Face cache as gpt-tui sees them, for `gpt-tui models` and the app's
+picker: each repo's architecture and size, whether gpt-tui runs it and has converted it, and its
+state. Reads only headers and directories, never the network. Finding the cache and reading its
+layout is `hf/hub_cache.py`'s; a checkpoint's contents are `hf/checkpoint.py`'s.
 """
 
 from __future__ import annotations
