@@ -321,15 +321,3 @@ def test_smollm2_without_its_package(tiny_gguf: Path, monkeypatch: pytest.Monkey
     loading.load_model("smollm2")
     monkeypatch.setattr(bundled, "smollm2_gguf_path", missing)
     assert loading.load_model("smollm2").name == "smollm2"  # the converted copy still works
-
-
-def test_default_model_is_the_last_used_if_ready_else_smollm2(tmp_path: Path) -> None:
-    from gpt_tui.settings import UserSettings, default_model_name, save_settings
-
-    assert default_model_name() == "smollm2"  # no settings yet
-    save_settings(UserSettings(model="355M"))  # used once, since removed from the cache
-    assert default_model_name() == "smollm2"
-    save_settings(UserSettings(model="no-such-model"))
-    assert default_model_name() == "smollm2"
-    save_settings(UserSettings(model=str(tmp_path)))  # a path that exists
-    assert default_model_name() == str(tmp_path)

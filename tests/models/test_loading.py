@@ -4,6 +4,7 @@ an unknown name or a path that is not a model is a message saying what to do."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,10 @@ def test_names_and_paths_that_are_not_models(tmp_path: Path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(ModelFileError, match="is not a model"):
         loading.load_model(str(tmp_path / "notes"))
+
+
+def test_the_converted_copy_outlives_a_cleared_hugging_face_cache(hf_hub_cache: Path):
+    first = loading.load_model("openai-community/gpt2")
+    shutil.rmtree(hf_hub_cache / "models--openai-community--gpt2")
+    again = loading.load_model("openai-community/gpt2")  # no server: it must not ask the Hub
+    assert again.path == first.path and again.name == "openai-community/gpt2"
