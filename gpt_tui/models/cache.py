@@ -11,7 +11,7 @@ Layout under `locations.models_dir()`:
     hf/ORG--NAME/         models converted from the Hugging Face cache (`--model ORG/NAME`)
 
 A converted directory only ever appears whole (one rename), so its two files being there means
-it is ready, and loading never needs the lock: a cached model loads even from a read-only cache.
+it is ready (`is_converted`); the lock guards only downloading, converting and removing.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ from gpt_tui.tui.text import human_bytes, human_count
 
 def hf_models() -> list:
     """The Hugging Face cache's models (never raises: the picker must open)."""
-    from gpt_tui.models.hf_models import hf_models
+    from gpt_tui.models import hf_models as listing
 
     try:
-        return hf_models()
+        return listing.hf_models()
     except (GptTuiError, OSError):
         return []
 
