@@ -16,7 +16,7 @@ from typing import Any
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.errors import SpeculationError, StorageError
 from gpt_tui.locations import config_dir
-from gpt_tui.models.store import model_to_open
+from gpt_tui.models.availability import model_to_open
 
 SETTINGS_FILE = "settings.toml"
 

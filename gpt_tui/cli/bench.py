@@ -16,7 +16,7 @@ from gpt_tui.settings import SPECULATIVE_LOOKUP, check_speculative
 if TYPE_CHECKING:
     from gpt_tui.bench.speed import BenchResult
     from gpt_tui.engine.plan import Plan
-    from gpt_tui.models.store import LoadedModel
+    from gpt_tui.models.loading import LoadedModel
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -173,8 +173,10 @@ def _speculative_table(cases) -> Table:
 
 def _gpt2_tokenizer_if_available():
     """GPT-2's tokenizer for random GPT-2 weights: from any cached GPT-2 model, else none."""
+    from gpt_tui.models.availability import is_cached
+    from gpt_tui.models.cache import model_path
     from gpt_tui.models.catalog import CATALOG
-    from gpt_tui.models.store import is_cached, load_tokenizer, model_path
+    from gpt_tui.models.loading import load_tokenizer
 
     for spec in CATALOG:
         if spec.kind == "gpt2" and is_cached(spec.name):

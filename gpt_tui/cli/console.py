@@ -28,7 +28,7 @@ from gpt_tui.errors import GptTuiError
 
 if TYPE_CHECKING:
     from gpt_tui.models.download import DownloadProgress
-    from gpt_tui.models.store import LoadedModel
+    from gpt_tui.models.loading import LoadedModel
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,7 +49,7 @@ def read_prompt(prompt: str) -> str:
 
 def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     """A local model, for the commands only the engine can do (lens, bench)."""
-    from gpt_tui.models.store import load_model
+    from gpt_tui.models.loading import load_model
     from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
@@ -138,7 +138,7 @@ def cpu_name() -> str | None:
 
 @contextlib.contextmanager
 def rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
-    """A progress callback for `store.ensure_model`/`load_model` that draws rich progress bars
+    """A progress callback for `ensure_model`/`load_model` that draws rich progress bars
     (bytes, rate, time left) on stderr, so stdout stays free for generated text.
 
     Nothing is drawn until the first event: a cached model loads without any output. Use:

@@ -36,7 +36,7 @@ class ModelLoaded(Message):
         super().__init__()
         self.load_id = load_id
         self.name = name  # as the user asked for it (catalog name or path)
-        self.loaded = loaded  # gpt_tui.models.store.LoadedModel
+        self.loaded = loaded  # gpt_tui.models.loading.LoadedModel
 
 
 class ModelLoadFailed(Message):

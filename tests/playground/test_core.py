@@ -8,7 +8,7 @@ import pytest
 
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine import Alternative, SamplingParams
-from gpt_tui.models.store import LoadedModel
+from gpt_tui.models.loading import LoadedModel
 from gpt_tui.playground.core import Playground, PlaygroundError
 from gpt_tui.playground.events import PromptScored, RunFinished, TokensStreamed
 from gpt_tui.settings import UserSettings

@@ -21,20 +21,20 @@ from gpt_tui.tui.text import human_bytes, human_count
 
 def hf_models() -> list:
     """The Hugging Face cache's models (never raises: the picker must open)."""
-    from gpt_tui.models import store
+    from gpt_tui.models import hf_models as listing
 
     try:
-        return store.hf_models()
+        return listing.hf_models()
     except (GptTuiError, OSError):
         return []
 
 
 def model_status(name: str) -> str:
     """The model's cache status for the table (never raises: it is only a label)."""
-    from gpt_tui.models import store
+    from gpt_tui.models.availability import status
 
     try:
-        return store.status(name)
+        return status(name)
     except (GptTuiError, OSError) as exc:
         return f"unknown ({exc})"
 
