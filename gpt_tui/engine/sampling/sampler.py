@@ -67,6 +67,9 @@ class Sampler:
         self.mu: float | None = None  # mirostat's bound; None: its start, 2 tau
         self._mu_tau = 0.0
         self._pending: tuple[int, float, float, float] | None = None  # token, p, tau, eta
+        # whether the last settings seen take the fast path: the same settings object comes
+        # back token after token, so the check costs nothing once
+        self._fast_for: tuple[SamplingParams | None, bool] = (None, False)
 
     @property
     def tokens(self) -> np.ndarray:
@@ -136,10 +139,9 @@ class Sampler:
         kept, weights = self._kept(logits, params, position, exclude)
         i = draw_index(weights, position_uniform(self.seed, position)) if kept.size > 1 else 0
         token, prob = int(kept[i]), float(weights[i] / weights.sum())
-        mirostat = params.mirostat_tau > 0.0 and "mirostat" in params.sampler_order
-        self._pending = (
-            (token, prob, params.mirostat_tau, params.mirostat_eta) if mirostat else None
-        )
+        self._pending = None
+        if params.mirostat_tau > 0.0 and "mirostat" in params.sampler_order:
+            self._pending = (token, prob, params.mirostat_tau, params.mirostat_eta)
         return token, prob
 
     def _kept(
@@ -154,7 +156,9 @@ class Sampler:
         Working on the few kept tokens rather than on masks over the whole vocabulary keeps
         sampling a small part of a decode step (each full-vocabulary pass costs 10-100 us).
         """
-        if exclude or not _classic_only(params):
+        if self._fast_for[0] is not params:
+            self._fast_for = (params, _classic_only(params))
+        if exclude or not self._fast_for[1]:
             z = run_chain(logits, params, self.history(params, position), exclude)
             kept = np.flatnonzero(z > -np.inf)
             return kept, np.exp(z[kept] - z[kept].max())
