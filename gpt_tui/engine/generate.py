@@ -17,7 +17,7 @@ import numpy as np
 from gpt_tui.engine import speculative
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.sampling import Sampler, SamplingParams, speculation_blocker
-from gpt_tui.engine.sampling.dry import breaker_ids
+from gpt_tui.engine.sampling.dry import breaker_mask
 from gpt_tui.engine.scoring import Alternative, TokenScore, score_rows
 
 if TYPE_CHECKING:
@@ -395,12 +395,10 @@ class _Stream:
     def _set_dry_breakers(self, breakers: tuple[str, ...]) -> None:
         """DRY's breaker mask: every token whose text holds a breaker (computed once per set of
         breakers: a pass over the vocabulary, tens of milliseconds)."""
-        n_text = min(self.n_vocab, getattr(self.tokenizer, "n_vocab", self.n_vocab))
-        mask = np.zeros(self.n_vocab, dtype=bool)
-        mask[:n_text] = breaker_ids(
-            (self.tokenizer.token_bytes(i) for i in range(n_text)), breakers
+        n_text = getattr(self.tokenizer, "n_vocab", self.n_vocab)
+        self.sampler.dry_breakers = breaker_mask(
+            self.tokenizer.token_bytes, n_text, self.n_vocab, breakers
         )
-        self.sampler.dry_breakers = mask
         self._breakers = breakers
 
 

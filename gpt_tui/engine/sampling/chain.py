@@ -136,11 +136,13 @@ def sampler_view(
     seed: int | None = None,
     position: int | None = None,
     exclude: Collection[int] = (),
+    dry_breakers: np.ndarray | None = None,
 ) -> SamplerView:
     """The per-stage report of one position's raw logits [n_vocab] under `params`.
 
     The context (its tokens up to this position) feeds the penalties and DRY (`history_for`;
-    pass `history` instead for a sampler's exact state, `Sampler.history`). XTC's coin comes
+    pass `history` instead for a sampler's exact state, `Sampler.history`); `dry_breakers` is
+    DRY's mask of breaker tokens (`dry.breaker_mask`; none without it). XTC's coin comes
     from `seed` and `position` as in generation; without them XTC is shown acting. Mirostat
     starts from mu = 2 tau unless `history` carries a later mu.
     """
@@ -149,7 +151,9 @@ def sampler_view(
     params.check_vocabulary(logits.size)
     if history is None:
         fires = True if seed is None or position is None else xtc_fires(params, seed, position)
-        history = history_for(context, logits.size, n_prompt=n_prompt, xtc_fires=fires)
+        history = history_for(
+            context, logits.size, n_prompt=n_prompt, dry_breakers=dry_breakers, xtc_fires=fires
+        )
     z = logits.astype(np.float64)
     if exclude:
         z[list(exclude)] = -np.inf

@@ -15,7 +15,7 @@ whose text contains one of the breaker strings, llama.cpp's rule for a breaker w
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import numpy as np
 
@@ -80,3 +80,14 @@ def breaker_ids(token_bytes: Iterable[bytes], breakers: Collection[str]) -> np.n
     return np.fromiter(
         (any(needle in piece for needle in needles) for piece in token_bytes), dtype=bool
     )
+
+
+def breaker_mask(
+    token_bytes: Callable[[int], bytes], n_text: int, n_vocab: int, breakers: Collection[str]
+) -> np.ndarray:
+    """`breaker_ids` over a tokenizer's first n_text ids, padded to the model's n_vocab (a
+    model's embedding may have rows the tokenizer has no text for: never breakers)."""
+    mask = np.zeros(n_vocab, dtype=bool)
+    n = min(n_text, n_vocab)
+    mask[:n] = breaker_ids((token_bytes(i) for i in range(n)), breakers)
+    return mask

@@ -323,3 +323,24 @@ def test_dry_example_of_llama_cpps_comment() -> None:
 def test_dry_breakers_are_the_tokens_holding_a_breaker_string() -> None:
     pieces = [b"hello", b"\n", b"a:", b" world", b'"quote', b"x"]
     assert breaker_ids(pieces, ("\n", ":", '"')).tolist() == [0, 1, 1, 0, 1, 0]
+
+
+def test_breaker_mask_pads_ids_the_tokenizer_has_no_text_for() -> None:
+    from gpt_tui.engine.sampling.dry import breaker_mask
+
+    pieces = [b"a", b"b\n", b"c"]
+    assert breaker_mask(pieces.__getitem__, 3, 5, ("\n",)).tolist() == [0, 1, 0, 0, 0]
+
+
+def test_the_view_applies_dry_breakers_it_is_given() -> None:
+    from gpt_tui.engine.sampling import sampler_view
+
+    # "x y x" then "y" would repeat "x y"; with "x" a breaker nothing is penalised
+    x, y = 1, 2
+    params = SamplingParams(dry_multiplier=1.0, dry_allowed_length=1)
+    z = np.zeros(4)
+    plain = sampler_view(z, params, [x, y, x], k=2)
+    assert plain.final.logits[y] == -1.0
+    breakers = np.array([False, True, False, False])
+    broken = sampler_view(z, params, [x, y, x], k=2, dry_breakers=breakers)
+    assert broken.final.logits[y] == 0.0
