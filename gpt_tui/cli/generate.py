@@ -24,7 +24,7 @@ from gpt_tui.cli.flags import (
 from gpt_tui.display import percent
 from gpt_tui.engine.generate import TokenEvent
 from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.errors import GptTuiError
+from gpt_tui.errors import InputError
 
 BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
 
@@ -77,9 +77,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
     prompt = read_prompt(args.prompt)
     if args.system and not args.chat:
-        raise GptTuiError("--system needs --chat (the user message to answer)")
+        raise InputError("--system needs --chat (the user message to answer)")
     if args.chat is not None and prompt:
-        raise GptTuiError("give either a PROMPT or --chat, not both")
+        raise InputError("give either a PROMPT or --chat, not both")
+    if args.chat is not None and not args.chat.strip():
+        raise InputError("--chat needs a message (it is empty)")
     n_top = args.top if (args.show_probs or args.json) else 0
     core = _playground(args.model, args.base_url, params, n_top, args.speculative, args.api_key)
     if args.chat is not None:
@@ -133,13 +135,19 @@ def _playground(
 ) -> Any:
     """The playground core on the model asked for (default: the last one used).
     `speculative` None: the default, where the backend can speculate."""
+    from gpt_tui.backends.base import Request
     from gpt_tui.playground.core import Playground
     from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
     name, backend = open_for_cli(name, base_url, api_key)
-    why_not = backend.capabilities.why_not("speculative")
-    if speculative not in (None, SPECULATIVE_OFF) and why_not:
-        raise GptTuiError(f"--speculative {speculative}: {why_not}")
+    if speculative not in (None, SPECULATIVE_OFF):
+        why_not = backend.capabilities.why_not("speculative")
+        if why_not:
+            raise InputError(f"--speculative {speculative}: {why_not}")
+        # Made now, not at the first token: a draft that cannot draft for this model is a bad
+        # flag (SpeculationError, exit code 2), said before anything is generated. The backend
+        # keeps the drafter for the run.
+        backend.drafter(Request([], SamplingParams, speculative=speculative))
     speculative = SPECULATIVE_DEFAULT if speculative is None else speculative
     settings = UserSettings(n_top=max(n_top, 1), speculative=speculative)
     core = Playground(settings if params is None else settings.replace(sampling=params))
@@ -225,8 +233,11 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
 def _run_score(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
     if not text.strip():
-        raise GptTuiError("nothing to score: the text is empty")
+        raise InputError("nothing to score: the text is empty")
     core = _playground(args.model, None, api_key=args.api_key)
+    why_not = core.backend.capabilities.why_not("prompt_scoring")
+    if why_not:  # the model named cannot do this command: like a bad argument
+        raise InputError(f"cannot score a text with {core.backend.name}: {why_not}")
     result = core.score(text, n_top=args.top, special=args.special)
     name = core.backend.name
     summary = {

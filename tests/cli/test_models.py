@@ -50,7 +50,7 @@ def test_download_models_rm(server: FileServer, capsys: pytest.CaptureFixture[st
 
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]):
     code, _, err = run(capsys, "download", "125M")
-    assert code == 1 and err.count("\n") == 1 and "did you mean '124M'" in err
+    assert code == 2 and err.count("\n") == 1 and "did you mean '124M'" in err
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -60,7 +60,7 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]):
     assert err.startswith("error: cannot reach 127.0.0.1") and "smollm2" in err
 
     code, _, err = run(capsys, "rm", "smollm2")
-    assert code == 1 and "bundled" in err
+    assert code == 2 and "bundled" in err
 
 
 def test_downloading_the_bundled_model_is_a_no_op(capsys: pytest.CaptureFixture[str]):
