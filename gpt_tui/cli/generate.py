@@ -136,10 +136,18 @@ def _playground(
     """The playground core on the model asked for (default: the last one used).
     `speculative` None: the default, where the backend can speculate."""
     from gpt_tui.backends.base import Request
+    from gpt_tui.backends.local import engine_model
     from gpt_tui.playground.core import Playground
     from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
     name, backend = open_for_cli(name, base_url, api_key)
+    model = engine_model(backend)
+    if params is not None and model is not None and params.top_k > model.n_vocab:
+        # The flag's own range is GPT-2's vocabulary; the model loaded may have fewer tokens.
+        raise InputError(
+            f"--top-k: top_k must be in [0, {model.n_vocab}] (the vocabulary of {backend.name}), "
+            f"not {params.top_k}"
+        )
     if speculative not in (None, SPECULATIVE_OFF):
         why_not = backend.capabilities.why_not("speculative")
         if why_not:
