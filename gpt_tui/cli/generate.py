@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -100,7 +99,6 @@ def _run_generate(args: argparse.Namespace) -> int:
         )
     collected: list[TokenEvent] = []
     finished: RunFinished | None = None
-    start = time.perf_counter()
     for event in core.stream(run):
         if isinstance(event, TokensStreamed):
             for token in event.events:
@@ -121,7 +119,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.show_probs:
         stdout.print(_probs_table(collected, run.backend.tokenizer))
     if collected and finished is not None and finished.finish != "error":
-        _say_speed(collected, time.perf_counter() - start, finished, run.backend.name)
+        n_read = len(run.request.context) - collected[0].dropped  # what the window kept
+        _say_speed(collected, n_read, finished, run.backend.name)
     return _run_failed(finished)
 
 
@@ -172,19 +171,29 @@ def _run_failed(finished: Any) -> int:
     return 0
 
 
-def _say_speed(collected: list[TokenEvent], elapsed: float, finished: Any, model: str) -> None:
+def _say_speed(collected: list[TokenEvent], n_read: int, finished: Any, model: str) -> None:
+    """The prompt's rate (prefill: `n_read` tokens until the first token came) and the
+    generation's (the tokens after the first) apart, as the app's status line shows them: a
+    long prompt's reading would otherwise drown the generation's speed."""
     from gpt_tui.engine import FINISH_REASONS
 
     reason = FINISH_REASONS.get(collected[-1].finish_reason or finished.finish, "unknown")
     stats = finished.stats
+    ttft = stats.ttft or 0.0
+    prompt = f"prompt: {n_read:,} tokens in {ttft:.2f} s"
+    if ttft > 0:
+        prompt += f" ({n_read / ttft:,.0f} tokens/s)"
+    n = len(collected)
+    generated = f"generated: {n} token{'s' if n != 1 else ''}"
+    if stats.decode_rate is not None:
+        generated += f" at {stats.decode_rate:.1f} tokens/s"
     speculation = (
         f"{stats.tokens_per_pass:.2f} tokens/pass, {stats.drafts_held:.0%} of drafts held; "
         if stats.tokens_per_pass is not None
         else ""
     )
     stderr.print(
-        f"[{len(collected)} tokens in {elapsed:.2f}s, {len(collected) / elapsed:.1f} tokens/s; "
-        f"{speculation}model {model}; stopped: {reason}]",
+        f"[{prompt}; {generated}; {speculation}model {model}; stopped: {reason}]",
         style="dim",
         markup=False,
     )

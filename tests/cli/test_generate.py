@@ -38,3 +38,17 @@ def test_top_k_is_bounded_by_the_loaded_models_vocabulary(capsys) -> None:
     code, out, err = run(capsys, "generate", "Hi", "-m", str(SMOLLM2_TINY), "--top-k", "49152",
                          "--max-tokens", "2")  # fmt: skip
     assert code == 0, err
+
+
+@pytest.mark.parametrize("words", [10, 10_000])  # 10,000 words are 50,000 characters
+def test_the_speed_line_reports_the_prompt_and_the_generation_apart(
+    tiny_model_dir, gpt2_tokenizer, capsys, words: int
+) -> None:
+    # the tokens the model read: all of a short prompt, the end a slid window keeps of a long one
+    read = min(len(gpt2_tokenizer.encode("word " * words)), 48)  # 48: 3/4 of a 64-token context
+    code, _, err = run(capsys, "generate", "word " * words, "-m", str(tiny_model_dir),
+                       "--max-tokens", "3", "--speculative", "off")  # fmt: skip
+    assert code == 0, err
+    line = err.strip().splitlines()[-1]
+    assert f"[prompt: {read} tokens in " in line and " tokens/s); generated: 3 tokens at " in line
+    assert "stopped: max tokens" in line
