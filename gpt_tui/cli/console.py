@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -147,6 +147,26 @@ def _remember_model(name: str) -> None:
             save_settings(settings.replace(model=name))
         except GptTuiError as exc:
             stderr.print(f"warning: {exc}", markup=False)
+
+
+def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token's share of the text, as streamed output shows it: a character split over
+    tokens is whole on the token that completes it, "" on the ones before."""
+    if not hasattr(tokenizer, "stream_decoder"):
+        return [tokenizer.token_text(i) for i in ids]
+    decoder = tokenizer.stream_decoder()
+    pieces = [decoder.push(i) for i in ids]
+    if pieces:
+        pieces[-1] += decoder.flush()  # bytes that never completed a character, as U+FFFD
+    return pieces
+
+
+def show_piece(piece: str, token_id: int, tokenizer: Any) -> str:
+    """A token's piece for a table (rich markup): a token that only starts a character shows
+    its bytes, dimmed, rather than a replacement character."""
+    if piece or not hasattr(tokenizer, "token_bytes"):
+        return show_token(piece)
+    return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
 
 
 def show_token(text: str) -> str:

@@ -12,7 +12,15 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from gpt_tui.cli.console import open_for_cli, read_prompt, show_token, stderr, stdout
+from gpt_tui.cli.console import (
+    open_for_cli,
+    read_prompt,
+    show_piece,
+    show_token,
+    stderr,
+    stdout,
+    token_pieces,
+)
 from gpt_tui.cli.flags import (
     add_api_key_flag,
     add_sampling_flags,
@@ -226,11 +234,15 @@ def _probs_table(events: list[TokenEvent], tok: Any) -> Table:
 
 
 def add_score_parser(sub: argparse._SubParsersAction) -> None:
+    from gpt_tui.engine.scoring import SCORING_RULE
+
     p = sub.add_parser(
         "score",
         help="how likely the model finds each token of a text",
         description="Score every token of TEXT (or stdin with -): probability, rank, surprisal, "
-        "and the text's perplexity. Colours follow GLTR's rank buckets.",
+        f"and the text's perplexity. As in the app's prompt scores, {SCORING_RULE}; the "
+        "perplexity is over the scored tokens. A character split over tokens is shown on the "
+        "token that completes it. Colours follow GLTR's rank buckets.",
     )
     p.add_argument("text", metavar="TEXT", help="the text to score; - reads stdin")
     p.add_argument("--model", "-m", help="model name or path (default: the last one used)")
@@ -239,7 +251,12 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read special tokens such as <|endoftext|> in the text as such",
     )
-    p.add_argument("--json", action="store_true", help="one JSON object per token, then a summary")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per token (the first without figures when nothing precedes it; "
+        '"text" its share of the text), then a summary',
+    )
     p.add_argument(
         "--top", type=n_top_type, default=3, metavar="K", help="alternatives per token (default 3)"
     )
@@ -256,26 +273,33 @@ def _run_score(args: argparse.Namespace) -> int:
     if why_not:  # the model named cannot do this command: like a bad argument
         raise InputError(f"cannot score a text with {core.backend.name}: {why_not}")
     result = core.score(text, n_top=args.top, special=args.special)
-    name = core.backend.name
+    name, tokenizer = core.backend.name, core.backend.tokenizer
+    ids = result.context
+    pieces = token_pieces(tokenizer, ids)
+    # The text's own tokens: not the beginning-of-text token its tokenizer put before it.
+    first = 1 if result.prepended_bos else 0
+    scores = {t.position: t for t in result.tokens}
     summary = {
-        "tokens": len(result.tokens),
+        "tokens": len(ids) - first,
+        "scored": len(result.tokens),
         "perplexity": result.perplexity,
         "mean_surprisal_bits": result.mean_surprisal_bits,
-        "buckets": {name: sum(t.bucket == name for t in result.tokens) for name in BUCKET_STYLES},
+        "buckets": {b: sum(t.bucket == b for t in result.tokens) for b in BUCKET_STYLES},
         "prepended_bos": result.prepended_bos,
     }
     if args.json:
-        for token in result.tokens:
-            row = {
-                **dataclasses.asdict(token),
-                "surprisal_bits": token.surprisal_bits,
-                "bucket": token.bucket,
-            }
+        for position in range(first, len(ids)):
+            t = scores.get(position)
+            row: dict[str, Any] = {"position": position, "token_id": ids[position]}
+            if t is not None:
+                row = {**dataclasses.asdict(t), "surprisal_bits": t.surprisal_bits,
+                       "bucket": t.bucket}  # fmt: skip
+            row.update(text=pieces[position], scored=t is not None)
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.write(json.dumps({"summary": summary}) + "\n")
         return 0
     table = Table(title=f"{name} reads the text", title_justify="left", show_edge=False)
-    for name, justify in [
+    for column, justify in [
         ("#", "right"),
         ("token", "left"),
         ("prob", "right"),
@@ -283,28 +307,39 @@ def _run_score(args: argparse.Namespace) -> int:
         ("surprisal (bits)", "right"),
         ("the model expected", "left"),
     ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for t in result.tokens:
-        style = BUCKET_STYLES[t.bucket]
-        expected = "  ".join(f"{show_token(a.text)} {percent(a.prob)}" for a in t.top)
-        table.add_row(
-            str(t.position),
-            f"[{style}]{show_token(t.text)}[/]",
-            percent(t.prob),
-            str(t.rank),
-            f"{t.surprisal_bits:.2f}",
-            expected,
-        )
-    stdout.print(table)
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     coloured = Text()
-    for t in result.tokens:
-        coloured.append(t.text, style=BUCKET_STYLES[t.bucket])
+    for position, token_id in enumerate(ids):
+        shown = show_piece(pieces[position], token_id, tokenizer)
+        t = scores.get(position)
+        if t is None:
+            why = "put before the text" if position < first else "nothing precedes it"
+            table.add_row(str(position), shown, "", "", "", f"[dim]not scored: {why}[/]")
+        else:
+            expected = "  ".join(f"{show_token(a.text)} {percent(a.prob)}" for a in t.top)
+            style = BUCKET_STYLES[t.bucket]
+            table.add_row(str(position), f"[{style}]{shown}[/]", percent(t.prob), str(t.rank),
+                          f"{t.surprisal_bits:.2f}", expected)  # fmt: skip
+        if position >= first:
+            coloured.append(pieces[position], style=BUCKET_STYLES[t.bucket] if t else "")
+    stdout.print(table)
     stdout.print(coloured)
     legend = "  ".join(
-        f"[{style}]{name}[/] {summary['buckets'][name]}" for name, style in BUCKET_STYLES.items()
+        f"[{style}]{bucket}[/] {summary['buckets'][bucket]}"
+        for bucket, style in BUCKET_STYLES.items()
     )
     stdout.print(
-        f"{summary['tokens']} tokens; perplexity {result.perplexity:.2f}; mean surprisal "
-        f"{result.mean_surprisal_bits:.2f} bits/token; rank buckets: {legend}"
+        f"{summary['tokens']} tokens, {summary['scored']} scored; perplexity "
+        f"{result.perplexity:.2f}; mean surprisal {result.mean_surprisal_bits:.2f} bits/token; "
+        f"rank buckets: {legend}"
     )
+    if first:
+        bos = show_token(tokenizer.token_text(ids[0]))
+        rule = f"every token is scored, after the {bos} {name}'s tokenizer puts before a text"
+    else:
+        rule = (
+            f"the first token has no score: nothing precedes it ({name}'s tokenizer puts no "
+            "beginning-of-text token before a text)"
+        )
+    stdout.print(f"[dim]{rule}[/]")
     return 0
