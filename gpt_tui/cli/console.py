@@ -169,6 +169,17 @@ def show_piece(piece: str, token_id: int, tokenizer: Any) -> str:
     return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
 
 
+def show_alternative(token_id: int, text: str, tokenizer: Any) -> str:
+    """A token the model considered, alone (rich markup): part of a character shows its bytes,
+    dimmed, rather than a replacement character."""
+    if "\ufffd" not in text or not hasattr(tokenizer, "token_bytes"):
+        return show_token(text)
+    try:
+        return show_token(tokenizer.token_bytes(token_id).decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
+
+
 def show_token(text: str) -> str:
     from rich.markup import escape
 

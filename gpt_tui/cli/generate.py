@@ -15,6 +15,7 @@ from rich.text import Text
 from gpt_tui.cli.console import (
     open_for_cli,
     read_prompt,
+    show_alternative,
     show_piece,
     show_token,
     stderr,
@@ -316,7 +317,10 @@ def _run_score(args: argparse.Namespace) -> int:
             why = "put before the text" if position < first else "nothing precedes it"
             table.add_row(str(position), shown, "", "", "", f"[dim]not scored: {why}[/]")
         else:
-            expected = "  ".join(f"{show_token(a.text)} {percent(a.prob)}" for a in t.top)
+            expected = "  ".join(
+                f"{show_alternative(a.token_id, a.text, tokenizer)} {percent(a.prob)}"
+                for a in t.top
+            )
             style = BUCKET_STYLES[t.bucket]
             table.add_row(str(position), f"[{style}]{shown}[/]", percent(t.prob), str(t.rank),
                           f"{t.surprisal_bits:.2f}", expected)  # fmt: skip
