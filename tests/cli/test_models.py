@@ -136,7 +136,7 @@ def gpt_tui_confined(case: str, home: Path, *argv: str) -> subprocess.CompletedP
     ],
 )
 def test_a_home_that_cannot_be_written_lists_models_and_says_why_a_write_fails(
-    tmp_path: Path, case: str, says: str, fix: str
+    tmp_path: Path, tiny_model_dir: Path, case: str, says: str, fix: str
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -156,3 +156,9 @@ def test_a_home_that_cannot_be_written_lists_models_and_says_why_a_write_fails(
     assert str(home) in error and says in error and fix in error, error
     if case != "full":
         assert "free some space" not in error
+
+    # a model outside the home runs; only remembering it as the default is lost, and said why
+    run = gpt_tui_confined(case, home, "generate", "Hi", "-m", str(tiny_model_dir),
+                           "--max-tokens", "1")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"warning: cannot write to {home / 'config'}: {says}" in run.stderr
