@@ -24,7 +24,8 @@ from rich.progress import (
 from rich.text import Text
 
 from gpt_tui.display import visible_token
-from gpt_tui.errors import GptTuiError, InputError, ModelFileError
+from gpt_tui.errors import BackendError, GptTuiError, InputError, ModelFileError
+from gpt_tui.models.names import describe
 
 if TYPE_CHECKING:
     from gpt_tui.models.download import DownloadProgress
@@ -90,8 +91,7 @@ def open_for_cli(
 
 def check_server_url(url: str) -> None:
     """A server's URL that cannot be one (no host) is a bad argument, said before connecting."""
-    from gpt_tui.backends.openai.client import normalise_base_url
-    from gpt_tui.errors import BackendError
+    from gpt_tui.backends.openai.client import normalise_base_url  # httpx: only for a URL
 
     try:
         normalise_base_url(url.split("#", 1)[0])
@@ -103,8 +103,6 @@ def check_server_url(url: str) -> None:
 def _named(name: str) -> Iterator[None]:
     """A path given as the model that is not a model (or not a usable one) is a bad argument;
     the same error for a catalog model means its cache is damaged (a failure, exit code 1)."""
-    from gpt_tui.models.names import describe
-
     try:
         yield
     except ModelFileError as exc:

@@ -12,6 +12,8 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from gpt_tui.backends.base import Request
+from gpt_tui.backends.local import engine_model
 from gpt_tui.cli.console import (
     open_for_cli,
     read_prompt,
@@ -143,8 +145,6 @@ def _playground(
 ) -> Any:
     """The playground core on the model asked for (default: the last one used).
     `speculative` None: the default, where the backend can speculate."""
-    from gpt_tui.backends.base import Request
-    from gpt_tui.backends.local import engine_model
     from gpt_tui.playground.core import Playground
     from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
