@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.errors import SpeculationError, StorageError
-from gpt_tui.locations import config_dir
+from gpt_tui.errors import SpeculationError
+from gpt_tui.locations import config_dir, storage_error
 from gpt_tui.models.availability import model_to_open
 
 SETTINGS_FILE = "settings.toml"
@@ -122,11 +122,9 @@ def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
         data["model"] = settings.model
     tmp = path.with_suffix(".toml.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # not made when the home was unwritable
         tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise StorageError(
-            f"cannot save settings to {path}: {exc.strerror or exc}; set GPT_TUI_HOME to a "
-            "writable directory"
-        ) from exc
+        raise storage_error(path.parent, exc) from exc  # which case: read-only, full, permission
     return path

@@ -104,8 +104,9 @@ class Backend(Protocol):
 
     def score(self, context: list[int], n_top: int = 5) -> TextScore:
         """The probability of each token of `context` after the ones before it, with `n_top`
-        alternatives (the first token is scored only after a beginning-of-text token the backend
-        puts first: `prepended_bos`). Raises BackendError when the backend cannot
+        alternatives. The first has nothing before it and no score (`prepended_bos` says whether
+        it is the beginning-of-text token the tokenizer puts before a text: engine.scoring's
+        SCORING_RULE). Raises BackendError when the backend cannot
         (capabilities.prompt_scoring)."""
         ...
 

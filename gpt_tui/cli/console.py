@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -24,7 +24,8 @@ from rich.progress import (
 from rich.text import Text
 
 from gpt_tui.display import visible_token
-from gpt_tui.errors import GptTuiError
+from gpt_tui.errors import BackendError, GptTuiError, InputError, ModelFileError
+from gpt_tui.models.names import describe
 
 if TYPE_CHECKING:
     from gpt_tui.models.download import DownloadProgress
@@ -41,7 +42,7 @@ def read_prompt(prompt: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise GptTuiError(
+        raise InputError(
             f"stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "convert it first, e.g. with iconv"
         ) from None
@@ -53,7 +54,7 @@ def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
-    with rich_download_progress() as progress:
+    with rich_download_progress() as progress, _named(name):
         loaded = load_model(name, base_url=base_url, progress=progress)
     _remember_model(name)
     _say_plan(loaded.model)
@@ -74,17 +75,44 @@ def open_for_cli(
     if is_remote(name):
         from gpt_tui.backends import openai as remote
 
+        check_server_url(name)
         with stderr.status(f"connecting to {model_setting(name)}"):  # (without credentials)
             backend = open_backend(name, api_key=api_key)
         stderr.print(f"[{remote.status_line(backend)}]", style="dim", markup=False)
     else:
-        with rich_download_progress() as progress:
+        with rich_download_progress() as progress, _named(name):
             backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
     _remember_model(name)
     model = engine_model(backend)
     if model is not None:
         _say_plan(model)
     return name, backend
+
+
+def check_server_url(url: str) -> None:
+    """A server's URL that cannot be one (no host) is a bad argument, said before connecting."""
+    from gpt_tui.backends.openai.client import normalise_base_url  # httpx: only for a URL
+
+    try:
+        normalise_base_url(url.split("#", 1)[0])
+    except BackendError as exc:
+        raise InputError(str(exc)) from None  # not a failure to connect: nothing was tried
+
+
+@contextlib.contextmanager
+def _named(name: str) -> Iterator[None]:
+    """A path given as the model that is not a model (or not a usable one) is a bad argument;
+    the same error for a catalog model means its cache is damaged (a failure, exit code 1)."""
+    try:
+        yield
+    except ModelFileError as exc:
+        try:
+            given_path = describe(name).kind == "path"
+        except GptTuiError:
+            given_path = True  # the name itself is what is wrong
+        if given_path:
+            raise InputError(str(exc)) from exc
+        raise
 
 
 def _say_plan(model: Any) -> None:
@@ -117,6 +145,37 @@ def _remember_model(name: str) -> None:
             save_settings(settings.replace(model=name))
         except GptTuiError as exc:
             stderr.print(f"warning: {exc}", markup=False)
+
+
+def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token's share of the text, as streamed output shows it: a character split over
+    tokens is whole on the token that completes it, "" on the ones before."""
+    if not hasattr(tokenizer, "stream_decoder"):
+        return [tokenizer.token_text(i) for i in ids]
+    decoder = tokenizer.stream_decoder()
+    pieces = [decoder.push(i) for i in ids]
+    if pieces:
+        pieces[-1] += decoder.flush()  # bytes that never completed a character, as U+FFFD
+    return pieces
+
+
+def show_piece(piece: str, token_id: int, tokenizer: Any) -> str:
+    """A token's piece for a table (rich markup): a token that only starts a character shows
+    its bytes, dimmed, rather than a replacement character."""
+    if piece or not hasattr(tokenizer, "token_bytes"):
+        return show_token(piece)
+    return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
+
+
+def show_alternative(token_id: int, text: str, tokenizer: Any) -> str:
+    """A token the model considered, alone (rich markup): part of a character shows its bytes,
+    dimmed, rather than a replacement character."""
+    if "\ufffd" not in text or not hasattr(tokenizer, "token_bytes"):
+        return show_token(text)
+    try:
+        return show_token(tokenizer.token_bytes(token_id).decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
 
 
 def show_token(text: str) -> str:

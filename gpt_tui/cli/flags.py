@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 from collections.abc import Callable
 
 from gpt_tui.engine.sampling import RANGES, SamplingParams
@@ -45,6 +46,21 @@ def n_top_type(text: str) -> int:
     return int(text)
 
 
+def _stop_type(text: str) -> str:
+    """A stop sequence as typed, its backslash escapes read (\\n a newline); other characters
+    are kept as they are (latin-1 with backslashreplace turns them into escapes that
+    unicode_escape reads back, where decoding UTF-8 bytes as escapes would garble them)."""
+    try:
+        stop = codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"stop {text!r} has a broken escape (write \\\\ for a backslash)"
+        ) from None
+    if not stop:
+        raise argparse.ArgumentTypeError("stop must be non-empty text, not ''")
+    return stop
+
+
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
     for name, spec in RANGES.items():
@@ -58,6 +74,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=_seed_type, help="random seed; the same seed repeats a run")
     g.add_argument(
         "--stop",
+        type=_stop_type,
         action="append",
         default=[],
         metavar="TEXT",
@@ -67,8 +84,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
     values = {name: getattr(args, name) for name in RANGES if getattr(args, name) is not None}
-    stop = tuple(s.encode().decode("unicode_escape") for s in args.stop)
-    return SamplingParams(seed=args.seed, stop=stop, **values)
+    return SamplingParams(seed=args.seed, stop=tuple(args.stop), **values)
 
 
 def _speculative_type(text: str) -> str:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpt_tui.cli.console import (
+    check_server_url,
     format_bytes,
     format_count,
     rich_download_progress,
@@ -16,6 +17,7 @@ from gpt_tui.cli.console import (
     stdout,
 )
 from gpt_tui.cli.flags import add_api_key_flag
+from gpt_tui.errors import InputError
 from gpt_tui.models.names import describe
 
 
@@ -175,6 +177,8 @@ def _run_rm(args: argparse.Namespace) -> int:
         )
         return 0
     spec = resolve(args.name)
+    if spec.bundled:
+        raise InputError(f"{spec.name} is bundled with gpt-tui and cannot be removed")
     freed = remove_model(spec.name)
     if freed:
         stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
@@ -203,11 +207,11 @@ def _download_hf(repo_id: str, force: bool) -> int:
 def _run_server_models(url: str, api_key: str | None) -> int:
     """What a server lists, and what gpt-tui can do with its model (the probe's findings)."""
     from gpt_tui.backends import openai as remote
-    from gpt_tui.errors import GptTuiError
     from gpt_tui.models.names import is_remote
 
     if not is_remote(url):
-        raise GptTuiError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
+        raise InputError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
+    check_server_url(url)
     key = remote.api_key(api_key)
     with stderr.status(f"asking {url} for its models"):
         models = remote.models_at(url, key)

@@ -224,14 +224,18 @@ class Playground:
         self.transcript.turns.append(Turn("system", text))
 
     def score(self, text: str, *, n_top: int = 5, special: bool = False) -> TextScore:
-        """How likely the model finds each token of `text` (not a run: nothing is shown)."""
+        """How likely the model finds each token of `text` (not a run: nothing is shown).
+
+        The text is read as a completion prompt is (`encode_prompt`), so its perplexity is the
+        one `prompt_score` gives after a run from it (engine.scoring.SCORING_RULE)."""
         backend = self.require_model()
         why_not = backend.capabilities.why_not("prompt_scoring")
         if why_not:
             raise PlaygroundError(f"cannot score a text with {backend.name}: {why_not}")
-        ids = backend.tokenizer.encode(text, "all" if special else "none")
+        ids = encode_prompt(backend.tokenizer, text, "all" if special else "none")
         with self.engine_lock:
-            return backend.score(ids, n_top)
+            scored = backend.score(ids, n_top)
+        return dataclasses.replace(scored, context=tuple(ids))  # a server's score does not say
 
     def continue_run(self) -> Run:
         backend = self.require_model()

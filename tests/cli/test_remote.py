@@ -17,9 +17,9 @@ def test_generate_models_and_score_against_a_server(llama_server, capsys) -> Non
     assert main(["models", url]) == 0
     out = capsys.readouterr().out
     assert "llama-cpp-python" in out and "not here: look inside" in out
-    assert main(["score", "Hello world", "-m", url]) == 1
+    assert main(["score", "Hello world", "-m", url]) == 2  # bad input: this model cannot score
     assert "cannot score a text with" in capsys.readouterr().err
-    assert main(["generate", "Hi", "-m", url, "--speculative", "lookup", *flags]) == 1
+    assert main(["generate", "Hi", "-m", url, "--speculative", "lookup", *flags]) == 2
     assert "speculative decoding needs the local engine" in capsys.readouterr().err
 
 
