@@ -275,15 +275,3 @@ class _RateColumn(ProgressColumn):
         if task.fields.get("unit") != "bytes" or known is None:
             return Text("")
         return self._speed.render(task)
-
-
-def format_bytes(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.1f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.0f} MB"
-    return f"{n / 1e3:.0f} kB"
-
-
-def format_count(n: int) -> str:
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"

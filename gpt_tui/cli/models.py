@@ -10,13 +10,12 @@ from rich.text import Text
 
 from gpt_tui.cli.console import (
     check_server_url,
-    format_bytes,
-    format_count,
     rich_download_progress,
     stderr,
     stdout,
 )
 from gpt_tui.cli.flags import add_api_key_flag
+from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import InputError
 from gpt_tui.models.names import describe
 
@@ -65,9 +64,9 @@ def _run_models(args: argparse.Namespace) -> int:
         table.add_row(
             spec.name,
             "\n".join(spec.aliases),
-            format_count(spec.n_params),
-            format_bytes(spec.download_bytes),
-            format_bytes(spec.memory_bytes),
+            human_count(spec.n_params),
+            human_bytes(spec.download_bytes),
+            human_bytes(spec.memory_bytes),
             Text(status, style=styles.get(status, "dim")),
             str(path),
         )
@@ -91,8 +90,8 @@ def _run_models(args: argparse.Namespace) -> int:
         hf.add_row(
             m.repo_id,
             m.hf_architecture,
-            format_count(m.n_params) if m.n_params else "?",
-            format_bytes(m.size_bytes) if m.size_bytes else "?",
+            human_count(m.n_params) if m.n_params else "?",
+            human_bytes(m.size_bytes) if m.size_bytes else "?",
             Text(state, style="green" if m.supported else "yellow"),
         )
     if models:
@@ -169,7 +168,7 @@ def _run_rm(args: argparse.Namespace) -> int:
 
     if describe(args.name).kind == "hf":
         freed = remove_hf_conversion(args.name)
-        done = f"removed gpt-tui's copy of {args.name} ({format_bytes(freed)} freed)"
+        done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
         stdout.print(
             (done if freed else f"gpt-tui holds no copy of {args.name}: nothing to remove")
             + "; the Hugging Face cache, which other tools share, is left as it is",
@@ -181,7 +180,7 @@ def _run_rm(args: argparse.Namespace) -> int:
         raise InputError(f"{spec.name} is bundled with gpt-tui and cannot be removed")
     freed = remove_model(spec.name)
     if freed:
-        stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
+        stdout.print(f"removed {spec.name} ({human_bytes(freed)} freed)")
     else:
         stdout.print(f"{spec.name} is not downloaded: nothing to remove")
     return 0

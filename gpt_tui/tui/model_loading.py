@@ -3,12 +3,12 @@ the user agrees to it first (how much, from where, how much memory it needs to r
 
 from __future__ import annotations
 
+from gpt_tui.display import human_bytes
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.availability import spec_of
 from gpt_tui.models.catalog import ModelSpec
 from gpt_tui.models.names import is_remote
 from gpt_tui.tui.screens.model_picker import model_status
-from gpt_tui.tui.text import human_bytes
 
 
 def download_question(name: str) -> tuple[str, str, str] | None:

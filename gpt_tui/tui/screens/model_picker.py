@@ -13,10 +13,10 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 
+from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.models.names import is_remote
-from gpt_tui.tui.text import human_bytes, human_count
 
 
 def hf_models() -> list:
