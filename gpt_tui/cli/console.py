@@ -24,8 +24,10 @@ from rich.progress import (
 from rich.text import Text
 
 from gpt_tui.display import visible_token
+from gpt_tui.engine.plan import plan_of
 from gpt_tui.errors import BackendError, GptTuiError, InputError, ModelFileError
-from gpt_tui.models.names import describe
+from gpt_tui.models.names import describe, is_remote, model_setting
+from gpt_tui.settings import default_model_name, load_settings, save_settings
 
 if TYPE_CHECKING:
     from gpt_tui.models.download import DownloadProgress
@@ -51,7 +53,6 @@ def read_prompt(prompt: str) -> str:
 def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     """A local model, for the commands only the engine can do (lens, bench)."""
     from gpt_tui.models.loading import load_model
-    from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
     with rich_download_progress() as progress, _named(name):
@@ -68,8 +69,6 @@ def open_for_cli(
     server is connected to and probed)."""
     from gpt_tui.backends.local import engine_model
     from gpt_tui.backends.opening import open_backend
-    from gpt_tui.models.names import is_remote, model_setting
-    from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
     if is_remote(name):
@@ -117,7 +116,6 @@ def _named(name: str) -> Iterator[None]:
 
 def _say_plan(model: Any) -> None:
     """One line when loading measured this machine's kernel plan (once), or ignored a kept one."""
-    from gpt_tui.engine.plan import plan_of
 
     plan = plan_of(model)
     if plan is None:
@@ -135,8 +133,6 @@ def _say_plan(model: Any) -> None:
 
 def _remember_model(name: str) -> None:
     """Make this model the default for the next run; a read-only config only costs a warning."""
-    from gpt_tui.models.names import model_setting
-    from gpt_tui.settings import load_settings, save_settings
 
     name = model_setting(name)  # a server's URL without credentials written into it
     settings, _ = load_settings()
@@ -182,17 +178,6 @@ def show_token(text: str) -> str:
     from rich.markup import escape
 
     return escape(visible_token(text))
-
-
-def cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 @contextlib.contextmanager

@@ -32,9 +32,12 @@ from gpt_tui.cli.flags import (
     sampling_from_args,
 )
 from gpt_tui.display import percent
+from gpt_tui.engine import FINISH_REASONS
 from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.sampling import SamplingParams
+from gpt_tui.engine.scoring import SCORING_RULE
 from gpt_tui.errors import InputError
+from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
 BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
 
@@ -146,7 +149,6 @@ def _playground(
     """The playground core on the model asked for (default: the last one used).
     `speculative` None: the default, where the backend can speculate."""
     from gpt_tui.playground.core import Playground
-    from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
     name, backend = open_for_cli(name, base_url, api_key)
     model = engine_model(backend)
@@ -184,7 +186,6 @@ def _say_speed(collected: list[TokenEvent], n_read: int, finished: Any, model: s
     """The prompt's rate (prefill: `n_read` tokens until the first token came) and the
     generation's (the tokens after the first) apart, as the app's status line shows them: a
     long prompt's reading would otherwise drown the generation's speed."""
-    from gpt_tui.engine import FINISH_REASONS
 
     reason = FINISH_REASONS.get(collected[-1].finish_reason or finished.finish, "unknown")
     stats = finished.stats
@@ -235,7 +236,6 @@ def _probs_table(events: list[TokenEvent], tok: Any) -> Table:
 
 
 def add_score_parser(sub: argparse._SubParsersAction) -> None:
-    from gpt_tui.engine.scoring import SCORING_RULE
 
     p = sub.add_parser(
         "score",

@@ -8,6 +8,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from gpt_tui import locations
 from gpt_tui.cli.console import (
     check_server_url,
     rich_download_progress,
@@ -17,7 +18,8 @@ from gpt_tui.cli.console import (
 from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import InputError
-from gpt_tui.models.names import describe
+from gpt_tui.models.catalog import CATALOG, DEFAULT_GPT2_URL, resolve
+from gpt_tui.models.names import describe, is_remote
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +41,8 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
 def _run_models(args: argparse.Namespace) -> int:
     if args.url:
         return _run_server_models(args.url, args.api_key)
-    from gpt_tui import locations
     from gpt_tui.models import availability
     from gpt_tui.models.cache import checkpoint_path, model_path
-    from gpt_tui.models.catalog import CATALOG
     from gpt_tui.models.hf_models import hf_models
 
     table = Table(
@@ -102,7 +102,6 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
-    from gpt_tui.models.catalog import DEFAULT_GPT2_URL
 
     p = sub.add_parser(
         "download", help="download a GPT-2 model or a Hugging Face repo and convert it, once"
@@ -131,7 +130,6 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
 def _run_download(args: argparse.Namespace) -> int:
     from gpt_tui.models.availability import is_cached
     from gpt_tui.models.cache import model_path
-    from gpt_tui.models.catalog import resolve
     from gpt_tui.models.conversion import ensure_model
 
     if describe(args.name).kind == "hf":
@@ -164,7 +162,6 @@ def add_rm_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_rm(args: argparse.Namespace) -> int:
     from gpt_tui.models.cache import remove_hf_conversion, remove_model
-    from gpt_tui.models.catalog import resolve
 
     if describe(args.name).kind == "hf":
         freed = remove_hf_conversion(args.name)
@@ -206,7 +203,6 @@ def _download_hf(repo_id: str, force: bool) -> int:
 def _run_server_models(url: str, api_key: str | None) -> int:
     """What a server lists, and what gpt-tui can do with its model (the probe's findings)."""
     from gpt_tui.backends import openai as remote
-    from gpt_tui.models.names import is_remote
 
     if not is_remote(url):
         raise InputError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
