@@ -16,6 +16,7 @@ from gpt_tui.cli.console import load_for_cli, read_prompt, show_token, stderr, s
 from gpt_tui.cli.flags import add_sampling_flags, sampling_for
 from gpt_tui.display import percent
 from gpt_tui.errors import InputError
+from gpt_tui.models.names import is_remote
 from gpt_tui.playground.sampler_report import (
     MAX_DRAWS,
     SamplerReport,
@@ -23,6 +24,11 @@ from gpt_tui.playground.sampler_report import (
     final_top,
     report_json,
     sampler_report,
+)
+
+REMOTE = (
+    "the sampler view needs the local engine: it runs every stage over the model's whole "
+    "distribution, and a server sends only its top few tokens"
 )
 
 
@@ -89,6 +95,8 @@ def _run_sampler(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
     if not text:
         raise InputError("nothing to sample after: the text is empty")
+    if args.model and is_remote(args.model):
+        raise InputError(REMOTE)
     loaded = load_for_cli(args.model, None)
     model, tokenizer = loaded.model, loaded.tokenizer
     params = sampling_for(args, tokenizer, model.n_vocab, loaded.path, name=loaded.name)

@@ -323,6 +323,7 @@ BAD_INPUT = [
     (["sampler", "x", "--top", "0"], b"", "top must be a whole number in [1, 1000]"),
     (["sampler", "x", "-m", "nosuchmodel"], b"", "no model 'nosuchmodel'"),
     (["presets", "--delete", "nope"], b"", "no preset 'nope'"),
+    (["sampler", "x", "-m", "http://127.0.0.1:9/v1"], b"", "sampler view needs the local engine"),
     (["generate", "x", "--ban-string", ""], b"", "ban-string must be non-empty text"),
 ]
 
