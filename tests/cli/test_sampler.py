@@ -201,3 +201,33 @@ def test_generate_counts_rewinds_in_its_status_line(tiny, tiny_model_dir, capsys
     out, err = capsys.readouterr()
     assert first not in out
     assert "rewind" in err and "for banned strings" in err
+
+
+NEW_NUMBERS = {
+    "typical_p": 0.9,
+    "top_n_sigma": 1.5,
+    "xtc_probability": 0.4,
+    "xtc_threshold": 0.2,
+    "dry_multiplier": 0.8,
+    "dry_base": 2.0,
+    "dry_allowed_length": 3,
+    "dynatemp_range": 0.5,
+    "dynatemp_exponent": 2.0,
+    "mirostat_tau": 4.0,
+    "mirostat_eta": 0.2,
+}
+
+
+def test_every_new_numeric_flag_shows_and_reaches_the_sampler(tiny_model_dir, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    shown = capsys.readouterr().out
+    flags: list[str] = []
+    for name, value in NEW_NUMBERS.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in shown, flag
+        flags += [flag, str(value)]
+    report = sampler_json(capsys, TEXT, "-m", str(tiny_model_dir), *flags, "--seed", "2")
+    assert report["settings"] == NEW_NUMBERS
+    assert report["order"] == ["dry", "temperature", "typical_p", "top_n_sigma", "xtc",
+                               "mirostat"]  # fmt: skip
