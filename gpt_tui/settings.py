@@ -134,9 +134,9 @@ def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
 # --- presets: sampling settings saved under a name ----------------------------------------------
 
 PRESETS_FILE = "presets.toml"
-#: the settings a preset holds: every sampling setting but the seed (a preset is a way of
-#: sampling; the seed belongs to one run)
-PRESET_EXCLUDED = ("seed",)
+#: the settings a preset holds: every sampling setting but the seed and the length (a preset is
+#: a way of sampling; the seed and how many tokens belong to one run)
+PRESET_EXCLUDED = ("seed", "max_tokens")
 GREEDY = "greedy"
 DEFAULT = "default"
 MODEL = "model"

@@ -199,7 +199,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
         "--save-preset",
         type=_preset_type,
         metavar="NAME",
-        help="save the settings of this run (the preset and flags, without the seed) as NAME",
+        help="save the settings of this run (the preset and flags, without the seed and max "
+        "tokens) as NAME",
     )
 
 
