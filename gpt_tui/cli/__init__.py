@@ -26,6 +26,8 @@ from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.cli.generate import add_generate_parser, add_score_parser
 from gpt_tui.cli.lens import add_lens_parser
 from gpt_tui.cli.models import add_download_parser, add_models_parser, add_rm_parser
+from gpt_tui.cli.presets import add_presets_parser
+from gpt_tui.cli.sampler import add_sampler_parser
 from gpt_tui.errors import (
     BackendError,
     DownloadError,
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parser(sub)
     add_score_parser(sub)
     add_lens_parser(sub)
+    add_sampler_parser(sub)
+    add_presets_parser(sub)
     add_bench_parser(sub)
     add_models_parser(sub)
     add_download_parser(sub)

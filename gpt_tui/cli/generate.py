@@ -29,7 +29,7 @@ from gpt_tui.cli.flags import (
     add_sampling_flags,
     add_speculative_flag,
     n_top_type,
-    sampling_from_args,
+    sampling_for,
 )
 from gpt_tui.display import percent
 from gpt_tui.engine import FINISH_REASONS
@@ -87,7 +87,6 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from gpt_tui.playground.events import RunFinished, RunNotice, TokensStreamed
 
-    params = sampling_from_args(args)
     prompt = read_prompt(args.prompt)
     if args.system and not args.chat:
         raise InputError("--system needs --chat (the user message to answer)")
@@ -96,7 +95,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.chat is not None and not args.chat.strip():
         raise InputError("--chat needs a message (it is empty)")
     n_top = args.top if (args.show_probs or args.json) else 0
-    core = _playground(args.model, args.base_url, params, n_top, args.speculative, args.api_key)
+    core = _playground(args.model, args.base_url, args, n_top, args.speculative, args.api_key)
     if args.chat is not None:
         core.set_mode(chat=True)
         if args.system:
@@ -141,23 +140,18 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _playground(
     name: str | None,
     base_url: str | None,
-    params: SamplingParams | None = None,
+    sampling_args: argparse.Namespace | None = None,
     n_top: int = 5,
     speculative: str | None = None,
     api_key: str | None = None,
 ) -> Any:
-    """The playground core on the model asked for (default: the last one used).
-    `speculative` None: the default, where the backend can speculate."""
+    """The playground core on the model asked for (default: the last one used), with the
+    sampling settings `sampling_args` give (its flags and preset). `speculative` None: the
+    default, where the backend can speculate."""
     from gpt_tui.playground.core import Playground
 
     name, backend = open_for_cli(name, base_url, api_key)
-    model = engine_model(backend)
-    if params is not None and model is not None and params.top_k > model.n_vocab:
-        # The flag's own range is GPT-2's vocabulary; the model loaded may have fewer tokens.
-        raise InputError(
-            f"--top-k: top_k must be in [0, {model.n_vocab}] (the vocabulary of {backend.name}), "
-            f"not {params.top_k}"
-        )
+    params = None if sampling_args is None else backend_sampling(sampling_args, backend)
     if speculative not in (None, SPECULATIVE_OFF):
         why_not = backend.capabilities.why_not("speculative")
         if why_not:
@@ -172,6 +166,20 @@ def _playground(
     core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)
     core.set_backend(core.begin_load(), name, backend)
     return core
+
+
+def backend_sampling(args: argparse.Namespace, backend: Any) -> SamplingParams:
+    """The run's sampling settings on this backend (its tokens, its recommended preset)."""
+    model = engine_model(backend)
+    remote = model is None
+    return sampling_for(
+        args,
+        backend.tokenizer,
+        sys.maxsize if remote else model.n_vocab,  # a server's vocabulary is not known here
+        getattr(backend, "path", None),
+        name=backend.name,
+        remote=remote,
+    )
 
 
 def _run_failed(finished: Any) -> int:
@@ -202,8 +210,14 @@ def _say_speed(collected: list[TokenEvent], n_read: int, finished: Any, model: s
         if stats.tokens_per_pass is not None
         else ""
     )
+    n_rewinds = sum(e.rewinds for e in collected)
+    rewinds = (
+        f"{n_rewinds} rewind{'s' if n_rewinds != 1 else ''} for banned strings; "
+        if n_rewinds
+        else ""
+    )
     stderr.print(
-        f"[{prompt}; {generated}; {speculation}model {model}; stopped: {reason}]",
+        f"[{prompt}; {generated}; {speculation}{rewinds}model {model}; stopped: {reason}]",
         style="dim",
         markup=False,
     )
