@@ -1,0 +1,278 @@
+"""`gpt-tui eval`: perplexity and bits per byte of files under models, and KL against a reference.
+
+Bad input (a file that is missing, empty, binary or not UTF-8; a stride larger than the window;
+a reference with another tokenizer) is one line on stderr and exit code 2, and the other files
+are still evaluated. ctrl+c stops between slices and prints what was scored, marked partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from gpt_tui.cli.console import open_for_cli, stderr, stdout
+from gpt_tui.cli.flags import add_api_key_flag
+from gpt_tui.errors import GptTuiError, InputError
+from gpt_tui.playground.evaluation import ECHO, EvalResult, FileEval, read_text_file
+
+CSV_FIELDS = (
+    "file", "model", "tokens", "nll", "perplexity", "bits_per_byte", "bytes", "ctx", "stride",
+    "partial", "scored_by", "reference", "kl_mean", "same_top1", "delta_p_mean", "delta_p_p1",
+    "delta_p_p5", "delta_p_p50", "delta_p_p95", "delta_p_p99",
+)  # fmt: skip
+
+EXIT_INTERRUPTED = 130
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of tokens")
+    return value
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="perplexity and bits per byte of files under one or more models",
+        description="Perplexity of each FILE under each model, over windows of --ctx tokens "
+        "moved by --stride (each token scored once, as in transformers' guide 'Perplexity of "
+        "fixed-length models'); with --against, KL divergence, same top-1 and Δp against a "
+        "reference model, as llama.cpp's perplexity --kl-divergence reports them.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text files")
+    p.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help="a model name, path or server URL; repeat for several (default: the last one used)",
+    )
+    p.add_argument(
+        "--ctx",
+        type=_positive,
+        metavar="N",
+        help="window, in tokens (default: the model's context; with --against, the smaller one)",
+    )
+    p.add_argument(
+        "--stride",
+        type=_positive,
+        metavar="S",
+        help="tokens a window moves by (default: half the window)",
+    )
+    p.add_argument(
+        "--against",
+        metavar="REF",
+        help="a reference model with the same tokenizer: KL(REF || model), same top-1, Δp",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per (file, model)")
+    out.add_argument("--csv", action="store_true", help="one CSV row per (file, model)")
+    add_api_key_flag(p)
+    p.set_defaults(run=_run_eval)
+
+
+@dataclass
+class _Outcome:
+    results: list[EvalResult] = field(default_factory=list)
+    bad_input: bool = False
+    failed: bool = False
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return 2 if self.bad_input else 1 if self.failed else 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    outcome = _Outcome()
+    if args.ctx is not None and args.stride is not None and args.stride > args.ctx:
+        return _bad(f"--stride {args.stride} is larger than the window (--ctx {args.ctx})")
+    texts: dict[str, str] = {}
+    for file in args.files:
+        try:
+            texts[file] = read_text_file(file)
+        except InputError as exc:
+            _say_bad(exc, outcome)
+    if not texts:
+        return outcome.exit_code
+    names = args.models or [None]
+    backends = [open_for_cli(name, None, args.api_key) for name in names]
+    reference = None
+    if args.against:
+        reference = open_for_cli(args.against, None, args.api_key)
+    evals = _plan(texts, backends, reference, args, outcome)
+    if not evals:
+        return outcome.exit_code
+    if any(e.remote for e in evals):
+        stderr.print(f"note: server models are scored with {ECHO} of each window", markup=False)
+    writer = _Writer(args)
+    _run_all(evals, outcome, writer)
+    writer.close(outcome)
+    return outcome.exit_code
+
+
+def _plan(
+    texts: dict[str, str],
+    backends: list[tuple[str, Any]],
+    reference: tuple[str, Any] | None,
+    args: argparse.Namespace,
+    outcome: _Outcome,
+) -> list[FileEval]:
+    """Every (file, model) that can be evaluated; one line for each that cannot."""
+    evals = []
+    refused: set[str] = set()  # say a model-wide reason once, not once per file
+    for name, backend in backends:
+        why_not = backend.capabilities.why_not("prompt_scoring")
+        if why_not:
+            stderr.print(f"error: cannot evaluate {name}: {why_not}", markup=False)
+            outcome.failed = True
+            continue
+        for file, text in texts.items():
+            try:
+                evals.append(
+                    FileEval(
+                        file,
+                        text,
+                        name,
+                        backend,
+                        ctx=args.ctx,
+                        stride=args.stride,
+                        reference=reference,
+                    )  # fmt: skip
+                )
+            except InputError as exc:
+                if not str(exc).startswith(f"{file}:"):
+                    if str(exc) in refused:
+                        continue
+                    refused.add(str(exc))
+                _say_bad(exc, outcome)
+    return evals
+
+
+def _run_all(evals: list[FileEval], outcome: _Outcome, writer: _Writer) -> None:
+    total = sum(e.total for e in evals)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("tokens"),
+        _TokenRateColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scoring", total=total)
+        for e in evals:
+            progress.update(task, description=f"{e.file} · {e.model_name}")
+            try:
+                for n in e.run():
+                    progress.advance(task, n)
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+            except GptTuiError as exc:
+                stderr.print(f"error: {e.file} · {e.model_name}: {exc}", markup=False)
+                outcome.failed = True
+                continue
+            if e.totals.tokens or outcome.interrupted:
+                result = e.result()
+                outcome.results.append(result)
+                writer.write(result)
+            if outcome.interrupted:
+                stderr.print("interrupted: what was scored so far is marked partial", markup=False)
+                return
+
+
+class _TokenRateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} tok/s", style="progress.data.speed")
+
+
+class _Writer:
+    """JSON lines and CSV rows as each result is ready; the table at the end."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.mode = "json" if args.json else "csv" if args.csv else "table"
+        self.csv = None
+        if self.mode == "csv":
+            self.csv = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
+            self.csv.writeheader()
+
+    def write(self, result: EvalResult) -> None:
+        if self.mode == "json":
+            sys.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+        elif self.csv is not None:
+            self.csv.writerow(_csv_row(result))
+        sys.stdout.flush()
+
+    def close(self, outcome: _Outcome) -> None:
+        if self.mode == "table" and outcome.results:
+            stdout.print(_table(outcome.results))
+
+
+def _csv_row(result: EvalResult) -> dict[str, Any]:
+    row = {k: v for k, v in result.as_dict().items() if k != "against"}
+    against = result.against or {}
+    row["reference"] = result.reference or ""
+    row["kl_mean"] = against.get("kl_mean", "")
+    row["same_top1"] = against.get("same_top1", "")
+    for key, value in against.get("delta_p", {}).items():
+        row[f"delta_p_{key}"] = value
+    return {name: "" if row.get(name) is None else row.get(name) for name in CSV_FIELDS}
+
+
+def _table(results: list[EvalResult]) -> Table:
+    against = any(r.against for r in results)
+    table = Table(title="Perplexity", title_justify="left", show_edge=False)
+    for name in ("file", "model", "tokens", "nll (nats)", "perplexity", "bits/byte"):
+        table.add_column(name, justify="left" if name in ("file", "model") else "right")
+    if against:
+        for name in ("KL", "same top-1", "Δp mean", "Δp 1%", "Δp 50%", "Δp 99%"):
+            table.add_column(name, justify="right")
+    for r in results:
+        tokens = f"{r.tokens:,}" + (" (partial)" if r.partial else "")
+        row = [r.file, r.model, tokens, f"{r.nll:.4f}", f"{r.perplexity:.3f}",
+               f"{r.bits_per_byte:.4f}"]  # fmt: skip
+        if against:
+            a = r.against
+            row += (
+                [f"{a['kl_mean']:.5f}", f"{a['same_top1']:.2%}"]
+                + [f"{a['delta_p'][k]:+.2%}" for k in ("mean", "p1", "p50", "p99")]
+                if a
+                else [""] * 6
+            )
+        table.add_row(*row)
+    return table
+
+
+def _say_bad(exc: Exception, outcome: _Outcome) -> None:
+    stderr.print(f"error: {exc}", markup=False)
+    outcome.bad_input = True
+
+
+def _bad(message: str) -> int:
+    stderr.print(f"error: {message}", markup=False)
+    return 2
