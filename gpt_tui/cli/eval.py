@@ -12,6 +12,7 @@ import csv
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.progress import (
@@ -174,6 +175,13 @@ def _plan(
 
 def _run_all(evals: list[FileEval], outcome: _Outcome, writer: _Writer) -> None:
     total = sum(e.total for e in evals)
+    current: FileEval | None = None  # begun and not yet written: partial if ctrl+c comes now
+
+    def finish(e: FileEval) -> None:
+        result = e.result()
+        outcome.results.append(result)
+        writer.write(result)
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=24),
@@ -183,26 +191,28 @@ def _run_all(evals: list[FileEval], outcome: _Outcome, writer: _Writer) -> None:
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
+        redirect_stdout=False,  # JSON and CSV lines go to stdout, not above the bar on stderr
     ) as progress:
         task = progress.add_task("scoring", total=total)
-        for e in evals:
-            progress.update(task, description=f"{e.file} · {e.model_name}")
-            try:
-                for n in e.run():
-                    progress.advance(task, n)
-            except KeyboardInterrupt:
-                outcome.interrupted = True
-            except GptTuiError as exc:
-                stderr.print(f"error: {e.file} · {e.model_name}: {exc}", markup=False)
-                outcome.failed = True
-                continue
-            if e.totals.tokens or outcome.interrupted:
-                result = e.result()
-                outcome.results.append(result)
-                writer.write(result)
-            if outcome.interrupted:
-                stderr.print("interrupted: what was scored so far is marked partial", markup=False)
-                return
+        try:
+            for e in evals:
+                current = e
+                progress.update(task, description=f"{_short(e.file)} · {_short(e.model_name)}")
+                try:
+                    for n in e.run():
+                        progress.advance(task, n)
+                except GptTuiError as exc:
+                    current = None
+                    stderr.print(f"error: {e.file} · {e.model_name}: {exc}", markup=False)
+                    outcome.failed = True
+                    continue
+                current = None
+                finish(e)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            if current is not None:
+                finish(current)
+            stderr.print("interrupted: what was scored so far is marked partial", markup=False)
 
 
 class _TokenRateColumn(ProgressColumn):
@@ -247,8 +257,10 @@ def _csv_row(result: EvalResult) -> dict[str, Any]:
 def _table(results: list[EvalResult]) -> Table:
     against = any(r.against for r in results)
     table = Table(title="Perplexity", title_justify="left", show_edge=False)
-    for name in ("file", "model", "tokens", "nll (nats)", "perplexity", "bits/byte"):
-        table.add_column(name, justify="left" if name in ("file", "model") else "right")
+    for name in ("file", "model"):
+        table.add_column(name, overflow="fold")  # a path in full, over lines if need be
+    for name in ("tokens", "nll (nats)", "perplexity", "bits/byte"):
+        table.add_column(name, justify="right")
     if against:
         for name in ("KL", "same top-1", "Δp mean", "Δp 1%", "Δp 50%", "Δp 99%"):
             table.add_column(name, justify="right")
@@ -266,6 +278,11 @@ def _table(results: list[EvalResult]) -> Table:
             )
         table.add_row(*row)
     return table
+
+
+def _short(name: str) -> str:
+    """A path's last part, for the progress bar's one line (the table shows it whole)."""
+    return Path(name).name if "/" in name and "://" not in name else name
 
 
 def _say_bad(exc: Exception, outcome: _Outcome) -> None:

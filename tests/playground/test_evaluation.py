@@ -30,7 +30,8 @@ def local(path: Path) -> LocalBackend:
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LocalBackend]:
     """The fixtures, and llama3 with a tokenizer that puts BOS first (as the reference's)."""
-    bos_dir = Path(shutil.copytree(FIXTURES / "hf" / "llama3", tmp_path_factory.mktemp("bos") / "l"))
+    bos_dir = tmp_path_factory.mktemp("bos") / "llama3"
+    shutil.copytree(FIXTURES / "hf" / "llama3", bos_dir)
     tokenizer = json.loads((bos_dir / "tokenizer.json").read_text())
     tokenizer["post_processor"] = REFERENCE["bos_post_processor"]
     (bos_dir / "tokenizer.json").write_text(json.dumps(tokenizer))
