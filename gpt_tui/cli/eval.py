@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,26 @@ def _run_eval(args: argparse.Namespace) -> int:
     if any(e.remote for e in evals):
         stderr.print(f"note: server models are scored with {ECHO} of each window", markup=False)
     writer = _Writer(args)
+    start = time.perf_counter()
     _run_all(evals, outcome, writer)
     writer.close(outcome)
+    _say_speed(outcome.results, time.perf_counter() - start)
     return outcome.exit_code
+
+
+def _say_speed(results: list[EvalResult], elapsed: float) -> None:
+    """Tokens scored per second, and the positions the windows computed for them (a stride
+    below the window computes the overlap again)."""
+    scored = sum(r.tokens for r in results)
+    if not scored or elapsed <= 0:
+        return
+    positions = sum(r.positions for r in results)
+    stderr.print(
+        f"[{scored:,} tokens scored in {elapsed:.1f}s, {scored / elapsed:,.0f} tokens/s; "
+        f"{positions:,} positions computed, {positions / elapsed:,.0f}/s]",
+        style="dim",
+        markup=False,
+    )
 
 
 def _plan(

@@ -34,14 +34,15 @@ import numpy as np
 
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.language_model import LanguageModel
+from gpt_tui.engine.plan import plan_of
 
 LOGIT_BYTES = 64 * 2**20
 """Logits one slice of a window may hold (float32): 326 rows of GPT-2's 50,257-token
-vocabulary, 341 of SmolLM2's. Larger slices gain nothing: the forward pass runs in the plan's
-own prefill chunks anyway."""
+vocabulary, 341 of SmolLM2's. A slice is a whole number of the plan's prefill chunks (at least
+one): the forward pass runs in those chunks anyway, and a slice of 341 would run as 256 + 85."""
 
 STATS_ROWS = 32
-"""Rows whose float64 log-probabilities are held at once, for the divergence figures."""
+"""Rows whose log-probabilities are computed at once: small enough to stay in the caches."""
 
 DELTA_P_PERCENTILES = (1, 5, 50, 95, 99)
 
@@ -90,7 +91,7 @@ def window_logits(
     Row i of a slice is the model's prediction for targets[i], from the window's start.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    rows = max_rows or max(1, LOGIT_BYTES // (4 * model.n_vocab))
+    rows = max_rows or slice_rows(model)
     cache = cache if cache is not None else model.new_cache(n_ctx=window.end - window.begin)
     cache.truncate(0)
     if window.first - 1 > window.begin:  # the context only: its keys and values, no logits
@@ -101,18 +102,33 @@ def window_logits(
         yield logits, ids[a + 1 : b + 1]
 
 
+def slice_rows(model: LanguageModel) -> int:
+    """Rows of logits per forward pass: whole prefill chunks within LOGIT_BYTES."""
+    plan = plan_of(model)
+    chunk = plan.settings.prefill_chunk if plan is not None else 256
+    fit = LOGIT_BYTES // (4 * model.n_vocab)
+    return max(chunk, fit // chunk * chunk)
+
+
 def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-log p(target) under each row's softmax, in float64: [n, n_vocab], [n] -> [n].
 
     The shifted logits stay float32 (the subtraction of the row's maximum is exact to half an
-    ulp, and the exponentials are at most 1); their sum is taken in float64.
+    ulp, and the exponentials are at most 1); their sum is taken in float64. Blocks of rows
+    are exponentiated in place: a window's 512 rows of SmolLM2 at once took 0.10 s in fresh
+    100 MB arrays, against 1.5 s for their forward pass.
     """
     logits = np.atleast_2d(logits)  # [n, n_vocab]
-    rows = np.arange(len(targets))
-    top = logits.max(axis=-1)  # [n]
-    shifted = logits - top[:, None]  # [n, n_vocab]
-    log_total = np.log(np.exp(shifted).sum(axis=-1, dtype=np.float64))  # [n]
-    return log_total - shifted[rows, targets].astype(np.float64)  # [n]
+    targets = np.asarray(targets)
+    nll = np.empty(len(targets), dtype=np.float64)  # [n]
+    for a in range(0, len(targets), STATS_ROWS):
+        b = min(a + STATS_ROWS, len(targets))
+        rows = np.arange(b - a)
+        z = logits[a:b] - logits[a:b].max(axis=-1, keepdims=True)  # [r, n_vocab]
+        chosen = z[rows, targets[a:b]].astype(np.float64)  # [r]
+        np.exp(z, out=z)
+        nll[a:b] = np.log(z.sum(axis=-1, dtype=np.float64)) - chosen
+    return nll
 
 
 def log_softmax64(logits: np.ndarray) -> np.ndarray:

@@ -92,6 +92,7 @@ class EvalResult:
     via: str  # ENGINE or ECHO
     reference: str | None = None
     against: dict[str, Any] | None = None  # kl_mean, same_top1, delta_p {mean, p1, ..., p99}
+    positions: int = 0  # positions the windows computed for it (the overlaps again)
 
     def as_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -171,6 +172,7 @@ class FileEval:
         if not self.total:
             raise InputError(f"{file}: too short to score under {model_name} (one token)")
         self.totals = Totals()
+        self.positions = 0  # computed so far, context included
 
     def run(self) -> Iterator[int]:
         """Score the windows; yields the tokens each slice scored."""
@@ -189,6 +191,7 @@ class FileEval:
                 if ref_model is not None
                 else None
             )
+            self.positions += window.end - window.begin
             for logits, targets in slices:
                 div = None
                 if ref_slices is not None:
@@ -203,6 +206,7 @@ class FileEval:
         tokenizer = self.backend.tokenizer
         for window in self.windows:
             scored = self.backend.score(self.ids[window.begin : window.end].tolist(), n_top=1)
+            self.positions += window.end - window.begin
             first = window.first - window.begin  # positions of `scored` count from the window
             tokens = [t for t in scored.tokens if t.position >= first]
             nll = np.array([-t.logprob for t in tokens], dtype=np.float64)
@@ -226,4 +230,5 @@ class FileEval:
             via=ECHO if self.remote else ENGINE,
             reference=self.reference_name,
             against=t.against(),
+            positions=self.positions,
         )
