@@ -120,11 +120,10 @@ def _run_eval(args: argparse.Namespace) -> int:
             _say_bad(exc, outcome)
     if not texts:
         return outcome.exit_code
-    names = args.models or [None]
-    backends = [open_for_cli(name, None, args.api_key) for name in names]
-    reference = None
-    if args.against:
-        reference = open_for_cli(args.against, None, args.api_key)
+    # The reference first: opening a model makes it the default of the next run, and that
+    # should be the (last) model evaluated, not the reference.
+    reference = open_for_cli(args.against, None, args.api_key) if args.against else None
+    backends = [open_for_cli(name, None, args.api_key) for name in args.models or [None]]
     evals = _plan(texts, backends, reference, args, outcome)
     if not evals:
         return outcome.exit_code

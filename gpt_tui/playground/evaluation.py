@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.backends.local import engine_model
-from gpt_tui.engine.perplexity import Totals, Window, divergence, plan_windows, token_nll
+from gpt_tui.engine.perplexity import (
+    Totals,
+    Window,
+    divergence,
+    plan_windows,
+    slice_rows,
+    token_nll,
+)
 from gpt_tui.engine.perplexity import window_logits as engine_window_logits
 from gpt_tui.errors import InputError
 from gpt_tui.tokenizer.chat import encode_prompt
@@ -141,7 +148,7 @@ class FileEval:
         self.file, self.model_name, self.backend = file, model_name, backend
         self.reference_name, self.reference = reference if reference else (None, None)
         self.remote = is_remote(backend)
-        limit = backend.n_ctx
+        limit, limited_by = backend.n_ctx, model_name
         if self.reference is not None:
             if self.remote or is_remote(self.reference):
                 raise InputError(
@@ -153,10 +160,11 @@ class FileEval:
                     f"--against {self.reference_name}: its tokenizer is not {model_name}'s; "
                     "KL divergence compares distributions over the same tokens"
                 )
-            limit = min(limit, self.reference.n_ctx)
+            if self.reference.n_ctx < limit:
+                limit, limited_by = self.reference.n_ctx, str(self.reference_name)
         self.ctx = limit if ctx is None else ctx
         if self.ctx > limit:
-            raise InputError(f"--ctx {self.ctx} is larger than {model_name}'s context of {limit}")
+            raise InputError(f"--ctx {self.ctx} is larger than {limited_by}'s context of {limit}")
         self.stride = max(1, self.ctx // 2) if stride is None else stride
         if self.stride > self.ctx:
             raise InputError(
@@ -184,10 +192,11 @@ class FileEval:
         cache = model.new_cache()
         ref_model = engine_model(self.reference) if self.reference is not None else None
         ref_cache = ref_model.new_cache() if ref_model is not None else None
+        rows = slice_rows(model)  # the reference's slices must be the same rows
         for window in self.windows:
-            slices = engine_window_logits(model, self.ids, window, cache)
+            slices = engine_window_logits(model, self.ids, window, cache, rows)
             ref_slices = (
-                engine_window_logits(ref_model, self.ids, window, ref_cache)
+                engine_window_logits(ref_model, self.ids, window, ref_cache, rows)
                 if ref_model is not None
                 else None
             )

@@ -18,6 +18,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from gpt_tui.cli import main
+from gpt_tui.settings import load_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REFERENCE = json.loads((FIXTURES / "eval_reference.json").read_text())
@@ -82,6 +83,7 @@ def test_against_a_reference_in_json_and_csv(text_file: Path, capsys):
     assert float(csv_row["kl_mean"]) == pytest.approx(against["kl_mean"])
     assert float(csv_row["delta_p_p99"]) == pytest.approx(against["delta_p"]["p99"])
     assert csv_row["tokens"] == str(row["tokens"]) and csv_row["partial"] == "False"
+    assert load_settings()[0].model == QWEN2  # the next run's default: the model, not REF
 
 
 def test_the_table(text_file: Path, capsys, monkeypatch):

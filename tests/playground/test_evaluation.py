@@ -189,6 +189,14 @@ def test_against_a_reference_equals_numpy_over_full_distributions(backends):
         assert against["delta_p"][f"p{q}"] == pytest.approx(np.percentile(delta, q), abs=1e-7)
 
 
+def test_with_a_reference_the_window_is_the_smaller_context(backends):
+    llama3, qwen2 = backends["llama3"], backends["qwen2"]  # contexts of 256 and 128
+    e = FileEval("t.txt", TEXT, "llama3", llama3, reference=("q2", qwen2))
+    assert (e.ctx, e.stride) == (128, 64)
+    with pytest.raises(InputError, match="--ctx 200 is larger than q2's context of 128"):
+        FileEval("t.txt", TEXT, "llama3", llama3, ctx=200, reference=("q2", qwen2))
+
+
 def test_a_reference_with_another_tokenizer_is_refused(backends):
     assert not same_tokenizer(backends["gpt2"].tokenizer, backends["llama3"].tokenizer)
     with pytest.raises(InputError, match="--against l3: its tokenizer is not gpt2's"):
