@@ -209,6 +209,7 @@ def _run_all(evals: list[FileEval], outcome: _Outcome, writer: _Writer) -> None:
         console=stderr,
         transient=True,
         redirect_stdout=False,  # JSON and CSV lines go to stdout, not above the bar on stderr
+        disable=not stderr.is_terminal,  # a pipe or a file gets no bar (nor its blank line)
     ) as progress:
         task = progress.add_task("scoring", total=total)
         try:
@@ -257,7 +258,8 @@ class _Writer:
 
     def close(self, outcome: _Outcome) -> None:
         if self.mode == "table" and outcome.results:
-            stdout.print(_table(outcome.results))
+            for table in _tables(outcome.results):
+                stdout.print(table)
 
 
 def _csv_row(result: EvalResult) -> dict[str, Any]:
@@ -271,34 +273,39 @@ def _csv_row(result: EvalResult) -> dict[str, Any]:
     return {name: "" if row.get(name) is None else row.get(name) for name in CSV_FIELDS}
 
 
-def _table(results: list[EvalResult]) -> Table:
-    against = any(r.against for r in results)
-    table = Table(title="Perplexity", title_justify="left", show_edge=False)
-    for name in ("file", "model"):
-        table.add_column(name, overflow="fold")  # a path in full, over lines if need be
-    for name in ("tokens", "nll (nats)", "perplexity", "bits/byte"):
-        table.add_column(name, justify="right")
-    if against:
-        for name in ("KL", "same top-1", "Δp mean", "Δp 1%", "Δp 50%", "Δp 99%"):
-            table.add_column(name, justify="right")
+def _tables(results: list[EvalResult]) -> list[Table]:
+    """Perplexity, and (with --against) the divergence figures in a table of their own: the
+    two side by side are too wide for a terminal. Models by their last path part."""
+    tables = [_table("Perplexity", ("tokens", "nll (nats)", "perplexity", "bits/byte"))]
     for r in results:
         tokens = f"{r.tokens:,}" + (" (partial)" if r.partial else "")
-        row = [r.file, r.model, tokens, f"{r.nll:.4f}", f"{r.perplexity:.3f}",
-               f"{r.bits_per_byte:.4f}"]  # fmt: skip
-        if against:
-            a = r.against
-            row += (
-                [f"{a['kl_mean']:.5f}", f"{a['same_top1']:.2%}"]
-                + [f"{a['delta_p'][k]:+.2%}" for k in ("mean", "p1", "p50", "p99")]
-                if a
-                else [""] * 6
-            )
-        table.add_row(*row)
+        figures = [tokens, f"{r.nll:.4f}", f"{r.perplexity:.3f}", f"{r.bits_per_byte:.4f}"]
+        tables[0].add_row(r.file, _short(r.model), *figures)
+    against = [r for r in results if r.against]
+    if against:
+        title = f"Against {_short(str(against[0].reference))}: KL(REF || model), Δp = p - p_REF"
+        # Δp's 5th and 95th percentiles only in --json and --csv: 80 columns hold six figures
+        names = ("KL (nats)", "same top-1", "Δp mean", "Δp 1%", "Δp 50%", "Δp 99%")
+        tables.append(_table(title, names))
+        for r in against:
+            a = r.against or {}
+            delta = [f"{a['delta_p'][k]:+.2%}" for k in ("mean", "p1", "p50", "p99")]
+            kl, same = f"{a['kl_mean']:.5f}", f"{a['same_top1']:.2%}"
+            tables[1].add_row(r.file, _short(r.model), kl, same, *delta)
+    return tables
+
+
+def _table(title: str, figures: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("file", overflow="fold")  # a path in full, over lines if need be
+    table.add_column("model", overflow="fold")
+    for name in figures:
+        table.add_column(name, justify="right", no_wrap=True)
     return table
 
 
 def _short(name: str) -> str:
-    """A path's last part, for the progress bar's one line (the table shows it whole)."""
+    """A path's last part (a model's directory name, a file's name)."""
     return Path(name).name if "/" in name and "://" not in name else name
 
 

@@ -91,6 +91,10 @@ def test_the_table(text_file: Path, capsys, monkeypatch):
     assert main(["eval", "text.txt", "-m", GPT2]) == 0
     out = capsys.readouterr().out
     assert "perplexity" in out and "bits/byte" in out and "text.txt" in out
+    assert main(["eval", "text.txt", "-m", QWEN2, "--against", LLAMA3, "--ctx", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "Against llama3" in out and "KL (nats)" in out and "Δp 99%" in out
+    assert "…" not in out  # 80 columns hold both tables whole
 
 
 def test_bad_files_are_one_line_each_and_the_others_still_evaluated(
