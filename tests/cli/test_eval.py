@@ -186,3 +186,11 @@ def test_a_server_without_prompt_scoring_says_why_not(text_file: Path, capsys):
 def test_against_needs_local_models(text_file: Path, fake: FakeOpenAIServer, capsys):
     assert main(["eval", str(text_file), "-m", fake.url, "--against", GPT2]) == 2
     assert "full distributions" in capsys.readouterr().err
+
+
+def test_llama_cpp_pythons_server_cannot_and_says_why(llama_server, text_file: Path, capsys):
+    """Its echo scores each token from the next position's distribution: the probe refuses it."""
+    assert main(["eval", str(text_file), "-m", llama_server.url, "--json"]) == 1
+    captured = capsys.readouterr()
+    (line,) = error_lines(captured.err)
+    assert captured.out == "" and line.startswith(f"error: cannot evaluate {llama_server.url}: ")
