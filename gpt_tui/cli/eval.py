@@ -170,23 +170,18 @@ def _plan(
             continue
         for file, text in texts.items():
             try:
-                evals.append(
-                    FileEval(
-                        file,
-                        text,
-                        name,
-                        backend,
-                        ctx=args.ctx,
-                        stride=args.stride,
-                        reference=reference,
-                    )  # fmt: skip
-                )
+                e = FileEval(file, text, name, backend, ctx=args.ctx, stride=args.stride,
+                             reference=reference)  # fmt: skip
+                evals.append(e)
             except InputError as exc:
                 if not str(exc).startswith(f"{file}:"):
                     if str(exc) in refused:
                         continue
                     refused.add(str(exc))
                 _say_bad(exc, outcome)
+            except GptTuiError as exc:  # a server that could not split the text into tokens
+                stderr.print(f"error: {file} · {name}: {exc}", markup=False)
+                outcome.failed = True
     return evals
 
 
