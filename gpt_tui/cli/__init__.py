@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from gpt_tui import __version__
 from gpt_tui.cli.bench import add_bench_parser
 from gpt_tui.cli.console import stderr
+from gpt_tui.cli.eval import add_eval_parser
 from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.cli.generate import add_generate_parser, add_score_parser
 from gpt_tui.cli.lens import add_lens_parser
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_generate_parser(sub)
     add_score_parser(sub)
+    add_eval_parser(sub)
     add_lens_parser(sub)
     add_sampler_parser(sub)
     add_presets_parser(sub)
