@@ -19,7 +19,7 @@ from gpt_tui.engine.perplexity import (
     token_nll,
     window_logits,
 )
-from gpt_tui.models import store
+from gpt_tui.models.loading import load_model
 from gpt_tui.tokenizer.chat import encode_prompt
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -29,7 +29,7 @@ CASES = REFERENCE["cases"]
 
 @pytest.fixture(scope="module")
 def hf_models() -> dict:
-    return {name: store.load_model(FIXTURES / "hf" / name) for name in ("gpt2", "llama3")}
+    return {name: load_model(FIXTURES / "hf" / name) for name in ("gpt2", "llama3")}
 
 
 def case_id(case: dict) -> str:

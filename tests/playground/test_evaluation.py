@@ -15,7 +15,7 @@ import pytest
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine.perplexity import plan_windows
 from gpt_tui.errors import InputError
-from gpt_tui.models import store
+from gpt_tui.models.loading import load_model
 from gpt_tui.playground.evaluation import FileEval, read_text_file, same_tokenizer, text_ids
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -24,7 +24,7 @@ TEXT = REFERENCE["text"]
 
 
 def local(path: Path) -> LocalBackend:
-    return LocalBackend(store.load_model(path))
+    return LocalBackend(load_model(path))
 
 
 @pytest.fixture(scope="module")
