@@ -62,15 +62,15 @@ async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
         assert app.inspector.query_one("#inspector-keys").display  # the key, in its last line
         screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
-        n_prompt = len(app.transcript.reply_prefix)
+        n_prompt = len(app.core.transcript.reply_prefix)
         assert screen.report.position == n_prompt + 4  # the token before it predicted it
         assert "over the cached context" in str(screen.query_one("#lens-status").render())
         assert "output token 6" in str(screen.query_one("#lens-title").render())
 
         table = screen.query_one(LensTable)
-        assert table.has_focus and table.row_count == app.loaded.model.n_layer + 1
+        assert table.has_focus and table.row_count == app.core.backend.model.n_layer + 1
         await pilot.press("a")  # the rows after each attention too
-        assert table.row_count == 2 * app.loaded.model.n_layer + 1
+        assert table.row_count == 2 * app.core.backend.model.n_layer + 1
 
         await pilot.press("2")
         view = screen.query_one(AttentionView)
@@ -96,7 +96,7 @@ async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
         assert "over" in str(screen.query_one("#attribution-note").render())
         n_columns = len(attribution.columns)
         await pilot.press("h")  # a column per head
-        assert len(attribution.columns) == n_columns + app.loaded.model.n_head - 1
+        assert len(attribution.columns) == n_columns + app.core.backend.model.n_head - 1
 
         await pilot.press("escape")
         assert app.screen is app.screen_stack[0] and app.output.selected == 5
@@ -146,8 +146,8 @@ async def test_an_earlier_chat_turn(tiny_model_dir, deterministic_settings) -> N
         await pilot.press("f3")  # chat mode (the base model's own template)
         for message in ("Hi there", "And then?"):
             await generate_from(pilot, message)
-        first_reply = app.transcript.turns[1]
-        assert first_reply.role == "assistant" and app.transcript.reply is not first_reply
+        first_reply = app.core.transcript.turns[1]
+        assert first_reply.role == "assistant" and app.core.transcript.reply is not first_reply
         app.output.focus()
         app.output.select(2)  # the first reply's third token
         await pilot.pause()
@@ -162,7 +162,7 @@ async def test_never_reads_the_cache_while_a_generation_holds_it(
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         event = await generate_and_select(pilot, 4)
-        with app._engine_lock:  # as the generation worker holds it
+        with app.core.engine_lock:  # as the generation worker holds it
             screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
         assert "over a fresh pass" in str(screen.query_one("#lens-status").render())
@@ -178,7 +178,7 @@ async def test_a_compare_column_and_the_palette(tiny_model_dir, deterministic_se
         await pilot.press("l")
         await pilot.pause()
         assert any("Select a token first" in n for n in notes(app))
-        app.prompt_editor.text_area.load_text(PROMPT)
+        app.prompt_editor.load_text(PROMPT)
         await pilot.pause()
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))

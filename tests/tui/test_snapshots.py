@@ -14,7 +14,7 @@ PROMPT = "The meaning of life is"
 async def _ready(pilot: Pilot, generate: bool) -> None:
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
     await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(PROMPT)
+    app.prompt_editor.load_text(PROMPT)
     await wait_until(
         pilot, lambda: "5 tokens · context" in str(app.query_one("#prompt-info").render())
     )

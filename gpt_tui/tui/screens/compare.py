@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -50,6 +49,30 @@ STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while gener
 class CompareScreen(Screen[list[ColumnSettings]]):
     """Columns that stream together, each with its own settings, output and inspector."""
 
+    DEFAULT_CSS = """
+        CompareScreen #compare-prompt {
+            height: 1;
+            padding: 0 1;
+            color: $text-muted;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+        }
+        CompareScreen #compare-columns {
+            height: 1fr;
+        }
+        /* A short screen: the room goes to the outputs; an inspector shows only where a token is
+           selected. */
+        CompareScreen.-short Header {
+            display: none;
+        }
+        CompareScreen.-short CompareColumn TokenInspector {
+            height: 10;
+        }
+        CompareScreen.-short CompareColumn TokenInspector.-empty {
+            display: none;
+        }
+    """
+
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
@@ -76,6 +99,9 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         def __init__(self, event: CompareEvent) -> None:
             super().__init__()
             self.event = event
+
+    class CycleColouring(Message):
+        """F2: the app cycles the colouring (it remembers it) and sets it here (`set_colouring`)."""
 
     def __init__(
         self,
@@ -118,8 +144,6 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         for column in self.columns:
             column.show_prompt(self.request.display, self.request.model_name)
         self.columns[0].output.focus()
-        # F2 here cycles the app's colouring (remembered with its settings): follow it.
-        self.watch(self.app, "colouring", self._colouring_changed, init=False)
 
     @property
     def columns(self) -> list[CompareColumn]:
@@ -129,7 +153,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def status(self) -> CompareStatus:
         return self.query_one("#compare-status", CompareStatus)
 
-    def _colouring_changed(self, mode: str) -> None:
+    def set_colouring(self, mode: str) -> None:
         self._colouring = mode
         for column in self.columns:
             column.set_colouring(mode)
@@ -151,8 +175,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             columns[index].output.focus()
 
     def action_cycle_colouring(self) -> None:
-        app: Any = self.app
-        app.action_cycle_colouring()  # the app remembers it; `_colouring_changed` follows
+        self.post_message(self.CycleColouring())
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.BINDINGS))

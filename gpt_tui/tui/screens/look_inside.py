@@ -31,6 +31,33 @@ from gpt_tui.tui.widgets.lens_table import LensTable
 class LookInsideScreen(Screen[None]):
     """The logit lens, attention and logit attribution of one prediction."""
 
+    DEFAULT_CSS = """
+        LookInsideScreen #lens-title {
+            height: 1;
+            padding: 0 1;
+            text-style: bold;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+        }
+        LookInsideScreen #lens-tabs {
+            height: 1fr;
+        }
+        LookInsideScreen #lens-tabs TabPane {
+            padding: 0;
+        }
+        LookInsideScreen .lens-note {
+            height: auto;
+            padding: 0 1;
+            color: $text-muted;
+        }
+        LookInsideScreen #lens-status {
+            height: 1;
+            padding: 0 1;
+            background: $panel;
+            color: $text-muted;
+        }
+    """
+
     BINDINGS = [
         Binding("escape", "close", "Back", tooltip="Back to where you were"),
         # The tabs' labels name these keys; the footer has the views' own.

@@ -42,6 +42,32 @@ def model_status(name: str) -> str:
 class ModelPicker(ModalScreen[str | None]):
     """Returns the chosen catalog name, path or server URL (with #MODEL), or None."""
 
+    DEFAULT_CSS = """
+        ModelPicker {
+            align: center middle;
+        }
+        ModelPicker #picker {
+            width: 95%;
+            max-width: 150;
+            height: auto;
+            max-height: 90%;
+            border: thick $accent;
+            background: $surface;
+            padding: 0 1;
+        }
+        ModelPicker #models {
+            height: auto;
+            max-height: 10;
+            margin-bottom: 1;
+        }
+        ModelPicker #picker Input {
+            margin-bottom: 1;
+        }
+        ModelPicker .dim {
+            color: $text-muted;
+        }
+    """
+
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
     class ServerModels(Message):

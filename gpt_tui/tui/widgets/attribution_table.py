@@ -43,6 +43,12 @@ def _number(value: float) -> Text:
 class AttributionTable(DataTable):
     """The attribution of a `LensReport`'s target, against one of its contrasts or none."""
 
+    DEFAULT_CSS = """
+        AttributionTable {
+            height: 1fr;
+        }
+    """
+
     BINDINGS = [
         Binding("h", "toggle_heads", "Per head", tooltip="Each attention head, or their sum"),
         Binding("v", "cycle_against", "Versus", tooltip="Logit difference to an alternative"),

@@ -21,6 +21,13 @@ class CompareStatus(Widget):
     """One line under the columns. The speed is the batch's: tokens of every column per second,
     which is what decoding them together buys over running them one after another."""
 
+    DEFAULT_CSS = """
+        CompareStatus {
+            height: 1;
+            background: $panel;
+        }
+    """
+
     model: reactive[str] = reactive("")
     state: reactive[str] = reactive("idle")
     n_columns: reactive[int] = reactive(0)

@@ -43,6 +43,31 @@ def bar(fraction: float, width: int) -> str:
 class TokenInspector(Vertical):
     """The selected token, its probability, rank and entropy, and the alternatives."""
 
+    DEFAULT_CSS = """
+        TokenInspector {
+            height: auto;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+        }
+        TokenInspector #inspector-summary {
+            height: auto;
+        }
+        TokenInspector #alternatives {
+            height: auto;
+            max-height: 24;
+            border: none;
+            padding: 0;
+            margin-top: 1;
+            background: transparent;
+        }
+        TokenInspector #inspector-keys {
+            height: 1;
+            color: $text-muted;
+            text-style: italic;
+        }
+    """
+
     class AlternativePicked(Message):
         """The user picked `alternative` of `event`, token `index` of the output: branch there."""
 

@@ -33,6 +33,12 @@ def answer_layer(rows: tuple[LensRow, ...]) -> int | None:
 class LensTable(DataTable):
     """The rows of a `LensReport`; `a` shows or hides the rows after each attention."""
 
+    DEFAULT_CSS = """
+        LensTable {
+            height: 1fr;
+        }
+    """
+
     BINDINGS = [Binding("a", "toggle_mid", "After attention", tooltip="Rows inside each block")]
 
     def __init__(self, **kwargs) -> None:

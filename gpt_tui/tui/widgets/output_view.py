@@ -50,6 +50,39 @@ PROMPT_TOKEN_KINDS = {"prompt": "prompt-token", "user": "user-token"}
 class OutputView(ScrollView, can_focus=True):
     """The document, with every generated token selectable and optionally coloured."""
 
+    DEFAULT_CSS = """
+        OutputView {
+            height: 1fr;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+            scrollbar-gutter: stable;
+            scrollbar-size-vertical: 1;
+            overflow-x: hidden;
+        }
+        OutputView:focus {
+            border: round $accent;
+            border-title-color: $accent;
+        }
+        OutputView > .output-view--prompt {
+            color: $text-muted;
+        }
+        OutputView > .output-view--user {
+            color: $text;
+        }
+        OutputView > .output-view--role {
+            color: $accent;
+            text-style: bold;
+        }
+        OutputView > .output-view--selected {
+            text-style: reverse bold;
+        }
+        OutputView > .output-view--placeholder {
+            color: $text-muted;
+            text-style: italic;
+        }
+    """
+
     BINDINGS = [
         Binding("left", "select_step(-1)", "Previous token", show=False),
         Binding("right", "select_step(1)", "Next token", show=False),

@@ -51,6 +51,41 @@ KEYS_HELP = "←/→ adjust · shift+←/→ faster · home/end · type a number
 class SamplingPanel(Vertical):
     """Sliders for the sampling parameters, plus seed and stop strings."""
 
+    DEFAULT_CSS = """
+        SamplingPanel {
+            height: auto;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+        }
+        SamplingPanel:focus-within {
+            border: round $accent;
+            border-title-color: $accent;
+        }
+        SamplingPanel .param-row {
+            height: 1;
+        }
+        SamplingPanel .param-label {
+            width: 12;
+            color: $text-muted;
+        }
+        SamplingPanel .param-row.-unavailable .param-label {
+            color: $text-disabled;
+            text-style: strike;
+        }
+        SamplingPanel .param-row:focus-within .param-label {
+            color: $accent;
+            text-style: bold;
+        }
+        SamplingPanel .param-row Input {
+            width: 1fr;
+            height: 1;
+        }
+        SamplingPanel .param-row Input.-invalid {
+            background: $error 30%;
+        }
+    """
+
     class Changed(Message):
         def __init__(self, params: SamplingParams, n_top: int) -> None:
             super().__init__()

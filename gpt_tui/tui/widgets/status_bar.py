@@ -24,6 +24,13 @@ STATES = {
 class StatusBar(Widget):
     """What the playground is doing, and how fast."""
 
+    DEFAULT_CSS = """
+        StatusBar {
+            height: 1;
+            background: $panel;
+        }
+    """
+
     model: reactive[str] = reactive("")
     # A server's kind, model and what it cannot do (the probe's findings); "" for the engine.
     backend: reactive[str] = reactive("")
