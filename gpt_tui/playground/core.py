@@ -128,6 +128,7 @@ class Playground:
         self.backend: Backend | None = None
         self.model_name: str | None = None  # as asked for: catalog name, repo, path or URL
         self.transcript = Transcript()
+        self._put_aside: dict[str, Transcript] = {}  # the other mode's transcript, by mode
         self.state = "loading"  # loading, no-model, idle, generating, or why the last run ended
         self.note = ""  # one line about the last run (a prompt cut short, a window slid)
         self.run_id = 0
@@ -298,10 +299,18 @@ class Playground:
     # --- the document ------------------------------------------------------------------------
 
     def set_mode(self, chat: bool) -> None:
-        """Completion or chat: a new, empty transcript either way."""
+        """Completion or chat. Each mode keeps its own transcript: this one is put aside, and
+        the other mode's comes back as it was left (empty the first time)."""
+        mode = "chat" if chat else "completion"
+        if self.transcript.mode == mode:
+            return
         self.stop()
-        self.transcript.clear(mode="chat" if chat else "completion")
+        self._put_aside[self.transcript.mode] = self.transcript
+        self.transcript = self._put_aside.pop(mode, None) or Transcript(mode=mode)
         self.note = ""
+        reply = self.transcript.reply
+        if self.backend is not None and self.state not in ("loading", "no-model"):
+            self.state = (reply.finish if reply is not None else None) or "idle"
 
     def clear(self) -> None:
         self.stop()
@@ -327,7 +336,7 @@ class Playground:
             return self._start(context)
         ids = encode_prompt(tokenizer, text, "all" if special else "none")
         context = self.transcript.start_completion(text, ids, tokenizer)
-        return self._start(context, "" if context else "empty prompt: generating from the start")
+        return self._start(context, "" if text else "generating from an empty prompt")
 
     def add_system_message(self, text: str) -> None:
         """A system message to start the chat with (before its first message)."""

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Header, OptionList
+from textual.widgets import Header, OptionList
 from textual.worker import get_current_worker
 
 from gpt_tui.display import visible_token
@@ -53,8 +53,9 @@ from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
 from gpt_tui.tui.widgets.inspector import TokenInspector
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.legend import ColourLegend
-from gpt_tui.tui.widgets.output_view import OutputView
+from gpt_tui.tui.widgets.output_view import PLACEHOLDER, OutputView
 from gpt_tui.tui.widgets.prompt_editor import PromptEditor
 from gpt_tui.tui.widgets.sampling_panel import SamplingPanel
 from gpt_tui.tui.widgets.status_bar import StatusBar
@@ -80,6 +81,8 @@ class GptTuiApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
+        # First: at 80 columns the footer shows what fits, and F1 lists every key.
+        Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
         Binding("ctrl+j,f5", "generate", "Generate", priority=True,
                 tooltip="Generate from the prompt (in chat: send the message)"),
         Binding("escape", "stop", "Stop", tooltip="Stop the generation (or a download)"),
@@ -111,7 +114,6 @@ class GptTuiApp(App[None]):
                 tooltip="In the output: choose another token for the selected one (then enter: "
                         "branch on it)"),
         *(Binding(str(n), f"pick_alternative({n})", show=False) for n in range(1, 10)),
-        Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
     ]  # fmt: skip
 
     chat_mode: reactive[bool] = reactive(False, init=False)
@@ -139,6 +141,7 @@ class GptTuiApp(App[None]):
         self._status_shown = 0.0
         self._save_timer: Timer | None = None
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
+        self._editor_text: dict[bool, str] = {}  # the box's text of the mode put aside
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -158,7 +161,7 @@ class GptTuiApp(App[None]):
                 yield TokenInspector(id="inspector")
         yield DownloadPanel(id="download")
         yield StatusBar(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     @property
     def output(self) -> OutputView:
@@ -205,6 +208,8 @@ class GptTuiApp(App[None]):
             return False
         if action == "pick_alternative":
             return self._picking_keys_apply()
+        if action == "stop":  # shown (and bound) only while there is something to stop
+            return self.core.state == "generating" or self.download_panel.showing
         return True
 
     def _try(self, call: Any, *args: Any) -> Any:
@@ -219,6 +224,7 @@ class GptTuiApp(App[None]):
 
     def _show_state(self) -> None:
         self.status.state = self.core.state
+        self.refresh_bindings()  # escape: Stop, while something runs
 
     def _show_document(self, select: int | None = None) -> None:
         """Draw the transcript again, selecting reply token `select`, and the branch view."""
@@ -279,24 +285,28 @@ class GptTuiApp(App[None]):
         if why_not:
             self.notify(why_not, severity="warning")
             return
+        left = "chat" if self.chat_mode else "completion"
+        kept = not self.core.transcript.is_empty or bool(self.prompt_editor.text)
         self.chat_mode = not self.chat_mode
         if self.core.backend is not None and has_chat_template(self.core.backend.tokenizer):
             self._update_settings(ui={**self.settings.ui, "chat_mode": self.chat_mode})
-        self.notify(
-            "Chat mode: the box below sends messages" if self.chat_mode else "Completion mode",
-            timeout=3,
-        )
+        mode = "Chat mode: the box above sends messages" if self.chat_mode else "Completion mode"
+        back = f"; the {left} is kept: F3 brings it back" if kept else ""
+        self.notify(mode + back, timeout=4)
+        self.prompt_editor.focus_text()  # typing goes to the new mode's box
 
     def watch_chat_mode(self, chat: bool) -> None:
         if self.core.chat_mode != chat:  # (an opened session brings its mode with it)
+            # Each mode keeps its document, and the text in its box.
+            self._editor_text[not chat] = self.prompt_editor.text
             self.core.set_mode(chat)
+            self.prompt_editor.load_text(self._editor_text.pop(chat, ""))
             self.status.note = ""
+            self.status.stats = None
         self._show_state()
         self.output.border_title = "Chat" if chat else "Output"
         self.output.placeholder = (
-            "Type a message below and press ctrl+j (or F5) to send it."
-            if chat
-            else "Write a prompt and press ctrl+j (or F5) to generate."
+            "Type a message above and press ctrl+j (or F5) to send it." if chat else PLACEHOLDER
         )
         self._show_document()
         self.prompt_editor.set_chat(chat)
@@ -564,7 +574,10 @@ class GptTuiApp(App[None]):
 
     def on_download_progress(self, message: msg.DownloadProgress) -> None:
         if message.load_id == self.core.load_id and self.is_running:
+            showing = self.download_panel.showing
             self.download_panel.report(message.progress)
+            if showing != self.download_panel.showing:
+                self.refresh_bindings()  # escape cancels it
 
     def on_load_ended(self, message: msg.LoadEnded) -> None:
         if not self.is_running:

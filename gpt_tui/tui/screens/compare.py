@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from gpt_tui.engine import SamplingParams, TokenEvent
@@ -40,6 +40,7 @@ from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
 DEFAULT_COLUMNS = 3
@@ -129,7 +130,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             for i, settings in enumerate(self._initial):
                 yield self._new_column(i + 1, settings)
         yield CompareStatus(id="compare-status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def _new_column(self, number: int, settings: ColumnSettings) -> CompareColumn:
         request = self.request

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from gpt_tui.display import percent, visible_token
 from gpt_tui.playground.look_inside import LensReport
@@ -25,6 +25,7 @@ from gpt_tui.playground.look_inside_requests import LensRequest, run_request
 from gpt_tui.playground.streaming import ThreadCounter
 from gpt_tui.tui.widgets.attention_view import AttentionView
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.lens_table import LensTable
 
 
@@ -104,7 +105,7 @@ class LookInsideScreen(Screen[None]):
                 yield Static("", id="attribution-note", classes="lens-note")
                 yield AttributionTable(id="attribution-table")
         yield Static("Tracing…", id="lens-status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "look inside"

@@ -32,7 +32,7 @@ from gpt_tui.tui.colouring import token_style
 from gpt_tui.tui.text import display_text
 from gpt_tui.tui.wrap import WrappedText
 
-PLACEHOLDER = "Write a prompt and press ctrl+j (or F5) to generate."
+PLACEHOLDER = "Write a prompt above and press ctrl+j (or F5) to generate."
 
 
 @dataclass(slots=True)

@@ -41,31 +41,57 @@ class StatusBar(Widget):
     # The prompt's perplexity and mean surprisal in bits per token, once a run has scored it.
     prompt_score: reactive[tuple[float, float] | None] = reactive(None)
     note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
+    loading: reactive[str] = reactive("")  # what loading is doing, when it says more than that
+
+    def on_resize(self) -> None:
+        self.refresh()  # which fields fit depends on the width
 
     def render(self) -> Content:
-        text, colour = STATES.get(self.state, (self.state, "$text"))
-        shown = self.backend or self.model or "no model"
-        parts: list[str | tuple[str, str]] = [(f" {shown} ", "bold")]
+        """The fields that fit the width, the least important left out first: the model, the
+        state and a note stay; the time to the first token goes first, then the prompt's
+        perplexity, tokens per pass, the speed, the mode and the context (`_fields`' ranks)."""
         sep = (" │ ", "$text-muted")
-        parts += [sep, (text, colour)]
+        fields = self._fields()
+        width = self.size.width or 10_000
+        while len(fields) > 2:
+            length = sum(Content.assemble(*parts).cell_length for _, parts in fields)
+            if length + 3 * (len(fields) - 1) <= width:
+                break
+            fields.remove(max(fields[2:], key=lambda field: field[0]))
+        parts: list[str | tuple[str, str]] = []
+        for n, (_, field) in enumerate(fields):
+            parts += [sep, *field] if n else field
+        return Content.assemble(*parts)
+
+    def _fields(self) -> list[tuple[int, list[str | tuple[str, str]]]]:
+        """(rank, parts) of each field in the order shown; the higher the rank, the sooner it
+        gives way in a narrow terminal."""
+        text, colour = STATES.get(self.state, (self.state, "$text"))
+        if self.state == "loading" and self.loading:
+            text = self.loading
+        shown = self.backend or self.model or "no model"
+        fields: list[tuple[int, list[str | tuple[str, str]]]] = [
+            (0, [(f" {shown} ", "bold")]),
+            (0, [(text, colour)]),
+        ]
         stats = self.stats
         if stats is not None and stats.n_tokens:
             rate = stats.tokens_per_second
-            parts += [sep, f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]
+            fields.append((5, [f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]))
             if stats.tokens_per_pass is not None and stats.drafts_held is not None:
                 held = f"{stats.drafts_held:.0%} held"
-                parts += [sep, f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]
+                fields.append((6, [f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]))
             if stats.ttft is not None:
-                parts += [sep, f"TTFT {stats.ttft:.2f} s"]
+                fields.append((8, [f"TTFT {stats.ttft:.2f} s"]))
         if self.prompt_score is not None:
             perplexity, bits = self.prompt_score
             ppl = f"{perplexity:.1f}" if perplexity < 1000 else f"{perplexity:.0f}"
-            parts += [sep, f"prompt ppl {ppl} · {bits:.1f} bits/tok"]
+            fields.append((7, [f"prompt ppl {ppl} · {bits:.1f} bits/tok"]))
         if self.context is not None:
             used, n_ctx = self.context
             style = "$warning" if used >= n_ctx else ""
-            parts += [sep, (f"ctx {used}/{n_ctx}", style)]
-        parts += [sep, self.mode]
+            fields.append((3, [(f"ctx {used}/{n_ctx}", style)]))
+        fields.append((4, [self.mode]))
         if self.note:
-            parts += [sep, (self.note, "$warning")]
-        return Content.assemble(*parts)
+            fields.append((1, [(self.note, "$warning")]))
+        return fields

@@ -1,0 +1,114 @@
+"""A newcomer's first minutes, at 80x24: nothing lost on F3, typing goes where the mode is, the
+footer and status line keep what matters (issue 23)."""
+
+from __future__ import annotations
+
+from textual.widgets import TextArea
+from textual.widgets._footer import FooterKey
+from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
+
+from gpt_tui.tui.app import GptTuiApp
+from gpt_tui.tui.widgets.prompt_editor import PromptEditor
+
+SMALL = (80, 24)
+
+
+def notes(app: GptTuiApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def footer_keys(app: GptTuiApp) -> dict[str, str]:
+    """What the footer shows: key -> label."""
+    return {key.key_display: key.description for key in app.screen.query(FooterKey)}
+
+
+def status_text(app: GptTuiApp) -> str:
+    return app.status.render().plain
+
+
+async def test_f3_keeps_each_modes_transcript_and_says_so(tiny_model_dir, deterministic_settings):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        await generate_from(pilot, "Once upon a time")
+        completion = app.output.text
+        assert completion.startswith("Once upon a time") and app.output.token_count > 0
+
+        await pilot.press("f3")  # to chat: a chat of its own, the completion put aside
+        assert app.chat_mode and app.core.transcript.is_empty
+        assert "the completion is kept: F3 brings it back" in notes(app)[-1]
+        assert "above" in notes(app)[-1]  # the message box is above the output
+        assert app.prompt_editor.text == ""
+        await generate_from(pilot, "Hi there")
+        chat = app.output.text
+        assert "Hi there" in chat
+
+        await pilot.press("f3")  # back: the completion as it was, prompt box included
+        assert not app.chat_mode
+        assert app.output.text == completion and app.prompt_editor.text == "Once upon a time"
+        assert "the chat is kept" in notes(app)[-1]
+        await pilot.press("f3")
+        assert app.chat_mode and app.output.text == chat
+
+
+async def test_after_f3_typing_goes_to_the_box_and_an_empty_prompt_is_said(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        app.output.focus()
+        await pilot.press("f3")
+        assert isinstance(app.focused, TextArea) and app.focused.parent is app.prompt_editor
+        await pilot.press(*"Hi")
+        assert app.prompt_editor.text == "Hi"
+        await pilot.press("f3")  # completion: its box is empty
+        assert isinstance(app.focused, TextArea)
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        assert app.output.token_count > 0
+        assert "generating from an empty prompt" in status_text(app)  # at 80 columns too
+
+
+async def test_at_80_columns_the_footer_shows_f1_and_the_main_keys(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        await pilot.pause()
+        keys = footer_keys(app)
+        for key in ("f1", "^j", "^o", "f2", "f3", "f4"):
+            assert key in keys, keys
+        assert keys["f1"] == "Help" and keys["f3"] and keys["f4"] == "Compare"
+        assert "esc" not in keys  # nothing to stop
+        # Every key shown fits in the line: none is cut at the right edge.
+        for key in app.screen.query(FooterKey):
+            assert key.region.right <= SMALL[0], (key.key_display, key.region)
+        await pilot.press("ctrl+j")
+        await pilot.pause()
+        assert "esc" in footer_keys(app) or app.core.state != "generating"
+        await wait_generated(pilot)
+
+
+async def test_at_80_columns_the_status_line_drops_its_least_important_fields(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await generate_from(pilot, "The meaning of life is")
+        status = status_text(app)
+        assert app.status.size.width == 80 and len(status) <= 80
+        assert status.lstrip().startswith(app.core.backend.name)
+        assert "stopped: max tokens" in status and "completion" in status and "ctx " in status
+        assert app.status.stats is not None and "TTFT" not in status  # it gave way first
+
+
+async def test_the_prompt_box_counts_with_the_core(tiny_model_dir, deterministic_settings):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        editor = app.query_one(PromptEditor)
+        editor.load_text("Hello world")
+        info = editor.query_one("#prompt-info")
+        await wait_until(pilot, lambda: "2 tokens" in str(info.render()))
