@@ -33,7 +33,8 @@ from gpt_tui.engine.plan import plan_of
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.download import DownloadCancelled, DownloadProgress
-from gpt_tui.models.names import model_setting, same_model
+from gpt_tui.models.names import describe, model_setting, same_model
+from gpt_tui.models.store import is_cached, spec_of
 from gpt_tui.playground.branches import forced_event
 from gpt_tui.playground.events import (
     PromptScored,
@@ -52,7 +53,7 @@ from gpt_tui.playground.session_files import (
 )
 from gpt_tui.playground.streaming import RunStats, ThreadCounter, stream_events
 from gpt_tui.playground.transcript import Transcript, Turn
-from gpt_tui.settings import SPECULATIVE_OFF, UserSettings
+from gpt_tui.settings import SPECULATIVE_LOOKUP, SPECULATIVE_OFF, UserSettings
 from gpt_tui.tokenizer.chat import (
     BASE_MODEL_STOP,
     encode_chat,
@@ -289,6 +290,35 @@ class Playground:
         from gpt_tui.backends.openai.summary import status_line
 
         return status_line(backend)  # type: ignore[arg-type]
+
+    def draft_unavailable(self, choice: str) -> str | None:
+        """Why speculative decoding with `choice` cannot work for the loaded model (None: it
+        can, as far as is known without loading the draft): a draft model must be here already,
+        smaller than the model, and share its tokenizer."""
+        if choice in (SPECULATIVE_OFF, SPECULATIVE_LOOKUP):
+            return None
+        backend = self.require_model()
+        if not backend.capabilities.speculative:
+            return f"{backend.name} runs on a server, which decodes plainly"
+        if same_model(self.model_name, choice):
+            return f"{choice} is the model itself: a draft is a smaller model with its tokenizer"
+        try:
+            ref = describe(choice)
+            spec = spec_of(choice)
+            here = is_cached(choice)
+        except GptTuiError as exc:
+            return str(exc)
+        n_vocab = (spec.hparams or {}).get("n_vocab") if spec is not None else None
+        n_target = backend.tokenizer.n_vocab
+        if n_vocab is not None and n_vocab != n_target:
+            return (f"{ref.name}'s tokenizer is not {backend.name}'s ({n_vocab} tokens against "
+                    f"{n_target}): a draft needs exactly the model's tokenizer")  # fmt: skip
+        if ref.kind != "path" and not here:
+            how = f"`gpt-tui download {ref.name}`, or " if ref.kind == "catalog" else ""
+            return (
+                f"the draft model {ref.name} is not downloaded yet ({how}pick it once with ctrl+o)"
+            )
+        return None
 
     def mode_unavailable(self, chat: bool) -> str | None:
         """Why the model cannot be used in that mode (None: it can)."""

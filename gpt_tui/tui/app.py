@@ -745,8 +745,20 @@ class GptTuiApp(App[None]):
         self.core.speculative = message.choice  # from the next generation on
         self._update_settings(speculative=message.choice)
 
+    def speculation_unavailable(self, choice: str) -> str | None:
+        """Why speculative decoding with `choice` cannot work now (None: it can)."""
+        try:
+            return self.core.draft_unavailable(choice)
+        except PlaygroundError as exc:  # no model yet
+            return str(exc)
+
     def set_speculative(self, choice: str) -> None:
-        """Speculative decoding off, by prompt lookup, or with a draft model (the palette)."""
+        """Speculative decoding off, by prompt lookup, or with a draft model (the palette); a
+        draft model that cannot work with this model is refused, with the reason."""
+        why_not = self.speculation_unavailable(choice)
+        if why_not:
+            self.notify(why_not, severity="warning", title=f"Speculative decoding: not {choice}")
+            return
         self.core.speculative = choice
         self.sampling_panel.set_speculative(choice)
         self._update_settings(speculative=choice)

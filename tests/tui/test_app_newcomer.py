@@ -7,7 +7,9 @@ from textual.widgets import TextArea
 from textual.widgets._footer import FooterKey
 from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
+from gpt_tui.settings import load_settings
 from gpt_tui.tui.app import GptTuiApp
+from gpt_tui.tui.commands import PlaygroundCommands
 from gpt_tui.tui.widgets.prompt_editor import PromptEditor
 
 SMALL = (80, 24)
@@ -112,3 +114,35 @@ async def test_the_prompt_box_counts_with_the_core(tiny_model_dir, deterministic
         editor.load_text("Hello world")
         info = editor.query_one("#prompt-info")
         await wait_until(pilot, lambda: "2 tokens" in str(info.render()))
+
+
+async def test_one_context_count_in_chat(tiny_model_dir, deterministic_settings):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("f3")
+        await generate_from(pilot, "Hi there")
+        app.prompt_editor.load_text("And again")
+        info = app.prompt_editor.query_one("#prompt-info")
+        n = len(app.core.backend.tokenizer.encode("And again"))
+        await wait_until(pilot, lambda: f"message {n} tokens" in str(info.render()))
+        # The box counts its own tokens; the status line alone says how full the context is.
+        assert "context" not in str(info.render())
+        used, n_ctx = app.core.context_used()
+        assert status_text(app).count("ctx ") == 1 and f"ctx {used}/{n_ctx}" in status_text(app)
+
+
+async def test_the_palette_offers_only_drafts_that_can_work(tiny_model_dir, deterministic_settings):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        provider = PlaygroundCommands(app.screen)
+        offered = [str(hit.text) async for hit in provider.discover()]
+        assert "Speculative decoding: prompt lookup" in offered
+        assert "Speculative decoding: draft with 124M" not in offered  # not downloaded here
+        before = app.core.speculative
+        app.set_speculative("124M")  # (a palette left open from before, say)
+        await pilot.pause()
+        assert app.core.speculative == before
+        assert "not downloaded yet" in notes(app)[-1]
+        assert load_settings()[0].speculative == before  # nothing saved

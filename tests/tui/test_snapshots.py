@@ -15,9 +15,7 @@ async def _ready(pilot: Pilot, generate: bool) -> None:
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
     await wait_loaded(pilot)
     app.prompt_editor.load_text(PROMPT)
-    await wait_until(
-        pilot, lambda: "5 tokens · context" in str(app.query_one("#prompt-info").render())
-    )
+    await wait_until(pilot, lambda: "5 tokens" in str(app.query_one("#prompt-info").render()))
     if generate:
         await pilot.press("ctrl+j")
         await wait_generated(pilot)

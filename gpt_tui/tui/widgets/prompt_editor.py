@@ -138,8 +138,8 @@ class PromptEditor(Vertical):
         self._show_count(message.count)
 
     def _show_count(self, count: PromptCount | None) -> None:
-        """In the line under the text: its tokens, and the context the next generation starts
-        from (in chat: the whole conversation so far)."""
+        """In the line under the text: its tokens, or a warning when the context the next
+        generation starts from (in chat: the whole conversation) is too long."""
         info = self.query_one("#prompt-info", Static)
         if count is None:
             info.update(Content.styled("no model loaded", "$text-muted"))
@@ -155,9 +155,6 @@ class PromptEditor(Vertical):
                 )
             )
         else:
+            # Only the box's own tokens: the status line shows the context, one count of it.
             what = "message " if self._chat else ""
-            info.update(
-                Content.styled(
-                    f"{what}{count.n_prompt} tokens · context {n_context}/{n_ctx}", "$text-muted"
-                )
-            )
+            info.update(Content.styled(f"{what}{count.n_prompt} tokens", "$text-muted"))
