@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -29,11 +30,12 @@ from gpt_tui.backends.local import engine_model
 from gpt_tui.backends.opening import open_backend
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
-from gpt_tui.engine.plan import plan_of
+from gpt_tui.engine.plan import PLAN_ENV, plan_of
+from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.download import DownloadCancelled, DownloadProgress
-from gpt_tui.models.names import describe, model_setting, same_model
+from gpt_tui.models.names import describe, is_remote, model_setting, same_model
 from gpt_tui.models.store import is_cached, spec_of
 from gpt_tui.playground.branches import forced_event
 from gpt_tui.playground.events import (
@@ -264,6 +266,19 @@ class Playground:
             return True
         chat = has_chat_template(backend.tokenizer) or (caps.renders_chat and caps.chat)
         return chat and remembered
+
+    @staticmethod
+    def plan_expected(name: str) -> bool:
+        """Whether loading `name` will likely measure this machine's kernel plan first: a local
+        model on a machine that has kept no plan yet (a first start). It takes seconds, once:
+        the front end says so instead of a bare "loading"."""
+        mode = os.environ.get(PLAN_ENV, "").strip().lower() or "measure"
+        if is_remote(name) or mode == "default":
+            return False
+        try:
+            return mode == "replan" or not any(wisdom_dir().glob("*.json"))
+        except OSError:  # an unreadable cache: a plan will be measured (and kept in memory)
+            return True
 
     def plan_notice(self) -> tuple[str, bool] | None:
         """What to say of the loaded model's kernel plan, and whether it is a warning: it was

@@ -42,7 +42,7 @@ from gpt_tui.tokenizer.chat import has_chat_template
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
-from gpt_tui.tui.model_loading import download_question
+from gpt_tui.tui.model_loading import catalog_spec, download_question
 from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.help import HelpScreen
@@ -198,10 +198,19 @@ class GptTuiApp(App[None]):
         for problem in self._settings_problems:
             self.notify(problem, severity="warning", title="Settings")
         self.prompt_editor.focus_text()
+        # The model asked for, else the last one used if it loads offline, else smollm2.
+        name = self.requested_model or default_model_name()
         if self._opening is not None:
             self._show_opened(self._opening)  # its model is loaded just below
-        # The model asked for, else the last one used if it loads offline, else smollm2.
-        self.switch_model(self.requested_model or default_model_name())
+        else:
+            self.chat_mode = self._expected_chat(name)  # no switch once it has loaded
+        self.switch_model(name)
+
+    def _expected_chat(self, name: str) -> bool:
+        """The mode `name` will most likely be used in, known before it loads: GPT-2 has no
+        chat template; other models chat unless the user left chat mode last time."""
+        spec = catalog_spec(name)
+        return (spec is None or spec.kind != "gpt2") and self.settings.ui.get("chat_mode", True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS:
@@ -562,6 +571,7 @@ class GptTuiApp(App[None]):
             return
         load_id = self.core.begin_load()  # a newer request replaces a load in progress
         self.download_panel.new_load()
+        self.status.loading_text = self._measuring(name)
         if self.core.backend is None:
             self.status.model = name
         self._show_state()
@@ -572,8 +582,18 @@ class GptTuiApp(App[None]):
         progress = lambda p: self.post_message(msg.DownloadProgress(load_id, p))  # noqa: E731
         self.post_message(msg.LoadEnded(self.core.load(load_id, name, progress, self._api_key)))
 
+    def _measuring(self, name: str) -> str:
+        """What the status says while `name` loads, when that says more than "loading"."""
+        if not self.core.plan_expected(name):
+            return ""
+        short = name.rstrip("/").rsplit("/", 1)[-1]
+        return f"measuring how this machine runs {short} fastest, once…"
+
     def on_download_progress(self, message: msg.DownloadProgress) -> None:
         if message.load_id == self.core.load_id and self.is_running:
+            p = message.progress
+            getting = f"getting {p.model} ready…" if p.phase != "done" else ""
+            self.status.loading_text = getting or self._measuring(p.model)
             showing = self.download_panel.showing
             self.download_panel.report(message.progress)
             if showing != self.download_panel.showing:
@@ -608,7 +628,10 @@ class GptTuiApp(App[None]):
         else:
             chat = self.core.chat_by_default(self.settings.ui.get("chat_mode", True))
         if chat != self.chat_mode:
-            self.chat_mode = chat  # a new mode: a new, empty document
+            # The other mode's document; what was typed while loading stays in the box.
+            self._editor_text[chat] = self.prompt_editor.text
+            self.chat_mode = chat
+            self._editor_text.pop(not chat, None)
         self._show_document()
         self._show_prompt_score()
         self._show_state()

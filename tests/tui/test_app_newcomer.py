@@ -146,3 +146,27 @@ async def test_the_palette_offers_only_drafts_that_can_work(tiny_model_dir, dete
         assert app.core.speculative == before
         assert "not downloaded yet" in notes(app)[-1]
         assert load_settings()[0].speculative == before  # nothing saved
+
+
+async def test_a_first_start_says_it_measures_the_plan(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("GPT_TUI_PLAN", "measure")  # the fixtures' "default" measures nothing
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        measuring = f"measuring how this machine runs {tiny_model_dir.name} fastest, once"
+        assert measuring in app.status.loading_text  # what the status says while it loads
+        assert not app.status.loading  # (Textual's spinner, which would hide the status line)
+        if app.core.state == "loading":  # (a fast machine may be done already)
+            assert measuring in status_text(app)
+        await wait_loaded(pilot)
+        assert not app.download_panel.display  # no bar left at 100%
+    # (Whether it measured depends on this process's cache of loaded models: see conftest.)
+
+
+async def test_the_app_opens_in_the_mode_the_model_will_use(gpt_tui_home):
+    chat = GptTuiApp(model="smollm2")  # an instruct model: chat from the first frame
+    async with chat.run_test(size=SMALL):
+        assert chat.chat_mode and chat.prompt_editor.border_title == "Message"
+    base = GptTuiApp(model="124M")  # GPT-2: completion (it asks to download first)
+    async with base.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        assert not base.chat_mode and base.prompt_editor.border_title == "Prompt"

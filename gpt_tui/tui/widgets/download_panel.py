@@ -77,6 +77,9 @@ class DownloadPanel(Vertical):
     def report(self, p: DownloadProgress) -> None:
         """Show a load's progress: the panel appears once there is something to wait for (a
         download, a conversion, another process); a model already here loads without it."""
+        if p.phase == "done":  # at 100% with nothing more to show: the status says what follows
+            self.stop()
+            return
         if p.phase not in ("download", "convert", "wait"):
             return
         if not self.showing:

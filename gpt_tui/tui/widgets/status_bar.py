@@ -41,7 +41,8 @@ class StatusBar(Widget):
     # The prompt's perplexity and mean surprisal in bits per token, once a run has scored it.
     prompt_score: reactive[tuple[float, float] | None] = reactive(None)
     note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
-    loading: reactive[str] = reactive("")  # what loading is doing, when it says more than that
+    # What loading is doing, when it says more than "loading" (not `loading`: Textual's own).
+    loading_text: reactive[str] = reactive("")
 
     def on_resize(self) -> None:
         self.refresh()  # which fields fit depends on the width
@@ -67,8 +68,8 @@ class StatusBar(Widget):
         """(rank, parts) of each field in the order shown; the higher the rank, the sooner it
         gives way in a narrow terminal."""
         text, colour = STATES.get(self.state, (self.state, "$text"))
-        if self.state == "loading" and self.loading:
-            text = self.loading
+        if self.state == "loading" and self.loading_text:
+            text = self.loading_text
         shown = self.backend or self.model or "no model"
         fields: list[tuple[int, list[str | tuple[str, str]]]] = [
             (0, [(f" {shown} ", "bold")]),
