@@ -63,6 +63,7 @@ from gpt_tui.tui.widgets.status_bar import StatusBar
 SAVE_DELAY = 0.5  # seconds after the last settings change before they are written
 QUIT_TIMEOUT = 10.0  # seconds to wait for worker threads when quitting
 STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
+SHORT = 32  # rows: below this the sidebar cannot show every setting and the inspector at once
 # The app's priority keys must not act behind a dialog (the picker, the palette, help) or on
 # the compare screen, which has keys of its own.
 MAIN_SCREEN_ACTIONS = frozenset(
@@ -260,6 +261,7 @@ class GptTuiApp(App[None]):
             except ValueError:  # a token of the previous model's vocabulary
                 text = None
         self.inspector.show(message.event, message.index, text)
+        self._fit_sidebar(message.event is not None)
         self._update_branch_view()  # the fork nearest the selection is highlighted
 
     def on_output_view_prompt_token_selected(self, message: OutputView.PromptTokenSelected) -> None:
@@ -273,6 +275,15 @@ class GptTuiApp(App[None]):
             except ValueError:  # a token of the previous model's vocabulary
                 text = token.score.text if token.score is not None else ""
         self.inspector.show_prompt_token(token, message.index, text)
+        self._fit_sidebar(True)
+
+    def _fit_sidebar(self, inspecting: bool) -> None:
+        """In a short terminal the sampling panel and an inspected token do not both fit:
+        the panel folds to one row while a token is inspected, and the inspector lists fewer
+        alternatives at once (its list scrolls)."""
+        short = self.size.height < SHORT
+        self.sampling_panel.fold(inspecting and short)
+        self.inspector.set_class(short, "-short")
 
     def action_cycle_colouring(self) -> None:
         self.colouring = MODES[(MODES.index(self.colouring) + 1) % len(MODES)]

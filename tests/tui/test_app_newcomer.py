@@ -10,6 +10,7 @@ from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 from gpt_tui.settings import load_settings
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.commands import PlaygroundCommands
+from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.widgets.prompt_editor import PromptEditor
 
 SMALL = (80, 24)
@@ -170,3 +171,61 @@ async def test_the_app_opens_in_the_mode_the_model_will_use(gpt_tui_home):
     async with base.run_test(size=SMALL) as pilot:
         await pilot.pause()
         assert not base.chat_mode and base.prompt_editor.border_title == "Prompt"
+
+
+async def test_at_80x24_an_inspected_token_leaves_both_panels_readable(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await generate_from(pilot, "The meaning of life is")
+        app.output.focus()
+        app.output.select_prompt(2)  # a prompt token: the longest summary
+        sidebar, panel, inspector = app.query_one("#sidebar"), app.sampling_panel, app.inspector
+        await wait_until(pilot, lambda: inspector.region.bottom <= sidebar.region.bottom)
+        await pilot.pause()
+        # The sampling panel keeps its title and first row in sight; the inspector is whole.
+        assert panel.region.y == sidebar.region.y and panel.region.height >= 3
+        assert inspector.region.y >= sidebar.region.y
+        assert inspector.region.bottom <= sidebar.region.bottom
+        # Its summary breaks between figures, never inside one.
+        summary = inspector.query_one("#inspector-summary")
+        lines = str(summary.render()).split("\n")
+        assert all(len(line) <= summary.size.width for line in lines), lines
+        assert any(line.startswith("log p ") for line in lines), lines
+        assert any("surprisal " in line and " bits" in line for line in lines), lines
+        await pilot.click("#slider-temperature")  # into the sampling panel: it unfolds
+        await pilot.pause()
+        assert panel.has_focus_within and panel.region.height > 3, app.focused
+
+
+async def test_compare_with_4_columns_at_80_columns_pages_them(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        app.prompt_editor.load_text("The meaning of life is")
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        await pilot.press("plus")  # a fourth column: shown, with the one beside it
+        await pilot.pause()
+        columns = screen.columns
+        assert len(columns) == 4
+        assert [c.display for c in columns] == [False, False, True, True]
+        assert all(c.region.width >= 36 for c in columns if c.display)
+        for column in columns[2:]:  # its title is whole: "3 · temp 1.2 · seed 3"
+            title = str(column.output.border_title)
+            assert "seed" in title and column.region.width > len(title) + 4
+        assert "columns 3–4 of 4" in screen.status.render().plain
+        await pilot.press("1")  # column 1 comes into view, focused
+        await pilot.pause()
+        assert [c.display for c in columns] == [True, True, False, False]
+        assert columns[0].output.has_focus
+        await pilot.press("f5")  # every column runs, shown or not
+        await wait_until(pilot, lambda: not screen.running)
+        assert all(c.output.token_count > 0 for c in columns)
+        await pilot.press("4")
+        await pilot.pause()
+        assert [c.display for c in columns] == [False, False, True, True]

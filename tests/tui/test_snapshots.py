@@ -62,11 +62,18 @@ def test_rank_colouring_in_a_small_terminal(snap_compare, tiny_model_dir, determ
         pilot.app.colouring = "rank"
         pilot.app.output.focus()
         pilot.app.output.select(0)
-        # The sidebar scrolls the inspector into view after the next refresh.
-        sidebar = pilot.app.query_one("#sidebar")
+        # The sampling panel folds to one row, and the sidebar shows the whole inspector after
+        # the next refresh.
+        sidebar, inspector = pilot.app.query_one("#sidebar"), pilot.app.inspector
         await wait_until(
-            pilot, lambda: sidebar.max_scroll_y and sidebar.scroll_y == sidebar.max_scroll_y
+            pilot,
+            lambda: (
+                pilot.app.sampling_panel.has_class("-folded")
+                and inspector.region.bottom <= sidebar.region.bottom
+                and sidebar.scroll_y == sidebar.max_scroll_y
+            ),
         )
+        await pilot.pause()
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -43,6 +43,7 @@ from gpt_tui.tui.widgets.compare_status import CompareStatus
 from gpt_tui.tui.widgets.key_footer import KeyFooter
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
+MIN_WIDTH = 36  # cells a column needs to stay legible; fewer are shown side by side, 1-4 page
 DEFAULT_COLUMNS = 3
 STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
 
@@ -119,6 +120,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         self._colouring = colouring
         self._run_id = 0
         self._status_shown = 0.0
+        self._first_shown = 0  # the first column shown when they do not all fit
         self.running = False
 
     # --- layout ----------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         status.n_columns = len(self.columns)
         for column in self.columns:
             column.show_prompt(self.request.display, self.request.model_name)
+        self._fit_columns()
         self.columns[0].output.focus()
 
     @property
@@ -153,6 +156,32 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     @property
     def status(self) -> CompareStatus:
         return self.query_one("#compare-status", CompareStatus)
+
+    # --- as many columns side by side as stay legible --------------------------------------
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def on_descendant_focus(self) -> None:
+        self._fit_columns()  # tab reached a column at the edge: its page follows
+
+    def _fit_columns(self, show: int | None = None) -> None:
+        """Show as many columns as fit `MIN_WIDTH` each: a page holding column `show` (else
+        the focused one). Hidden columns still stream; 1-4 bring one into view."""
+        columns = self.columns
+        n_fit = max(1, self.size.width // MIN_WIDTH) if self.size.width else len(columns)
+        if show is None:
+            focused = self.focused
+            show = next((i for i, c in enumerate(columns)
+                         if focused is not None and c in focused.ancestors), None)  # fmt: skip
+        first = min(self._first_shown, max(0, len(columns) - n_fit))
+        if show is not None:
+            first = min(max(first, show - n_fit + 1), show)
+        self._first_shown = first
+        shown = range(first, min(len(columns), first + n_fit))
+        for i, column in enumerate(columns):
+            column.display = i in shown
+        self.status.shown = None if len(shown) == len(columns) else (first + 1, shown[-1] + 1)
 
     def set_colouring(self, mode: str) -> None:
         self._colouring = mode
@@ -173,7 +202,8 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def action_focus_column(self, index: int) -> None:
         columns = self.columns
         if index < len(columns):
-            columns[index].output.focus()
+            self._fit_columns(show=index)
+            self.call_after_refresh(columns[index].output.focus)  # once it is displayed
 
     def action_cycle_colouring(self) -> None:
         self.post_message(self.CycleColouring())
@@ -210,6 +240,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         column = self._new_column(len(columns) + 1, self._next_settings(columns))
         await self.query_one("#compare-columns").mount(column)
         column.show_prompt(self.request.display, self.request.model_name)
+        self._fit_columns(show=len(columns))
         self.status.n_columns = len(columns) + 1
         self.status.stats = None  # its per-column figure was for the old count
 
@@ -238,6 +269,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         rest = [c for c in columns if c is not doomed]
         for number, column in enumerate(rest, start=1):
             column.set_number(number)
+        self._fit_columns(show=min(index, len(rest) - 1))
         rest[min(index, len(rest) - 1)].output.focus()
         self.status.n_columns = len(rest)
         self.status.stats = None

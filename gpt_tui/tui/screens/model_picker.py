@@ -9,9 +9,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import DataTable, Input, Label, Static
 
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.catalog import CATALOG
@@ -48,7 +49,6 @@ class ModelPicker(ModalScreen[str | None]):
         }
         ModelPicker #picker {
             width: 95%;
-            max-width: 150;
             height: auto;
             max-height: 90%;
             border: thick $accent;
@@ -58,6 +58,10 @@ class ModelPicker(ModalScreen[str | None]):
         ModelPicker #models {
             height: auto;
             max-height: 10;
+            margin-bottom: 1;
+        }
+        ModelPicker #model-description {
+            height: auto;
             margin-bottom: 1;
         }
         ModelPicker #picker Input {
@@ -87,6 +91,8 @@ class ModelPicker(ModalScreen[str | None]):
             box.border_title = "Pick a model"
             table: DataTable = DataTable(id="models", cursor_type="row", zebra_stripes=True)
             yield table
+            # The highlighted model's description whole: a narrow table cuts its column.
+            yield Static("", id="model-description", classes="dim")
             yield Label(
                 "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
                 "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
@@ -132,6 +138,13 @@ class ModelPicker(ModalScreen[str | None]):
             )
         table.move_cursor(row=current_row)
         table.focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        row = event.data_table.get_row(event.row_key)
+        self.query_one("#model-description", Static).update(
+            Content(f"{row[1]}: {row[-1]}") if row else Content("")
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

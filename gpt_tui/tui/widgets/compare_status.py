@@ -33,12 +33,19 @@ class CompareStatus(Widget):
     n_columns: reactive[int] = reactive(0)
     n_prompt: reactive[int] = reactive(0)
     stats: reactive[RunStats | None] = reactive(None)
+    shown: reactive[tuple[int, int] | None] = reactive(None)  # (first, last) when not all fit
 
     def render(self) -> Content:
         text, colour = STATES.get(self.state, (self.state, "$text"))
         sep = (" │ ", "$text-muted")
         parts: list[str | tuple[str, str]] = [(f" {self.model} ", "bold"), sep, (text, colour)]
-        parts += [sep, f"{self.n_columns} columns"]
+        if self.shown is not None:
+            first, last = self.shown
+            which = f"{first}–{last}" if last > first else f"{first}"
+            parts += [sep, (f"columns {which} of {self.n_columns} (1-{self.n_columns}: show)",
+                            "$warning")]  # fmt: skip
+        else:
+            parts += [sep, f"{self.n_columns} columns"]
         stats = self.stats
         if stats is not None and stats.n_tokens:
             rate = stats.decode_rate

@@ -84,6 +84,14 @@ class SamplingPanel(Vertical):
         SamplingPanel .param-row Input.-invalid {
             background: $error 30%;
         }
+        /* Folded (a short terminal, a token inspected): its first row only, so that the
+           inspector below is seen whole; focusing it (tab, a click) unfolds it. */
+        SamplingPanel.-folded {
+            height: 3;
+        }
+        SamplingPanel.-folded:focus-within {
+            height: auto;
+        }
     """
 
     class Changed(Message):
@@ -173,6 +181,11 @@ class SamplingPanel(Vertical):
         )
         slider.tooltip = f"{spec.name} {r.describe()}: {r.help}\n{KEYS_HELP}"
         return slider
+
+    def fold(self, folded: bool) -> None:
+        """Show only the first setting (the inspector needs the room), or every one."""
+        self.set_class(folded, "-folded")
+        self.border_subtitle = "click: every setting" if folded else ""
 
     def show_available(self, capabilities: Capabilities) -> None:
         """Mark the settings the model's backend cannot honour (a server that ignores top-k):
