@@ -16,6 +16,7 @@ from gpt_tui.tui.widgets.slider import Slider
 from gpt_tui.tui.widgets.status_bar import StatusBar
 
 SIZE = (120, 40)
+WIDE = (180, 40)  # the status line has room for every field (narrower: the least important go)
 
 
 def notes(app: GptTuiApp) -> list[str]:
@@ -380,7 +381,7 @@ async def speculative_reply(tiny_model_dir, choice: str) -> tuple[list[int], str
     """The reply's token ids and the status line after generating with `choice`, typed into
     the sampling panel's speculative field."""
     app = GptTuiApp(model=tiny_model_dir)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await wait_loaded(pilot)
         field = app.query_one("#speculative", Input)
         assert field.value == load_settings()[0].speculative  # "lookup" unless changed
@@ -408,8 +409,14 @@ async def test_an_unusable_draft_model_is_said_and_the_run_decodes_plainly(tiny_
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        app.set_speculative("355M")  # as the palette's entries do; not downloaded here
-        assert app.query_one("#speculative", Input).value == "355M"
+        app.set_speculative("355M")  # the palette refuses a draft not downloaded here
+        await pilot.pause()
+        assert "not downloaded yet" in notes(app)[-1] and app.core.speculative == "lookup"
+        # Typed in the panel, it is said when generating.
+        field = app.query_one("#speculative", Input)
+        field.focus()
+        await pilot.press("ctrl+u", *"355M", "enter")
+        assert app.core.speculative == "355M" and field.value == "355M"
         await type_prompt(pilot, "Hello")
         await pilot.press("ctrl+j")
         await wait_generated(pilot)

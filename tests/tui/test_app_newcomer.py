@@ -229,3 +229,15 @@ async def test_compare_with_4_columns_at_80_columns_pages_them(
         await pilot.press("4")
         await pilot.pause()
         assert [c.display for c in columns] == [False, False, True, True]
+
+
+async def test_at_80_columns_the_hint_is_whole_and_says_above(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+        shown = " ".join(app.output.render_line(y).text.strip() for y in range(4)).split()
+        assert " ".join(shown) == "Type a message above and press ctrl+j (or F5) to send it."

@@ -287,6 +287,25 @@ def test_side_by_side_snapshot(snap_compare, tiny_model_dir, deterministic_setti
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
 
 
+def test_four_columns_in_a_small_terminal_snapshot(
+    snap_compare, tiny_model_dir, deterministic_settings
+):
+    """Four columns at 80x24: two side by side (the third and fourth, the one just added and
+    its neighbour), the status naming the page."""
+
+    async def run_before(pilot: Pilot) -> None:
+        screen = await open_compare(pilot)
+        await pilot.press("plus")
+        await run_columns(pilot, screen)
+        screen.status.stats = None
+        await pilot.press("4", *["right"] * 7)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
 # --- stream_batch: the worker's loop, without Textual --------------------------------------
 
 

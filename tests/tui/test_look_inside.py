@@ -9,6 +9,7 @@ import math
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets._footer import FooterKey
 from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import TokenEvent
@@ -218,3 +219,25 @@ def test_lens_screen_in_a_small_terminal(snap_compare, tiny_model_dir, determini
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_at_80_columns_the_tables_fit_and_scroll_themselves(
+    tiny_model_dir, deterministic_settings
+) -> None:
+    app = GptTuiApp(model=tiny_model_dir)
+    # 12 rows: the tiny model's attribution has more rows than its table shows.
+    async with app.run_test(size=(80, 12)) as pilot:
+        await generate_and_select(pilot, 5)
+        screen = await look_inside(pilot)
+        lens = screen.query_one(LensTable)
+        assert lens.virtual_size.width <= lens.size.width  # the top predictions are not cut
+        await pilot.press("3")  # attribution: more rows than the screen holds
+        await pilot.pause()
+        table = screen.query_one(AttributionTable)
+        assert table.has_focus and table.row_count > table.size.height, table.row_count
+        keys = {key.key_display: key.description for key in screen.query(FooterKey)}
+        assert keys.get("pgdn") == "Page"  # the footer names the key that shows the rest
+        await pilot.press("end")  # the table itself scrolls to its last rows
+        await pilot.pause()
+        assert table.scroll_y > 0 and table.scroll_y == table.max_scroll_y
+        assert table.cursor_row == table.row_count - 1

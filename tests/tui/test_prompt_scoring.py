@@ -16,7 +16,7 @@ from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.colouring import MODES, token_style
 from gpt_tui.tui.widgets.legend import ColourLegend
 
-SIZE = (120, 40)
+SIZE = (180, 40)  # the status line has room for every field, the prompt's perplexity included
 PROMPT = "The quick brown fox jumps over the lazy dog"
 
 

@@ -77,3 +77,23 @@ def test_rank_colouring_in_a_small_terminal(snap_compare, tiny_model_dir, determ
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_chat_in_a_small_terminal(snap_compare, tiny_model_dir, deterministic_settings):
+    """80x24 in chat mode after a reply: the box above, F1 first in the footer, the status line
+    keeping what fits."""
+
+    async def run_before(pilot: Pilot) -> None:
+        app: GptTuiApp = pilot.app  # type: ignore[assignment]
+        await wait_loaded(pilot)
+        await pilot.press("f3")
+        app.prompt_editor.load_text("Hello there")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        app.status.stats = None  # timings differ between runs
+        app.output.focus()
+        app.clear_notifications()
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

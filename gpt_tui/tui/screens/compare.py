@@ -202,8 +202,11 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def action_focus_column(self, index: int) -> None:
         columns = self.columns
         if index < len(columns):
-            self._fit_columns(show=index)
-            self.call_after_refresh(columns[index].output.focus)  # once it is displayed
+            if columns[index].display:
+                columns[index].output.focus()
+            else:  # on another page: shown first, focused once it is laid out
+                self._fit_columns(show=index)
+                self.call_after_refresh(columns[index].output.focus)
 
     def action_cycle_colouring(self) -> None:
         self.post_message(self.CycleColouring())

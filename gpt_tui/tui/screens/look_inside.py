@@ -43,7 +43,12 @@ class LookInsideScreen(Screen[None]):
         LookInsideScreen #lens-tabs {
             height: 1fr;
         }
+        /* The tables scroll themselves (↓, End, PageDown follow their cursor), not the tabs. */
+        LookInsideScreen #lens-tabs ContentSwitcher {
+            height: 1fr;
+        }
         LookInsideScreen #lens-tabs TabPane {
+            height: 1fr;
             padding: 0;
         }
         LookInsideScreen .lens-note {

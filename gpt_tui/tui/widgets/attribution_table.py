@@ -52,6 +52,10 @@ class AttributionTable(DataTable):
     BINDINGS = [
         Binding("h", "toggle_heads", "Per head", tooltip="Each attention head, or their sum"),
         Binding("v", "cycle_against", "Versus", tooltip="Logit difference to an alternative"),
+        Binding("pagedown", "page_down", "Page", tooltip="The next rows (also ↓, End)"),
+        # Rows, not columns: home and end go to the first and last row.
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
     ]
 
     class AgainstChanged(Message):

@@ -383,9 +383,10 @@ class OutputView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self._style("base")
         if not self._pieces:
-            if y == 0:
+            lines = _wrap_words(self.placeholder, width)  # whole, in a narrow terminal too
+            if y < len(lines):
                 style = base + self._style("output-view--placeholder")
-                return Strip([Segment(self.placeholder, style)]).crop_extend(0, width, base)
+                return Strip([Segment(lines[y], style)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         line_no = scroll_y + y
         if line_no >= self._layout.line_count:
@@ -422,3 +423,14 @@ class OutputView(ScrollView, can_focus=True):
         if piece.token == self.selected_prompt:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"prompt_token": piece.token})
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken between words."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]

@@ -48,20 +48,24 @@ class StatusBar(Widget):
         self.refresh()  # which fields fit depends on the width
 
     def render(self) -> Content:
-        """The fields that fit the width, the least important left out first: the model, the
-        state and a note stay; the time to the first token goes first, then the prompt's
-        perplexity, tokens per pass, the speed, the mode and the context (`_fields`' ranks)."""
+        """The fields that fit the width, in their places; the most important are placed first
+        (`_fields`' ranks: the model, the state and a note; then the context, the prompt's
+        perplexity, the mode, the speed, tokens per pass, the time to the first token), and a
+        less important one still shows if it fits where a longer one did not."""
         sep = (" │ ", "$text-muted")
         fields = self._fields()
         width = self.size.width or 10_000
-        while len(fields) > 2:
-            length = sum(Content.assemble(*parts).cell_length for _, parts in fields)
-            if length + 3 * (len(fields) - 1) <= width:
-                break
-            fields.remove(max(fields[2:], key=lambda field: field[0]))
+        lengths = [Content.assemble(*parts).cell_length for _, parts in fields]
+        kept: set[int] = set()
+        used = 0
+        for i in sorted(range(len(fields)), key=lambda i: fields[i][0]):
+            extra = lengths[i] + (3 if kept else 0)
+            if fields[i][0] == 0 or used + extra <= width:  # (the first two always show)
+                kept.add(i)
+                used += extra
         parts: list[str | tuple[str, str]] = []
-        for n, (_, field) in enumerate(fields):
-            parts += [sep, *field] if n else field
+        for i in sorted(kept):
+            parts += [sep, *fields[i][1]] if parts else fields[i][1]
         return Content.assemble(*parts)
 
     def _fields(self) -> list[tuple[int, list[str | tuple[str, str]]]]:
@@ -87,11 +91,11 @@ class StatusBar(Widget):
         if self.prompt_score is not None:
             perplexity, bits = self.prompt_score
             ppl = f"{perplexity:.1f}" if perplexity < 1000 else f"{perplexity:.0f}"
-            fields.append((7, [f"prompt ppl {ppl} · {bits:.1f} bits/tok"]))
+            fields.append((3, [f"prompt ppl {ppl} · {bits:.1f} bits/tok"]))
         if self.context is not None:
             used, n_ctx = self.context
             style = "$warning" if used >= n_ctx else ""
-            fields.append((3, [(f"ctx {used}/{n_ctx}", style)]))
+            fields.append((2, [(f"ctx {used}/{n_ctx}", style)]))
         fields.append((4, [self.mode]))
         if self.note:
             fields.append((1, [(self.note, "$warning")]))
