@@ -335,6 +335,16 @@ class Playground:
             )
         return None
 
+    def token_text(self, token_id: int) -> str | None:
+        """A token's own text in the loaded model's vocabulary (None: no model, or an id of
+        another model's vocabulary, as in a transcript from before a switch)."""
+        if self.backend is None:
+            return None
+        try:
+            return self.backend.tokenizer.token_text(token_id)
+        except ValueError:
+            return None
+
     def mode_unavailable(self, chat: bool) -> str | None:
         """Why the model cannot be used in that mode (None: it can)."""
         if self.backend is None:

@@ -254,13 +254,9 @@ class GptTuiApp(App[None]):
     def on_output_view_token_selected(self, message: OutputView.TokenSelected) -> None:
         if not message.control.is_attached:  # the app shuts down
             return
-        text = None
-        if message.event is not None and self.core.backend is not None:
-            try:
-                text = self.core.backend.tokenizer.token_text(message.event.token_id)
-            except ValueError:  # a token of the previous model's vocabulary
-                text = None
-        self.inspector.show(message.event, message.index, text)
+        event = message.event
+        text = self.core.token_text(event.token_id) if event is not None else None
+        self.inspector.show(event, message.index, text)
         self._fit_sidebar(message.event is not None)
         self._update_branch_view()  # the fork nearest the selection is highlighted
 
@@ -268,12 +264,9 @@ class GptTuiApp(App[None]):
         if not message.control.is_attached:
             return
         token = message.token
-        text = ""
-        if self.core.backend is not None:
-            try:
-                text = self.core.backend.tokenizer.token_text(token.token_id)
-            except ValueError:  # a token of the previous model's vocabulary
-                text = token.score.text if token.score is not None else ""
+        text = self.core.token_text(token.token_id)
+        if text is None:  # a token of the previous model's vocabulary: the text it was scored as
+            text = token.score.text if token.score is not None else ""
         self.inspector.show_prompt_token(token, message.index, text)
         self._fit_sidebar(True)
 

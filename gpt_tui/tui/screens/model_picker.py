@@ -93,7 +93,7 @@ class ModelPicker(ModalScreen[str | None]):
             yield table
             # The highlighted model's description whole: a narrow table cuts its column.
             yield Static("", id="model-description", classes="dim")
-            yield Label(
+            yield Static(  # (a Static wraps: a Label would be cut at 80 columns)
                 "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
                 "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
             )
