@@ -241,3 +241,13 @@ async def test_at_80_columns_the_hint_is_whole_and_says_above(
         await pilot.pause()
         shown = " ".join(app.output.render_line(y).text.strip() for y in range(4)).split()
         assert " ".join(shown) == "Type a message above and press ctrl+j (or F5) to send it."
+
+
+async def test_an_empty_prompt_box_does_not_read_as_a_prompt(
+    tiny_model_dir, deterministic_settings
+):
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_loaded(pilot)
+        area = app.prompt_editor.query_one(TextArea)
+        assert area.text == "" and "Your prompt, e.g." in str(area.placeholder)

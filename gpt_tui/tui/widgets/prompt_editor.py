@@ -22,6 +22,8 @@ from gpt_tui.playground.core import PromptCount
 
 COUNT_DELAY = 0.15  # seconds of quiet typing before the prompt's tokens are counted
 Counter = Callable[[str], PromptCount]
+# Not a sample prompt ("Once upon a time…" in grey read as text that would be sent).
+PROMPT_PLACEHOLDER = "Your prompt, e.g. Once upon a time (empty: from nothing)"
 
 
 class PromptEditor(Vertical):
@@ -73,7 +75,7 @@ class PromptEditor(Vertical):
             id="prompt",
             soft_wrap=True,
             tab_behavior="focus",
-            placeholder="Once upon a time…",
+            placeholder=PROMPT_PLACEHOLDER,
             compact=True,
         )
         yield Static("", id="prompt-info")
@@ -99,7 +101,7 @@ class PromptEditor(Vertical):
     def set_chat(self, chat: bool) -> None:
         self._chat = chat
         self.border_title = "Message" if chat else "Prompt"
-        self._text_area.placeholder = "Ask something…" if chat else "Once upon a time…"
+        self._text_area.placeholder = "Ask something…" if chat else PROMPT_PLACEHOLDER
 
     # --- the token count --------------------------------------------------------------------
 
