@@ -19,7 +19,11 @@ ACTIONS = (
     ("Continue", "continue_generation", "Continue the output from where it stopped (ctrl+n)"),
     ("Regenerate", "regenerate", "Replace the last output, reusing the cached prompt (ctrl+r)"),
     ("Switch model…", "pick_model", "Choose a model from the catalog or a path (ctrl+o)"),
-    ("Toggle colouring", "cycle_colouring", "Colour tokens: off → probability → rank (F2)"),
+    (
+        "Toggle colouring",
+        "cycle_colouring",
+        "Colour tokens: off → probability → rank → surprisal (F2)",
+    ),
     ("Toggle chat mode", "toggle_chat", "Switch between completion and chat (F3)"),
     ("Clear output", "clear_output", "Start afresh: clear the output (or the chat)"),
     ("Copy output", "copy_output", "Copy the output text to the clipboard"),
@@ -63,6 +67,7 @@ class PlaygroundCommands(Provider):
         commands += [
             (f"Speculative decoding: {label}", partial(app.set_speculative, choice), help_text)
             for label, choice, help_text in SPECULATIVE
+            if app.speculation_unavailable(choice) is None  # only what can work with this model
         ]
         return commands
 

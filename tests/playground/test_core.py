@@ -8,9 +8,11 @@ import pytest
 
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine import Alternative, SamplingParams
+from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.models.loading import LoadedModel
 from gpt_tui.playground.core import Playground, PlaygroundError
 from gpt_tui.playground.events import PromptScored, RunFinished, TokensStreamed
+from gpt_tui.playground.transcript import Turn
 from gpt_tui.settings import UserSettings
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=6)
@@ -214,3 +216,31 @@ def test_a_prompt_starts_with_bos_where_the_tokenizer_puts_it_first(tiny_gpt2, t
     assert run.request.context == [50256, *hf.encode("Hello world")]
     list(core.stream(run))
     assert core.transcript.reply.events and core.transcript.turns[0].text == "Hello world"
+
+
+def test_a_plan_is_expected_only_where_none_is_kept(gpt_home, monkeypatch):
+    """A first start measures the kernel plan: the front end says so while it loads."""
+    monkeypatch.delenv("GPT_TUI_PLAN", raising=False)
+    assert Playground.plan_expected("smollm2")
+    assert not Playground.plan_expected("http://127.0.0.1:9/v1")  # a server plans nothing
+    wisdom_dir().mkdir(parents=True, exist_ok=True)
+    (wisdom_dir() / "llama-0123.json").write_text("{}")
+    assert not Playground.plan_expected("smollm2")
+    monkeypatch.setenv("GPT_TUI_PLAN", "replan")
+    assert Playground.plan_expected("smollm2")
+    monkeypatch.setenv("GPT_TUI_PLAN", "default")
+    assert not Playground.plan_expected("smollm2")
+
+
+def test_set_mode_keeps_each_modes_transcript():
+    core = Playground()
+    core.transcript.turns.append(Turn("prompt", "Once upon"))
+    completion = core.transcript
+    core.set_mode(chat=True)
+    assert core.chat_mode and core.transcript.is_empty
+    core.transcript.turns.append(Turn("user", "Hi"))
+    chat = core.transcript
+    core.set_mode(chat=False)
+    assert core.transcript is completion
+    core.set_mode(chat=True)
+    assert core.transcript is chat
