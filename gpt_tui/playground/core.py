@@ -27,6 +27,7 @@ from pathlib import Path
 
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.backends.local import engine_model
+from gpt_tui.backends.openai.summary import status_line
 from gpt_tui.backends.opening import open_backend
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
@@ -302,7 +303,6 @@ class Playground:
         if backend is None or engine_model(backend) is not None:
             return ""
         # A server backend brings the client's modules: imported only when one is loaded.
-        from gpt_tui.backends.openai.summary import status_line
 
         return status_line(backend)  # type: ignore[arg-type]
 

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gpt_tui.models.catalog import CATALOG
 
-if TYPE_CHECKING:
-    from gpt_tui.tui.app import GptTuiApp
+
+class PaletteHost(Protocol):
+    """What the palette asks of the app: typed here, so that commands.py need not import the app
+    that imports it."""
+
+    def run_action(self, action: str) -> Any: ...
+
+    def switch_model(self, name: str) -> None: ...
+
+    def set_speculative(self, choice: str) -> None: ...
+
+    def speculation_unavailable(self, choice: str) -> str | None: ...
+
 
 ACTIONS = (
     ("Generate", "generate", "Generate from the prompt (ctrl+j / F5)"),
@@ -54,7 +65,7 @@ class PlaygroundCommands(Provider):
     """Actions of `GptTuiApp` and `Switch model: NAME` for every catalog model."""
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: GptTuiApp = self.app  # type: ignore[assignment]
+        app = cast(PaletteHost, self.app)
         commands: list[tuple[str, Callable[[], object], str]] = [
             (name, partial(app.run_action, action), help_text)
             for name, action, help_text in ACTIONS

@@ -14,15 +14,17 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
+from gpt_tui.backends import openai as remote
 from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import GptTuiError
+from gpt_tui.models import hf_models as listing
+from gpt_tui.models.availability import status
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.models.names import is_remote
 
 
 def hf_models() -> list:
     """The Hugging Face cache's models (never raises: the picker must open)."""
-    from gpt_tui.models import hf_models as listing
 
     try:
         return listing.hf_models()
@@ -32,7 +34,6 @@ def hf_models() -> list:
 
 def model_status(name: str) -> str:
     """The model's cache status for the table (never raises: it is only a label)."""
-    from gpt_tui.models.availability import status
 
     try:
         return status(name)
@@ -161,7 +162,6 @@ class ModelPicker(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_server(self, url: str) -> None:
-        from gpt_tui.backends import openai as remote
 
         try:
             models = remote.models_at(url, remote.api_key(self._api_key))
