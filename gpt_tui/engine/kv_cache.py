@@ -158,6 +158,7 @@ def hidden_in_chunks(
     ids: np.ndarray,
     cache: KVCache,
     last_only: bool,
+    whole: bool = False,
 ) -> np.ndarray:
     """A model's final hidden states [n_batch, n_seq, n_embd] for ids [n_batch, n_seq] (only
     the last position's, [n_batch, 1, n_embd], when `last_only`), from `hidden(chunk, cache)`
@@ -168,9 +169,39 @@ def hidden_in_chunks(
     BLAS threads, 173 GFLOP/s in chunks of 256, 194 of 512, 203 of 1024) against the
     activations' memory; the plan measures it. The cache is grown once for the whole prompt,
     not by doubling at every chunk (a 6,000-token SmolLM2 prompt copied 0.5 s of it).
+    `whole` computes every position in one chunk (a hooked pass: its hooks see them all).
     """
-    chunk = cores.active().prefill_chunk
+    chunk = ids.shape[1] if whole else cores.active().prefill_chunk
     cache.reserve(cache.length + ids.shape[1])
     chunks = [hidden(ids[:, i : i + chunk], cache)  # [n_batch, chunk, n_embd]
               for i in range(0, ids.shape[1], chunk)]  # fmt: skip
     return chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)
+
+
+class CacheReader:
+    """The first `length` positions of one stream of a cache, for a pass that must leave the
+    cache as it is (look inside, engine/trace.py): `store` returns the prefix with the new
+    keys and values after it, and writes nothing; `commit` records nothing."""
+
+    n_batch = 1
+
+    def __init__(self, cache: KVCache, length: int, row: int = 0) -> None:
+        if not 0 <= length <= cache.length:
+            raise ValueError(f"the cache holds {cache.length} positions, not {length}")
+        self._cache, self._row = cache, row
+        self.length, self.n_ctx = length, cache.n_ctx
+
+    def reserve(self, n: int) -> None:
+        if n > self.n_ctx:
+            raise ValueError(f"{n} positions exceed the cache's context of {self.n_ctx}")
+
+    def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prefix's keys and values with k, v [1, n_kv_head, n_new, head_dim] after them:
+        [1, n_kv_head, length + n_new, head_dim] each (copies)."""
+        rows = slice(self._row, self._row + 1)
+        keys = self._cache.k[layer, rows, :, : self.length]  # [1, n_kv_head, length, head_dim]
+        values = self._cache.v[layer, rows, :, : self.length]  # [1, n_kv_head, length, hd]
+        return np.concatenate([keys, k], axis=2), np.concatenate([values, v], axis=2)
+
+    def commit(self, ids: np.ndarray) -> None:
+        pass

@@ -147,11 +147,11 @@ def _one_row_in_steps(
         return {}  # nothing to choose between
     order = sorted(settings_of, key=lambda layout: layout != held)  # the held layout first
     cache = model.new_cache()
-    model._logits(np.zeros((1, context), dtype=np.int64), True, cache, True)
+    model.logits(np.zeros((1, context), dtype=np.int64), cache, last_only=True)
     token = np.zeros((1, 1), dtype=np.int64)
 
     def step() -> None:
-        model._logits(token, True, cache, True)  # the pass `forward` runs
+        model.logits(token, cache, last_only=True)  # the pass `forward` runs
         cache.truncate(context)
 
     start = time.perf_counter()
@@ -347,7 +347,7 @@ def _plan_attention(
 
         def decode(parts: int) -> None:
             cores.activate(replace(settings, attention_min_keys=0, attention_parts=parts))
-            model._logits(token, True, cache, True)  # the pass `forward` runs, on these settings
+            model.logits(token, cache, last_only=True)  # the pass `forward` runs, on these settings
             cache.truncate(n_key)
 
         times = interleaved([1, min(n, 8, n_kv_head)], decode, rounds)
