@@ -17,7 +17,6 @@ from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.hooks import MODEL_POINTS, BlockHooks, Hooks, HookSpec, as_hooks
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import gelu, layer_norm, linear
-from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -26,7 +25,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
-from gpt_tui.engine.plan import Plan, planned_for
+from gpt_tui.engine.plan import Plan, prepare
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
@@ -156,10 +155,9 @@ class GPT2:
         shapes["wte_t"] = shapes.pop("wte")[::-1]
         check_shapes(params, shapes)
         self.params = params
-        # How this machine computes the products fastest: measured once, kept (engine/plan/).
-        self.planned = planned_for(self, plan)
-        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
-        self.params = arrange(self.params, self.planned.plan.settings.layout)
+        # How this machine computes the products fastest (measured once, kept), and the weights
+        # rearranged in place into the layout it chose: the one place (engine/plan/__init__.py).
+        self.planned = prepare(self, plan)
 
     def readout(self) -> tuple[np.ndarray, np.ndarray | None, float, Any]:
         """How a residual becomes logits: the final norm's gain, bias (None for RMSNorm) and

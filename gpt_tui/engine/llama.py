@@ -28,7 +28,6 @@ from gpt_tui.engine.attention import attend
 from gpt_tui.engine.hooks import BlockHooks, Hooks, HookSpec, as_hooks
 from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
 from gpt_tui.engine.layers import rms_norm, rope_inverse_frequencies, rope_tables
-from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -37,7 +36,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
-from gpt_tui.engine.plan import Plan, planned_for
+from gpt_tui.engine.plan import Plan, prepare
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -223,10 +222,9 @@ class Llama:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = streaming_params(as_float32(params))
         check_shapes(self.params, expected_shapes(self.hparams))
-        # How this machine computes the products fastest: measured once, kept (engine/plan/).
-        self.planned = planned_for(self, plan)
-        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
-        self.params = arrange(self.params, self.planned.plan.settings.layout)
+        # How this machine computes the products fastest (measured once, kept), and the weights
+        # rearranged in place into the layout it chose: the one place (engine/plan/__init__.py).
+        self.planned = prepare(self, plan)
 
     def readout(self) -> tuple[np.ndarray, np.ndarray | None, float, Any]:
         """How a residual becomes logits: the final norm's gain, bias (None: RMSNorm has
