@@ -1,0 +1,248 @@
+"""Interventions on the one forward pass, as hooks (engine/hooks.py): ablation, steering and
+activation patching.
+
+- Ablation sets a part's output to zero, or to its mean over a text's positions: a head (its
+  slice of `attn.hook_z`), a block's attention (`hook_attn_out`, its bias included) or a
+  block's MLP (`hook_mlp_out`, biases included), as TransformerLens ablates them. The mean is
+  taken once, from a pass of the text without the ablation, and then replaces the part at
+  every position of every pass, so a pass over a kv cache agrees with a full one.
+- Steering (activation addition) adds `coef` times a vector to the residual entering block L
+  (`hook_resid_pre`) at every position; the vector is the residual entering block L at the
+  last token of one text minus the same for another.
+- Patching follows TransformerLens's `patching` module: the corrupted text is run with one
+  activation taken from the clean text's run (the residual entering a block at one position:
+  `get_act_patch_resid_pre`; a head's output at every position: `..._attn_head_out_all_pos`;
+  an MLP's output at every position), and the logit difference between an answer and an
+  alternative at the last position is normalised as (patched - corrupted) / (clean -
+  corrupted): 1 where the patch restores the clean behaviour, 0 where it changes nothing.
+
+A sweep is many passes, so it is batched: each pass runs a batch of patched copies of the
+corrupted text, one stream per patch (every block's, or every head's of a block), and a
+residual patched at position p reuses the corrupted text's keys and values before p from one
+cache (they are what the patch cannot change) and computes positions p.. only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gpt_tui.engine.hooks import HookFn, HookPoint, run_with_cache
+
+PARTS = ("head", "attn", "mlp")
+_SPEC = re.compile(r"(\d+)\.(\d+|attn|mlp)(:mean)?")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Block `layer`'s `part` ("head" with `head`, "attn" or "mlp") set to zero, or to its
+    mean over a text's positions (`mean`)."""
+
+    layer: int
+    part: str
+    head: int | None = None
+    mean: bool = False
+
+    @property
+    def point(self) -> str:
+        """The hook point the ablation replaces."""
+        local = {"head": "attn.hook_z", "attn": "hook_attn_out", "mlp": "hook_mlp_out"}
+        return f"blocks.{self.layer}.{local[self.part]}"
+
+    def describe(self) -> str:
+        what = f"{self.layer}.{self.head}" if self.part == "head" else f"{self.layer}.{self.part}"
+        return what + (":mean" if self.mean else "")
+
+
+def parse_ablation(spec: str, n_layer: int, n_head: int) -> Ablation:
+    """ "L.H" (head H of block L), "L.attn", "L.mlp", each with an optional ":mean"; blocks
+    and heads from 0. ValueError with a message a user can act on otherwise."""
+    match = _SPEC.fullmatch(spec.strip())
+    if match is None:
+        raise ValueError(f"ablation {spec!r} is not L.H, L.attn or L.mlp (optionally :mean)")
+    layer, what, mean = int(match[1]), match[2], match[3] is not None
+    if layer >= n_layer:
+        raise ValueError(f"ablation {spec!r}: no block {layer}; the blocks are 0-{n_layer - 1}")
+    if what in ("attn", "mlp"):
+        return Ablation(layer, what, mean=mean)
+    if int(what) >= n_head:
+        raise ValueError(f"ablation {spec!r}: no head {what}; the heads are 0-{n_head - 1}")
+    return Ablation(layer, "head", int(what), mean)
+
+
+def ablation_hooks(
+    model: Any, ablations: Sequence[Ablation], ids: Sequence[int] | None = None
+) -> dict[str, list[HookFn]]:
+    """Hooks that ablate each of `ablations`; a mean ablation takes its mean over the
+    positions of `ids` (a pass of them without the ablations)."""
+    for a in ablations:
+        if a.part not in PARTS or not 0 <= a.layer < model.n_layer:
+            raise ValueError(f"no part {a.describe()!r} in a model of {model.n_layer} blocks")
+        if a.part == "head" and not (a.head is not None and 0 <= a.head < model.n_head):
+            raise ValueError(f"no head {a.head} in a model of {model.n_head} heads")
+    means: dict[str, np.ndarray] = {}
+    if any(a.mean for a in ablations):
+        if ids is None or len(ids) == 0:
+            raise ValueError("a mean ablation needs the text whose positions it averages")
+        names = sorted({a.point for a in ablations if a.mean})
+        _, found = run_with_cache(model, ids, names)
+        means = {name: found[name][0].mean(axis=0) for name in names}  # [...] over positions
+    hooks: dict[str, list[HookFn]] = {}
+    for a in ablations:
+        hooks.setdefault(a.point, []).append(_ablate(a, means.get(a.point)))
+    return hooks
+
+
+def _ablate(a: Ablation, mean: np.ndarray | None) -> HookFn:
+    value = np.float32(0.0) if mean is None else mean  # [n_head, hd] or [n_embd]
+    if a.part == "head":
+        head = a.head
+        part = value if mean is None else value[head]  # [head_dim] or a scalar
+
+        def ablate_head(z: np.ndarray, hook: HookPoint) -> None:
+            z[:, :, head] = part  # z [n_batch, n_seq, n_head, head_dim]
+
+        return ablate_head
+
+    def ablate(x: np.ndarray, hook: HookPoint) -> None:
+        x[...] = value  # x [n_batch, n_seq, n_embd]
+
+    return ablate
+
+
+def steering_vector(model: Any, add: Sequence[int], sub: Sequence[int], layer: int) -> np.ndarray:
+    """The residual entering block `layer` at the last token of `add` minus the same for
+    `sub` [n_embd]."""
+    if not 0 <= layer < model.n_layer:
+        raise ValueError(f"no block {layer}; the blocks are 0-{model.n_layer - 1}")
+    name = f"blocks.{layer}.hook_resid_pre"
+    _, a = run_with_cache(model, add, [name])
+    _, b = run_with_cache(model, sub, [name])
+    return a[name][0, -1] - b[name][0, -1]  # [n_embd]
+
+
+def steering_hooks(layer: int, vector: np.ndarray, coef: float) -> dict[str, list[HookFn]]:
+    """`coef` * vector added to the residual entering block `layer` at every position."""
+    push = (np.float32(coef) * np.asarray(vector, dtype=np.float32)).astype(np.float32)
+
+    def steer(x: np.ndarray, hook: HookPoint) -> None:
+        x += push  # [n_batch, n_seq, n_embd]
+
+    return {f"blocks.{layer}.hook_resid_pre": [steer]}
+
+
+def merged(*hooks: Mapping[str, Sequence[HookFn]]) -> dict[str, list[HookFn]]:
+    """Several sets of hooks as one (at a shared point, in the order given)."""
+    out: dict[str, list[HookFn]] = {}
+    for h in hooks:
+        for name, fns in h.items():
+            out.setdefault(name, []).extend(fns)
+    return out
+
+
+# --- activation patching -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patching:
+    """A patching sweep's normalised logit differences (1: the clean run's, 0: the corrupted
+    run's), and the two runs' own differences."""
+
+    clean: float
+    corrupted: float
+    resid_pre: np.ndarray  # [n_layer, n_tok]: the residual entering each block at each position
+    heads: np.ndarray  # [n_layer, n_head]: each head's output at every position
+    mlps: np.ndarray  # [n_layer]: each MLP's output at every position
+
+
+Progress = Callable[[int, int], None]
+"""progress(done, total): passes of the sweep done so far, of all."""
+
+
+def patch(
+    model: Any,
+    clean: Sequence[int],
+    corrupt: Sequence[int],
+    answer: int,
+    against: int,
+    *,
+    progress: Progress | None = None,
+) -> Patching:
+    """Activation patching from `clean` into `corrupt` (the same number of tokens), measured
+    by logit(answer) - logit(against) at the last position (see the module's docstring)."""
+    clean, corrupt = np.asarray(clean, dtype=np.int64), np.asarray(corrupt, dtype=np.int64)
+    if clean.ndim != 1 or clean.shape != corrupt.shape or len(clean) == 0:
+        raise ValueError(
+            f"patching needs two texts of the same token length, not {len(clean)} and "
+            f"{len(corrupt)} tokens"
+        )
+    n_layer, n_head, n_tok = model.n_layer, model.n_head, len(clean)
+    names = [f"blocks.{layer}.{point}" for layer in range(n_layer)
+             for point in ("hook_resid_pre", "attn.hook_z", "hook_mlp_out")]  # fmt: skip
+    clean_logits, found = run_with_cache(model, clean, names)
+    corrupt_cache = model.new_cache(n_ctx=n_tok)
+    corrupt_logits = model.forward(corrupt, corrupt_cache)  # [n_tok, n_vocab]
+
+    def difference(logits: np.ndarray) -> np.ndarray:
+        last = logits[..., -1, :].astype(np.float64)  # [..., n_vocab]
+        return last[..., answer] - last[..., against]  # [...]
+
+    clean_diff, corrupt_diff = float(difference(clean_logits)), float(difference(corrupt_logits))
+    span = clean_diff - corrupt_diff
+
+    def normalised(logits: np.ndarray) -> np.ndarray:
+        return (difference(logits) - corrupt_diff) / span if span else np.zeros(len(logits))
+
+    total, done = n_tok + n_layer + 1, 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    # The residual entering block l at position p, a stream per block: positions before p are
+    # the corrupted run's (their keys and values from its cache), positions p.. computed.
+    resid = np.empty((n_layer, n_tok))
+    for p in reversed(range(n_tok)):  # a truncated cache cannot grow again: the last first
+        corrupt_cache.truncate(p)
+        streams = corrupt_cache.repeat(n_layer)
+        hooks = {name: _put(layer, (0,), found[name][0, p])  # this pass's position 0 is p
+                 for layer, name in enumerate(_names(n_layer, "hook_resid_pre"))}  # fmt: skip
+        ids = np.repeat(corrupt[None, p:], n_layer, axis=0)  # [n_layer, n_tok - p]
+        resid[:, p] = normalised(model.forward(ids, streams, hooks=hooks, last_only=True))
+        step()
+    # Each head's output at every position: a stream per head of a block.
+    heads = np.empty((n_layer, n_head))
+    ids = np.repeat(corrupt[None], n_head, axis=0)  # [n_head, n_tok]
+    for layer in range(n_layer):
+        z = found[f"blocks.{layer}.attn.hook_z"][0]  # [n_tok, n_head, head_dim]
+        fns = [_put(h, (slice(None), h), z[:, h]) for h in range(n_head)]
+        logits = model.forward(ids, hooks={f"blocks.{layer}.attn.hook_z": fns}, last_only=True)
+        heads[layer] = normalised(logits)
+        step()
+    # Each MLP's output at every position: a stream per block.
+    ids = np.repeat(corrupt[None], n_layer, axis=0)  # [n_layer, n_tok]
+    hooks = {name: _put(layer, (slice(None),), found[name][0])
+             for layer, name in enumerate(_names(n_layer, "hook_mlp_out"))}  # fmt: skip
+    mlps = normalised(model.forward(ids, hooks=hooks, last_only=True))
+    step()
+    return Patching(clean_diff, corrupt_diff, resid, heads, mlps)
+
+
+def _names(n_layer: int, point: str) -> list[str]:
+    return [f"blocks.{layer}.{point}" for layer in range(n_layer)]
+
+
+def _put(stream: int, where: tuple, value: np.ndarray) -> HookFn:
+    """A hook that writes `value` into stream `stream` of its array, at `where` (an index of
+    the stream's [n_seq, ...])."""
+
+    def put(x: np.ndarray, hook: HookPoint) -> None:
+        x[(stream, *where)] = value
+
+    return put
