@@ -15,7 +15,7 @@ import numpy as np
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.hooks import MODEL_POINTS, BlockHooks, Hooks, HookSpec, as_hooks
-from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
+from gpt_tui.engine.kv_cache import KVCache, checked_input, checked_resume, hidden_in_chunks
 from gpt_tui.engine.layers import gelu, layer_norm, linear
 from gpt_tui.engine.params import (
     as_float32,
@@ -206,13 +206,40 @@ class GPT2:
         hidden = partial(self._hidden, hooks=hooks)
         whole = hooks is not None  # a hooked pass in one chunk: its hooks see every position
         x = hidden_in_chunks(hidden, ids, cache, last_only, whole)  # [n_batch, n_seq, n_embd]
-        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
+        logits = self._unembedded(x, hooks)  # [n_batch, n_seq, n_vocab]
+        return logits if batched else logits[0]
+
+    def resume(
+        self,
+        layer: int,
+        resid: np.ndarray,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
+    ) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of a pass that starts at block `layer` with `resid`
+        [n_batch, n_seq, n_embd] entering it, after the positions `cache` holds (without one,
+        from position 0): what the blocks before computed is given, not computed again
+        (activation patching: a patch at block L cannot change the blocks before it,
+        engine/interventions.py). The cache's keys and values from block `layer` on are
+        written, not committed: its length stays, and its earlier blocks' are not written."""
+        x, cache = checked_resume(self, layer, resid, cache)  # x [n_tok, n_embd]
+        n_batch = cache.n_batch
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=False):
+            x = self._blocks(x, n_batch, cache, hooks, layer)  # [n_tok, n_embd]
+            x = x.reshape(n_batch, -1, self.n_embd)  # [n_batch, n_seq, n_embd]
+            return self._unembedded(x[:, -1:] if last_only else x, hooks)
+
+    def _unembedded(self, x: np.ndarray, hooks: Hooks | None) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of final hidden states x [n_batch, n_seq, n_embd]."""
+        n_batch, n_seq = x.shape[:2]
         scale_hook = hooks.final_scale(n_batch, n_seq) if hooks is not None else None
         x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"],
                        scale_hook=scale_hook)  # [n_tok, n_embd]  # fmt: skip
         logits = x @ self.params["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied)
-        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
-        return logits if batched else logits[0]
+        return logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
 
     def _hidden(self, ids: np.ndarray, cache: KVCache, hooks: Hooks | None) -> np.ndarray:
         """Final hidden states [n_batch, n_seq, n_embd] (before ln_f) of ids [n_batch, n_seq]
@@ -229,9 +256,17 @@ class GPT2:
                 positions = np.repeat(positions[None], n_batch, axis=0)  # [n_b, n_seq, n_embd]
                 hooks("hook_pos_embed", positions)
         x = (x + positions).reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
-        for layer, block in enumerate(p["blocks"]):
-            hook = hooks.block(layer) if hooks is not None else None
-            x = transformer_block(x, block, self.n_head, cache, layer, n_batch,
-                                  hook)  # [n_tok, n_embd]  # fmt: skip
+        x = self._blocks(x, n_batch, cache, hooks)  # [n_tok, n_embd]
         cache.commit(ids)
         return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+
+    def _blocks(
+        self, x: np.ndarray, n_batch: int, cache: KVCache, hooks: Hooks | None, first: int = 0
+    ) -> np.ndarray:
+        """x [n_tok, n_embd] through the blocks from `first` on."""
+        for layer in range(first, self.n_layer):
+            hook = hooks.block(layer) if hooks is not None else None
+            block = self.params["blocks"][layer]
+            x = transformer_block(x, block, self.n_head, cache, layer, n_batch,
+                                  hook)  # [n_tok, n_embd]  # fmt: skip
+        return x

@@ -16,10 +16,11 @@ activation patching.
   alternative at the last position is normalised as (patched - corrupted) / (clean -
   corrupted): 1 where the patch restores the clean behaviour, 0 where it changes nothing.
 
-A sweep is many passes, so it is batched: each pass runs a batch of patched copies of the
-corrupted text, one stream per patch (every block's, or every head's of a block), and a
-residual patched at position p reuses the corrupted text's keys and values before p from one
-cache (they are what the patch cannot change) and computes positions p.. only.
+A sweep is many passes, so each computes only what a patch can change, many patches at once:
+a residual patched at position p, a stream per block, reuses the corrupted text's keys and
+values before p from one cache and computes positions p.. only; a head's or an MLP's patch
+starts at its block from the corrupted residual entering it (`resume`), a head's with a stream
+per head of the block.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ import numpy as np
 from gpt_tui.engine.hooks import HookFn, HookPoint, run_with_cache
 
 PARTS = ("head", "attn", "mlp")
+RESID_GROUPS = 2
+"""A residual sweep's positions go in this many groups, each a pass per block: a group starting
+at position a computes positions a.. only (fewer groups recompute more positions, more make
+more and smaller passes). A whole sweep on GPT-2 124M shapes, 16 tokens, 3 rounds on a loaded
+2-core Intel Xeon, median: 9.7 s with 1 group, 8.4 with 2, 9.2 with 4, 12.0 with 8."""
 _SPEC = re.compile(r"(\d+)\.(\d+|attn|mlp)(:mean)?")
 
 
@@ -185,7 +191,8 @@ def patch(
              for point in ("hook_resid_pre", "attn.hook_z", "hook_mlp_out")]  # fmt: skip
     clean_logits, found = run_with_cache(model, clean, names)
     corrupt_cache = model.new_cache(n_ctx=n_tok)
-    corrupt_logits = model.forward(corrupt, corrupt_cache)  # [n_tok, n_vocab]
+    corrupt_logits, inputs = run_with_cache(model, corrupt, _names(n_layer, "hook_resid_pre"),
+                                            cache=corrupt_cache)  # [n_tok, n_vocab]  # fmt: skip
 
     def difference(logits: np.ndarray) -> np.ndarray:
         last = logits[..., -1, :].astype(np.float64)  # [..., n_vocab]
@@ -197,7 +204,7 @@ def patch(
     def normalised(logits: np.ndarray) -> np.ndarray:
         return (difference(logits) - corrupt_diff) / span if span else np.zeros(len(logits))
 
-    total, done = n_tok + n_layer + 1, 0
+    total, done = 2 * n_layer, 0
 
     def step() -> None:
         nonlocal done
@@ -205,32 +212,41 @@ def patch(
         if progress is not None:
             progress(done, total)
 
-    # The residual entering block l at position p, a stream per block: positions before p are
-    # the corrupted run's (their keys and values from its cache), positions p.. computed.
+    # The residual entering block l at position p: a pass per block and group of positions
+    # a.., a stream per position of the group, each starting at block l after the corrupted
+    # run's keys and values before a (the patch cannot change them) and computing a.. only.
     resid = np.empty((n_layer, n_tok))
-    for p in reversed(range(n_tok)):  # a truncated cache cannot grow again: the last first
-        corrupt_cache.truncate(p)
-        streams = corrupt_cache.repeat(n_layer)
-        hooks = {name: _put(layer, (0,), found[name][0, p])  # this pass's position 0 is p
-                 for layer, name in enumerate(_names(n_layer, "hook_resid_pre"))}  # fmt: skip
-        ids = np.repeat(corrupt[None, p:], n_layer, axis=0)  # [n_layer, n_tok - p]
-        resid[:, p] = normalised(model.forward(ids, streams, hooks=hooks, last_only=True))
-        step()
-    # Each head's output at every position: a stream per head of a block.
-    heads = np.empty((n_layer, n_head))
-    ids = np.repeat(corrupt[None], n_head, axis=0)  # [n_head, n_tok]
+    group = -(-n_tok // RESID_GROUPS)
+    starts = list(reversed(range(0, n_tok, group)))  # a truncated cache cannot grow: last first
+    prefixes = {}
+    for a in starts:
+        corrupt_cache.truncate(a)
+        prefixes[a] = corrupt_cache.repeat(min(group, n_tok - a))
     for layer in range(n_layer):
+        name = f"blocks.{layer}.hook_resid_pre"
+        for a, streams in prefixes.items():
+            n = streams.n_batch  # positions a..a+n-1 patched, one in each stream
+            fns = [_put(j, (j,), found[name][0, a + j]) for j in range(n)]
+            entering = np.repeat(inputs[name][:, a:], n, axis=0)  # [n, n_tok - a, n_embd]
+            logits = model.resume(layer, entering, streams, last_only=True, hooks={name: fns})
+            resid[layer, a : a + n] = normalised(logits)
+        step()
+    # Each head's output at every position, a stream per head of a block; each MLP's, one
+    # pass per block: the passes start at the block patched (`resume`), from the corrupted
+    # run's residual entering it, since a patch cannot change the blocks before it.
+    heads, mlps = np.empty((n_layer, n_head)), np.empty(n_layer)
+    for layer in range(n_layer):
+        entering = inputs[f"blocks.{layer}.hook_resid_pre"]  # [1, n_tok, n_embd]
         z = found[f"blocks.{layer}.attn.hook_z"][0]  # [n_tok, n_head, head_dim]
         fns = [_put(h, (slice(None), h), z[:, h]) for h in range(n_head)]
-        logits = model.forward(ids, hooks={f"blocks.{layer}.attn.hook_z": fns}, last_only=True)
+        logits = model.resume(layer, np.repeat(entering, n_head, axis=0), last_only=True,
+                              hooks={f"blocks.{layer}.attn.hook_z": fns})  # fmt: skip
         heads[layer] = normalised(logits)
+        mlp = f"blocks.{layer}.hook_mlp_out"
+        logits = model.resume(layer, entering, last_only=True,
+                              hooks={mlp: _put(0, (slice(None),), found[mlp][0])})  # fmt: skip
+        mlps[layer] = normalised(logits)[0]
         step()
-    # Each MLP's output at every position: a stream per block.
-    ids = np.repeat(corrupt[None], n_layer, axis=0)  # [n_layer, n_tok]
-    hooks = {name: _put(layer, (slice(None),), found[name][0])
-             for layer, name in enumerate(_names(n_layer, "hook_mlp_out"))}  # fmt: skip
-    mlps = normalised(model.forward(ids, hooks=hooks, last_only=True))
-    step()
     return Patching(clean_diff, corrupt_diff, resid, heads, mlps)
 
 

@@ -153,6 +153,30 @@ def checked_input(
     return ids, batched, cache
 
 
+def checked_resume(
+    model: Any, layer: int, resid: Any, cache: KVCache | None
+) -> tuple[np.ndarray, KVCache]:
+    """What a pass resumed at block `layer` (a model's `resume`) does first: the residual
+    [n_batch, n_seq, n_embd] checked, as a float32 copy [n_tok, n_embd], and the cache it
+    continues (a throwaway one without)."""
+    resid = np.asarray(resid)
+    if not 0 <= layer < model.n_layer:
+        raise ValueError(f"no block {layer}; the blocks are 0-{model.n_layer - 1}")
+    if resid.ndim != 3 or resid.shape[2] != model.n_embd or resid.shape[1] == 0:
+        raise ValueError(f"a residual is [n_batch, n_seq, {model.n_embd}], not {resid.shape}")
+    n_batch, n_seq, n_embd = resid.shape
+    start = cache.length if cache is not None else 0
+    if start + n_seq > model.n_ctx:
+        raise ValueError(f"{start} cached + {n_seq} new positions exceed the context of "
+                         f"{model.n_ctx}")  # fmt: skip
+    if cache is None:
+        cache = model.new_cache(n_batch, n_ctx=n_seq)
+    elif cache.n_batch != n_batch:
+        raise ValueError(f"cache holds {cache.n_batch} streams, the residual {n_batch}")
+    cache.reserve(start + n_seq)
+    return np.array(resid.reshape(n_batch * n_seq, n_embd), dtype=np.float32), cache
+
+
 def hidden_in_chunks(
     hidden: Callable[[np.ndarray, KVCache], np.ndarray],
     ids: np.ndarray,

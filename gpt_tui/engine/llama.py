@@ -26,7 +26,7 @@ import numpy as np
 
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.hooks import BlockHooks, Hooks, HookSpec, as_hooks
-from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
+from gpt_tui.engine.kv_cache import KVCache, checked_input, checked_resume, hidden_in_chunks
 from gpt_tui.engine.layers import rms_norm, rope_inverse_frequencies, rope_tables
 from gpt_tui.engine.params import (
     as_float32,
@@ -242,21 +242,29 @@ class Llama:
         """Final hidden states [n_batch, n_seq, n_embd] of ids [n_batch, n_seq] after the cached
         prefix; stores their keys and values and commits them to the cache."""
         n_batch, n_seq = ids.shape
-        hp = self.hparams
         x = self.embed(ids.reshape(-1))  # [n_tok, n_embd]
         if hooks is not None:
             hooks("hook_embed", x.reshape(n_batch, n_seq, self.n_embd))
+        x = self._blocks(x, n_batch, cache, hooks)  # [n_tok, n_embd]
+        cache.commit(ids)
+        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+
+    def _blocks(
+        self, x: np.ndarray, n_batch: int, cache: KVCache, hooks: Hooks | None, first: int = 0
+    ) -> np.ndarray:
+        """x [n_tok, n_embd] (positions after the cached ones) through the blocks from `first`."""
+        hp = self.hparams
+        n_seq = x.shape[0] // n_batch
         positions = np.arange(cache.length, cache.length + n_seq)  # [n_seq]
         rotations = rope_rotations(positions, self.head_dim, hp["rope_base"],
                                    hp["rope_scaling"])  # [n_seq, hd/2]  # fmt: skip
         # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
         with np.errstate(over="ignore"):
-            for i, block in enumerate(self.params["blocks"]):
+            for i in range(first, self.n_layer):
                 hook = hooks.block(i) if hooks is not None else None
-                x = transformer_block(x, block, rotations, cache, i, n_batch, hp,
-                                      hook)  # [n_tok, n_embd]  # fmt: skip
-        cache.commit(ids)
-        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+                x = transformer_block(x, self.params["blocks"][i], rotations, cache, i, n_batch,
+                                      hp, hook)  # [n_tok, n_embd]  # fmt: skip
+        return x
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """Input embeddings [n_tok, n_embd] of ids [n_tok]: rows of `token_embd`, or, when tied,
@@ -298,10 +306,33 @@ class Llama:
         hidden = partial(self._hidden, hooks=hooks)
         whole = hooks is not None  # a hooked pass in one chunk: its hooks see every position
         x = hidden_in_chunks(hidden, ids, cache, last_only, whole)  # [n_batch, n_seq, n_embd]
-        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
+        logits = self._unembedded(x, hooks)  # [n_batch, n_seq, n_vocab]
+        return logits if batched else logits[0]
+
+    def resume(
+        self,
+        layer: int,
+        resid: np.ndarray,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
+    ) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of a pass that starts at block `layer` with `resid`
+        [n_batch, n_seq, n_embd] entering it, after the positions `cache` holds (GPT2.resume)."""
+        x, cache = checked_resume(self, layer, resid, cache)  # x [n_tok, n_embd]
+        n_batch = cache.n_batch
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=False):
+            x = self._blocks(x, n_batch, cache, hooks, layer)  # [n_tok, n_embd]
+            x = x.reshape(n_batch, -1, self.n_embd)  # [n_batch, n_seq, n_embd]
+            return self._unembedded(x[:, -1:] if last_only else x, hooks)
+
+    def _unembedded(self, x: np.ndarray, hooks: Hooks | None) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of final hidden states x [n_batch, n_seq, n_embd]."""
+        n_batch, n_seq = x.shape[:2]
         scale_hook = hooks.final_scale(n_batch, n_seq) if hooks is not None else None
         x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],
                      self.hparams["norm_eps"], scale_hook)  # [n_tok, n_embd]  # fmt: skip
         logits = x @ self.params["output"]  # [n_tok, n_vocab]
-        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
-        return logits if batched else logits[0]
+        return logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]

@@ -245,3 +245,19 @@ def test_pos_embed_hooks_never_touch_the_weights(tiny_gpt2) -> None:
     wpe = tiny_gpt2.params["wpe"].copy()
     tiny_gpt2.forward(IDS, hooks={"hook_pos_embed": lambda x, hook: np.zeros_like(x)})
     np.testing.assert_array_equal(tiny_gpt2.params["wpe"], wpe)
+
+
+def test_a_pass_resumed_at_a_block_equals_the_whole_pass(case) -> None:
+    _, model, _ = case
+    layer = model.n_layer - 1
+    name = f"blocks.{layer}.hook_resid_pre"
+    logits, found = run_with_cache(model, IDS, [name])
+    resumed = model.resume(layer, found[name])  # [1, n_seq, n_vocab]
+    np.testing.assert_allclose(resumed[0], logits, atol=2e-5, rtol=1e-5)
+    cache = model.new_cache()
+    model.forward(IDS[:4], cache)
+    after = model.resume(layer, found[name][:, 4:], cache, last_only=True)  # [1, 1, n_vocab]
+    np.testing.assert_allclose(after[0, -1], logits[-1], atol=2e-5, rtol=1e-5)
+    assert cache.length == 4  # written from the block on, not committed
+    with pytest.raises(ValueError, match="no block"):
+        model.resume(model.n_layer, found[name])
