@@ -90,7 +90,8 @@ def mha(
     q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x [n_batch, n_head, n_seq, head_dim]
     keys, values = cache.store(layer, k, v)  # [n_batch, n_head, n_key, head_dim] each
     q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_head, n_seq, head_dim]
-    out = (hook.attend if hook else attend)(q, keys, values, n_seq, 1)  # [n_b, n_head, n_seq, hd]
+    attending = hook.attend if hook else attend  # (the hooked one runs hook_pattern)
+    out = attending(q, keys, values, n_seq, 1)  # [n_batch, n_head, n_seq, head_dim]
     z = out.transpose(0, 2, 1, 3)  # [n_batch, n_seq, n_head, head_dim]
     if hook:
         hook("attn.hook_z", z)
@@ -111,15 +112,13 @@ def transformer_block(
 ) -> np.ndarray:
     """x + attention(ln_1(x)), then x + mlp(ln_2(x)); `hook` runs the block's hook points
     (engine/hooks.py), each on a view [n_batch, n_seq, ...] of the array it names."""
-    attn = block["attn"]
+    c_attn, c_proj = block["attn"]["c_attn"], block["attn"]["c_proj"]
     n_tok, n_embd = x.shape
     by_stream = (n_batch, n_tok // n_batch, n_embd)  # the hooks' shape of x: a view
     if hook:
         hook("hook_resid_pre", x.reshape(by_stream))
     h = layer_norm(x, **block["ln_1"])  # [n_tok, n_embd]
-    x = x + mha(
-        h, attn["c_attn"], attn["c_proj"], n_head, cache, layer, n_batch, hook
-    )  # [n_tok, n_embd]
+    x = x + mha(h, c_attn, c_proj, n_head, cache, layer, n_batch, hook)  # [n_tok, n_embd]
     if hook:
         hook("hook_resid_mid", x.reshape(by_stream))
     h = layer_norm(x, **block["ln_2"])  # [n_tok, n_embd]
@@ -190,7 +189,7 @@ class GPT2:
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
         hooks = as_hooks(hooks, self)
-        with self.planned.running(decoding=ids.shape[1] == 1 and hooks is None):
+        with self.planned.running(decoding=ids.shape[1] == 1, record=hooks is None):
             return self.logits(ids, cache, last_only, hooks, batched)
 
     def logits(

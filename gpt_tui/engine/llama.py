@@ -128,9 +128,8 @@ def attention(
     q = q.transpose(0, 2, 1, 3, 4)  # [n_batch, n_kv_head, n_seq, group, head_dim]
     q = q.reshape(n_batch, n_kv_head, n_seq * group, head_dim)  # [n_b, n_kv, n_seq*group, hd]
     q *= np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_kv_head, n_seq*group, head_dim]
-    out = (hook.attend if hook else attend)(
-        q, keys, values, n_seq, group
-    )  # [n_b, n_kv, n_seq*g, hd]
+    attending = hook.attend if hook else attend  # (the hooked one runs hook_pattern)
+    out = attending(q, keys, values, n_seq, group)  # [n_b, n_kv_head, n_seq*group, head_dim]
     out = out.reshape(n_batch, n_kv_head, n_seq, group, head_dim)  # [n_b, n_kv, n_seq, g, hd]
     z = out.transpose(0, 2, 1, 3, 4).reshape(n_batch, n_seq, n_head, head_dim)  # [.., n_head, hd]
     if hook:
@@ -183,10 +182,9 @@ def transformer_block(
     mlp = swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [n_tok, n_embd]
     if hook:
         hook("hook_mlp_out", mlp.reshape(by_stream))
-        x = x + mlp  # [n_tok, n_embd]  (a new array: a hook may hold hook_resid_mid's)
-        hook("hook_resid_post", x.reshape(by_stream))
-        return x
     x += mlp  # [n_tok, n_embd]
+    if hook:
+        hook("hook_resid_post", x.reshape(by_stream))
     return x
 
 
@@ -290,7 +288,7 @@ class Llama:
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
         hooks = as_hooks(hooks, self)
-        with self.planned.running(decoding=ids.shape[1] == 1 and hooks is None):
+        with self.planned.running(decoding=ids.shape[1] == 1, record=hooks is None):
             return self.logits(ids, cache, last_only, hooks, batched)
 
     def logits(
