@@ -203,9 +203,11 @@ def hidden_in_chunks(
 
 
 class CacheReader:
-    """The first `length` positions of one stream of a cache, for a pass that must leave the
-    cache as it is (look inside, engine/trace.py): `store` returns the prefix with the new
-    keys and values after it, and writes nothing; `commit` records nothing."""
+    """The first `length` positions of one stream of a cache, for a pass over positions the
+    cache already holds that must leave it as it is (look inside, engine/trace.py): `store`
+    writes nothing and answers with the cache's own keys and values up to the pass's last
+    position, which were computed from the same tokens over the same prefix (the pass's own
+    are not used: nothing is copied, whatever the context); `commit` records nothing."""
 
     n_batch = 1
 
@@ -216,16 +218,14 @@ class CacheReader:
         self.length, self.n_ctx = length, cache.n_ctx
 
     def reserve(self, n: int) -> None:
-        if n > self.n_ctx:
-            raise ValueError(f"{n} positions exceed the cache's context of {self.n_ctx}")
+        if n > self._cache.length:
+            raise ValueError(f"the cache holds {self._cache.length} positions, not {n}")
 
     def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The prefix's keys and values with k, v [1, n_kv_head, n_new, head_dim] after them:
-        [1, n_kv_head, length + n_new, head_dim] each (copies)."""
-        rows = slice(self._row, self._row + 1)
-        keys = self._cache.k[layer, rows, :, : self.length]  # [1, n_kv_head, length, head_dim]
-        values = self._cache.v[layer, rows, :, : self.length]  # [1, n_kv_head, length, hd]
-        return np.concatenate([keys, k], axis=2), np.concatenate([values, v], axis=2)
+        """The cache's keys and values of positions 0..length + n_new - 1 for k, v [1,
+        n_kv_head, n_new, head_dim]: [1, n_kv_head, length + n_new, head_dim] each (views)."""
+        end, rows = self.length + k.shape[2], slice(self._row, self._row + 1)
+        return self._cache.k[layer, rows, :, :end], self._cache.v[layer, rows, :, :end]
 
     def commit(self, ids: np.ndarray) -> None:
         pass

@@ -186,7 +186,8 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
     """Trace `position` over the keys and values `cache` holds for positions 0..position-1.
 
     One forward pass of the position's token over that prefix (`CacheReader`: the cache is
-    only read), the cost of a decode step, whose hook points are read. `row` is the cache's
+    only read, its keys and values of the position too), the cost of a decode step, whose hook
+    points are read. `row` is the cache's
     stream; `mid` also decodes the stream after each attention.
     """
     if not 0 <= position < cache.length:
