@@ -159,13 +159,6 @@ class FinalNorm:
             return layer_norm(x, self.g, self.b, self.eps)  # [n, n_embd]
         return rms_norm(x, self.g, self.eps)  # [n, n_embd]
 
-    def scale(self, x: np.ndarray) -> float:
-        """The divisor the norm applies to residual x [n_embd] (sigma, or the RMS)."""
-        x = x.astype(np.float64)  # [n_embd]
-        if self.centred:
-            x = x - x.mean()
-        return float(np.sqrt(np.mean(x * x) + self.eps))
-
     def decode(self, x: np.ndarray) -> np.ndarray:
         """Lens logits [n, n_vocab] of residuals x [n, n_embd]."""
         return self.apply(x) @ self.unembedding  # [n, n_vocab]
@@ -187,8 +180,8 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
 
     One forward pass of the position's token over that prefix (`CacheReader`: the cache is
     only read, its keys and values of the position too), the cost of a decode step, whose hook
-    points are read. `row` is the cache's
-    stream; `mid` also decodes the stream after each attention.
+    points are read. `row` is the cache's stream; `mid` also decodes the stream after each
+    attention.
     """
     if not 0 <= position < cache.length:
         raise ValueError(f"position {position} is not in the cache (it holds {cache.length})")
