@@ -133,7 +133,7 @@ def steering_vector(model: Any, add: Sequence[int], sub: Sequence[int], layer: i
 
 def steering_hooks(layer: int, vector: np.ndarray, coef: float) -> dict[str, list[HookFn]]:
     """`coef` * vector added to the residual entering block `layer` at every position."""
-    push = (np.float32(coef) * np.asarray(vector, dtype=np.float32)).astype(np.float32)
+    push = (np.float32(coef) * np.asarray(vector, dtype=np.float32)).astype(np.float32)  # [n_embd]
 
     def steer(x: np.ndarray, hook: HookPoint) -> None:
         x += push  # [n_batch, n_seq, n_embd]
@@ -180,7 +180,10 @@ def patch(
 ) -> Patching:
     """Activation patching from `clean` into `corrupt` (the same number of tokens), measured
     by logit(answer) - logit(against) at the last position (see the module's docstring)."""
-    clean, corrupt = np.asarray(clean, dtype=np.int64), np.asarray(corrupt, dtype=np.int64)
+    clean, corrupt = (
+        np.asarray(clean, dtype=np.int64),
+        np.asarray(corrupt, dtype=np.int64),
+    )  # [n_tok]
     if clean.ndim != 1 or clean.shape != corrupt.shape or len(clean) == 0:
         raise ValueError(
             f"patching needs two texts of the same token length, not {len(clean)} and "
@@ -215,7 +218,7 @@ def patch(
     # The residual entering block l at position p: a pass per block and group of positions
     # a.., a stream per position of the group, each starting at block l after the corrupted
     # run's keys and values before a (the patch cannot change them) and computing a.. only.
-    resid = np.empty((n_layer, n_tok))
+    resid = np.empty((n_layer, n_tok))  # [n_layer, n_tok]
     group = -(-n_tok // RESID_GROUPS)
     starts = list(reversed(range(0, n_tok, group)))  # a truncated cache cannot grow: last first
     prefixes = {}
@@ -234,7 +237,7 @@ def patch(
     # Each head's output at every position, a stream per head of a block; each MLP's, one
     # pass per block: the passes start at the block patched (`resume`), from the corrupted
     # run's residual entering it, since a patch cannot change the blocks before it.
-    heads, mlps = np.empty((n_layer, n_head)), np.empty(n_layer)
+    heads, mlps = np.empty((n_layer, n_head)), np.empty(n_layer)  # [n_layer, n_head], [n_layer]
     for layer in range(n_layer):
         entering = inputs[f"blocks.{layer}.hook_resid_pre"]  # [1, n_tok, n_embd]
         z = found[f"blocks.{layer}.attn.hook_z"][0]  # [n_tok, n_head, head_dim]
