@@ -7,15 +7,16 @@ projection is one matrix product that streams its weights once, however many str
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from gpt_tui.engine.attention import attend
 from gpt_tui.engine.blocked import BlockedMatrix
-from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
+from gpt_tui.engine.hooks import MODEL_POINTS, BlockHooks, Hooks, HookSpec, as_hooks
+from gpt_tui.engine.kv_cache import KVCache, checked_input, checked_resume, hidden_in_chunks
 from gpt_tui.engine.layers import gelu, layer_norm, linear
-from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -24,7 +25,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
-from gpt_tui.engine.plan import Plan, planned_for
+from gpt_tui.engine.plan import Plan, prepare
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
@@ -70,35 +71,71 @@ def ffn(x: np.ndarray, c_fc: dict, c_proj: dict) -> np.ndarray:
 
 
 def mha(
-    x: np.ndarray, c_attn: dict, c_proj: dict, n_head: int, cache: KVCache, layer: int, n_batch: int
+    x: np.ndarray,
+    c_attn: dict,
+    c_proj: dict,
+    n_head: int,
+    cache: KVCache,
+    layer: int,
+    n_batch: int,
+    hook: BlockHooks | None = None,
 ) -> np.ndarray:
     """Causal self-attention over the cached prefix plus the new positions, all heads batched."""
     n_tok, n_embd = x.shape
     n_seq, head_dim = n_tok // n_batch, n_embd // n_head
     qkv = linear(x, c_attn["w"], c_attn["b"])  # [n_tok, 3*n_embd]
     qkv = qkv.reshape(n_batch, n_seq, 3, n_head, head_dim)  # [n_batch, n_seq, 3, n_head, head_dim]
+    if hook:  # q, k and v as views of qkv [n_batch, n_seq, n_head, head_dim]
+        hook.qkv(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
     q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x [n_batch, n_head, n_seq, head_dim]
     keys, values = cache.store(layer, k, v)  # [n_batch, n_head, n_key, head_dim] each
     q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_head, n_seq, head_dim]
-    out = attend(q, keys, values, n_seq, 1)  # [n_batch, n_head, n_seq, head_dim]
-    out = out.transpose(0, 2, 1, 3).reshape(n_tok, n_embd)  # [n_tok, n_embd]
-    return linear(out, c_proj["w"], c_proj["b"])  # [n_tok, n_embd]
+    attending = hook.attend if hook else attend  # (the hooked one runs hook_pattern)
+    out = attending(q, keys, values, n_seq, 1)  # [n_batch, n_head, n_seq, head_dim]
+    z = out.transpose(0, 2, 1, 3)  # [n_batch, n_seq, n_head, head_dim]
+    if hook:
+        hook("attn.hook_z", z)
+    attn = linear(z.reshape(n_tok, n_embd), c_proj["w"], c_proj["b"])  # [n_tok, n_embd]
+    if hook:
+        hook("hook_attn_out", attn.reshape(n_batch, n_seq, n_embd))
+    return attn
 
 
 def transformer_block(
-    x: np.ndarray, block: dict, n_head: int, cache: KVCache, layer: int, n_batch: int
+    x: np.ndarray,
+    block: dict,
+    n_head: int,
+    cache: KVCache,
+    layer: int,
+    n_batch: int,
+    hook: BlockHooks | None = None,
 ) -> np.ndarray:
-    attn = block["attn"]
+    """x + attention(ln_1(x)), then x + mlp(ln_2(x)); `hook` runs the block's hook points
+    (engine/hooks.py), each on a view [n_batch, n_seq, ...] of the array it names."""
+    c_attn, c_proj = block["attn"]["c_attn"], block["attn"]["c_proj"]
+    n_tok, n_embd = x.shape
+    by_stream = (n_batch, n_tok // n_batch, n_embd)  # the hooks' shape of x: a view
+    if hook:
+        hook("hook_resid_pre", x.reshape(by_stream))
     h = layer_norm(x, **block["ln_1"])  # [n_tok, n_embd]
-    x = x + mha(h, attn["c_attn"], attn["c_proj"], n_head, cache, layer, n_batch)  # [n_tok, n_embd]
+    x = x + mha(h, c_attn, c_proj, n_head, cache, layer, n_batch, hook)  # [n_tok, n_embd]
+    if hook:
+        hook("hook_resid_mid", x.reshape(by_stream))
     h = layer_norm(x, **block["ln_2"])  # [n_tok, n_embd]
-    return x + ffn(h, **block["mlp"])  # [n_tok, n_embd]
+    mlp = ffn(h, **block["mlp"])  # [n_tok, n_embd]
+    if hook:
+        hook("hook_mlp_out", mlp.reshape(by_stream))
+    x = x + mlp  # [n_tok, n_embd]
+    if hook:
+        hook("hook_resid_post", x.reshape(by_stream))
+    return x
 
 
 class GPT2:
     """GPT2(params, hparams): params in OpenAI's checkpoint layout, float32 NumPy arrays."""
 
     architecture = "gpt2"
+    hook_points = MODEL_POINTS  # the hook points outside the blocks (engine/hooks.py)
 
     def __init__(
         self, params: dict[str, Any], hparams: dict[str, Any], plan: Plan | str | None = None
@@ -117,48 +154,118 @@ class GPT2:
         shapes["wte_t"] = shapes.pop("wte")[::-1]
         check_shapes(params, shapes)
         self.params = params
-        # How this machine computes the products fastest: measured once, kept (engine/plan/).
-        self.planned = planned_for(self, plan)
-        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
-        self.params = arrange(self.params, self.planned.plan.settings.layout)
+        # How this machine computes the products fastest (measured once, kept), and the weights
+        # rearranged in place into the layout it chose: the one place (engine/plan/__init__.py).
+        self.planned = prepare(self, plan)
+
+    def readout(self) -> tuple[np.ndarray, np.ndarray | None, float, Any]:
+        """How a residual becomes logits: the final norm's gain, bias (None for RMSNorm) and
+        eps, and the unembedding [n_embd, n_vocab] (look inside decodes every layer so)."""
+        return self.params["ln_f"]["g"], self.params["ln_f"]["b"], 1e-5, self.params["wte_t"]
+
+    def attention_output(self, layer: int) -> tuple[Any, np.ndarray | None]:
+        """Block `layer`'s output projection [n_head*head_dim, n_embd], and its bias."""
+        c_proj = self.params["blocks"][layer]["attn"]["c_proj"]
+        return c_proj["w"], c_proj["b"]
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         head_dim = self.n_embd // self.n_head
         return KVCache(self.n_layer, self.n_head, head_dim, n_ctx or self.n_ctx, n_batch)
 
     def forward(
-        self, ids: Any, cache: KVCache | None = None, *, last_only: bool = False
+        self,
+        ids: Any,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
     ) -> np.ndarray:
         """Logits for the given positions, continuing where `cache` ends (appending to it).
 
         ids [n_seq] -> logits [n_seq, n_vocab]; ids [n_batch, n_seq] -> [n_batch, n_seq, n_vocab].
         Without a cache this is a full, independent forward pass. `last_only` computes the output
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
+        `hooks` read or replace the pass's arrays at named points (engine/hooks.py).
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
-        with self.planned.running(decoding=ids.shape[1] == 1):
-            return self._logits(ids, batched, cache, last_only)
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=ids.shape[1] == 1, record=hooks is None):
+            return self.logits(ids, cache, last_only, hooks, batched)
 
-    def _logits(
-        self, ids: np.ndarray, batched: bool, cache: KVCache, last_only: bool
+    def logits(
+        self,
+        ids: np.ndarray,
+        cache: KVCache,
+        last_only: bool = False,
+        hooks: Hooks | None = None,
+        batched: bool = True,
     ) -> np.ndarray:
-        x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
-        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
-        x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"])
-        logits = x @ self.params["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied)
-        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
+        """`forward` on checked ids [n_batch, n_seq] under the kernel settings already active
+        (the planner's timing runs this: engine/plan/measure.py)."""
+        hidden = partial(self._hidden, hooks=hooks)
+        whole = hooks is not None  # a hooked pass in one chunk: its hooks see every position
+        x = hidden_in_chunks(hidden, ids, cache, last_only, whole)  # [n_batch, n_seq, n_embd]
+        logits = self._unembedded(x, hooks)  # [n_batch, n_seq, n_vocab]
         return logits if batched else logits[0]
 
-    def _hidden(self, ids: np.ndarray, cache: KVCache) -> np.ndarray:
+    def resume(
+        self,
+        layer: int,
+        resid: np.ndarray,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
+    ) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of a pass that starts at block `layer` with `resid`
+        [n_batch, n_seq, n_embd] entering it, after the positions `cache` holds (without one,
+        from position 0): what the blocks before computed is given, not computed again
+        (activation patching: a patch at block L cannot change the blocks before it,
+        engine/interventions.py). The cache's keys and values from block `layer` on are
+        written, not committed: its length stays, and its earlier blocks' are not written."""
+        x, cache = checked_resume(self, layer, resid, cache)  # x [n_tok, n_embd]
+        n_batch = cache.n_batch
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=False):
+            x = self._blocks(x, n_batch, cache, hooks, layer)  # [n_tok, n_embd]
+            x = x.reshape(n_batch, -1, self.n_embd)  # [n_batch, n_seq, n_embd]
+            return self._unembedded(x[:, -1:] if last_only else x, hooks)
+
+    def _unembedded(self, x: np.ndarray, hooks: Hooks | None) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of final hidden states x [n_batch, n_seq, n_embd]."""
+        n_batch, n_seq = x.shape[:2]
+        scale_hook = hooks.final_scale(n_batch, n_seq) if hooks is not None else None
+        x = layer_norm(x.reshape(n_batch * n_seq, self.n_embd), **self.params["ln_f"],
+                       scale_hook=scale_hook)  # [n_tok, n_embd]  # fmt: skip
+        logits = x @ self.params["wte_t"]  # [n_tok, n_vocab]  (the output embedding is tied)
+        return logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
+
+    def _hidden(self, ids: np.ndarray, cache: KVCache, hooks: Hooks | None) -> np.ndarray:
         """Final hidden states [n_batch, n_seq, n_embd] (before ln_f) of ids [n_batch, n_seq]
         after the cached prefix; stores their keys and values and commits them to the cache."""
         n_batch, n_seq = ids.shape
         p = self.params
-        x = p["wte_t"].columns(ids.ravel())  # [n_tok, n_embd]  (token embeddings: columns)
         start = cache.length
-        x = x.reshape(n_batch, n_seq, self.n_embd) + p["wpe"][start : start + n_seq]
-        x = x.reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
-        for layer, block in enumerate(p["blocks"]):
-            x = transformer_block(x, block, self.n_head, cache, layer, n_batch)  # [n_tok, n_embd]
+        x = p["wte_t"].columns(ids.ravel())  # [n_tok, n_embd]  (token embeddings: columns)
+        x = x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+        positions = p["wpe"][start : start + n_seq]  # [n_seq, n_embd]
+        if hooks is not None:
+            hooks("hook_embed", x)
+            if hooks.has("hook_pos_embed"):  # a copy per stream: never the weights themselves
+                positions = np.repeat(positions[None], n_batch, axis=0)  # [n_b, n_seq, n_embd]
+                hooks("hook_pos_embed", positions)
+        x = (x + positions).reshape(n_batch * n_seq, self.n_embd)  # [n_tok, n_embd]
+        x = self._blocks(x, n_batch, cache, hooks)  # [n_tok, n_embd]
         cache.commit(ids)
         return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+
+    def _blocks(
+        self, x: np.ndarray, n_batch: int, cache: KVCache, hooks: Hooks | None, first: int = 0
+    ) -> np.ndarray:
+        """x [n_tok, n_embd] through the blocks from `first` on."""
+        for layer in range(first, self.n_layer):
+            hook = hooks.block(layer) if hooks is not None else None
+            block = self.params["blocks"][layer]
+            x = transformer_block(x, block, self.n_head, cache, layer, n_batch,
+                                  hook)  # [n_tok, n_embd]  # fmt: skip
+        return x

@@ -153,11 +153,36 @@ def checked_input(
     return ids, batched, cache
 
 
+def checked_resume(
+    model: Any, layer: int, resid: Any, cache: KVCache | None
+) -> tuple[np.ndarray, KVCache]:
+    """What a pass resumed at block `layer` (a model's `resume`) does first: the residual
+    [n_batch, n_seq, n_embd] checked, as a float32 copy [n_tok, n_embd], and the cache it
+    continues (a throwaway one without)."""
+    resid = np.asarray(resid)
+    if not 0 <= layer < model.n_layer:
+        raise ValueError(f"no block {layer}; the blocks are 0-{model.n_layer - 1}")
+    if resid.ndim != 3 or resid.shape[2] != model.n_embd or resid.shape[1] == 0:
+        raise ValueError(f"a residual is [n_batch, n_seq, {model.n_embd}], not {resid.shape}")
+    n_batch, n_seq, n_embd = resid.shape
+    start = cache.length if cache is not None else 0
+    if start + n_seq > model.n_ctx:
+        raise ValueError(f"{start} cached + {n_seq} new positions exceed the context of "
+                         f"{model.n_ctx}")  # fmt: skip
+    if cache is None:
+        cache = model.new_cache(n_batch, n_ctx=n_seq)
+    elif cache.n_batch != n_batch:
+        raise ValueError(f"cache holds {cache.n_batch} streams, the residual {n_batch}")
+    cache.reserve(start + n_seq)
+    return np.array(resid.reshape(n_batch * n_seq, n_embd), dtype=np.float32), cache
+
+
 def hidden_in_chunks(
     hidden: Callable[[np.ndarray, KVCache], np.ndarray],
     ids: np.ndarray,
     cache: KVCache,
     last_only: bool,
+    whole: bool = False,
 ) -> np.ndarray:
     """A model's final hidden states [n_batch, n_seq, n_embd] for ids [n_batch, n_seq] (only
     the last position's, [n_batch, 1, n_embd], when `last_only`), from `hidden(chunk, cache)`
@@ -168,9 +193,39 @@ def hidden_in_chunks(
     BLAS threads, 173 GFLOP/s in chunks of 256, 194 of 512, 203 of 1024) against the
     activations' memory; the plan measures it. The cache is grown once for the whole prompt,
     not by doubling at every chunk (a 6,000-token SmolLM2 prompt copied 0.5 s of it).
+    `whole` computes every position in one chunk (a hooked pass: its hooks see them all).
     """
-    chunk = cores.active().prefill_chunk
+    chunk = ids.shape[1] if whole else cores.active().prefill_chunk
     cache.reserve(cache.length + ids.shape[1])
     chunks = [hidden(ids[:, i : i + chunk], cache)  # [n_batch, chunk, n_embd]
               for i in range(0, ids.shape[1], chunk)]  # fmt: skip
     return chunks[-1][:, -1:] if last_only else np.concatenate(chunks, axis=1)
+
+
+class CacheReader:
+    """The first `length` positions of one stream of a cache, for a pass over positions the
+    cache already holds that must leave it as it is (look inside, engine/trace.py): `store`
+    writes nothing and answers with the cache's own keys and values up to the pass's last
+    position, which were computed from the same tokens over the same prefix (the pass's own
+    are not used: nothing is copied, whatever the context); `commit` records nothing."""
+
+    n_batch = 1
+
+    def __init__(self, cache: KVCache, length: int, row: int = 0) -> None:
+        if not 0 <= length <= cache.length:
+            raise ValueError(f"the cache holds {cache.length} positions, not {length}")
+        self._cache, self._row = cache, row
+        self.length, self.n_ctx = length, cache.n_ctx
+
+    def reserve(self, n: int) -> None:
+        if n > self._cache.length:
+            raise ValueError(f"the cache holds {self._cache.length} positions, not {n}")
+
+    def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cache's keys and values of positions 0..length + n_new - 1 for k, v [1,
+        n_kv_head, n_new, head_dim]: [1, n_kv_head, length + n_new, head_dim] each (views)."""
+        end, rows = self.length + k.shape[2], slice(self._row, self._row + 1)
+        return self._cache.k[layer, rows, :, :end], self._cache.v[layer, rows, :, :end]
+
+    def commit(self, ids: np.ndarray) -> None:
+        pass

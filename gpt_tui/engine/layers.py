@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,16 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
 
 
-def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+def layer_norm(
+    x: np.ndarray,
+    g: np.ndarray,
+    b: np.ndarray,
+    eps: float = 1e-5,
+    scale_hook: Callable[[np.ndarray], object] | None = None,
+) -> np.ndarray:
     """g * (x - mean) / sqrt(variance + eps) + b over the last axis, in one buffer.
+    `scale_hook` sees the divisor [..., 1] before it divides, and may change it in place
+    (engine/hooks.py's `ln_final.hook_scale`).
 
     The sum of squares is a `vecdot`: `np.var` (and a mean of squares) took 1.05 ms on a
     256-position chunk of GPT-2 124M, an einsum 37 µs, vecdot 15 µs (1.1 µs for one position,
@@ -58,18 +67,28 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-5) -
     scale *= np.float32(1.0 / x.shape[-1])
     scale += np.float32(eps)
     np.sqrt(scale, out=scale)
+    if scale_hook is not None:
+        scale_hook(scale)
     centered /= scale
     centered *= g
     centered += b
     return centered
 
 
-def rms_norm(x: np.ndarray, g: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """g * x / sqrt(mean(x^2) + eps) over the last axis (the sum of squares as in layer_norm)."""
+def rms_norm(
+    x: np.ndarray,
+    g: np.ndarray,
+    eps: float = 1e-5,
+    scale_hook: Callable[[np.ndarray], object] | None = None,
+) -> np.ndarray:
+    """g * x / sqrt(mean(x^2) + eps) over the last axis (the sum of squares as in layer_norm);
+    `scale_hook` as in layer_norm."""
     scale = _sum_of_squares(x)  # [..., 1]
     scale *= np.float32(1.0 / x.shape[-1])
     scale += np.float32(eps)
     np.sqrt(scale, out=scale)
+    if scale_hook is not None:
+        scale_hook(scale)
     out = x / scale
     out *= g
     return out

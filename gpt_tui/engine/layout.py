@@ -68,6 +68,14 @@ def same_bytes_as(m: BlockedMatrix | RowMatrix, layout: str) -> BlockedMatrix | 
     return BlockedMatrix(m.rows.reshape(-1, n_in, BLOCK), n_out)  # [n_blocks, n_in, BLOCK]
 
 
+def same_params_as(params: dict[str, Any], layout: str) -> dict[str, Any]:
+    """The same params with every held matrix's memory read in `layout` (`same_bytes_as`):
+    for timing a layout (plan/measure.py); never for results."""
+    flat = flatten_params(params)
+    return unflatten_params({name: same_bytes_as(m, layout) if isinstance(m, HELD) else m
+                             for name, m in flat.items()})  # fmt: skip
+
+
 def arrange(params: dict[str, Any], layout: str) -> dict[str, Any]:
     """The same params with every held matrix in `layout` (rearranged in place, one at a time:
     the params given up are the model's own from then on)."""

@@ -19,14 +19,15 @@ A model with its own input embedding (`tie_word_embeddings` false) also has `tok
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from gpt_tui.engine.attention import attend
-from gpt_tui.engine.kv_cache import KVCache, checked_input, hidden_in_chunks
+from gpt_tui.engine.hooks import BlockHooks, Hooks, HookSpec, as_hooks
+from gpt_tui.engine.kv_cache import KVCache, checked_input, checked_resume, hidden_in_chunks
 from gpt_tui.engine.layers import rms_norm, rope_inverse_frequencies, rope_tables
-from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.params import (
     as_float32,
     blocked_in_place,
@@ -35,7 +36,7 @@ from gpt_tui.engine.params import (
     plain_matrices,
     unflatten_params,
 )
-from gpt_tui.engine.plan import Plan, planned_for
+from gpt_tui.engine.plan import Plan, prepare
 
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_kv_head", "head_dim", "n_ff", "n_layer")
 """The integer hyper-parameters; `rope_base`, `norm_eps` (floats) and `tie_word_embeddings`
@@ -97,6 +98,7 @@ def attention(
     n_batch: int,
     n_head: int,
     n_kv_head: int,
+    hook: BlockHooks | None = None,
 ) -> np.ndarray:
     """Causal grouped-query attention: each kv head serves n_head/n_kv_head query heads.
 
@@ -106,7 +108,12 @@ def attention(
     n_tok, n_qkv = qkv.shape
     n_seq, group = n_tok // n_batch, n_head // n_kv_head
     head_dim = n_qkv // (n_head + 2 * n_kv_head)
-    n_qk = (n_head + n_kv_head) * head_dim
+    n_q, n_qk = n_head * head_dim, (n_head + n_kv_head) * head_dim
+    if hook:  # q, k and v before the rotation, as views of qkv [n_batch, n_seq, heads, hd]
+        by_stream = qkv.reshape(n_batch, n_seq, n_qkv)  # [n_batch, n_seq, n_qkv]
+        hook.qkv(by_stream[..., :n_q].reshape(n_batch, n_seq, n_head, head_dim),
+                 by_stream[..., n_q:n_qk].reshape(n_batch, n_seq, n_kv_head, head_dim),
+                 by_stream[..., n_qk:].reshape(n_batch, n_seq, n_kv_head, head_dim))  # fmt: skip
     # q and k are rotated together: one complex multiply over their adjacent pairs.
     qk = qkv[:, :n_qk].view(np.complex64)  # [n_tok, (n_head+n_kv_head)*head_dim/2]
     qk = qk.reshape(n_batch, n_seq, n_head + n_kv_head, head_dim // 2)  # [.., n_seq, heads, hd/2]
@@ -121,9 +128,13 @@ def attention(
     q = q.transpose(0, 2, 1, 3, 4)  # [n_batch, n_kv_head, n_seq, group, head_dim]
     q = q.reshape(n_batch, n_kv_head, n_seq * group, head_dim)  # [n_b, n_kv, n_seq*group, hd]
     q *= np.float32(1.0 / np.sqrt(head_dim))  # [n_batch, n_kv_head, n_seq*group, head_dim]
-    out = attend(q, keys, values, n_seq, group)  # [n_batch, n_kv_head, n_seq*group, head_dim]
+    attending = hook.attend if hook else attend  # (the hooked one runs hook_pattern)
+    out = attending(q, keys, values, n_seq, group)  # [n_b, n_kv_head, n_seq*group, head_dim]
     out = out.reshape(n_batch, n_kv_head, n_seq, group, head_dim)  # [n_b, n_kv, n_seq, g, hd]
-    return out.transpose(0, 2, 1, 3, 4).reshape(n_tok, n_head * head_dim)  # [n_tok, n_head*hd]
+    z = out.transpose(0, 2, 1, 3, 4).reshape(n_batch, n_seq, n_head, head_dim)  # [.., n_head, hd]
+    if hook:
+        hook("attn.hook_z", z)
+    return z.reshape(n_tok, n_head * head_dim)  # [n_tok, n_head*head_dim]
 
 
 def swiglu(x: np.ndarray, ffn_gate_up: np.ndarray, ffn_down: np.ndarray) -> np.ndarray:
@@ -147,17 +158,33 @@ def transformer_block(
     layer: int,
     n_batch: int,
     hparams: dict[str, Any],
+    hook: BlockHooks | None = None,
 ) -> np.ndarray:
-    """Pre-norm residual block: x + attention(norm(x)), then x + swiglu(norm(x))."""
+    """Pre-norm residual block: x + attention(norm(x)), then x + swiglu(norm(x)); `hook` runs
+    the block's hook points (engine/hooks.py), each on a view [n_batch, n_seq, ...]."""
     eps = hparams["norm_eps"]
+    n_tok, n_embd = x.shape
+    by_stream = (n_batch, n_tok // n_batch, n_embd)  # the hooks' shape of x: a view
+    if hook:
+        hook("hook_resid_pre", x.reshape(by_stream))
     qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [n_tok, n_qkv]
     if "attn_qkv_b" in block:  # Qwen2
         qkv += block["attn_qkv_b"]  # [n_tok, n_qkv]
-    attn = attention(qkv, rotations, cache, layer, n_batch, hparams["n_head"],
-                     hparams["n_kv_head"])  # [n_tok, n_head*head_dim]  # fmt: skip
-    x = x + attn @ block["attn_output"]  # [n_tok, n_embd]
+    z = attention(qkv, rotations, cache, layer, n_batch, hparams["n_head"],
+                  hparams["n_kv_head"], hook)  # [n_tok, n_head*head_dim]  # fmt: skip
+    attn = z @ block["attn_output"]  # [n_tok, n_embd]
+    if hook:
+        hook("hook_attn_out", attn.reshape(by_stream))
+    x = x + attn  # [n_tok, n_embd]
+    if hook:
+        hook("hook_resid_mid", x.reshape(by_stream))
     h = rms_norm(x, block["ffn_norm"], eps)  # [n_tok, n_embd]
-    x += swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [n_tok, n_embd]
+    mlp = swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [n_tok, n_embd]
+    if hook:
+        hook("hook_mlp_out", mlp.reshape(by_stream))
+    x += mlp  # [n_tok, n_embd]
+    if hook:
+        hook("hook_resid_post", x.reshape(by_stream))
     return x
 
 
@@ -165,6 +192,7 @@ class Llama:
     """Llama(params, hparams): params in the layout `expected_shapes` describes, float32."""
 
     architecture = "llama"
+    hook_points = ("hook_embed", "ln_final.hook_scale")  # outside the blocks (engine/hooks.py)
 
     def __init__(
         self, params: dict[str, Any], hparams: dict[str, Any], plan: Plan | str | None = None
@@ -192,29 +220,49 @@ class Llama:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         self.params = streaming_params(as_float32(params))
         check_shapes(self.params, expected_shapes(self.hparams))
-        # How this machine computes the products fastest: measured once, kept (engine/plan/).
-        self.planned = planned_for(self, plan)
-        # In the weights' layout the plan chose: rearranged in place, at no cost in memory.
-        self.params = arrange(self.params, self.planned.plan.settings.layout)
+        # How this machine computes the products fastest (measured once, kept), and the weights
+        # rearranged in place into the layout it chose: the one place (engine/plan/__init__.py).
+        self.planned = prepare(self, plan)
+
+    def readout(self) -> tuple[np.ndarray, np.ndarray | None, float, Any]:
+        """How a residual becomes logits: the final norm's gain, bias (None: RMSNorm has
+        none) and eps, and the unembedding [n_embd, n_vocab] (look inside decodes with it)."""
+        return self.params["output_norm"], None, self.hparams["norm_eps"], self.params["output"]
+
+    def attention_output(self, layer: int) -> tuple[Any, np.ndarray | None]:
+        """Block `layer`'s output projection [n_head*head_dim, n_embd], and its bias (none)."""
+        return self.params["blocks"][layer]["attn_output"], None
 
     def new_cache(self, n_batch: int = 1, n_ctx: int | None = None) -> KVCache:
         return KVCache(self.n_layer, self.n_kv_head, self.head_dim, n_ctx or self.n_ctx, n_batch)
 
-    def _hidden(self, ids: np.ndarray, cache: KVCache) -> np.ndarray:
+    def _hidden(self, ids: np.ndarray, cache: KVCache, hooks: Hooks | None) -> np.ndarray:
         """Final hidden states [n_batch, n_seq, n_embd] of ids [n_batch, n_seq] after the cached
         prefix; stores their keys and values and commits them to the cache."""
         n_batch, n_seq = ids.shape
-        hp = self.hparams
         x = self.embed(ids.reshape(-1))  # [n_tok, n_embd]
+        if hooks is not None:
+            hooks("hook_embed", x.reshape(n_batch, n_seq, self.n_embd))
+        x = self._blocks(x, n_batch, cache, hooks)  # [n_tok, n_embd]
+        cache.commit(ids)
+        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+
+    def _blocks(
+        self, x: np.ndarray, n_batch: int, cache: KVCache, hooks: Hooks | None, first: int = 0
+    ) -> np.ndarray:
+        """x [n_tok, n_embd] (positions after the cached ones) through the blocks from `first`."""
+        hp = self.hparams
+        n_seq = x.shape[0] // n_batch
         positions = np.arange(cache.length, cache.length + n_seq)  # [n_seq]
         rotations = rope_rotations(positions, self.head_dim, hp["rope_base"],
                                    hp["rope_scaling"])  # [n_seq, hd/2]  # fmt: skip
         # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
         with np.errstate(over="ignore"):
-            for i, block in enumerate(self.params["blocks"]):
-                x = transformer_block(x, block, rotations, cache, i, n_batch, hp)  # [n_tok, n_embd]
-        cache.commit(ids)
-        return x.reshape(n_batch, n_seq, self.n_embd)  # [n_batch, n_seq, n_embd]
+            for i in range(first, self.n_layer):
+                hook = hooks.block(i) if hooks is not None else None
+                x = transformer_block(x, self.params["blocks"][i], rotations, cache, i, n_batch,
+                                      hp, hook)  # [n_tok, n_embd]  # fmt: skip
+        return x
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """Input embeddings [n_tok, n_embd] of ids [n_tok]: rows of `token_embd`, or, when tied,
@@ -224,25 +272,65 @@ class Llama:
         return self.params["output"].columns(ids)  # [n_tok, n_embd]
 
     def forward(
-        self, ids: Any, cache: KVCache | None = None, *, last_only: bool = False
+        self,
+        ids: Any,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
     ) -> np.ndarray:
         """Logits for the given positions, continuing where `cache` ends (appending to it).
 
         ids [n_seq] -> logits [n_seq, n_vocab]; ids [n_batch, n_seq] -> [n_batch, n_seq, n_vocab].
         Without a cache this is a full, independent forward pass. `last_only` computes the output
         projection for the last position alone (all generation needs): [1, n_vocab] per stream.
+        `hooks` read or replace the pass's arrays at named points (engine/hooks.py).
         """
         ids, batched, cache = checked_input(self, ids, cache)  # ids [n_batch, n_seq]
-        with self.planned.running(decoding=ids.shape[1] == 1):
-            return self._logits(ids, batched, cache, last_only)
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=ids.shape[1] == 1, record=hooks is None):
+            return self.logits(ids, cache, last_only, hooks, batched)
 
-    def _logits(
-        self, ids: np.ndarray, batched: bool, cache: KVCache, last_only: bool
+    def logits(
+        self,
+        ids: np.ndarray,
+        cache: KVCache,
+        last_only: bool = False,
+        hooks: Hooks | None = None,
+        batched: bool = True,
     ) -> np.ndarray:
-        x = hidden_in_chunks(self._hidden, ids, cache, last_only)  # [n_batch, n_seq, n_embd]
-        n_batch, n_seq = x.shape[:2]  # (n_seq is 1 with last_only)
-        x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],
-                     self.hparams["norm_eps"])  # [n_tok, n_embd]  # fmt: skip
-        logits = x @ self.params["output"]  # [n_tok, n_vocab]
-        logits = logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]
+        """`forward` on checked ids [n_batch, n_seq] under the kernel settings already active
+        (the planner's timing runs this: engine/plan/measure.py)."""
+        hidden = partial(self._hidden, hooks=hooks)
+        whole = hooks is not None  # a hooked pass in one chunk: its hooks see every position
+        x = hidden_in_chunks(hidden, ids, cache, last_only, whole)  # [n_batch, n_seq, n_embd]
+        logits = self._unembedded(x, hooks)  # [n_batch, n_seq, n_vocab]
         return logits if batched else logits[0]
+
+    def resume(
+        self,
+        layer: int,
+        resid: np.ndarray,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+        hooks: Hooks | HookSpec | None = None,
+    ) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of a pass that starts at block `layer` with `resid`
+        [n_batch, n_seq, n_embd] entering it, after the positions `cache` holds (GPT2.resume)."""
+        x, cache = checked_resume(self, layer, resid, cache)  # x [n_tok, n_embd]
+        n_batch = cache.n_batch
+        hooks = as_hooks(hooks, self)
+        with self.planned.running(decoding=False):
+            x = self._blocks(x, n_batch, cache, hooks, layer)  # [n_tok, n_embd]
+            x = x.reshape(n_batch, -1, self.n_embd)  # [n_batch, n_seq, n_embd]
+            return self._unembedded(x[:, -1:] if last_only else x, hooks)
+
+    def _unembedded(self, x: np.ndarray, hooks: Hooks | None) -> np.ndarray:
+        """Logits [n_batch, n_seq, n_vocab] of final hidden states x [n_batch, n_seq, n_embd]."""
+        n_batch, n_seq = x.shape[:2]
+        scale_hook = hooks.final_scale(n_batch, n_seq) if hooks is not None else None
+        x = rms_norm(x.reshape(n_batch * n_seq, self.n_embd), self.params["output_norm"],
+                     self.hparams["norm_eps"], scale_hook)  # [n_tok, n_embd]  # fmt: skip
+        logits = x @ self.params["output"]  # [n_tok, n_vocab]
+        return logits.reshape(n_batch, n_seq, self.n_vocab)  # [n_batch, n_seq, n_vocab]

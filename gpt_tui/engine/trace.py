@@ -1,17 +1,20 @@
 """Look inside: one traced pass of a position over the cached prefix.
 
-The kv cache already holds the keys and values of every position before (and at) the one
-examined, so the residual stream of that position is recomputed layer by layer from them alone,
-about the cost of a decode step: nothing is stored per token while generating. From the
-residual stream come three views:
+The kv cache already holds the keys and values of every position before the one examined, so
+the position is run again over them alone, one forward pass of the model (the cost of a decode
+step, the cache only read: `kv_cache.CacheReader`) whose hook points (engine/hooks.py) are
+read: nothing is stored per token while generating, and there is no second copy of any
+architecture's blocks here. From what the points held come three views:
 
-- the logit lens: each layer's residual decoded with the final norm and the unembedding, the
-  norm's statistics taken from that residual itself (nostalgebraist's lens);
-- attention: the weights from the position over keys 0..N, per query head (a grouped-query
-  model's query heads each read their kv head, so each has its own row);
-- direct logit attribution: the final norm is linear once its scale (sigma, or the RMS) is
+- the logit lens: each layer's residual (`hook_resid_pre`, `hook_resid_post`, and
+  `hook_resid_mid` inside a block) decoded with the final norm and the unembedding, the norm's
+  statistics taken from that residual itself (nostalgebraist's lens);
+- attention (`attn.hook_pattern`): the weights from the position over keys 0..N, per query
+  head (a grouped-query model's query heads each read their kv head, so each has its own row);
+- direct logit attribution: the final norm is linear once its scale (`ln_final.hook_scale`) is
   frozen at its value for the last residual, so a token's logit splits exactly into what the
-  embeddings, each attention head, each MLP and the biases wrote into the residual stream.
+  embeddings, each attention head (`attn.hook_z` through its rows of the output projection),
+  each MLP (`hook_mlp_out`) and the biases wrote into the residual stream.
 
 Weights are read only through `x @ w` on 2-D x, `w.shape`, and `plain_rows` / `plain_columns`,
 which give plain float32 slices of any weight layout (engine/layout.py's or a plain array).
@@ -25,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gpt_tui.engine.gpt2 import ffn
-from gpt_tui.engine.kv_cache import KVCache
-from gpt_tui.engine.layers import layer_norm, linear, log_softmax, rms_norm, softmax
-from gpt_tui.engine.llama import rope_rotations, swiglu
+from gpt_tui.engine.hooks import HookPoint
+from gpt_tui.engine.kv_cache import CacheReader, KVCache
+from gpt_tui.engine.layers import layer_norm, log_softmax, rms_norm
 from gpt_tui.engine.scoring import TokenScore, score_rows
 
 if TYPE_CHECKING:
@@ -157,71 +159,72 @@ class FinalNorm:
             return layer_norm(x, self.g, self.b, self.eps)  # [n, n_embd]
         return rms_norm(x, self.g, self.eps)  # [n, n_embd]
 
-    def scale(self, x: np.ndarray) -> float:
-        """The divisor the norm applies to residual x [n_embd] (sigma, or the RMS)."""
-        x = x.astype(np.float64)  # [n_embd]
-        if self.centred:
-            x = x - x.mean()
-        return float(np.sqrt(np.mean(x * x) + self.eps))
-
     def decode(self, x: np.ndarray) -> np.ndarray:
         """Lens logits [n, n_vocab] of residuals x [n, n_embd]."""
         return self.apply(x) @ self.unembedding  # [n, n_vocab]
 
 
 def final_norm(model: Any) -> FinalNorm:
-    p = model.params
-    if model.architecture == "gpt2":
-        return FinalNorm(p["ln_f"]["g"], p["ln_f"]["b"], 1e-5, p["wte_t"])  # gpt2.py's eps
-    if model.architecture == "llama":
-        return FinalNorm(p["output_norm"], None, model.hparams["norm_eps"], p["output"])
-    raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
+    return FinalNorm(*model.readout())
 
 
-# --- the traced pass ----------------------------------------------------------------------------
+# --- the traced pass: readers of the forward's hook points ---------------------------------------
 
-
-@dataclass(frozen=True)
-class _Layer:
-    """What one block did to the traced position."""
-
-    weights: np.ndarray  # [n_head, n_key]
-    heads: np.ndarray  # [n_head, n_embd]
-    attn_bias: np.ndarray  # [n_embd]
-    mid: np.ndarray  # [n_embd]: the stream after attention
-    mlp: np.ndarray  # [n_embd]
-    out: np.ndarray  # [n_embd]: the stream after the block
+READ = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "attn.hook_pattern",
+        "attn.hook_z", "hook_mlp_out")  # fmt: skip
+"""The points of each block a trace reads (engine/hooks.py), and `ln_final.hook_scale`."""
 
 
 def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool = True) -> Trace:
-    """Trace `position` over the keys and values `cache` holds for positions 0..position.
+    """Trace `position` over the keys and values `cache` holds for positions 0..position-1.
 
-    `row` is the cache's stream; `mid` also decodes the stream after each attention.
-    The cache is only read.
+    One forward pass of the position's token over that prefix (`CacheReader`: the cache is
+    only read, its keys and values of the position too), the cost of a decode step, whose hook
+    points are read. `row` is the cache's stream; `mid` also decodes the stream after each
+    attention.
     """
     if not 0 <= position < cache.length:
         raise ValueError(f"position {position} is not in the cache (it holds {cache.length})")
     token = int(cache.ids[row, position])
-    embeddings = _embeddings(model, token, position)  # [n_embd]
-    layers = _pass(model, cache, row, position, embeddings)
-    residuals = np.stack([embeddings, *(layer.out for layer in layers)])  # [n_layer+1, n_embd]
-    mids = np.stack([layer.mid for layer in layers])  # [n_layer, n_embd]
+    seen: dict[str, np.ndarray] = {}
+
+    def read(x: np.ndarray, hook: HookPoint) -> None:
+        # The one stream's one position: [n_head, n_key] of a pattern, [...] of the others.
+        seen[hook.name] = (x[0, :, -1] if hook.name.endswith("pattern") else x[0, -1]).copy()
+
+    names = [f"blocks.{layer}.{point}" for layer in range(model.n_layer) for point in READ]
+    hooks = {name: read for name in [*names, "ln_final.hook_scale"]}
+    logits = model.forward([token], CacheReader(cache, position, row), hooks=hooks)  # [1, n_vocab]
+
+    def each(point: str) -> np.ndarray:
+        return np.stack([seen[f"blocks.{layer}.{point}"] for layer in range(model.n_layer)])
+
+    residuals = np.concatenate([seen["blocks.0.hook_resid_pre"][None],
+                                each("hook_resid_post")])  # [n_layer+1, n_embd]  # fmt: skip
+    mids = each("hook_resid_mid")  # [n_layer, n_embd]
+    z = each("attn.hook_z")  # [n_layer, n_head, head_dim]
+    outputs = [model.attention_output(layer) for layer in range(model.n_layer)]
+    no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
     norm = final_norm(model)
-    rows = np.concatenate([residuals, mids]) if mid else residuals  # [n_rows, n_embd]
-    logits = norm.decode(rows)  # [n_rows, n_vocab]
+    rows = np.concatenate([residuals[:-1], mids]) if mid else residuals[:-1]  # [n_rows, n_embd]
+    lens = norm.decode(rows)  # [n_rows, n_vocab]
     n_res = residuals.shape[0]
     return Trace(
         position=position,
         token_id=token,
         residuals=residuals,
         mids=mids,
-        lens_logits=logits[:n_res],
-        mid_logits=logits[n_res:] if mid else None,
-        attention=np.stack([layer.weights for layer in layers]),  # [n_layer, n_head, n_key]
-        heads=np.stack([layer.heads for layer in layers]),  # [n_layer, n_head, n_embd]
-        mlps=np.stack([layer.mlp for layer in layers]),  # [n_layer, n_embd]
-        attn_biases=np.stack([layer.attn_bias for layer in layers]),  # [n_layer, n_embd]
-        final_scale=norm.scale(residuals[-1]),
+        lens_logits=np.concatenate([lens[: n_res - 1], logits]),  # the last: the model's own
+        mid_logits=lens[n_res - 1 :] if mid else None,
+        attention=each("attn.hook_pattern"),  # [n_layer, n_head, position + 1]
+        heads=np.stack(
+            [head_writes(z[layer], w_o, model.n_head) for layer, (w_o, _) in enumerate(outputs)]
+        ),  # [n_layer, n_head, n_embd]  # fmt: skip
+        mlps=each("hook_mlp_out"),  # [n_layer, n_embd]  (its bias included)
+        attn_biases=np.stack(
+            [no_bias if b is None else b for _, b in outputs]
+        ),  # [n_layer, n_embd]
+        final_scale=float(seen["ln_final.hook_scale"][0]),
     )
 
 
@@ -246,43 +249,6 @@ def holding(model: Any, ids: Sequence[int], position: int, cache: KVCache | None
     return cache
 
 
-def _embeddings(model: Any, token: int, position: int) -> np.ndarray:
-    """The residual stream before the first block [n_embd]."""
-    if model.architecture == "gpt2":
-        wte = plain_columns(model.params["wte_t"], [token])[0]  # [n_embd]
-        return wte + model.params["wpe"][position]  # [n_embd]
-    return np.asarray(model.embed(np.array([token])), dtype=np.float32)[0]  # [n_embd]
-
-
-def _pass(model: Any, cache: KVCache, row: int, position: int, x: np.ndarray) -> list[_Layer]:
-    """Every block's effect on the stream of `position`, starting from its embeddings x."""
-    if model.architecture == "gpt2":
-        return _gpt2_pass(model, cache, row, position, x)
-    if model.architecture == "llama":
-        # exp(-gate) overflows to inf for very negative gates; silu is then exactly -0.
-        with np.errstate(over="ignore"):
-            return _llama_pass(model, cache, row, position, x)
-    raise ValueError(f"cannot trace a model of architecture {model.architecture!r}")
-
-
-def _cached(cache: KVCache, layer: int, row: int, n_key: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys and values of positions 0..n_key-1, [n_kv_head, n_key, head_dim] each."""
-    return cache.k[layer, row, :, :n_key], cache.v[layer, row, :, :n_key]
-
-
-def attend(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One query per head q [n_head, head_dim] over keys, values [n_kv_head, n_key, head_dim]:
-    the weights [n_head, n_key] and each head's result [n_head, head_dim]. Query head h reads
-    kv head h // (n_head / n_kv_head), as the forward passes group them (GPT-2: one each)."""
-    n_head, head_dim = q.shape
-    n_kv_head = keys.shape[0]
-    q = q.reshape(n_kv_head, n_head // n_kv_head, head_dim)  # [n_kv_head, group, head_dim]
-    q = q * np.float32(1.0 / np.sqrt(head_dim))  # [n_kv_head, group, head_dim]
-    weights = softmax(q @ keys.swapaxes(-1, -2))  # [n_kv_head, group, n_key]
-    z = weights @ values  # [n_kv_head, group, head_dim]
-    return weights.reshape(n_head, -1), z.reshape(n_head, head_dim)
-
-
 def head_writes(z: np.ndarray, w_o: Any, n_head: int) -> np.ndarray:
     """Each head's write to the residual stream [n_head, n_embd]: its result z [n_head,
     head_dim] through its own rows of the output projection [n_head*head_dim, n_embd].
@@ -293,54 +259,6 @@ def head_writes(z: np.ndarray, w_o: Any, n_head: int) -> np.ndarray:
     spread = np.zeros((n_head, n_head, head_dim), dtype=np.float32)  # [n_head, n_head, hd]
     spread[np.arange(n_head), np.arange(n_head)] = z  # head h's result in its own columns
     return spread.reshape(n_head, n_head * head_dim) @ w_o  # [n_head, n_embd]
-
-
-def _gpt2_pass(
-    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
-) -> list[_Layer]:
-    n_head, n_embd = model.n_head, model.n_embd
-    head_dim = n_embd // n_head
-    x = embeddings[None, :]  # [1, n_embd]
-    layers = []
-    for layer, block in enumerate(model.params["blocks"]):
-        c_attn, c_proj = block["attn"]["c_attn"], block["attn"]["c_proj"]
-        qkv = linear(layer_norm(x, **block["ln_1"]), c_attn["w"], c_attn["b"])  # [1, 3*n_embd]
-        q = qkv[0, :n_embd].reshape(n_head, head_dim)  # [n_head, head_dim]
-        weights, z = attend(q, *_cached(cache, layer, row, position + 1))  # [n_head, n_key]
-        attn = linear(z.reshape(1, n_embd), c_proj["w"], c_proj["b"])  # [1, n_embd]
-        x_mid = x + attn  # [1, n_embd]
-        mlp = ffn(layer_norm(x_mid, **block["ln_2"]), **block["mlp"])  # [1, n_embd]
-        x = x_mid + mlp  # [1, n_embd]
-        heads = head_writes(z, c_proj["w"], n_head)  # [n_head, n_embd]
-        layers.append(_Layer(weights, heads, c_proj["b"], x_mid[0], mlp[0], x[0]))
-    return layers
-
-
-def _llama_pass(
-    model: Any, cache: KVCache, row: int, position: int, embeddings: np.ndarray
-) -> list[_Layer]:
-    hp = model.hparams
-    n_head, head_dim, eps = hp["n_head"], hp["head_dim"], hp["norm_eps"]
-    n_q = n_head * head_dim
-    rotation = rope_rotations(np.array([position]), head_dim, hp["rope_base"],
-                              hp.get("rope_scaling"))  # [1, hd/2]  # fmt: skip
-    no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
-    x = embeddings[None, :]  # [1, n_embd]
-    layers = []
-    for layer, block in enumerate(model.params["blocks"]):
-        qkv = rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]  # [1, n_qkv]
-        if "attn_qkv_b" in block:  # Qwen2
-            qkv += block["attn_qkv_b"]  # [1, n_qkv]
-        q = np.ascontiguousarray(qkv[0, :n_q]).view(np.complex64)  # [n_head*head_dim/2]
-        q = (q.reshape(n_head, head_dim // 2) * rotation).view(np.float32)  # [n_head, hd]
-        weights, z = attend(q, *_cached(cache, layer, row, position + 1))  # [n_head, n_key]
-        x_mid = x + z.reshape(1, n_q) @ block["attn_output"]  # [1, n_embd]
-        h = rms_norm(x_mid, block["ffn_norm"], eps)  # [1, n_embd]
-        mlp = swiglu(h, block["ffn_gate_up"], block["ffn_down"])  # [1, n_embd]
-        x = x_mid + mlp  # [1, n_embd]
-        heads = head_writes(z, block["attn_output"], n_head)  # [n_head, n_embd]
-        layers.append(_Layer(weights, heads, no_bias, x_mid[0], mlp[0], x[0]))
-    return layers
 
 
 # --- what the trace says -----------------------------------------------------------------------

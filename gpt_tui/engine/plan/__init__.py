@@ -22,6 +22,20 @@ unwritable cache directory keeps the plan in memory. Timings take the fastest of
 rounds: on a shared machine the fastest run is the one least disturbed, and the choice is the
 machine's capability; `DecodeTuner` then follows the load while decoding, between the plan's
 choice and one core, since a busy second core makes sharing slower than not.
+
+Where a plan is applied, and why there: in `prepare`, the last step of every model's
+constructor (`GPT2(params, hparams)`, `Llama(...)`). Every source of weights ends there:
+plain arrays (the documented library contract), a converted directory, a Hugging Face or GGUF
+file (converted, then loaded as a directory) and random weights all reach the constructor,
+whose `streaming_params` brings them to the converted layout (column blocks in one arena)
+before `prepare` finds the plan and rearranges them into its layout. So every model of the
+same shapes on this machine computes in the same layout under the same plan, whatever it was
+built from, and a library user calls nothing extra. It is done as the model is built, not at
+its first pass: measuring takes seconds once per machine and model shapes, and there it is
+part of loading, not of the first token's latency; and the weights are rearranged in place
+before anyone else holds them. Measuring (plan/measure.py) runs the model's pass only through
+its public `logits` under settings it activates, and times other layouts on twins reading the
+model's memory (`measure.reading`): the model is left as it was given.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ from typing import Any
 
 from gpt_tui.engine import cores
 from gpt_tui.engine.cores import ONE_CORE, Settings, Split
+from gpt_tui.engine.layout import arrange
 from gpt_tui.engine.plan.keys import cpu_name, plan_key
 from gpt_tui.engine.plan.measure import measure
 from gpt_tui.engine.plan.records import Plan, Timing
@@ -83,12 +98,17 @@ def plan_of(model: Any) -> Plan | None:
     return planned.plan if planned is not None else None
 
 
-def planned_for(model: Any, plan: Plan | str | None = None) -> Planned:
-    """What a model's constructor keeps: `plan` itself, or the plan `plan_for` finds by mode."""
-    return Planned(plan if isinstance(plan, Plan) else plan_for(model, plan))
+def prepare(model: Any, plan: Plan | str | None = None) -> Planned:
+    """Apply a plan to a model whose weights are in the converted layout: `plan` itself, or
+    the one `plan_for` finds by mode; the weights rearranged in place into the layout it
+    chose (engine/layout.py). What the model keeps and runs its passes under. The one place a
+    plan is applied: see this module's docstring."""
+    planned = Planned(plan if isinstance(plan, Plan) else plan_for(model, plan))
+    model.params = arrange(model.params, planned.plan.settings.layout)
+    return planned
 
 
 __all__ = [
     "PLAN_ENV", "Plan", "Planned", "Timing", "cpu_name", "default_settings", "plan_for",
-    "plan_of", "planned_for",
+    "plan_of", "prepare",
 ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import numpy as np
 
 from gpt_tui.engine import attention, cores
 from gpt_tui.engine.cores import Settings, Split
-from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, arrange, layout_of, same_bytes_as
+from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, layout_of, same_bytes_as, same_params_as
 from gpt_tui.engine.plan.choice import (
     ROUNDS,
     blas_threaded,
@@ -134,8 +135,9 @@ def _one_row_in_steps(
     products lets a helper fall asleep, and waking it costs more (SmolLM2 on the Intel host:
     its one-row products shared between the cores took 31 ms back to back and 41 ms a step,
     on BLAS's threads 30 and 33). So the choice of split, and the one-row time the layout is
-    chosen by, come from steps. The model is rearranged in place (engine/layout.py: no memory
-    added) held -> other -> held, the rounds ABBA, so a drift in the machine's speed cancels.
+    chosen by, come from steps. Each layout's steps run on a twin of the model whose weights
+    are the model's own memory read in that layout (`reading`): the model itself is neither
+    rearranged nor copied. The rounds are ABBA, so a drift in the machine's speed cancels.
     """
     picked: dict[str, list[Split]] = {}
     for layout in settings_of:
@@ -146,35 +148,42 @@ def _one_row_in_steps(
     if sum(len(splits) for splits in picked.values()) < 2 or context < 1:
         return {}  # nothing to choose between
     order = sorted(settings_of, key=lambda layout: layout != held)  # the held layout first
+    twins = {layout: reading(model, layout) for layout in order}
     cache = model.new_cache()
-    model._logits(np.zeros((1, context), dtype=np.int64), True, cache, True)
+    model.logits(np.zeros((1, context), dtype=np.int64), cache, last_only=True)
     token = np.zeros((1, 1), dtype=np.int64)
 
-    def step() -> None:
-        model._logits(token, True, cache, True)  # the pass `forward` runs
+    def step(layout: str) -> None:
+        twins[layout].logits(token, cache, last_only=True)  # the pass `forward` runs
         cache.truncate(context)
 
     start = time.perf_counter()
-    step()  # in the held layout and its plan so far: how many steps fill a timing
+    step(order[0])  # (the held layout, if it is a candidate) how many steps fill a timing
     n_steps = max(2, math.ceil(STEP_TIMING_S / (time.perf_counter() - start)))
 
     def seconds_a_step(layout: str, split: Split) -> float:
         settings = settings_of[layout]
         cores.activate(replace(settings, decode={**settings.decode, 1: split}))
-        step()  # untimed: the first step after a change of split wakes other threads
+        step(layout)  # untimed: the first step after a change of split wakes other threads
         start = time.perf_counter()
         for _ in range(n_steps):
-            step()
+            step(layout)
         return (time.perf_counter() - start) / n_steps
 
     measured: dict[str, dict[Split, float]] = {layout: {} for layout in order}
     for layout in [*order, *reversed(order)]:  # ABBA: each layout once before, once after
-        model.params = arrange(model.params, layout)
         for split in picked[layout]:
             t = seconds_a_step(layout, split)
             measured[layout][split] = min(t, measured[layout].get(split, t))
-    model.params = arrange(model.params, held)  # as it was (a no-op unless `layouts` left it out)
     return {layout: by_split for layout, by_split in measured.items() if by_split}
+
+
+def reading(model: Any, layout: str) -> Any:
+    """A twin of `model` whose weights are the model's memory read in `layout`
+    (`layout.same_params_as`), for timing whole steps; its results mean nothing."""
+    twin = copy.copy(model)
+    twin.params = same_params_as(model.params, layout)
+    return twin
 
 
 def _rows_kind(kind: str, rows: int) -> str:
@@ -347,7 +356,7 @@ def _plan_attention(
 
         def decode(parts: int) -> None:
             cores.activate(replace(settings, attention_min_keys=0, attention_parts=parts))
-            model._logits(token, True, cache, True)  # the pass `forward` runs, on these settings
+            model.logits(token, cache, last_only=True)  # the pass `forward` runs, on these settings
             cache.truncate(n_key)
 
         times = interleaved([1, min(n, 8, n_kv_head)], decode, rounds)

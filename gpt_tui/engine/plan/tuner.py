@@ -105,10 +105,11 @@ class Planned:
         self.tuner = tuner_for(plan)
 
     @contextmanager
-    def running(self, decoding: bool) -> Iterator[None]:
-        """Apply the settings for the pass; a decode step's duration goes to the tuner."""
+    def running(self, decoding: bool, record: bool = True) -> Iterator[None]:
+        """Apply the settings for the pass; a decode step's duration goes to the tuner, unless
+        not to `record` (a hooked pass: its hooks' work is not the step's)."""
         cores.activate(self.tuner.settings if decoding else self.plan.settings)
-        if not decoding:
+        if not decoding or not record:
             yield
             return
         start = time.perf_counter()
