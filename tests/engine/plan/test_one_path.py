@@ -34,7 +34,7 @@ def _layouts(model) -> set[str | None]:
 
 
 def _converted(directory: Path, model_class):
-    """What loading a converted directory builds (models/store.py's load_model_dir)."""
+    """What loading a converted directory builds (models/loading.py's load_model_dir)."""
     return model_class(read_params(directory), read_hparams(directory))
 
 
