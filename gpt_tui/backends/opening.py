@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from gpt_tui.backends import openai as remote
 from gpt_tui.backends.base import Backend
+from gpt_tui.backends.local import LocalBackend
+from gpt_tui.models.loading import load_model
 from gpt_tui.models.names import is_remote
 
 
@@ -24,11 +27,7 @@ def open_backend(
     the app tells it and goes on without. `api_key`: a server's key (else OPENAI_API_KEY); it
     is sent to that server only, and kept nowhere else."""
     if is_remote(name):
-        from gpt_tui.backends import openai as remote
-
         return remote.connect(name, remote.api_key(api_key))
-    from gpt_tui.backends.local import LocalBackend
-    from gpt_tui.models.store import load_model
 
     loaded = load_model(name, base_url=base_url, progress=progress, cancel=cancel)
     return LocalBackend(loaded, strict=strict)

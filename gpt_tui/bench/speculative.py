@@ -17,10 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine.generate import LanguageModel, generate
+from gpt_tui.backends.drafts import load_draft
+from gpt_tui.engine import GPT2
+from gpt_tui.engine.generate import generate
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.plan.tuner import settle_tuner
 from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.engine.speculative import Drafter, PassStats
+from gpt_tui.engine.speculative import Drafter, DraftModel, PassStats, PromptLookup
+from gpt_tui.errors import GptTuiError
+from gpt_tui.models.catalog import GPT2_HPARAMS
+from gpt_tui.models.random_weights import random_gpt2_params
+from gpt_tui.tokenizer import Tokenizer
+from gpt_tui.tokenizer.chat import render_chat
 
 PARAGRAPH = (
     "The river wound through the valley for three hundred miles, past farms and mills and the "
@@ -200,7 +208,6 @@ def _timed_generation(events: Iterable) -> tuple[list[int], float]:
 def chat_cases(tokenizer) -> list[tuple[str, str, SamplingParams]]:
     """(name, prompt, settings): a turn that copies a paragraph with an edit and an open-ended
     one, each greedy and sampled with a seed. In the chat template when the model has one."""
-    from gpt_tui.tokenizer.chat import render_chat
 
     def turn(text: str) -> str:
         if tokenizer.chat_template:
@@ -220,7 +227,6 @@ def chat_cases(tokenizer) -> list[tuple[str, str, SamplingParams]]:
 def ids_tokenizer(n_vocab: int):
     """A tokenizer whose token i reads "<i>": random weights have no real one, and the
     identity check needs only ids."""
-    from gpt_tui.tokenizer import Tokenizer
 
     return Tokenizer(tokens=[f"<{i}>" for i in range(n_vocab)], merges=[], special_tokens={})
 
@@ -229,19 +235,13 @@ def draft_model(choice: str, target: Any | None, *, random: bool) -> tuple[Any, 
     """The draft model a bench setting asks for, and its name: with `random` (the target has
     random weights) a GPT-2 size gets random weights of its own; else it is loaded as the app
     loads it (`target`: the LoadedModel it drafts for)."""
-    from gpt_tui.errors import GptTuiError
-    from gpt_tui.models.catalog import GPT2_HPARAMS
 
     if random and choice in GPT2_HPARAMS:
-        from gpt_tui.engine import GPT2
-        from gpt_tui.models.random_weights import random_gpt2_params
-
         hparams = GPT2_HPARAMS[choice]
         params = random_gpt2_params(hparams, streaming=True, seed=1)
         return GPT2(params, hparams), f"random {choice}"
     if target is None:
         raise GptTuiError("with --random, --speculative takes lookup or a GPT-2 size")
-    from gpt_tui.backends.drafts import load_draft
 
     loaded = load_draft(choice, target)
     return loaded.model, loaded.name
@@ -260,7 +260,6 @@ def bench_cases(
 ) -> list[BenchCase]:
     """The cases the bench runs: with random weights, a draft model on random token ids (text
     means nothing there); with real weights, chat turns that copy, edit or write freely."""
-    from gpt_tui.engine.speculative import DraftModel, PromptLookup
 
     cases = []
     if draft is not None and random:

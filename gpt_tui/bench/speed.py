@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpt_tui.bench.speculative import measure_verification
-from gpt_tui.engine import cores
-from gpt_tui.engine.generate import LanguageModel
-from gpt_tui.engine.layout import HELD
-from gpt_tui.engine.params import flatten_params
+from gpt_tui.engine import SamplingParams, cores, generate
+from gpt_tui.engine.language_model import LanguageModel
+from gpt_tui.engine.params import HELD, flatten_params
 from gpt_tui.engine.plan.tuner import settle_tuner
 
 PROBE_BYTES = 512 * 2**20
@@ -229,7 +228,6 @@ class _ReplayModel:
 
 def measure_overhead(model: LanguageModel, tokenizer, n_steps: int = 200) -> float:
     """Seconds per token `generate` spends outside the forward pass, with typical settings."""
-    from gpt_tui.engine import SamplingParams, generate
 
     cache = model.new_cache()
     logits = model.forward(_ids(model, 16), cache, last_only=True)[-1]  # a real distribution

@@ -3,17 +3,11 @@
 Nothing here imports Textual, tensorflow or requests.
 """
 
-from gpt_tui.engine.generate import (
-    FINISH_REASONS,
-    LanguageModel,
-    TokenEvent,
-    generate,
-    generate_batch,
-    prefill,
-    prepare_prompt,
-)
+from gpt_tui.engine.events import FINISH_REASONS, TokenEvent
+from gpt_tui.engine.generate import generate, generate_batch, prefill, prepare_prompt
 from gpt_tui.engine.gpt2 import GPT2
 from gpt_tui.engine.kv_cache import KVCache
+from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.llama import Llama
 from gpt_tui.engine.sampling import RANGES, ParamRange, Sampler, SamplingParams
 from gpt_tui.engine.scoring import Alternative, TextScore, TokenScore, rank_bucket, score_text

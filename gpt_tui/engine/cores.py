@@ -18,11 +18,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import gpt_tui
+
 
 def blas_threads_sleep() -> bool:
     """Whether BLAS's idle threads sleep at once after a call (gpt_tui/__init__.py), so that
     switching between BLAS's threads and our helpers costs nothing; else they spin a while."""
-    import gpt_tui
 
     return gpt_tui.BLAS_THREADS_SLEEP
 

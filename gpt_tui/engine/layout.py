@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BLOCK, BlockedMatrix
+from gpt_tui.engine.params import HELD, flatten_params, unflatten_params
 from gpt_tui.engine.rows import RowMatrix
 
 BLOCKS, ROWS = "blocks", "rows"
 LAYOUTS = (BLOCKS, ROWS)
-HELD = (BlockedMatrix, RowMatrix)
-"""The classes a weight matrix is held in (anything else 2-D is a plain array)."""
 REARRANGE_BYTES = 1 << 20
 """At most this much (or one block) is copied aside at once while a matrix is rearranged in
 place. Larger steps are no faster: GPT-2 124M's 494 MB took 0.26-0.31 s into rows with 1, 4 or
@@ -72,8 +71,6 @@ def same_bytes_as(m: BlockedMatrix | RowMatrix, layout: str) -> BlockedMatrix | 
 def arrange(params: dict[str, Any], layout: str) -> dict[str, Any]:
     """The same params with every held matrix in `layout` (rearranged in place, one at a time:
     the params given up are the model's own from then on)."""
-    from gpt_tui.engine.params import flatten_params, unflatten_params
-
     flat = flatten_params(params)
     for name, m in flat.items():
         if isinstance(m, HELD):

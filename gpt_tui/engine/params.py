@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.blocked import BlockedMatrix, blocks_shape, float32_arena
-from gpt_tui.engine.layout import HELD
+from gpt_tui.engine.rows import RowMatrix
+
+HELD = (BlockedMatrix, RowMatrix)
+"""The classes a weight matrix is held in (anything else 2-D is a plain array)."""
 
 Params = dict[str, Any]
 

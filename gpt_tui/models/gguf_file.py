@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine.llama import expected_shapes, streaming_params
 from gpt_tui.engine.params import Params, flatten_params
 from gpt_tui.errors import ModelFileError
+from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.tokenizer import GPT2_PATTERN, Tokenizer
 
 GGUF_MAGIC = b"GGUF"
@@ -89,9 +91,6 @@ def convert_gguf(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Convert a GGUF file into a converted-model directory at `target` (written atomically)."""
-    from gpt_tui.engine.llama import streaming_params
-    from gpt_tui.models.model_dir import write_model_dir
-
     model = read_gguf(path, progress)
     tokenizer_json = json.dumps(model.tokenizer.to_json(), ensure_ascii=False).encode("utf-8")
     files: dict[str, Path | bytes] = {TOKENIZER_FILE: tokenizer_json, **(extra_files or {})}
@@ -105,7 +104,6 @@ def llama_params(
 ) -> Params:
     """GGUF's llama tensors (by GGUF name, as the reader gives them: [n_out, n_in]) -> the
     engine's layout: [n_in, n_out] matrices, q|k|v and gate|up fused (see `engine.llama`)."""
-    from gpt_tui.engine.llama import expected_shapes
 
     def take(name: str) -> np.ndarray:
         try:

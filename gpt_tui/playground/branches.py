@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from gpt_tui.engine.generate import TokenEvent
+from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.scoring import Alternative
 
 ROOT = 0

@@ -34,9 +34,9 @@ from gpt_tui.engine.plan import PLAN_ENV, plan_of
 from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError
+from gpt_tui.models.availability import is_cached, spec_of
 from gpt_tui.models.download import DownloadCancelled, DownloadProgress
 from gpt_tui.models.names import describe, is_remote, model_setting, same_model
-from gpt_tui.models.store import is_cached, spec_of
 from gpt_tui.playground.branches import forced_event
 from gpt_tui.playground.events import (
     PromptScored,
@@ -390,14 +390,18 @@ class Playground:
         self.transcript.turns.append(Turn("system", text))
 
     def score(self, text: str, *, n_top: int = 5, special: bool = False) -> TextScore:
-        """How likely the model finds each token of `text` (not a run: nothing is shown)."""
+        """How likely the model finds each token of `text` (not a run: nothing is shown).
+
+        The text is read as a completion prompt is (`encode_prompt`), so its perplexity is the
+        one `prompt_score` gives after a run from it (engine.scoring.SCORING_RULE)."""
         backend = self.require_model()
         why_not = backend.capabilities.why_not("prompt_scoring")
         if why_not:
             raise PlaygroundError(f"cannot score a text with {backend.name}: {why_not}")
-        ids = backend.tokenizer.encode(text, "all" if special else "none")
+        ids = encode_prompt(backend.tokenizer, text, "all" if special else "none")
         with self.engine_lock:
-            return backend.score(ids, n_top)
+            scored = backend.score(ids, n_top)
+        return dataclasses.replace(scored, context=tuple(ids))  # a server's score does not say
 
     def continue_run(self) -> Run:
         backend = self.require_model()

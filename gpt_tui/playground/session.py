@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt_tui.engine.generate import TokenEvent
+from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.engine.scoring import Alternative, TokenScore
 from gpt_tui.errors import SessionFileError

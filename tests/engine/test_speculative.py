@@ -180,7 +180,13 @@ def test_prompt_lookup_gives_plain_decodings_tokens(tiny_gpt2, gpt2_tokenizer, p
     fast, stats = run(tiny_gpt2, gpt2_tokenizer, prompt, params, PromptLookup())
     same_events(plain, fast)
     if params.max_tokens > 1:
-        assert stats and stats[-1].tokens + 1 == len(fast) or fast[-1].finish_reason == "stop"
+        # Every token but the prefill's came from a verifying pass; a stop string may cut
+        # tokens a pass had already produced.
+        assert stats, "no verifying pass was reported"
+        if fast[-1].finish_reason == "stop":
+            assert stats[-1].tokens + 1 >= len(fast)
+        else:
+            assert stats[-1].tokens + 1 == len(fast)
 
 
 def test_drafts_are_confirmed_and_refused_across_a_sliding_window(tiny_gpt2, gpt2_tokenizer):

@@ -9,7 +9,7 @@ import pytest
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.engine.plan.wisdom import wisdom_dir
-from gpt_tui.models.store import LoadedModel
+from gpt_tui.models.loading import LoadedModel
 from gpt_tui.playground.core import Playground, PlaygroundError
 from gpt_tui.playground.events import PromptScored, RunFinished, TokensStreamed
 from gpt_tui.playground.transcript import Turn
@@ -148,6 +148,30 @@ def test_score_reads_the_text_as_the_engine_does(playground, tiny_gpt2, gpt2_tok
     want = score_text(tiny_gpt2, gpt2_tokenizer, "Hello world, again", n_top=3)
     assert [t.token_id for t in got.tokens] == [t.token_id for t in want.tokens]
     assert [t.prob for t in got.tokens] == pytest.approx([t.prob for t in want.tokens])
+
+
+@pytest.mark.parametrize("bos_first", [False, True])
+def test_score_and_the_prompts_scores_after_a_run_give_one_perplexity(
+    tiny_gpt2, gpt2_tokenizer, bos_first_tokenizer, bos_first
+):
+    # One rule (transformers' perplexity guide): the first token is scored only after a BOS the
+    # tokenizer puts before every text. GPT-2's (and SmolLM2's) put none; Llama 3's does.
+    tokenizer = bos_first_tokenizer if bos_first else gpt2_tokenizer
+    core = Playground(UserSettings(sampling=GREEDY, speculative="off"))
+    core.set_backend(core.begin_load(), "t",
+                     LocalBackend(LoadedModel("t", tiny_gpt2, tokenizer, None, {})))  # fmt: skip
+    text = "In 1969, astronauts"
+    scored = core.score(text, n_top=0)
+    list(core.stream(core.generate(text)))
+    perplexity, bits = core.prompt_score()
+    assert scored.perplexity == pytest.approx(perplexity, rel=1e-6)
+    assert scored.mean_surprisal_bits == pytest.approx(bits, rel=1e-6)
+    assert scored.context == tuple(core.transcript.reply_prefix)
+    assert [t.position for t in scored.tokens] == [
+        s.position for s in core.transcript.prompt_scores
+    ]
+    n_text = len(gpt2_tokenizer.encode(text))
+    assert scored.prepended_bos == bos_first and len(scored.tokens) == n_text - (not bos_first)
 
 
 def test_compare_runs_every_column_of_one_context(playground):

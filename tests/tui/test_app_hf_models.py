@@ -10,7 +10,7 @@ from hub_http import HubServer
 from textual.widgets import DataTable
 from tui_helpers import wait_loaded, wait_until
 
-from gpt_tui.models import store
+from gpt_tui.models import availability
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.model_picker import ModelPicker
@@ -55,7 +55,7 @@ async def test_a_hub_model_asks_then_downloads_with_progress(tiny_model_dir, mon
             )
             assert not app.query_one(DownloadPanel).display
             assert server.gets("model-00001-of-00005.safetensors")
-        assert store.status("someone/tiny-llama") == "cached"
+        assert availability.status("someone/tiny-llama") == "cached"
     finally:
         server.close()
 
@@ -83,7 +83,7 @@ async def test_escape_cancels_a_hub_download(tiny_model_dir, monkeypatch, tmp_pa
             await wait_until(pilot, lambda: any("Cancelled" in m for m in messages()))
             assert not panel.display and app.core.backend.name == "tiny-gpt2"
         assert app.core.threads.count == 0
-        assert store.status("someone/slow") == "partial"  # the files done stay for next time
+        assert availability.status("someone/slow") == "partial"  # the files done stay for next time
         assert not server.gets("model.safetensors")
     finally:
         server.close()

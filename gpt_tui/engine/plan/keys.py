@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine import cores
+from gpt_tui.engine.cores import blas_threads_sleep
+from gpt_tui.engine.params import HELD, flatten_params
 from gpt_tui.engine.plan.records import PLAN_VERSION
 
 
@@ -38,8 +40,6 @@ def cpu_name() -> str:
 
 def blas_build() -> str:
     from threadpoolctl import threadpool_info
-
-    from gpt_tui.engine.cores import blas_threads_sleep
 
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     build = "; ".join(
@@ -77,8 +77,6 @@ def attention_shape(model: Any) -> tuple[int, int]:
 def weight_matrices(model: Any) -> list[tuple[str, Any]]:
     """(flat name, matrix) of the matrices a decode step multiplies by (`x @ w` for each), in
     the order it does: the blocks' by layer, then the output projection."""
-    from gpt_tui.engine.layout import HELD
-    from gpt_tui.engine.params import flatten_params
 
     def step_order(name: str) -> tuple[int, int]:
         parts = name.split(".")

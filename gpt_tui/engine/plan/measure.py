@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt_tui.engine import cores
+from gpt_tui.engine import attention, cores
 from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.layout import BLOCKS, LAYOUTS, ROWS, arrange, layout_of, same_bytes_as
 from gpt_tui.engine.plan.choice import (
@@ -323,7 +323,6 @@ def _plan_attention(
     model: Any, settings: Settings, n: int, rounds: int
 ) -> tuple[Settings, list[Timing]]:
     """Decode attention shared by heads or not, and the prefill's query tile."""
-    from gpt_tui.engine import attention
 
     n_kv_head, head_dim = attention_shape(model)
     group = model.n_head // n_kv_head

@@ -13,10 +13,10 @@ from gpt_tui.engine.cores import Settings, Split
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.plan.keys import key_digest
 from gpt_tui.engine.plan.records import Plan, Timing
+from gpt_tui.locations import cache_root
 
 
 def wisdom_dir() -> Path:
-    from gpt_tui.locations import cache_root
 
     return cache_root() / "plans"
 

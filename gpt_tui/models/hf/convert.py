@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from gpt_tui.engine import gpt2, llama
 from gpt_tui.engine.params import Params
 from gpt_tui.errors import ModelFileError
 from gpt_tui.models.hf.checkpoint import TOKENIZER_FILES, HFCheckpoint, hparams_of
 from gpt_tui.models.hf.safetensors import read_float32, read_header
+from gpt_tui.models.model_dir import write_model_dir
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 
@@ -42,19 +44,13 @@ def convert_checkpoint(
 ) -> Path:
     """Convert `checkpoint` into a model directory at `target` (atomically). `progress(done,
     total)` follows the tensors read; it may raise to cancel (nothing is written then)."""
-    from gpt_tui.models.model_dir import write_model_dir
-
     label = label or str(checkpoint.path)
     hparams = hparams_of(checkpoint, label)
     expected = hf_shapes(hparams, checkpoint.hf_architecture)
     if hparams["architecture"] == "gpt2":
-        from gpt_tui.engine.gpt2 import streaming_params
-
-        build = _gpt2_params
+        build, streaming_params = _gpt2_params, gpt2.streaming_params
     else:
-        from gpt_tui.engine.llama import streaming_params
-
-        build = _llama_params
+        build, streaming_params = _llama_params, llama.streaming_params
     # One expression, so that no name here holds the plain arrays: `build` pops each tensor it
     # uses, and `streaming_params` frees each plain matrix as soon as its blocks are written.
     # Peak: the float32 weights, plus one shard while it is read, plus one matrix.

@@ -14,28 +14,28 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
+from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import GptTuiError
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.models.names import is_remote
-from gpt_tui.tui.text import human_bytes, human_count
 
 
 def hf_models() -> list:
     """The Hugging Face cache's models (never raises: the picker must open)."""
-    from gpt_tui.models import store
+    from gpt_tui.models import hf_models as listing
 
     try:
-        return store.hf_models()
+        return listing.hf_models()
     except (GptTuiError, OSError):
         return []
 
 
 def model_status(name: str) -> str:
     """The model's cache status for the table (never raises: it is only a label)."""
-    from gpt_tui.models import store
+    from gpt_tui.models.availability import status
 
     try:
-        return store.status(name)
+        return status(name)
     except (GptTuiError, OSError) as exc:
         return f"unknown ({exc})"
 

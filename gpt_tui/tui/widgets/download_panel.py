@@ -7,8 +7,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, ProgressBar, Static
 
+from gpt_tui.display import human_bytes, human_duration
 from gpt_tui.models.download import DownloadProgress
-from gpt_tui.tui.text import human_bytes, human_duration
 
 
 def describe(p: DownloadProgress) -> str:
