@@ -24,7 +24,7 @@ from gpt_tui.playground.prompt_tokens import PromptToken
 
 HINT = "Select a token of the prompt or the output (click it, or focus the output and use ←/→) "
 HINT += "to see what else the model considered."
-LOOK_INSIDE_KEY = "l look inside the model"
+LOOK_INSIDE_KEY = "l look inside · s sampler view"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_LABEL = 14
 COMPACT_BELOW = 26  # cells: narrower inspectors list alternatives as "label percent"
