@@ -13,7 +13,6 @@ from gpt_tui.engine.sampling import sampler_view
 from gpt_tui.settings import UserSettings, save_settings
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
-from gpt_tui.tui.widgets.sampling_panel import SamplingPanel
 from gpt_tui.tui.widgets.slider import Slider
 from gpt_tui.tui.widgets.stage_table import StageTable, heading
 
@@ -95,7 +94,7 @@ async def test_draws_count_a_thousand_draws(tiny_model_dir):
         await pilot.press("d")
         await wait_until(pilot, lambda: screen.drawn is not None)
         assert screen.drawn.n == 1000 and screen.drawn.counts.sum() == 1000
-        assert columns(screen)[-1] == "×1,000"
+        assert columns(screen)[-1] == "drawn"
         await pilot.press("d")
         await wait_until(pilot, lambda: screen.drawn is None)
 
@@ -105,7 +104,7 @@ async def test_resample_makes_a_branch_and_escape_closes(tiny_model_dir):
     save_settings(UserSettings(sampling=SEEDED.replace(temperature=2.0, top_k=0, seed=None)))
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_view(pilot, 3)
+        await open_view(pilot, 3)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SamplerViewScreen))
         taken = app.output.events[3].token_id
@@ -114,8 +113,7 @@ async def test_resample_makes_a_branch_and_escape_closes(tiny_model_dir):
             await pilot.pause()
             await pilot.press("s")
             await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
-            screen = app.screen
-            await wait_until(pilot, lambda: screen.view is not None)
+            await wait_until(pilot, lambda: app.screen.view is not None)
             await pilot.press("r")
             await pilot.pause()
             if not isinstance(app.screen, SamplerViewScreen):
@@ -132,7 +130,7 @@ async def test_expand_adds_branches_listed_with_their_probability(tiny_model_dir
     save_settings(UserSettings(sampling=SEEDED))
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_view(pilot, 2)
+        await open_view(pilot, 2)
         shown = [e.token_id for e in app.output.events]
         await pilot.press("e")
         await wait_until(pilot, lambda: not isinstance(app.screen, SamplerViewScreen))

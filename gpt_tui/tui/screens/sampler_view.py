@@ -87,8 +87,12 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
             width: 1fr;
         }
         SamplerViewScreen #sv-sampling {
-            width: 36;
-            height: 1fr;
+            width: 32;
+            height: auto;
+            max-height: 100%;
+        }
+        SamplerViewScreen.-wide #sv-sampling {
+            width: 44;
         }
         SamplerViewScreen #sv-status {
             height: 2;

@@ -39,7 +39,7 @@ HEADINGS = {
     "xtc": "XTC",
     "mirostat": "mirostat",
 }
-LABEL_WIDTH = 12
+LABEL_WIDTH = 11
 TAKEN = "▶"
 
 
@@ -75,7 +75,7 @@ class StageTable(DataTable):
         for stage in view.stages:
             self.add_column(heading(stage.name), key=stage.name)
         if drawn is not None:
-            self.add_column(f"×{drawn.n:,}", key="draws")
+            self.add_column("drawn", key="draws")
         self.token_ids = list(rows)
         for token in rows:
             cells: list[Text] = [_label(token_text[token], token == taken)]
@@ -92,8 +92,8 @@ class StageTable(DataTable):
         entropy = [Text("entropy bits", style="dim italic")]
         entropy += [Text(_bits(s.entropy), style="dim", justify="right") for s in view.stages]
         if drawn is not None:
-            kept.append(Text(f"{int(np.count_nonzero(drawn.counts)):,} out", style="dim"))
-            entropy.append(Text(""))
+            kept.append(Text(f"{int(np.count_nonzero(drawn.counts)):,}", style="dim", justify="right"))
+            entropy.append(Text(f"of {drawn.n:,}", style="dim", justify="right"))
         self.add_row(*kept, key="kept")
         self.add_row(*entropy, key="entropy")
         if self.row_count:
