@@ -92,7 +92,8 @@ class StageTable(DataTable):
         entropy = [Text("entropy bits", style="dim italic")]
         entropy += [Text(_bits(s.entropy), style="dim", justify="right") for s in view.stages]
         if drawn is not None:
-            kept.append(Text(f"{int(np.count_nonzero(drawn.counts)):,}", style="dim", justify="right"))
+            n_drawn = int(np.count_nonzero(drawn.counts))
+            kept.append(Text(f"{n_drawn:,}", style="dim", justify="right"))
             entropy.append(Text(f"of {drawn.n:,}", style="dim", justify="right"))
         self.add_row(*kept, key="kept")
         self.add_row(*entropy, key="entropy")
