@@ -3,9 +3,9 @@
 One row per token (the model's likeliest, the final distribution's likeliest, the token taken),
 one column per stage in the order they run, headed by its name: each cell the token's
 probability after that stage, coloured as the output's probability colouring colours it. Where
-a stage removes a token, its cell is what it had, struck through and dimmed; after that a dot.
-Under the tokens, per stage: how many tokens are still possible, and the entropy in bits. With
-draws on, a last column counts how often each token came out of N draws.
+a stage removes a token, its cell is what it had, marked ✗, struck through and dimmed; after
+that a dot. Under the tokens, per stage: how many tokens are still possible, and the entropy
+in bits. With draws on, a last column counts how often each token came out of N draws.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import DataTable
 
-from gpt_tui.display import percent, visible_token
+from gpt_tui.display import short_percent, visible_token
 from gpt_tui.engine import Alternative
 from gpt_tui.engine.sampling import SamplerView
 from gpt_tui.playground.sampler_lab import Drawn
@@ -41,6 +41,7 @@ HEADINGS = {
 }
 LABEL_WIDTH = 11
 TAKEN = "▶"
+REMOVED = "✗"  # a cell whose token this stage removed (also struck, where a terminal can)
 
 
 def heading(name: str) -> str:
@@ -123,9 +124,9 @@ def _label(text: str, taken: bool) -> Text:
 def _cell(p: float, before: float) -> Text:
     """A token's probability after a stage: coloured; struck where this stage removed it."""
     if p > 0.0:
-        return Text(percent(p), style=probability_style(p), justify="right")
-    if before > 0.0:  # removed here: what it had, struck through
-        return Text(percent(before), style="dim strike", justify="right")
+        return Text(short_percent(p), style=probability_style(p), justify="right")
+    if before > 0.0:  # removed here: what it had, marked and struck through
+        return Text(REMOVED + short_percent(before), style="dim strike", justify="right")
     if math.isnan(before):  # the model gives it nothing (a -inf logit)
         return Text("0%", style="dim", justify="right")
     return Text("·", style="dim", justify="right")
