@@ -58,7 +58,7 @@ async def test_the_columns_are_sampler_view_on_the_same_logits(tiny_model_dir):
         event = app.output.events[4]
         assert view.final.probs[event.token_id] == np.float64(view.final.probs[event.token_id])
         assert abs(view.final.probs[event.token_id] - event.sampled_prob) < 1e-3
-        assert "over the cached context" in str(screen.query_one("#sv-status").render())
+        assert "over the cache" in str(screen.query_one("#sv-status").render())
 
 
 async def test_a_slider_move_changes_the_view_and_the_settings(tiny_model_dir):

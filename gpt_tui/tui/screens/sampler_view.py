@@ -247,14 +247,13 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         lab, view = self.lab, self.view
         if lab is None or view is None:
             return
-        how = "over the cached context" if lab.over_cache else "over a fresh pass"
+        how = "over the cache" if lab.over_cache else "over a fresh pass"
         order = " → ".join(heading(n) for n in view.order) or "none: every sampler is off"
         taken = lab.request.token
         p = float(view.final.probs[taken])
         lines = [
             f"stages: {order} · ▶ taken: {percent(p) if p else 'removed'} now",
-            f"step {how} in {lab.seconds:.2f} s · stages in "
-            f"{(self.redraw_seconds or 0.0) * 1000:.0f} ms",
+            f"step {how} in {lab.seconds:.2f} s · stages {(self.redraw_seconds or 0) * 1e3:.0f} ms",
         ]
         if self.drawn is not None:
             lines[1] += f" · {self.drawn.n:,} draws, seed {self.drawn.seed}"
