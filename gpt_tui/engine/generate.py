@@ -153,6 +153,8 @@ def generate_batch(
     n_top: int = 10,
     allowed_special: str = "none",
     on_prompt_scored: Callable[[list[TokenScore]], None] | None = None,
+    first_tokens: Sequence[int] | None = None,
+    cache: KVCache | None = None,
 ) -> Iterator[tuple[int, TokenEvent]]:
     """Several continuations of one prompt at once, each with its own settings.
 
@@ -162,6 +164,10 @@ def generate_batch(
     speculation here: the streams already share each pass, and rows for every stream's drafts
     would make a pass as wide as the drafts times the streams. Nor banned strings: a rewind
     would shorten one stream's rows of the shared cache, which holds one length for all.
+    `first_tokens`, one per stream, are taken as each stream's first token instead of a draw
+    (expanding a step's alternatives into branches); their events are as a draw's, with the
+    token's probability under the stream's sampling distribution. A single-stream `cache`
+    lends the prompt's longest prefix it holds (and is left holding the prompt).
     """
     if not 1 <= len(params) <= 8:
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
@@ -172,13 +178,18 @@ def generate_batch(
             "decoding together cannot apply them: clear the banned strings to compare"
         )
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
-    single = model.new_cache()
+    single = cache if cache is not None and cache.n_batch == 1 else model.new_cache()
     logits = _prefill_reporting(model, single, ids, tokenizer, dropped, n_top, on_prompt_scored)
     cache = single.repeat(len(sources))
     streams = [
         _Stream(tokenizer, source, ids, len(ids) + dropped, model.n_vocab, n_top)
         for source in sources
     ]
+    if first_tokens is not None:
+        if len(first_tokens) != len(streams):
+            raise ValueError(f"{len(first_tokens)} first tokens for {len(streams)} streams")
+        for stream, token in zip(streams, first_tokens, strict=True):
+            stream.forced = int(token)
     batch_logits = np.repeat(logits[None, :], len(streams), axis=0)  # [n_batch, n_vocab]
     yield from _run_streams(model, cache, streams, batch_logits, dropped)
 
@@ -227,6 +238,7 @@ class _Stream:
         self.rewound: dict[int, tuple[int, str]] = {}  # position -> (rewinds, text undone)
         self._rewind: tuple[int, np.ndarray] | None = None
         self._breakers: tuple[str, ...] | None = None  # the DRY breakers the mask was made for
+        self.forced: int | None = None  # the first token, taken instead of drawn
 
     def take_rewind(self) -> tuple[int, np.ndarray] | None:
         """After a step: None, or (tokens to drop from the end of the cache, the logits to
@@ -246,9 +258,13 @@ class _Stream:
         banning = self.rewinds_allowed and bool(settings.banned_strings)
         before = self.sampler.copy() if banning else None
         position = self.start + self.index
-        token, sampled_prob = self.sampler.sample(
-            logits, settings, position, self.excluded.get(position, ())
-        )
+        if self.forced is not None and self.index == 0:
+            token = self.forced
+            sampled_prob = float(self.sampler.distribution(logits, settings, position)[token])
+        else:
+            token, sampled_prob = self.sampler.sample(
+                logits, settings, position, self.excluded.get(position, ())
+            )
         if token in self.eos_ids:
             finish, text = "eos", self.decoder.flush()
         elif self.index + 1 >= settings.max_tokens:

@@ -29,15 +29,24 @@ from textual.worker import get_current_worker
 
 from gpt_tui.display import visible_token
 from gpt_tui.engine import Alternative, SamplingParams
+from gpt_tui.engine.sampling import DEFAULT_ORDER, temperature_last
 from gpt_tui.errors import GptTuiError, SessionFileError
 from gpt_tui.models.names import model_setting
 from gpt_tui.playground.compare import request_from_core
 from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
 from gpt_tui.playground.look_inside_requests import main_view_request
+from gpt_tui.playground.sampler_lab import add_branches, main_view_step
 from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import default_session_dir, default_session_path
-from gpt_tui.settings import UserSettings, default_model_name, load_settings, save_settings
+from gpt_tui.settings import (
+    UserSettings,
+    default_model_name,
+    find_preset,
+    load_settings,
+    save_preset,
+    save_settings,
+)
 from gpt_tui.tokenizer.chat import has_chat_template
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
@@ -48,6 +57,8 @@ from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.screens.model_picker import ModelPicker
+from gpt_tui.tui.screens.preset_name import PresetNameScreen
+from gpt_tui.tui.screens.sampler_view import Expanded, Resampled, SamplerViewScreen
 from gpt_tui.tui.screens.session_path import SessionPathScreen
 from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
@@ -111,6 +122,8 @@ class GptTuiApp(App[None]):
                 tooltip="Select the token where the text forks, after the selected one"),
         Binding("l", "look_inside", "Look inside", show=False,
                 tooltip="The logit lens, attention and logit attribution of the selected token"),
+        Binding("s", "sampler_view", "Sampler view", show=False,
+                tooltip="What each sampling stage does to the selected token's step, live"),
         Binding("enter", "pick_alternative", "Alternatives", show=False,
                 tooltip="In the output: choose another token for the selected one (then enter: "
                         "branch on it)"),
@@ -389,6 +402,55 @@ class GptTuiApp(App[None]):
             self.notify(str(exc), severity="warning")
             return
         self.push_screen(LookInsideScreen(request, self.core.engine_lock, self.core.threads))
+
+    def action_sampler_view(self) -> None:
+        """The sampler view of the selected token's step (tui/screens/sampler_view.py)."""
+        if self.screen is not self.screen_stack[0]:
+            return
+        backend = self._try(self.core.require_model)
+        if backend is None:
+            return
+        output = self.output
+        selected_prompt = output.selected_prompt
+        prompt = output.prompt_tokens[selected_prompt] if selected_prompt is not None else None
+        core = self.core
+        common = (core.engine_lock, core.threads, core.sampling, core.n_top, core.speculative)
+        if backend.capabilities.why_not("look_inside"):  # a server: what its stream carried
+            event = output.events[output.selected] if output.selected is not None else None
+            if event is None:
+                self.notify("On a server the sampler view shows an output token's alternatives: "
+                            "select one", severity="warning")  # fmt: skip
+                return
+            text = self.inspector.token_text or event.text
+            where = f"output token {output.selected + 1}"
+            screen = SamplerViewScreen(None, *common, server_event=event, token_text=text,
+                                       where=where)  # fmt: skip
+        else:
+            try:
+                request = main_view_step(core.transcript, output.selected, prompt,
+                                         backend.model, backend.tokenizer, core.encode_chat,
+                                         backend.cache)  # fmt: skip
+            except ValueError as exc:
+                self.notify(str(exc), severity="warning")
+                return
+            screen = SamplerViewScreen(request, *common)
+        self.push_screen(screen, self._sampler_view_closed)
+
+    def _sampler_view_closed(self, result: Resampled | Expanded | None) -> None:
+        if isinstance(result, Resampled):
+            index = self.core.transcript.event_index(result.position)
+            assert index is not None
+            self.branch_on(index, result.alternative)
+        elif isinstance(result, Expanded):
+            try:
+                add_branches(self.core.transcript, result.position, result.branches)
+            except (ValueError, IndexError) as exc:  # the reply changed meanwhile
+                self.notify(f"The branches were not added: {exc}", severity="warning")
+                return
+            self._update_branch_view()
+            n = len(result.branches)
+            self.notify(f"{n} branches from token {result.position + 1}: pick one in the branch "
+                        "view, or ] and [ to walk them", timeout=5)  # fmt: skip
 
     # --- generation ------------------------------------------------------------------------
 
@@ -764,6 +826,8 @@ class GptTuiApp(App[None]):
     def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:
         self.core.sampling = message.params  # read by the running run before every token
         self.core.n_top = message.n_top
+        if message.control is not None and message.control is not self.sampling_panel:
+            self.sampling_panel.set_values(message.params, message.n_top)  # the sampler view's
         self._update_settings(sampling=message.params, n_top=message.n_top)
 
     def on_sampling_panel_speculative_changed(
@@ -797,6 +861,55 @@ class GptTuiApp(App[None]):
         self.sampling_panel.set_values(self.core.sampling, self.core.n_top)
         self._update_settings(sampling=self.core.sampling, n_top=self.core.n_top)
         self.notify("Sampling settings back to their defaults", timeout=3)
+
+    def _set_sampling(self, params: SamplingParams, note: str) -> None:
+        """Settings chosen by a command: shown in every panel, kept, and said."""
+        self.core.sampling = params
+        self.sampling_panel.set_values(params, self.core.n_top)
+        if isinstance(self.screen, SamplerViewScreen):
+            self.screen.set_params(params)
+        self._update_settings(sampling=params)
+        self.notify(note, timeout=3)
+
+    def load_preset(self, name: str) -> None:
+        """Sample as preset `name` says (built in: greedy, default, model; or saved); the seed,
+        the length and the stop strings stay."""
+        backend = self.core.backend
+        try:
+            preset = find_preset(name, getattr(backend, "path", None))
+        except GptTuiError as exc:
+            self.notify(str(exc), severity="warning", title="Preset")
+            return
+        now = self.core.sampling
+        base = SamplingParams(seed=now.seed, max_tokens=now.max_tokens, stop=now.stop)
+        self._set_sampling(preset.sampling(base), f"Preset {name} ({preset.source})")
+
+    def action_save_preset(self) -> None:
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                path = save_preset(name, self.core.sampling)
+            except GptTuiError as exc:
+                self.notify(str(exc), severity="error", title="Preset not saved")
+                return
+            self.notify(f"Saved the sampling settings as {name.strip()} in {path}", timeout=4)
+
+        self.push_screen(PresetNameScreen(), chosen)
+
+    def action_temperature_last(self) -> None:
+        """Temperature after the truncations (llama.cpp's and text-generation-webui's
+        "temperature last"), or back in its place."""
+        if isinstance(self.screen, SamplerViewScreen):
+            self.screen.action_temperature_last()
+            return
+        now = self.core.sampling
+        last = temperature_last(now.sampler_order)
+        if now.sampler_order == last:
+            order = tuple(n for n in DEFAULT_ORDER if n in set(last))
+            self._set_sampling(now.replace(sampler_order=order), "Temperature in its place")
+        else:
+            self._set_sampling(now.replace(sampler_order=last), "Temperature last")
 
     def _update_settings(self, **changes: Any) -> None:
         self.settings = self.settings.replace(**changes)

@@ -9,6 +9,7 @@ from typing import Any, Protocol, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gpt_tui.models.catalog import CATALOG
+from gpt_tui.settings import BUILTIN_PRESETS, load_presets
 
 
 class PaletteHost(Protocol):
@@ -41,6 +42,17 @@ ACTIONS = (
     ("Reset sampling settings", "reset_sampling", "Every slider back to its default"),
     ("Cancel download", "cancel_download", "Stop getting a model ready (resumes next time)"),
     ("Look inside", "look_inside", "Logit lens, attention, logit attribution of the token (l)"),
+    (
+        "Sampler view",
+        "sampler_view",
+        "What each sampling stage does to the selected token's step, live (s)",
+    ),
+    ("Save sampling preset…", "save_preset", "Keep the sampling settings under a name"),
+    (
+        "Toggle temperature last",
+        "temperature_last",
+        "Temperature after the truncations (top-k, top-p, ...), or back in its place",
+    ),
     ("Compare side by side", "compare", "2 to 4 samples at once, each with its own settings (F4)"),
     ("Save session…", "save_session", "JSON to reopen with --open, Markdown to share (ctrl+s)"),
     ("Open session…", "open_session", "Open a session saved by gpt-tui"),
@@ -75,6 +87,12 @@ class PlaygroundCommands(Provider):
                 (f"Switch model: {spec.name}", partial(app.switch_model, spec.name),
                  spec.description)
             )  # fmt: skip
+        saved, _ = load_presets()
+        commands += [
+            (f"Load preset: {name}", partial(app.load_preset, name), help_text)
+            for name, help_text in [*BUILTIN_PRESETS.items(),
+                                    *((n, f"saved: {p.source}") for n, p in sorted(saved.items()))]
+        ]  # fmt: skip
         commands += [
             (f"Speculative decoding: {label}", partial(app.set_speculative, choice), help_text)
             for label, choice, help_text in SPECULATIVE

@@ -6,15 +6,19 @@ not fit beside the text, and most of it is beside the point: what a reader needs
 along the path they are reading. So each branch point of that path is a group of rows, one per
 sibling, with "2/3" for which one it is and the start of the text it leads to:
 
-    tok 6  ├─ 1/3 “ the cat sat on the mat”
-           ├▶ 2/3 “ a dog ran into the”
-           └─ 3/3 “ it was never”
+    tok 6  ├─ 1/3 61.2% “ the cat sat on the mat”
+           ├▶ 2/3 20.4% “ a dog ran into the”
+           └─ 3/3 3.1% “ it was never”
+
+(the percentage: the probability of the token the branch starts with).
 
 The rows are an `OptionList`: picking one (enter or a click) posts `BranchSelected`, and the app
 shows that branch. The widget is hidden while the reply has no fork.
 """
 
 from __future__ import annotations
+
+import math
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -23,6 +27,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from gpt_tui.display import percent
 from gpt_tui.playground.branches import BranchTree
 
 LABEL_WIDTH = 8  # "tok 123 "
@@ -101,12 +106,14 @@ class BranchView(Vertical):
                 label = f"tok {depth + 1}" if i == 0 else ""
                 glyph = "└" if i == len(siblings) - 1 else "├"
                 current = sibling == node
-                preview = _preview(tree, sibling, depth, width - LABEL_WIDTH - 10)
+                share = _share(tree, sibling)
+                preview = _preview(tree, sibling, depth, width - LABEL_WIDTH - 11 - len(share))
                 style = "bold $accent" if current else ""
                 content = Content.assemble(
                     (label.ljust(LABEL_WIDTH), "dim"),
                     (glyph + ("▶" if current else "─"), "$accent" if current else "dim"),
                     (f" {i + 1}/{count} ", style or "dim"),
+                    (f"{share} ", "dim"),
                     (f"“{preview}”", style),
                 )
                 options.append(Option(content, id=f"node-{sibling}"))
@@ -118,6 +125,16 @@ class BranchView(Vertical):
         message.stop()
         if message.option_id is not None:
             self.post_message(self.BranchSelected(int(message.option_id.removeprefix("node-"))))
+
+
+def _share(tree: BranchTree, node: int) -> str:
+    """The probability of the token the branch starts with: under the sampling settings it was
+    drawn (or expanded) with, else the model's own (a token picked by the user)."""
+    event = tree.nodes[node].event
+    if event is None:
+        return ""
+    p = event.sampled_prob if not math.isnan(event.sampled_prob) else event.prob
+    return percent(p)
 
 
 def _preview(tree: BranchTree, node: int, depth: int, width: int) -> str:

@@ -24,7 +24,8 @@ from gpt_tui.playground.prompt_tokens import PromptToken
 
 HINT = "Select a token of the prompt or the output (click it, or focus the output and use ←/→) "
 HINT += "to see what else the model considered."
-LOOK_INSIDE_KEY = "l look inside the model"
+LOOK_INSIDE_KEY = "l look inside · s sampler view"
+COLUMN_KEYS = "l look inside the model"  # a compare column: no sampler view there yet
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 MAX_LABEL = 14
 COMPACT_BELOW = 26  # cells: narrower inspectors list alternatives as "label percent"
@@ -104,7 +105,7 @@ class TokenInspector(Vertical):
         alternatives = OptionList(id="alternatives")
         alternatives.can_focus = self.branchable
         yield alternatives
-        keys = Static(LOOK_INSIDE_KEY, id="inspector-keys")
+        keys = Static(LOOK_INSIDE_KEY if self.branchable else COLUMN_KEYS, id="inspector-keys")
         keys.display = False  # until a token with a prediction is shown
         yield keys
 

@@ -17,6 +17,7 @@ from textual.widgets import Input, Label
 
 from gpt_tui.backends.base import Capabilities
 from gpt_tui.engine import RANGES, SamplingParams
+from gpt_tui.engine.sampling import DEFAULT_ORDER
 from gpt_tui.errors import SpeculationError
 from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, check_speculative
 from gpt_tui.tui.text import format_stops, parse_stops
@@ -95,10 +96,17 @@ class SamplingPanel(Vertical):
     """
 
     class Changed(Message):
-        def __init__(self, params: SamplingParams, n_top: int) -> None:
+        def __init__(
+            self, params: SamplingParams, n_top: int, panel: SamplingPanel | None = None
+        ) -> None:
             super().__init__()
             self.params = params
             self.n_top = n_top
+            self.panel = panel
+
+        @property
+        def control(self) -> SamplingPanel | None:
+            return self.panel
 
     class SpeculativeChanged(Message):
         """Speculative decoding set to off, lookup or a draft model (same text, other speed)."""
@@ -156,6 +164,15 @@ class SamplingPanel(Vertical):
                 "path drafts with that model (same tokenizer); off decodes one token a pass"
             )
             yield spec
+        with Horizontal(classes="param-row", id="row-sampler_order"):
+            yield Label("order", classes="param-label")
+            order = Input(format_order(self.params.sampler_order), compact=True, id="order")
+            order.tooltip = (
+                "The stages in the order they run, comma-separated (stages left out do not "
+                f"run); known: {', '.join(DEFAULT_ORDER)}. In the sampler view (s), t puts "
+                "temperature last"
+            )
+            yield order
 
     def _make_slider(self, spec: SliderSpec) -> Slider:
         if spec.name == "n_top":
@@ -213,6 +230,13 @@ class SamplingPanel(Vertical):
         with self.prevent(Input.Changed):
             self.query_one("#seed", Input).value = "" if params.seed is None else str(params.seed)
             self.query_one("#stop", Input).value = format_stops(params.stop)
+            self.query_one("#order", Input).value = format_order(params.sampler_order)
+
+    def set_order(self, order: tuple[str, ...]) -> None:
+        """Run the stages in `order` (a one-key toggle elsewhere), shown and announced."""
+        with self.prevent(Input.Changed):
+            self.query_one("#order", Input).value = format_order(order)
+        self._apply(sampler_order=order)
 
     def _apply(self, **changes: object) -> str | None:
         """Apply validated changes; returns the error message if they are invalid."""
@@ -223,7 +247,7 @@ class SamplingPanel(Vertical):
             return str(exc)
         if params != self.params or n_top != self.n_top:
             self.params, self.n_top = params, int(n_top)  # type: ignore[arg-type]
-            self.post_message(self.Changed(params, self.n_top))
+            self.post_message(self.Changed(params, self.n_top, self))
         return None
 
     def on_slider_changed(self, event: Slider.Changed) -> None:
@@ -309,12 +333,19 @@ class SamplingPanel(Vertical):
             except ValueError:
                 return f"seed must be a whole number in [0, 2^63) or empty (random), not '{text}'"
             return self._apply(seed=seed)
+        if widget.id == "order":
+            return self._apply(sampler_order=text or ())
         return self._apply(stop=parse_stops(widget.value))
 
 
 def _param_name(slider: Slider) -> str:
     assert slider.id is not None
     return slider.id.removeprefix("slider-")
+
+
+def format_order(order: tuple[str, ...]) -> str:
+    """The order as typed: stage names, comma-separated."""
+    return ",".join(order)
 
 
 def _off_when_zero(value: float) -> str:
