@@ -6,6 +6,7 @@ from textual.widgets import Input, OptionList
 from tui_helpers import wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import RANGES, SamplingParams
+from gpt_tui.engine.scoring import SCORING_RULE
 from gpt_tui.settings import UserSettings, load_settings, save_settings
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.help import HelpScreen
@@ -348,6 +349,8 @@ async def test_command_palette_and_help(tiny_model_dir):
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         assert "Generate" in app.screen.markdown and "ctrl+j" in app.screen.markdown
+        assert SCORING_RULE in app.screen.markdown  # one perplexity rule, said where it is shown
+        assert "The sampler view (s)" in app.screen.markdown
         await pilot.press("ctrl+j")  # the app's keys do nothing behind a dialog
         assert app.core.state == "idle"
         await pilot.press("escape")

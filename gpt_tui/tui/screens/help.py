@@ -11,7 +11,9 @@ from textual.keys import key_to_character
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-WIDGET_KEYS = """
+from gpt_tui.engine.scoring import SCORING_RULE
+
+WIDGET_KEYS_TEMPLATE = """
 ### In the output
 - **← / →** select the previous / next token; **↑ / ↓** the token above / below
 - **home / end** the first / last token; **click** a token to select it
@@ -47,11 +49,22 @@ WIDGET_KEYS = """
 - attention: **↑ / ↓** the block, **← / →** mean, max or one head, **f** hide the first token
 - attribution: **h** each head, **v** the difference to one of the inspector's alternatives
 
+### The sampler view (s)
+- on a selected token: the step's whole distribution after each sampler, in the order they run;
+  **moving a slider** redraws it for the new settings; **d** 1,000 draws, **r** draw this token
+  again (a new branch), **e** continue the likeliest alternatives as branches, **t** temperature
+  last; **escape** goes back
+
+### The numbers
+- the prompt's scores (its tokens' colours, the inspector, the status line's **prompt ppl**)
+  follow the rule of `gpt-tui score` and of transformers' perplexity guide: {rule}
+
 ### Elsewhere
 - **tab / shift+tab** move between the prompt, the output, the sliders and the inputs
 - **ctrl+p** the command palette: every action, and switching to any model
 - **ctrl+q** quit (a generation or a download in progress is stopped first)
 """
+WIDGET_KEYS = WIDGET_KEYS_TEMPLATE.replace("{rule}", SCORING_RULE)
 
 
 def key_label(key: str) -> str:
