@@ -108,8 +108,8 @@ def _builder(args: argparse.Namespace) -> tuple[Callable[[Any], Any], str]:
             lambda plan: GPT2(random_gpt2_params(hparams, streaming=True), hparams, plan=plan),
             f"random GPT-2 {args.random}",
         )
+    from gpt_tui.models.loading import load_model
     from gpt_tui.models.model_dir import read_hparams, read_params
-    from gpt_tui.models.store import load_model
 
     path = load_model(args.model).path  # converted into the cache on first use
     hparams = read_hparams(path)

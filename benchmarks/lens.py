@@ -28,8 +28,8 @@ from gpt_tui.engine import GPT2, cores
 from gpt_tui.engine.plan import cpu_name
 from gpt_tui.engine.trace import trace
 from gpt_tui.models.catalog import GPT2_HPARAMS
+from gpt_tui.models.loading import load_model
 from gpt_tui.models.random_weights import random_gpt2_params
-from gpt_tui.models.store import load_model
 from gpt_tui.playground.look_inside import look_inside
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 # Whitespace is invisible in a table cell, yet which space a token carries is the point of
 # looking at it (" the" and "the" are different tokens): show it with visible marks.
 _VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
@@ -32,3 +34,34 @@ def heat(p: float) -> str:
 def short_percent(p: float) -> str:
     """A probability in at most 6 characters: a lens row's target is often one in 10^40."""
     return percent(p) if p >= 1e-4 else "<0.01%"
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def human_count(n: int) -> str:
+    """124439808 -> "124M"; 1557611200 -> "1.56B"."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.0f}k"
+    return str(n)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"

@@ -5,10 +5,12 @@ With `GPT_TUI_HOME=/x`: models in `/x/cache/models`, settings in `/x/config`, ke
 on Linux). Every layer reads these (the engine its kernel plans, the model store its cache, the
 settings their file), so they live at the package's root.
 
-`cache_root` only names a place; every other function creates its directory, so callers can
-write at once; a location that cannot be created is a `StorageError` naming the directory and the
-variable that moves it. Writability is checked only where gpt-tui writes (`ensure_writable`): a
-read-only cache still serves the models already in it.
+`cache_root` only names a place; every other function creates its directory where it can, so
+callers can write at once. A place that cannot be a directory (a file in the way) is a
+`StorageError` naming it and the variable that moves it; one that only cannot be written (a
+read-only home, a full disk) is returned all the same, so that listing and loading what is
+already there still work. Writability is checked only where gpt-tui writes (`ensure_writable`),
+and the error says which case it is.
 """
 
 from __future__ import annotations
@@ -61,29 +63,37 @@ def config_dir() -> Path:
     return _ensure_dir(Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)))
 
 
+# A location that only cannot be written: what is there can still be read (listed, loaded).
+_CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
 def storage_error(path: Path, exc: OSError) -> StorageError:
-    """A `StorageError` for a failed write under `path`, saying how to move gpt-tui's files."""
-    reasons = {
-        errno.ENOSPC: "disk full",
-        errno.EROFS: "read-only file system",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENOTDIR: "a parent is not a directory",
-        errno.EEXIST: "exists and is not a directory",
-    }
-    reason = reasons.get(exc.errno, exc.strerror or str(exc))
+    """A `StorageError` for a failed write under `path`: which case it is (a read-only file
+    system, a full disk, a permission), what fixes that case, and how to move gpt-tui's files."""
     current = os.environ.get(HOME_ENV, "").strip()
     variable = f"{HOME_ENV} (now {current})" if current else HOME_ENV
-    return StorageError(
-        f"cannot write to {path}: {reason}; free some space or fix the permissions, "
-        f"or set {variable} to a writable directory"
-    )
+    elsewhere = f"set {variable} to a writable directory"
+    cases = {
+        errno.EROFS: f"it is on a read-only file system; {elsewhere}",
+        errno.ENOSPC: (
+            f"disk full (no space left on its disk); free some space, or {elsewhere} on "
+            "another disk"
+        ),
+        errno.EDQUOT: f"your disk quota is used up; free some space, or {elsewhere}",
+        errno.EACCES: f"permission denied; make it writable for this user, or {elsewhere}",
+        errno.EPERM: f"operation not permitted; make it writable for this user, or {elsewhere}",
+        errno.ENOTDIR: f"a parent of it is a file, not a directory; {elsewhere}",
+        errno.EEXIST: f"it exists and is not a directory; {elsewhere}",
+    }
+    reason = cases.get(exc.errno) or f"{exc.strerror or exc}; {elsewhere}"
+    return StorageError(f"cannot write to {path}: {reason}")
 
 
 def ensure_writable(path: Path) -> Path:
-    """Check that files can be created in `path` by creating one: `os.access` says yes to root
-    even on a read-only mount."""
+    """Create `path` and check that files can be created in it by creating one: `os.access`
+    says yes to root even on a read-only mount."""
     try:
+        path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
@@ -92,10 +102,15 @@ def ensure_writable(path: Path) -> Path:
 
 
 def _ensure_dir(path: Path) -> Path:
+    """Create `path` where it can be. A place that only cannot be written (a read-only file
+    system, a full disk, no permission) is returned all the same: reading it finds what is
+    there (nothing, if it was never made), and a write says why it fails (`ensure_writable`).
+    A place that cannot be a directory at all (a file in the way) is an error at once."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise storage_error(path, exc) from exc
-    if not path.is_dir():
-        raise storage_error(path, OSError(errno.ENOTDIR, "not a directory"))
+        if exc.errno not in _CANNOT_WRITE:
+            raise storage_error(path, exc) from exc
+    if path.exists() and not path.is_dir():
+        raise storage_error(path, OSError(errno.EEXIST, "not a directory"))
     return path

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui.engine.sampling import SamplingParams
-from gpt_tui.errors import SpeculationError, StorageError
-from gpt_tui.locations import config_dir
-from gpt_tui.models.store import model_to_open
+from gpt_tui.errors import InputError, SpeculationError
+from gpt_tui.locations import config_dir, storage_error
+from gpt_tui.models.availability import model_to_open
+from gpt_tui.models.recommended import recommended_sampling
 
 SETTINGS_FILE = "settings.toml"
 
@@ -122,11 +123,158 @@ def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
         data["model"] = settings.model
     tmp = path.with_suffix(".toml.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # not made when the home was unwritable
         tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise StorageError(
-            f"cannot save settings to {path}: {exc.strerror or exc}; set GPT_TUI_HOME to a "
-            "writable directory"
-        ) from exc
+        raise storage_error(path.parent, exc) from exc  # which case: read-only, full, permission
+    return path
+
+
+# --- presets: sampling settings saved under a name ----------------------------------------------
+
+PRESETS_FILE = "presets.toml"
+#: the settings a preset holds: every sampling setting but the seed and the length (a preset is
+#: a way of sampling; the seed and how many tokens belong to one run)
+PRESET_EXCLUDED = ("seed", "max_tokens")
+GREEDY = "greedy"
+DEFAULT = "default"
+MODEL = "model"
+BUILTIN_PRESETS: dict[str, str] = {
+    GREEDY: "temperature 0: always the likeliest token",
+    DEFAULT: "every sampler off (temperature 1): the model's own distribution",
+    MODEL: "the loaded model's recommended settings, where it ships them "
+    "(generation_config.json, or a GGUF's general.sampling.* metadata)",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sampling settings under a name: the ones that differ from "off" (`changes`), applied on
+    top of the defaults. `source`: where they come from (built in, saved, the model's files)."""
+
+    name: str
+    changes: dict[str, Any]
+    source: str
+
+    def sampling(self, base: SamplingParams | None = None) -> SamplingParams:
+        """The preset applied on the defaults (or on `base`, keeping its seed and stop)."""
+        return (base or SamplingParams()).replace(**self.changes)
+
+
+def presets_path() -> Path:
+    return config_dir() / PRESETS_FILE
+
+
+def preset_changes(params: SamplingParams) -> dict[str, Any]:
+    """The settings of `params` a preset keeps: those that differ from the defaults."""
+    defaults = SamplingParams()
+    return {
+        f.name: getattr(params, f.name)
+        for f in dataclasses.fields(SamplingParams)
+        if f.name not in PRESET_EXCLUDED and getattr(params, f.name) != getattr(defaults, f.name)
+    }
+
+
+def load_presets(path: Path | None = None) -> tuple[dict[str, Preset], list[str]]:
+    """The saved presets by name, and the problems found (a preset with a bad value is skipped
+    whole, with a sentence saying why: half a preset would sample differently than saved)."""
+    path = path or presets_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"ignored {path} (unreadable: {exc})"]
+    presets: dict[str, Preset] = {}
+    problems: list[str] = []
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            problems.append(f"ignored preset {name!r} in {path}: not a table of settings")
+            continue
+        try:
+            params = SamplingParams().replace(**table)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"ignored preset {name!r} in {path}: {exc}")
+            continue
+        presets[name] = Preset(name, preset_changes(params), f"saved in {path}")
+    return presets, problems
+
+
+def check_preset_name(name: str) -> str:
+    """A name a preset can be saved under (InputError otherwise)."""
+    name = name.strip()
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InputError(f"a preset's name is letters, digits, '-', '_' and '.', not {name!r}")
+    if name in BUILTIN_PRESETS:
+        raise InputError(f"{name!r} is a built-in preset; save under another name")
+    return name
+
+
+def save_preset(name: str, params: SamplingParams, path: Path | None = None) -> Path:
+    """Save (or replace) the preset `name` with the settings of `params`; atomic, as settings."""
+    import tomli_w  # only needed when writing
+
+    name = check_preset_name(name)
+    path = path or presets_path()
+    presets, _ = load_presets(path)
+    presets[name] = Preset(name, preset_changes(params), "")
+    return _write_presets(presets, path, tomli_w.dumps)
+
+
+def delete_preset(name: str, path: Path | None = None) -> Path:
+    """Remove a saved preset (InputError when there is none of that name)."""
+    import tomli_w  # only needed when writing
+
+    path = path or presets_path()
+    presets, _ = load_presets(path)
+    if name not in presets:
+        raise InputError(_unknown_preset(name, presets))
+    del presets[name]
+    return _write_presets(presets, path, tomli_w.dumps)
+
+
+def find_preset(name: str, model_dir: Path | None, path: Path | None = None) -> Preset:
+    """The preset `name`: built in (greedy, default, model) or saved; InputError for a name
+    that is neither, or for "model" when the model ships no recommendation."""
+    if name == GREEDY:
+        return Preset(GREEDY, {"temperature": 0.0}, "built in")
+    if name == DEFAULT:
+        return Preset(DEFAULT, {}, "built in")
+    if name == MODEL:
+        recommended = recommended_sampling(model_dir)
+        if recommended is None:
+            raise InputError(
+                "the preset 'model' needs the model's recommended settings, and this model "
+                "ships none (no generation_config.json with sampling settings, no GGUF "
+                "general.sampling.* metadata)"
+            )
+        try:
+            SamplingParams().replace(**recommended.settings)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"the model's recommended settings do not validate: {exc}") from None
+        return Preset(MODEL, recommended.settings, f"the model's {recommended.source}")
+    presets, _ = load_presets(path)
+    if name not in presets:
+        raise InputError(_unknown_preset(name, presets))
+    return presets[name]
+
+
+def _unknown_preset(name: str, presets: dict[str, Preset]) -> str:
+    known = ", ".join([*BUILTIN_PRESETS, *sorted(presets)])
+    return f"no preset {name!r}; known: {known} (`gpt-tui presets` lists them)"
+
+
+def _write_presets(presets: dict[str, Preset], path: Path, dumps: Any) -> Path:
+    data = {
+        name: {k: list(v) if isinstance(v, tuple) else v for k, v in p.changes.items()}
+        for name, p in sorted(presets.items())
+    }
+    tmp = path.with_suffix(".toml.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise storage_error(path.parent, exc) from exc
     return path

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # isort: off
 import gpt_tui  # noqa: F401  (before NumPy: OpenBLAS's threads sleep at once, as for a user)
@@ -72,6 +73,34 @@ def gpt2_tokenizer_files() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def gpt2_tokenizer(gpt2_tokenizer_files: tuple[Path, Path]) -> Tokenizer:
     return Tokenizer.from_gpt2_files(*gpt2_tokenizer_files)
+
+
+@pytest.fixture(scope="session")
+def bos_first_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tokenizer.json and tokenizer_config.json of GPT-2's tokenizer with Llama 3's kind of
+    post-processor: <|endoftext|> (its bos token) before every text, so `add_bos` (GPT-2's and
+    SmolLM2's tokenizers put nothing first)."""
+    from tokenizers import Tokenizer as HubTokenizer
+    from tokenizers import processors
+
+    target = tmp_path_factory.mktemp("bos-first")
+    tok = HubTokenizer.from_file(str(HF_FIXTURES / "gpt2" / "tokenizer.json"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 50256)]
+    )
+    tok.save(str(target / "tokenizer.json"))
+    config = HF_FIXTURES / "gpt2" / "tokenizer_config.json"  # names <|endoftext|> the bos token
+    (target / config.name).write_bytes(config.read_bytes())
+    return target
+
+
+@pytest.fixture(scope="session")
+def bos_first_tokenizer(bos_first_tokenizer_dir: Path) -> Any:
+    from gpt_tui.tokenizer.hf import HFTokenizer
+
+    hf = HFTokenizer.from_dir(bos_first_tokenizer_dir)
+    assert hf.add_bos and hf.bos_id == 50256
+    return hf
 
 
 @pytest.fixture(scope="session")

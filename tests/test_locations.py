@@ -42,12 +42,15 @@ def test_home_below_a_regular_file_is_a_clear_error(
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 555; see the test above")
-def test_read_only_home_is_a_clear_error(gpt_home: Path) -> None:
+def test_an_unwritable_home_is_named_but_only_a_write_fails(gpt_home: Path) -> None:
+    # (a read-only file system, a full disk and a home root cannot write: tests/cli/test_models.py)
     gpt_home.mkdir()
     gpt_home.chmod(0o555)
     try:
+        models = locations.models_dir()  # listing what is there needs no write
+        assert models == gpt_home / "cache" / "models" and not models.exists()
         with pytest.raises(StorageError) as info:
-            locations.models_dir()
+            locations.ensure_writable(models)
         assert "GPT_TUI_HOME" in str(info.value) and "permission denied" in str(info.value)
     finally:
         gpt_home.chmod(0o755)
@@ -56,5 +59,7 @@ def test_read_only_home_is_a_clear_error(gpt_home: Path) -> None:
 def test_ensure_writable_really_writes(tmp_path: Path) -> None:
     assert locations.ensure_writable(tmp_path) == tmp_path
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
-    with pytest.raises(StorageError, match="GPT_TUI_HOME"):
-        locations.ensure_writable(tmp_path / "missing")
+    assert locations.ensure_writable(tmp_path / "new" / "dir").is_dir()  # made, to write in
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StorageError, match="a parent of it is a file.*GPT_TUI_HOME"):
+        locations.ensure_writable(tmp_path / "a-file" / "dir")

@@ -20,10 +20,15 @@ from typing import Any, Protocol
 from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
 from gpt_tui.engine.speculative import PassStats
 
-#: SamplingParams fields, as the capabilities name them.
+#: SamplingParams fields, as the capabilities name them: today's, then issue 24's samplers and
+#: the settings that are lists (biases, bans, DRY's breakers, the stages' order).
 SAMPLING_SETTINGS = (
     "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
     "frequency_penalty", "seed", "max_tokens", "stop",
+    "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold", "dry_multiplier", "dry_base",
+    "dry_allowed_length", "dry_sequence_breakers", "dynatemp_range", "dynatemp_exponent",
+    "mirostat_tau", "mirostat_eta", "logit_bias", "banned_tokens", "banned_strings",
+    "sampler_order",
 )  # fmt: skip
 
 
@@ -104,8 +109,9 @@ class Backend(Protocol):
 
     def score(self, context: list[int], n_top: int = 5) -> TextScore:
         """The probability of each token of `context` after the ones before it, with `n_top`
-        alternatives (the first token is scored only after a beginning-of-text token the backend
-        puts first: `prepended_bos`). Raises BackendError when the backend cannot
+        alternatives. The first has nothing before it and no score (`prepended_bos` says whether
+        it is the beginning-of-text token the tokenizer puts before a text: engine.scoring's
+        SCORING_RULE). Raises BackendError when the backend cannot
         (capabilities.prompt_scoring)."""
         ...
 

@@ -15,8 +15,9 @@ from gpt_tui.engine.speculative import (
     unavailable_reason,
 )
 from gpt_tui.errors import GptTuiError, SpeculationError
+from gpt_tui.models.availability import is_cached
+from gpt_tui.models.loading import LoadedModel, load_model
 from gpt_tui.models.names import describe
-from gpt_tui.models.store import LoadedModel, is_cached, load_model
 from gpt_tui.settings import SPECULATIVE_LOOKUP, SPECULATIVE_OFF, check_speculative
 
 

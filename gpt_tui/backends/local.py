@@ -22,14 +22,14 @@ CAPABILITIES = Capabilities(look_inside=True, speculative=True)
 
 
 class LocalBackend:
-    """A model loaded by `gpt_tui.models.store` (GPT-2 or the LLaMA family)."""
+    """A model loaded by `gpt_tui.models.loading` (GPT-2 or the LLaMA family)."""
 
     capabilities = CAPABILITIES
 
     def __init__(self, loaded: Any, *, strict: bool = False) -> None:
         """`strict`: a draft model that cannot be used fails the run (the CLI), and may be
         downloaded; otherwise it is told through the request's `on_notice` (the app)."""
-        self.loaded = loaded  # gpt_tui.models.store.LoadedModel
+        self.loaded = loaded  # gpt_tui.models.loading.LoadedModel
         self.strict = strict
         self.name: str = loaded.name
         self.model = loaded.model

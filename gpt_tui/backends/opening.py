@@ -8,8 +8,8 @@ from typing import Any
 from gpt_tui.backends import openai as remote
 from gpt_tui.backends.base import Backend
 from gpt_tui.backends.local import LocalBackend
+from gpt_tui.models.loading import load_model
 from gpt_tui.models.names import is_remote
-from gpt_tui.models.store import load_model
 
 
 def open_backend(

@@ -10,17 +10,20 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.table import Table
 
-from gpt_tui.cli.console import cpu_name, load_for_cli, stderr, stdout
+from gpt_tui.cli.console import load_for_cli, stderr, stdout
+from gpt_tui.engine import GPT2
+from gpt_tui.engine.plan import PLAN_ENV, cpu_name
+from gpt_tui.models.catalog import CATALOG, GPT2_HPARAMS
+from gpt_tui.models.random_weights import random_gpt2_params
 from gpt_tui.settings import SPECULATIVE_LOOKUP, check_speculative
 
 if TYPE_CHECKING:
     from gpt_tui.bench.speed import BenchResult
     from gpt_tui.engine.plan import Plan
-    from gpt_tui.models.store import LoadedModel
+    from gpt_tui.models.loading import LoadedModel
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    from gpt_tui.models.catalog import GPT2_HPARAMS
 
     p = sub.add_parser(
         "bench",
@@ -71,16 +74,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from gpt_tui.bench.speed import peak_rss_bytes, run_bench
-    from gpt_tui.engine.plan import PLAN_ENV
 
     if args.replan:  # read by the model's constructor: the plan is measured as it is built
         os.environ[PLAN_ENV] = "replan"
     start = time.perf_counter()
     if args.random:
-        from gpt_tui.engine import GPT2
-        from gpt_tui.models.catalog import GPT2_HPARAMS
-        from gpt_tui.models.random_weights import random_gpt2_params
-
         with stderr.status(f"building random {args.random} weights"):
             hparams = GPT2_HPARAMS[args.random]
             params = random_gpt2_params(hparams, streaming=True)
@@ -173,8 +171,9 @@ def _speculative_table(cases) -> Table:
 
 def _gpt2_tokenizer_if_available():
     """GPT-2's tokenizer for random GPT-2 weights: from any cached GPT-2 model, else none."""
-    from gpt_tui.models.catalog import CATALOG
-    from gpt_tui.models.store import is_cached, load_tokenizer, model_path
+    from gpt_tui.models.availability import is_cached
+    from gpt_tui.models.cache import model_path
+    from gpt_tui.models.loading import load_tokenizer
 
     for spec in CATALOG:
         if spec.kind == "gpt2" and is_cached(spec.name):
@@ -183,8 +182,6 @@ def _gpt2_tokenizer_if_available():
 
 
 def _bench_table(r: BenchResult, load_s: float, rss_loaded: int) -> Table:
-
-    from gpt_tui.engine.plan import cpu_name
 
     title = f"gpt-tui bench: {r.model} on {cpu_name()}"
     table = Table(title=title, title_justify="left", show_edge=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -24,11 +24,14 @@ from rich.progress import (
 from rich.text import Text
 
 from gpt_tui.display import visible_token
-from gpt_tui.errors import GptTuiError
+from gpt_tui.engine.plan import plan_of
+from gpt_tui.errors import BackendError, GptTuiError, InputError, ModelFileError
+from gpt_tui.models.names import describe, is_remote, model_setting
+from gpt_tui.settings import default_model_name, load_settings, save_settings
 
 if TYPE_CHECKING:
     from gpt_tui.models.download import DownloadProgress
-    from gpt_tui.models.store import LoadedModel
+    from gpt_tui.models.loading import LoadedModel
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,7 +44,7 @@ def read_prompt(prompt: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise GptTuiError(
+        raise InputError(
             f"stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "convert it first, e.g. with iconv"
         ) from None
@@ -49,11 +52,10 @@ def read_prompt(prompt: str) -> str:
 
 def load_for_cli(name: str | None, base_url: str | None) -> LoadedModel:
     """A local model, for the commands only the engine can do (lens, bench)."""
-    from gpt_tui.models.store import load_model
-    from gpt_tui.settings import default_model_name
+    from gpt_tui.models.loading import load_model
 
     name = name or default_model_name()
-    with rich_download_progress() as progress:
+    with rich_download_progress() as progress, _named(name):
         loaded = load_model(name, base_url=base_url, progress=progress)
     _remember_model(name)
     _say_plan(loaded.model)
@@ -67,18 +69,17 @@ def open_for_cli(
     server is connected to and probed)."""
     from gpt_tui.backends.local import engine_model
     from gpt_tui.backends.opening import open_backend
-    from gpt_tui.models.names import is_remote, model_setting
-    from gpt_tui.settings import default_model_name
 
     name = name or default_model_name()
     if is_remote(name):
         from gpt_tui.backends import openai as remote
 
+        check_server_url(name)
         with stderr.status(f"connecting to {model_setting(name)}"):  # (without credentials)
             backend = open_backend(name, api_key=api_key)
         stderr.print(f"[{remote.status_line(backend)}]", style="dim", markup=False)
     else:
-        with rich_download_progress() as progress:
+        with rich_download_progress() as progress, _named(name):
             backend = open_backend(name, base_url=base_url, progress=progress, strict=True)
     _remember_model(name)
     model = engine_model(backend)
@@ -87,9 +88,34 @@ def open_for_cli(
     return name, backend
 
 
+def check_server_url(url: str) -> None:
+    """A server's URL that cannot be one (no host) is a bad argument, said before connecting."""
+    from gpt_tui.backends.openai.client import normalise_base_url  # httpx: only for a URL
+
+    try:
+        normalise_base_url(url.split("#", 1)[0])
+    except BackendError as exc:
+        raise InputError(str(exc)) from None  # not a failure to connect: nothing was tried
+
+
+@contextlib.contextmanager
+def _named(name: str) -> Iterator[None]:
+    """A path given as the model that is not a model (or not a usable one) is a bad argument;
+    the same error for a catalog model means its cache is damaged (a failure, exit code 1)."""
+    try:
+        yield
+    except ModelFileError as exc:
+        try:
+            given_path = describe(name).kind == "path"
+        except GptTuiError:
+            given_path = True  # the name itself is what is wrong
+        if given_path:
+            raise InputError(str(exc)) from exc
+        raise
+
+
 def _say_plan(model: Any) -> None:
     """One line when loading measured this machine's kernel plan (once), or ignored a kept one."""
-    from gpt_tui.engine.plan import plan_of
 
     plan = plan_of(model)
     if plan is None:
@@ -107,8 +133,6 @@ def _say_plan(model: Any) -> None:
 
 def _remember_model(name: str) -> None:
     """Make this model the default for the next run; a read-only config only costs a warning."""
-    from gpt_tui.models.names import model_setting
-    from gpt_tui.settings import load_settings, save_settings
 
     name = model_setting(name)  # a server's URL without credentials written into it
     settings, _ = load_settings()
@@ -119,26 +143,46 @@ def _remember_model(name: str) -> None:
             stderr.print(f"warning: {exc}", markup=False)
 
 
+def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token's share of the text, as streamed output shows it: a character split over
+    tokens is whole on the token that completes it, "" on the ones before."""
+    if not hasattr(tokenizer, "stream_decoder"):
+        return [tokenizer.token_text(i) for i in ids]
+    decoder = tokenizer.stream_decoder()
+    pieces = [decoder.push(i) for i in ids]
+    if pieces:
+        pieces[-1] += decoder.flush()  # bytes that never completed a character, as U+FFFD
+    return pieces
+
+
+def show_piece(piece: str, token_id: int, tokenizer: Any) -> str:
+    """A token's piece for a table (rich markup): a token that only starts a character shows
+    its bytes, dimmed, rather than a replacement character."""
+    if piece or not hasattr(tokenizer, "token_bytes"):
+        return show_token(piece)
+    return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
+
+
+def show_alternative(token_id: int, text: str, tokenizer: Any) -> str:
+    """A token the model considered, alone (rich markup): part of a character shows its bytes,
+    dimmed, rather than a replacement character."""
+    if "\ufffd" not in text or not hasattr(tokenizer, "token_bytes"):
+        return show_token(text)
+    try:
+        return show_token(tokenizer.token_bytes(token_id).decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"[dim]bytes {tokenizer.token_bytes(token_id).hex(' ').upper()}[/]"
+
+
 def show_token(text: str) -> str:
     from rich.markup import escape
 
     return escape(visible_token(text))
 
 
-def cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 @contextlib.contextmanager
 def rich_download_progress() -> Iterator[Callable[[DownloadProgress], None]]:
-    """A progress callback for `store.ensure_model`/`load_model` that draws rich progress bars
+    """A progress callback for `ensure_model`/`load_model` that draws rich progress bars
     (bytes, rate, time left) on stderr, so stdout stays free for generated text.
 
     Nothing is drawn until the first event: a cached model loads without any output. Use:
@@ -216,15 +260,3 @@ class _RateColumn(ProgressColumn):
         if task.fields.get("unit") != "bytes" or known is None:
             return Text("")
         return self._speed.render(task)
-
-
-def format_bytes(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.1f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.0f} MB"
-    return f"{n / 1e3:.0f} kB"
-
-
-def format_count(n: int) -> str:
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"

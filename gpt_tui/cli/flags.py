@@ -1,13 +1,23 @@
-"""The flags several commands share: sampling settings, speculation, alternatives."""
+"""The flags several commands share: sampling settings, presets, speculation, alternatives.
+
+Sampling flags are checked in two steps. argparse checks each value alone (a range, a stage's
+name, a bias's number) before any model loads; the flags that name tokens (`--logit-bias`,
+`--ban`) and the preset `model` need the model, so `sampling_for` finishes the settings once
+it is open. Both steps fail in one line with exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import codecs
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from gpt_tui.engine.sampling import RANGES, SamplingParams
-from gpt_tui.errors import SpeculationError
-from gpt_tui.settings import SPECULATIVE_DEFAULT, check_speculative
+from gpt_tui.engine.sampling import RANGES, SamplingParams, temperature_last
+from gpt_tui.engine.sampling.params import DEFAULT_ORDER, LOGIT_BIAS_LIMIT
+from gpt_tui.errors import InputError, SpeculationError
+from gpt_tui.settings import SPECULATIVE_DEFAULT, check_speculative, find_preset, save_preset
 
 
 def _param_type(name: str) -> Callable[[str], float | int]:
@@ -45,6 +55,72 @@ def n_top_type(text: str) -> int:
     return int(text)
 
 
+def _escaped(what: str, text: str) -> str:
+    """Text as typed, its backslash escapes read (\\n a newline); other characters are kept as
+    they are (latin-1 with backslashreplace turns them into escapes that unicode_escape reads
+    back, where decoding UTF-8 bytes as escapes would garble them). Never empty."""
+    try:
+        out = codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"{what} {text!r} has a broken escape (write \\\\ for a backslash)"
+        ) from None
+    if not out:
+        raise argparse.ArgumentTypeError(f"{what} must be non-empty text, not ''")
+    return out
+
+
+def _stop_type(text: str) -> str:
+    """A stop sequence as typed, its backslash escapes read."""
+    return _escaped("stop", text)
+
+
+def _ban_string_type(text: str) -> str:
+    return _escaped("ban-string", text)
+
+
+def _breaker_type(text: str) -> str:
+    return _escaped("dry-sequence-breaker", text)
+
+
+def _token_type(text: str) -> str:
+    """A token as typed: a whole number is an id, anything else a text that must be one token
+    (checked once the model is open)."""
+    return text.strip() if text.strip().isdigit() else _escaped("ban", text)
+
+
+def _bias_type(text: str) -> tuple[str, float]:
+    """TOKEN=BIAS: the token as `_token_type` reads it, the bias a number in [-100, 100]."""
+    token, sep, bias = text.rpartition("=")
+    if not sep or not token:
+        raise argparse.ArgumentTypeError(
+            f"logit-bias takes TOKEN=BIAS (a token id or text, a number in [-100, 100]), "
+            f"not {text!r}"
+        )
+    try:
+        value = float(bias)
+    except ValueError:
+        value = float("nan")
+    if not -LOGIT_BIAS_LIMIT <= value <= LOGIT_BIAS_LIMIT:  # (NaN fails too)
+        raise argparse.ArgumentTypeError(
+            f"logit-bias of {token!r} must be a number in [-100, 100], not {bias!r}"
+        )
+    return (token.strip() if token.strip().isdigit() else _escaped("logit-bias", token)), value
+
+
+def _order_type(text: str) -> tuple[str, ...]:
+    try:
+        return SamplingParams(sampler_order=text).sampler_order
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _preset_type(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("preset must be a name, not ''")
+    return text.strip()
+
+
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
     for name, spec in RANGES.items():
@@ -58,17 +134,159 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=_seed_type, help="random seed; the same seed repeats a run")
     g.add_argument(
         "--stop",
+        type=_stop_type,
         action="append",
         default=[],
         metavar="TEXT",
         help="stop before this text (repeatable; \\n for a newline)",
     )
+    g.add_argument(
+        "--logit-bias",
+        type=_bias_type,
+        action="append",
+        default=[],
+        metavar="TOKEN=BIAS",
+        help="add BIAS in [-100, 100] to a token's logit (repeatable; TOKEN an id, or a text "
+        "that is exactly one token of the model; OpenAI's logit_bias)",
+    )
+    g.add_argument(
+        "--ban",
+        type=_token_type,
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="never draw this token (repeatable; an id, or a text that is one token)",
+    )
+    g.add_argument(
+        "--ban-string",
+        type=_ban_string_type,
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="never produce this text: generation rewinds to where it began and draws again "
+        "there without that token (repeatable; \\n for a newline)",
+    )
+    g.add_argument(
+        "--dry-sequence-breaker",
+        type=_breaker_type,
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a text that ends a repeat for DRY (repeatable; replaces the default breakers "
+        "\\n : \" *, as llama.cpp's flag does)",
+    )
+    g.add_argument(
+        "--sampler-order",
+        type=_order_type,
+        metavar="A,B,C",
+        help="the stages in the order they run; stages left out do not run (default "
+        f"{','.join(DEFAULT_ORDER)})",
+    )
+    g.add_argument(
+        "--temperature-last",
+        action="store_true",
+        help="move temperature to the end of the order, so the truncations see the model's own "
+        "distribution (llama.cpp's and text-generation-webui's switch)",
+    )
+    g.add_argument(
+        "--preset",
+        type=_preset_type,
+        metavar="NAME",
+        help="start from a preset's settings (built in: greedy, default, model; the flags given "
+        "change it); `gpt-tui presets` lists them",
+    )
+    g.add_argument(
+        "--save-preset",
+        type=_preset_type,
+        metavar="NAME",
+        help="save the settings of this run (the preset and flags, without the seed and max "
+        "tokens) as NAME",
+    )
 
 
-def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
-    values = {name: getattr(args, name) for name in RANGES if getattr(args, name) is not None}
-    stop = tuple(s.encode().decode("unicode_escape") for s in args.stop)
-    return SamplingParams(seed=args.seed, stop=stop, **values)
+def sampling_from_args(
+    args: argparse.Namespace, base: SamplingParams | None = None
+) -> SamplingParams:
+    """The settings the flags give, on `base` (default: every sampler off), apart from the flags
+    that name tokens (`sampling_for` adds those)."""
+    base = base or SamplingParams()
+    values: dict[str, Any] = {
+        name: getattr(args, name) for name in RANGES if getattr(args, name) is not None
+    }
+    if args.seed is not None:
+        values["seed"] = args.seed
+    if args.stop:
+        values["stop"] = tuple(args.stop)
+    if args.ban_string:
+        values["banned_strings"] = tuple(args.ban_string)
+    if args.dry_sequence_breaker:
+        values["dry_sequence_breakers"] = tuple(args.dry_sequence_breaker)
+    if args.sampler_order is not None:
+        values["sampler_order"] = args.sampler_order
+    params = base.replace(**values)
+    if args.temperature_last:
+        params = params.replace(sampler_order=temperature_last(params.sampler_order))
+    return params
+
+
+def sampling_for(
+    args: argparse.Namespace,
+    tokenizer: Any,
+    n_vocab: int,
+    model_dir: Path | None = None,
+    *,
+    name: str = "the model",
+    remote: bool = False,
+) -> SamplingParams:
+    """The settings of a run once the model is open: the preset, the flags, and the tokens the
+    flags name; saved as a preset when `--save-preset` asks. InputError for a token that is not
+    one of the model's, or a preset that is not known."""
+    base = find_preset(args.preset, model_dir).sampling() if args.preset else SamplingParams()
+    changes: dict[str, Any] = {}
+    if args.logit_bias:
+        changes["logit_bias"] = [
+            (token_id(tokenizer, t, n_vocab, "--logit-bias", remote), b) for t, b in args.logit_bias
+        ]
+    if args.ban:
+        changes["banned_tokens"] = [
+            token_id(tokenizer, t, n_vocab, "--ban", remote) for t in args.ban
+        ]
+    try:  # (each flag was checked alone; together, or with a preset, they may still clash)
+        params = sampling_from_args(args, base).replace(**changes)
+        params.check_vocabulary(n_vocab)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if params.top_k > n_vocab:
+        # The flag's own range is GPT-2's vocabulary; the model loaded may have fewer tokens.
+        raise InputError(
+            f"--top-k: top_k must be in [0, {n_vocab}] (the vocabulary of {name}), "
+            f"not {params.top_k}"
+        )
+    if args.save_preset:
+        save_preset(args.save_preset, params)
+    return params
+
+
+def token_id(tokenizer: Any, token: str, n_vocab: int, flag: str, remote: bool = False) -> int:
+    """A token as a flag names it: an id of the model's vocabulary, or a text that is exactly
+    one of its tokens. On a server, ids are gpt-tui's own numbering of the pieces seen, so only
+    a text names a token there."""
+    if token.isdigit():
+        if remote:
+            raise InputError(
+                f"{flag} {token}: on a server, give the token as its text (gpt-tui does not "
+                "know the server's token ids)"
+            )
+        if int(token) >= n_vocab:
+            raise InputError(
+                f"{flag} {token}: not a token of this model (its ids are 0 to {n_vocab - 1})"
+            )
+        return int(token)
+    ids = tokenizer.encode(token, "all")
+    if len(ids) == 1:
+        return int(ids[0])
+    pieces = " ".join(repr(tokenizer.token_text(i)) for i in ids) or "nothing"
+    raise InputError(f"{flag} {token!r} is not one token: it tokenises to {len(ids)}: {pieces}")
 
 
 def _speculative_type(text: str) -> str:

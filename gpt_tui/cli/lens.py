@@ -10,11 +10,10 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from gpt_tui.cli.console import load_for_cli, read_prompt, stderr, stdout
+from gpt_tui.cli.console import load_for_cli, read_prompt, stdout
 from gpt_tui.cli.flags import n_top_type
 from gpt_tui.display import heat, short_percent, visible_token
 from gpt_tui.engine.trace import Attribution
-from gpt_tui.errors import InputError
 from gpt_tui.playground.look_inside import (
     LensReport,
     contributions,
@@ -55,12 +54,9 @@ def _run_lens(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
     loaded = load_for_cli(args.model, None)
     special = "all" if args.special else "none"
-    try:
-        report = report_for_text(loaded.model, loaded.tokenizer, text, args.position, args.target,
-                                 args.against, n_top=args.top, allowed_special=special)  # fmt: skip
-    except InputError as exc:  # a bad argument, found once the text is tokenised
-        stderr.print(f"error: {exc}", markup=False)
-        return 2
+    # A bad position or target is an InputError, found once the text is tokenised: exit code 2
+    report = report_for_text(loaded.model, loaded.tokenizer, text, args.position, args.target,
+                             args.against, n_top=args.top, allowed_special=special)  # fmt: skip
     if args.json:
         sys.stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
         return 0

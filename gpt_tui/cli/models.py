@@ -8,15 +8,18 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from gpt_tui import locations
 from gpt_tui.cli.console import (
-    format_bytes,
-    format_count,
+    check_server_url,
     rich_download_progress,
     stderr,
     stdout,
 )
 from gpt_tui.cli.flags import add_api_key_flag
-from gpt_tui.models.names import describe
+from gpt_tui.display import human_bytes, human_count
+from gpt_tui.errors import InputError
+from gpt_tui.models.catalog import CATALOG, DEFAULT_GPT2_URL, resolve
+from gpt_tui.models.names import describe, is_remote
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,9 +41,9 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
 def _run_models(args: argparse.Namespace) -> int:
     if args.url:
         return _run_server_models(args.url, args.api_key)
-    from gpt_tui import locations
-    from gpt_tui.models import store
-    from gpt_tui.models.catalog import CATALOG
+    from gpt_tui.models import availability
+    from gpt_tui.models.cache import checkpoint_path, model_path
+    from gpt_tui.models.hf_models import hf_models
 
     table = Table(
         title=f"models in {locations.models_dir()}", title_justify="left", box=box.SIMPLE_HEAD
@@ -53,17 +56,17 @@ def _run_models(args: argparse.Namespace) -> int:
     table.add_column("path", overflow="fold", min_width=12)
     styles = {"cached": "green", "bundled": "cyan", "partial": "yellow"}
     for spec in CATALOG:
-        status = store.status(spec.name)
+        status = availability.status(spec.name)
         path = {
-            "cached": store.model_path(spec.name),
-            "partial": store.checkpoint_path(spec.name),
+            "cached": model_path(spec.name),
+            "partial": checkpoint_path(spec.name),
         }.get(status, "")
         table.add_row(
             spec.name,
             "\n".join(spec.aliases),
-            format_count(spec.n_params),
-            format_bytes(spec.download_bytes),
-            format_bytes(spec.memory_bytes),
+            human_count(spec.n_params),
+            human_bytes(spec.download_bytes),
+            human_bytes(spec.memory_bytes),
             Text(status, style=styles.get(status, "dim")),
             str(path),
         )
@@ -81,14 +84,14 @@ def _run_models(args: argparse.Namespace) -> int:
     for column in ("params", "size"):
         hf.add_column(column, justify="right", no_wrap=True)
     hf.add_column("status", overflow="fold", min_width=12)
-    models = store.hf_models()
+    models = hf_models()
     for m in models:
         state = "converted" if m.converted else "cached" if m.supported else m.problem
         hf.add_row(
             m.repo_id,
             m.hf_architecture,
-            format_count(m.n_params) if m.n_params else "?",
-            format_bytes(m.size_bytes) if m.size_bytes else "?",
+            human_count(m.n_params) if m.n_params else "?",
+            human_bytes(m.size_bytes) if m.size_bytes else "?",
             Text(state, style="green" if m.supported else "yellow"),
         )
     if models:
@@ -99,7 +102,6 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
-    from gpt_tui.models.catalog import DEFAULT_GPT2_URL
 
     p = sub.add_parser(
         "download", help="download a GPT-2 model or a Hugging Face repo and convert it, once"
@@ -126,8 +128,9 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from gpt_tui.models import store
-    from gpt_tui.models.catalog import resolve
+    from gpt_tui.models.availability import is_cached
+    from gpt_tui.models.cache import model_path
+    from gpt_tui.models.conversion import ensure_model
 
     if describe(args.name).kind == "hf":
         return _download_hf(args.name, args.force)
@@ -135,12 +138,12 @@ def _run_download(args: argparse.Namespace) -> int:
     if spec.bundled:
         stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
         return 0
-    if not args.force and store.is_cached(spec.name):
-        path = store.model_path(spec.name)
+    if not args.force and is_cached(spec.name):
+        path = model_path(spec.name)
         stdout.print(f"{spec.name} is already downloaded: {path} (--force fetches it again)")
         return 0
     with rich_download_progress() as progress:
-        path = store.ensure_model(
+        path = ensure_model(
             spec.name,
             base_url=args.base_url,
             progress=progress,
@@ -158,12 +161,11 @@ def add_rm_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rm(args: argparse.Namespace) -> int:
-    from gpt_tui.models import store
-    from gpt_tui.models.catalog import resolve
+    from gpt_tui.models.cache import remove_hf_conversion, remove_model
 
     if describe(args.name).kind == "hf":
-        freed = store.remove_hf_conversion(args.name)
-        done = f"removed gpt-tui's copy of {args.name} ({format_bytes(freed)} freed)"
+        freed = remove_hf_conversion(args.name)
+        done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
         stdout.print(
             (done if freed else f"gpt-tui holds no copy of {args.name}: nothing to remove")
             + "; the Hugging Face cache, which other tools share, is left as it is",
@@ -171,9 +173,11 @@ def _run_rm(args: argparse.Namespace) -> int:
         )
         return 0
     spec = resolve(args.name)
-    freed = store.remove_model(spec.name)
+    if spec.bundled:
+        raise InputError(f"{spec.name} is bundled with gpt-tui and cannot be removed")
+    freed = remove_model(spec.name)
     if freed:
-        stdout.print(f"removed {spec.name} ({format_bytes(freed)} freed)")
+        stdout.print(f"removed {spec.name} ({human_bytes(freed)} freed)")
     else:
         stdout.print(f"{spec.name} is not downloaded: nothing to remove")
     return 0
@@ -181,28 +185,28 @@ def _run_rm(args: argparse.Namespace) -> int:
 
 def _download_hf(repo_id: str, force: bool) -> int:
     """Fetch a Hugging Face repo (safetensors only) into its cache and convert it once."""
-    from gpt_tui.models import store
+    from gpt_tui.models.cache import hf_model_path, remove_hf_conversion
+    from gpt_tui.models.loading import load_model
 
     if force:
-        store.remove_hf_conversion(repo_id)
-    elif store.hf_model_path(repo_id).exists():  # a converted copy only ever appears whole
-        path = store.hf_model_path(repo_id)
+        remove_hf_conversion(repo_id)
+    elif hf_model_path(repo_id).exists():  # a converted copy only ever appears whole
+        path = hf_model_path(repo_id)
         stdout.print(f"{repo_id} is already converted: {path} (--force converts it again)")
         return 0
     with rich_download_progress() as progress:
-        store.load_model(repo_id, progress=progress)
-    stdout.print(f"{repo_id} is ready: {store.hf_model_path(repo_id)}", markup=False)
+        load_model(repo_id, progress=progress)
+    stdout.print(f"{repo_id} is ready: {hf_model_path(repo_id)}", markup=False)
     return 0
 
 
 def _run_server_models(url: str, api_key: str | None) -> int:
     """What a server lists, and what gpt-tui can do with its model (the probe's findings)."""
     from gpt_tui.backends import openai as remote
-    from gpt_tui.errors import GptTuiError
-    from gpt_tui.models.names import is_remote
 
     if not is_remote(url):
-        raise GptTuiError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
+        raise InputError(f"{url} is not a server's URL: give http://HOST:PORT/v1")
+    check_server_url(url)
     key = remote.api_key(api_key)
     with stderr.status(f"asking {url} for its models"):
         models = remote.models_at(url, key)

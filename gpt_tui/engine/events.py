@@ -19,6 +19,9 @@ class TokenEvent:
     output this token completes: "" while a UTF-8 character is still incomplete, cut short where a
     stop string begins. `dropped` counts tokens the context window slid past before this step.
     `finish_reason` is set on the last event: "length", "eos" or "stop".
+    `rewinds` counts the draws at this position that were undone because a banned string began
+    in them (each drawn again without the token it began with); `rewound` is the text last
+    undone here, from this position to where the banned string ended, for a front end to show.
     """
 
     index: int
@@ -33,3 +36,5 @@ class TokenEvent:
     position: int
     dropped: int = 0
     finish_reason: str | None = None
+    rewinds: int = 0
+    rewound: str = ""

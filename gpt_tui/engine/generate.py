@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,8 @@ from gpt_tui.engine import speculative
 from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.language_model import LanguageModel
-from gpt_tui.engine.sampling import Sampler, SamplingParams
+from gpt_tui.engine.sampling import Sampler, SamplingParams, speculation_blocker
+from gpt_tui.engine.sampling.dry import breaker_mask
 from gpt_tui.engine.scoring import TokenScore, score_rows
 
 if TYPE_CHECKING:
@@ -101,20 +103,22 @@ def generate(
     afterwards. `on_prompt_scored` receives the scores of the prompt tokens the prefill computed.
     With a `drafter`, decoding is speculative (engine/speculative.py): the same tokens and
     events, several per pass when the drafts hold; `on_pass` receives the passes' totals;
-    `draft_length` is the policy for how many tokens to draft (default: adaptive).
+    `draft_length` is the policy for how many tokens to draft (default: adaptive). Under
+    settings that speculation cannot follow (`speculation_blocker`: banned strings), decoding
+    is plain and `on_pass` is not called.
     """
     current = params if callable(params) else (lambda: params)
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     cache = cache if cache is not None else model.new_cache()
     logits = _prefill_reporting(model, cache, ids, tokenizer, dropped, n_top, on_prompt_scored)
     stream = _Stream(tokenizer, current, ids, len(ids) + dropped, model.n_vocab, n_top)
-    if drafter is not None:
+    stream.rewinds_allowed = True
+    if drafter is not None and speculation_blocker(current()) is None:
         yield from speculative.decode(
             model, cache, stream, logits, dropped, drafter, _advance, on_pass, draft_length
         )
         return
-    for _, event in _run_streams(model, cache, [stream], logits[None, :], dropped):
-        yield event
+    yield from _run_one(model, cache, stream, logits, dropped)
 
 
 def _prefill_reporting(
@@ -156,11 +160,17 @@ def generate_batch(
     batch, so each step reads the weights once for all of them: decoding is bound by that read.
     `on_prompt_scored` receives the prompt tokens' scores, as `generate`'s does. There is no
     speculation here: the streams already share each pass, and rows for every stream's drafts
-    would make a pass as wide as the drafts times the streams.
+    would make a pass as wide as the drafts times the streams. Nor banned strings: a rewind
+    would shorten one stream's rows of the shared cache, which holds one length for all.
     """
     if not 1 <= len(params) <= 8:
         raise ValueError(f"generate_batch takes 1 to 8 streams, not {len(params)}")
     sources = [p if callable(p) else (lambda p=p: p) for p in params]
+    if any(source().banned_strings for source in sources):
+        raise ValueError(
+            "banned strings need one stream at a time (they rewind it); several streams "
+            "decoding together cannot apply them: clear the banned strings to compare"
+        )
     ids, dropped = prepare_prompt(tokenizer, prompt, model.n_ctx, allowed_special)
     single = model.new_cache()
     logits = _prefill_reporting(model, single, ids, tokenizer, dropped, n_top, on_prompt_scored)
@@ -173,8 +183,25 @@ def generate_batch(
     yield from _run_streams(model, cache, streams, batch_logits, dropped)
 
 
+@dataclass(frozen=True, slots=True)
+class _Drawn:
+    """A drawn token still held back while a banned string may begin in it, with what a
+    rewind to it needs: the logits it was drawn from and the sampler as it was before it."""
+
+    event: TokenEvent
+    logits: np.ndarray  # [n_vocab]
+    sampler: Sampler
+
+
 class _Stream:
-    """One stream's state between steps: sampler, UTF-8 decoder, stop-string hold, settings."""
+    """One stream's state between steps: sampler, UTF-8 decoder, stop-string hold, settings.
+
+    With banned strings (and `rewinds_allowed`, set by the single-stream loops), drawn tokens
+    are held while their text could still begin a banned string; when one completes, the
+    stream rewinds to the token where it began, excludes that token at that position and asks
+    its loop (`take_rewind`) to drop the undone tokens from the cache and draw there again.
+    KoboldCpp's phrase bans work this way; the rewind is reported on the event (`rewinds`).
+    """
 
     def __init__(
         self,
@@ -187,17 +214,41 @@ class _Stream:
     ) -> None:
         self.tokenizer, self.current, self.start, self.n_top = tokenizer, current, start, n_top
         self.sampler = Sampler(n_vocab, prompt_ids, current().seed)
+        self.n_vocab = n_vocab
         self.decoder = tokenizer.stream_decoder()
         self.held = StopStringHold()
         self.eos_ids = set(tokenizer.eos_ids)
         self.index = 0
         self.done = False
         self.last_token = prompt_ids[-1]
+        self.rewinds_allowed = False
+        self.drawn: list[_Drawn] = []  # held back for banned strings, oldest first
+        self.excluded: dict[int, set[int]] = {}  # position -> tokens a rewind excluded there
+        self.rewound: dict[int, tuple[int, str]] = {}  # position -> (rewinds, text undone)
+        self._rewind: tuple[int, np.ndarray] | None = None
+        self._breakers: tuple[str, ...] | None = None  # the DRY breakers the mask was made for
+
+    def take_rewind(self) -> tuple[int, np.ndarray] | None:
+        """After a step: None, or (tokens to drop from the end of the cache, the logits to
+        step on next) when a banned string made the stream go back."""
+        rewind, self._rewind = self._rewind, None
+        return rewind
+
+    @property
+    def rewinding(self) -> bool:
+        return self._rewind is not None
 
     def step(self, logits: np.ndarray, dropped: int) -> list[TokenEvent]:
         """Sample the next token from logits [n_vocab]; returns the events ready to show."""
         settings = self.current()
-        token, sampled_prob = self.sampler.sample(logits, settings, self.start + self.index)
+        if settings.dry_multiplier > 0.0 and settings.dry_sequence_breakers != self._breakers:
+            self._set_dry_breakers(settings.dry_sequence_breakers)
+        banning = self.rewinds_allowed and bool(settings.banned_strings)
+        before = self.sampler.copy() if banning else None
+        position = self.start + self.index
+        token, sampled_prob = self.sampler.sample(
+            logits, settings, position, self.excluded.get(position, ())
+        )
         if token in self.eos_ids:
             finish, text = "eos", self.decoder.flush()
         elif self.index + 1 >= settings.max_tokens:
@@ -206,6 +257,7 @@ class _Stream:
             finish, text = None, self.decoder.push(token)
         # the model's own view of this step: probability, rank, entropy, alternatives
         (score,) = score_rows(logits[None, :], [token], self.tokenizer, self.n_top)
+        rewinds, rewound = self.rewound.get(position, (0, ""))
         event = TokenEvent(
             index=self.index,
             token_id=token,
@@ -216,16 +268,114 @@ class _Stream:
             rank=score.rank,
             entropy=score.entropy,
             top=score.top,
-            position=self.start + self.index,
+            position=position,
             dropped=dropped,
             finish_reason=finish,
+            rewinds=rewinds,
+            rewound=rewound,
         )
-        ready, stopped = self.held.push(event, settings.stop)
-        self.done = bool(finish or stopped)
         self.sampler.observe(token)
         self.last_token = token
         self.index += 1
+        if before is not None:
+            released = self._hold_for_bans(_Drawn(event, logits, before), settings)
+        else:
+            released = self._release_drawn() + [event]
+        ready: list[TokenEvent] = []
+        for e in released:
+            out, stopped = self.held.push(e, settings.stop)
+            ready += out
+            if stopped:
+                self.done = True
+                self.drawn = []
+                return ready
+        self.done = bool(released and released[-1].finish_reason)
         return ready
+
+    def _release_drawn(self) -> list[TokenEvent]:
+        """Everything held for banned strings (they were cleared): shown as it is."""
+        events, self.drawn = [d.event for d in self.drawn], []
+        return events
+
+    def _hold_for_bans(self, drawn: _Drawn, settings: SamplingParams) -> list[TokenEvent]:
+        """Add a drawn token to the hold; rewind if a banned string completed; release the
+        tokens in which no banned string can begin any more."""
+        self.drawn.append(drawn)
+        text = "".join(d.event.text for d in self.drawn)
+        hits = [i for i in (text.find(b) for b in settings.banned_strings) if i >= 0]
+        if hits:
+            self._rewind_to(min(hits), text)
+            return []
+        if drawn.event.finish_reason:
+            return self._release_drawn()
+        hold = _longest_stop_prefix_suffix(text, settings.banned_strings)
+        end, n_ready = 0, 0
+        for d in self.drawn:
+            end += len(d.event.text)
+            if end > len(text) - hold:
+                break
+            n_ready += 1
+        ready, self.drawn = self.drawn[:n_ready], self.drawn[n_ready:]
+        return [d.event for d in ready]
+
+    def _rewind_to(self, hit: int, text: str) -> None:
+        """Go back to the held token in which the banned string starting at `hit` begins."""
+        start, j = 0, 0  # j: the held token the banned string begins in, at text[start:]
+        while j < len(self.drawn) - 1 and start + len(self.drawn[j].event.text) <= hit:
+            start += len(self.drawn[j].event.text)
+            j += 1
+        back = self.drawn[j]
+        position = back.event.position
+        # what was excluded or undone after this position belonged to a text now undone too
+        self.excluded = {p: t for p, t in self.excluded.items() if p <= position}
+        self.rewound = {p: r for p, r in self.rewound.items() if p <= position}
+        self.excluded.setdefault(position, set()).add(back.event.token_id)
+        count, _ = self.rewound.get(position, (0, ""))
+        self.rewound[position] = (count + 1, text[start:])
+        # the tokens drawn after it were fed to the cache, all but the last one drawn
+        self._rewind = (len(self.drawn) - j - 1, back.logits)
+        back.sampler.dry_breakers = self.sampler.dry_breakers
+        self.sampler = back.sampler
+        self.index = back.event.index
+        self.drawn = self.drawn[:j]
+        self.done = False
+        self.decoder = self.tokenizer.stream_decoder()
+        # a character may be split across the tokens before it: feed the decoder the last few
+        # generated tokens again (a UTF-8 sequence is at most 4 bytes, every token >= 1 byte)
+        for token in self.sampler.tokens[self.sampler.n_tokens - min(3, self.index) :]:
+            self.decoder.push(int(token))
+        self.last_token = int(self.sampler.tokens[-1])
+
+    def _set_dry_breakers(self, breakers: tuple[str, ...]) -> None:
+        """DRY's breaker mask: every token whose text holds a breaker (computed once per set of
+        breakers: a pass over the vocabulary, tens of milliseconds)."""
+        n_text = getattr(self.tokenizer, "n_vocab", self.n_vocab)
+        self.sampler.dry_breakers = breaker_mask(
+            self.tokenizer.token_bytes, n_text, self.n_vocab, breakers
+        )
+        self._breakers = breakers
+
+
+def _run_one(
+    model: LanguageModel,
+    cache: KVCache,
+    stream: _Stream,
+    logits: np.ndarray,
+    dropped: int,
+) -> Iterator[TokenEvent]:
+    """One stream, plain decoding, rewinding where a banned string asks it to."""
+    while True:
+        yield from stream.step(logits, dropped)
+        if stream.done:
+            return
+        rewind = stream.take_rewind()
+        if rewind is not None:
+            n_back, logits = rewind
+            cache.truncate(cache.length - n_back)
+            dropped = 0
+            continue
+        logits, dropped = _advance(model, cache, [stream.last_token])
+        logits = logits[0]
 
 
 def _run_streams(

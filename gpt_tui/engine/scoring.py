@@ -15,6 +15,7 @@ import numpy as np
 
 from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.sampling import top_indices
+from gpt_tui.tokenizer.chat import encode_prompt
 
 if TYPE_CHECKING:
     from gpt_tui.tokenizer import Tokenizer
@@ -105,10 +106,17 @@ def score_rows(
 
 @dataclass(frozen=True)
 class TextScore:
-    """Every token of a text scored, and the summary figures over them."""
+    """The tokens of a text scored, and the summary figures over them.
+
+    `tokens` are the scored ones: every id read but the first, which nothing precedes. Their
+    positions are indices in `context`, the ids read (empty from a backend that does not say).
+    """
 
     tokens: tuple[TokenScore, ...]
-    prepended_bos: bool  # whether a beginning-of-text token was added so the first is scored
+    # whether `context` starts with the beginning-of-text token the model's tokenizer puts before
+    # every text (`add_bos`), so that the text's own first token is scored too
+    prepended_bos: bool
+    context: tuple[int, ...] = ()
 
     @property
     def mean_logprob(self) -> float:
@@ -123,6 +131,15 @@ class TextScore:
         return -self.mean_logprob / math.log(2)
 
 
+SCORING_RULE = (
+    "the text is read as the model's tokenizer encodes it, so its first token is scored only "
+    "where that tokenizer puts a beginning-of-text token before every text (Llama 3's does; "
+    "GPT-2's and SmolLM2's do not: nothing precedes their first token)"
+)
+"""The rule of transformers' perplexity guide (huggingface.co/docs/transformers/perplexity), the
+one `gpt-tui score` and the playground's prompt scores share, in words for help texts."""
+
+
 def score_text(
     model: LanguageModel,
     tokenizer: Tokenizer,
@@ -131,26 +148,26 @@ def score_text(
     n_top: int = 5,
     allowed_special: str = "none",
 ) -> TextScore:
-    """Score every token of a text, as the model reads it left to right.
+    """Score every token of a text that something precedes, as the model reads it left to right.
 
-    A beginning-of-text token goes first (when the model has one) so that the first token is
-    scored too, as GPT-2 was trained. A text longer than the context is read in overlapping
-    windows: each token is scored with at least half a context of what precedes it.
+    A text is encoded as a prompt is (`encode_prompt`): with a beginning-of-text token first
+    only where the model's tokenizer puts one before every text. Ids are read as given. Either
+    way the first id has no score (`SCORING_RULE`), as in transformers' perplexity guide and in
+    the playground, whose prompt scores come from the same ids. A text longer than the context
+    is read in overlapping windows: each token is scored with at least half a context of what
+    precedes it.
     """
-    ids = tokenizer.encode(text, allowed_special) if isinstance(text, str) else list(text)
-    prepend = tokenizer.bos_id is not None and (not ids or ids[0] != tokenizer.bos_id)
-    context = ([tokenizer.bos_id] if prepend else []) + ids
-    if len(context) < 2:
-        return TextScore((), prepend)
-    offset = 1 if prepend else 0  # positions are those of `ids`, the text's own tokens
+    ids = encode_prompt(tokenizer, text, allowed_special) if isinstance(text, str) else list(text)
+    bos = tokenizer.bos_id
+    prepended = bool(ids) and getattr(tokenizer, "add_bos", False) and ids[0] == bos
     scores: list[TokenScore] = []
     window = model.n_ctx
-    begin = 1  # index in `context` of the first target not yet scored
-    while begin < len(context):
-        end = min(len(context), begin + window // 2) if scores else min(len(context), window)
+    begin = 1  # index in `ids` of the first target not yet scored
+    while begin < len(ids):
+        end = min(len(ids), begin + window // 2) if scores else min(len(ids), window)
         lo = max(0, end - window)
-        logits = model.forward(context[lo:end])  # [end - lo, n_vocab]
+        logits = model.forward(ids[lo:end])  # [end - lo, n_vocab]
         rows = logits[begin - 1 - lo : end - 1 - lo]  # the rows that predict begin .. end-1
-        scores += score_rows(rows, context[begin:end], tokenizer, n_top, begin - offset)
+        scores += score_rows(rows, ids[begin:end], tokenizer, n_top, begin)
         begin = end
-    return TextScore(tuple(scores), prepend)
+    return TextScore(tuple(scores), prepended, tuple(ids))

@@ -18,6 +18,11 @@ coupling of the two draws), which keeps the output independent of the drafter; i
 little less often than their accept/resample rule at temperature > 0 (whose output, unlike
 this one, depends on the draft), and exactly as often at temperature 0.
 
+Every sampling stage keeps this true (engine/sampling/chain.py, `speculation_blocker`): the
+stateful ones (penalties, DRY, mirostat's mu) are updated token by token in the order plain
+decoding observes them, and XTC's coin, like the draw, depends on the seed and position only.
+Banned strings do not: they rewind; under them passes hold one position (plain decoding).
+
 The draft length adapts (`DraftLength`): it follows the measured acceptance and the measured
 time of passes of each size, and drafts nothing when that would be faster.
 """
@@ -34,7 +39,7 @@ import numpy as np
 from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.language_model import LanguageModel
-from gpt_tui.engine.sampling import Sampler, SamplingParams
+from gpt_tui.engine.sampling import Sampler, SamplingParams, speculation_blocker
 
 if TYPE_CHECKING:
     from gpt_tui.tokenizer import Tokenizer
@@ -260,6 +265,11 @@ class Stream(Protocol):
 
     def step(self, logits: np.ndarray, dropped: int) -> list[TokenEvent]: ...
 
+    def take_rewind(self) -> tuple[int, np.ndarray] | None: ...
+
+    @property
+    def rewinding(self) -> bool: ...
+
 
 Advance = Callable[["LanguageModel", KVCache, list[int]], tuple[np.ndarray, int]]
 
@@ -284,6 +294,12 @@ def decode(
     stats = PassStats(0, 0, 0, 0)
     yield from stream.step(logits, dropped)
     while not stream.done:
+        rewind = stream.take_rewind()
+        if rewind is not None:  # a banned string: undo its tokens, draw again where it began
+            n_back, row = rewind
+            cache.truncate(cache.length - n_back)
+            yield from stream.step(row, 0)
+            continue
         base = cache.length
         n_ctx = min(model.n_ctx, cache.n_ctx)
         if base >= n_ctx:  # no room for the pending token: slide the window, one plain step
@@ -293,6 +309,8 @@ def decode(
             continue
         settings = stream.current()
         k = min(length.choose(), n_ctx - base - 1, settings.max_tokens - stream.index - 1)
+        if speculation_blocker(settings) is not None:
+            k = 0  # settings changed mid-generation to ones it cannot follow: plain passes
         drafts: list[int] = []
         began = time.perf_counter()
         if k > 0:
@@ -306,7 +324,12 @@ def decode(
         try:
             for j in range(len(drafts) + 1):
                 yield from stream.step(rows[j], 0)
-                if stream.done or j == len(drafts) or stream.last_token != drafts[j]:
+                if (
+                    stream.done
+                    or stream.rewinding
+                    or j == len(drafts)
+                    or stream.last_token != drafts[j]
+                ):
                     break
                 confirmed += 1
         finally:

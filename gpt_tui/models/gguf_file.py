@@ -91,7 +91,6 @@ def convert_gguf(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Convert a GGUF file into a converted-model directory at `target` (written atomically)."""
-
     model = read_gguf(path, progress)
     tokenizer_json = json.dumps(model.tokenizer.to_json(), ensure_ascii=False).encode("utf-8")
     files: dict[str, Path | bytes] = {TOKENIZER_FILE: tokenizer_json, **(extra_files or {})}

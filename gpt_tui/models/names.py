@@ -1,6 +1,6 @@
 """What a model name means, decided in one place: a catalog name or alias, a path (a model
 directory, a checkpoint directory, a .gguf file), a Hugging Face repo id ORG/NAME, or the URL of
-an OpenAI-compatible server. The store, the backends and the playground ask here.
+an OpenAI-compatible server. Loading, the backends, the playground and the front ends ask here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ def is_remote(name: str) -> bool:
     return name.strip().lower().startswith(("http://", "https://"))
 
 
+def _is_url(name: str) -> bool:
+    """Any URL, a server's or not: never a catalog name, a repo id or a path."""
+    return "://" in name
+
+
+def _explicit_path(text: str) -> bool:
+    """Written as a path (`./124M`, `~/models/x`, `/abs`): a path even where a catalog name
+    or a repo id is spelled the same."""
+    return text.startswith(("~", ".", os.sep)) or (
+        os.altsep is not None and text.startswith(os.altsep)
+    )
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """What a model name refers to: `describe`'s answer."""
@@ -41,9 +54,7 @@ def describe(name_or_path: str | Path) -> ModelRef:
     if isinstance(name_or_path, Path):
         return ModelRef("path", str(name_or_path), path=_existing(name_or_path.expanduser()))
     text = str(name_or_path).strip()
-    explicit_path = text.startswith(("~", ".", os.sep)) or (
-        os.altsep is not None and text.startswith(os.altsep)
-    )
+    explicit_path = _explicit_path(text)
     if not explicit_path:
         try:
             return ModelRef("catalog", resolve(text).name, spec=resolve(text))
@@ -68,7 +79,7 @@ def _existing(path: Path) -> Path:
 
 def model_setting(name: str) -> str:
     """How a model is remembered: a catalog name, repo id or URL as is, a path made absolute."""
-    if "://" in name:
+    if _is_url(name):
         # A server's URL, without credentials written into it (user:password@host).
         parts = urlsplit(name.strip())
         return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -79,12 +90,12 @@ def model_setting(name: str) -> str:
 
 def is_path(name: str) -> bool:
     """Whether a model name is a file or directory (else a catalog name, a repo id or a URL)."""
-    if "://" in name:
+    if _is_url(name):
         return False
     try:
         return describe(name).kind == "path"
     except GptTuiError:  # a path that does not exist (yet), or an unknown name: by its look
-        return "/" in name or "\\" in name or name.startswith((".", "~")) or name.endswith(".gguf")
+        return _explicit_path(name) or "/" in name or "\\" in name or name.endswith(".gguf")
 
 
 def same_model(a: str | None, b: str) -> bool:

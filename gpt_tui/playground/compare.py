@@ -117,6 +117,13 @@ def compare_request(
     return CompareRequest(backend, context, display, base, n_top, summary, extra, messages)
 
 
+def request_from_core(core: Playground, editor_text: str) -> CompareRequest:
+    """The comparison the playground's state asks for, with the prompt box's `editor_text`;
+    ValueError if there is nothing to continue (PlaygroundError: no model)."""
+    return compare_request(core.require_model(), core.transcript, editor_text, core.chat_mode,
+                           core.sampling, core.n_top)  # fmt: skip
+
+
 def execute_compare(
     core: Playground,
     run_id: int,

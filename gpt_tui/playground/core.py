@@ -5,7 +5,8 @@ its branch tree, the sampling settings, the run lifecycle (generate, continue, r
 branch, stop), the model's loading and the session files. The app, the compare screen and the
 CLI call its methods and draw what it holds; nothing here knows Textual.
 
-Threads: everything but `execute` and `load` runs on the front end's thread. A run starts with a
+Threads: everything but `execute`, `load` and a `prompt_counter`'s count runs on the front
+end's thread. A run starts with a
 method that returns a `Run` (the transcript already shows the empty reply), the front end runs
 `execute(run, emit, ...)` where it likes (the app: a thread worker), and hands every event
 `emit` gets back to `receive`, on its own thread, which applies it unless the run is no longer
@@ -16,6 +17,8 @@ most a token) for the one it replaced. The CLI does all of it on one thread.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -23,11 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt_tui.backends.base import Backend, Request
+from gpt_tui.backends.local import engine_model
+from gpt_tui.backends.openai.summary import status_line
+from gpt_tui.backends.opening import open_backend
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
+from gpt_tui.engine.plan import PLAN_ENV, plan_of
+from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.engine.speculative import PassStats
 from gpt_tui.errors import GptTuiError
-from gpt_tui.models.names import model_setting, same_model
+from gpt_tui.models.availability import is_cached, spec_of
+from gpt_tui.models.download import DownloadCancelled, DownloadProgress
+from gpt_tui.models.names import describe, is_remote, model_setting, same_model
 from gpt_tui.playground.branches import forced_event
 from gpt_tui.playground.events import (
     PromptScored,
@@ -46,13 +56,15 @@ from gpt_tui.playground.session_files import (
 )
 from gpt_tui.playground.streaming import RunStats, ThreadCounter, stream_events
 from gpt_tui.playground.transcript import Transcript, Turn
-from gpt_tui.settings import SPECULATIVE_OFF, UserSettings
+from gpt_tui.settings import SPECULATIVE_LOOKUP, SPECULATIVE_OFF, UserSettings
 from gpt_tui.tokenizer.chat import (
     BASE_MODEL_STOP,
     encode_chat,
     encode_prompt,
     has_chat_template,
 )
+
+log = logging.getLogger(__name__)
 
 
 class PlaygroundError(GptTuiError):
@@ -79,6 +91,28 @@ class Branched:
 
 
 @dataclass(frozen=True)
+class Loaded:
+    """How load `load_id` of `name` ended: with `backend`, or `error` says why not
+    (`cancelled`: the user stopped it)."""
+
+    load_id: int
+    name: str  # as asked for: catalog name, repo, path or URL
+    backend: Backend | None = None
+    error: str = ""
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class PromptCount:
+    """The prompt box's text in tokens, and the context the next generation starts from (in
+    chat: the whole conversation with that message), of the model's `n_ctx`."""
+
+    n_prompt: int
+    n_context: int
+    n_ctx: int
+
+
+@dataclass(frozen=True)
 class Opened:
     """A session shown by `open_session`; `load`: the model it needs is not the one loaded."""
 
@@ -98,10 +132,12 @@ class Playground:
         self.backend: Backend | None = None
         self.model_name: str | None = None  # as asked for: catalog name, repo, path or URL
         self.transcript = Transcript()
+        self._put_aside: dict[str, Transcript] = {}  # the other mode's transcript, by mode
         self.state = "loading"  # loading, no-model, idle, generating, or why the last run ended
         self.note = ""  # one line about the last run (a prompt cut short, a window slid)
         self.run_id = 0
         self.load_id = 0
+        self._load_cancels: dict[int, threading.Event] = {}  # by load id, while it runs
         self.engine_lock = threading.Lock()  # one run touches the backend at a time
         self.threads = ThreadCounter()  # worker threads still running (quitting waits)
         self.session_path: Path | None = None  # where the session was last saved or opened from
@@ -132,13 +168,67 @@ class Playground:
     def begin_load(self) -> int:
         """A new load replaces any in progress; returns its id (the worker's result carries it)."""
         self.stop()
+        self.cancel_load()
         self.load_id += 1
+        self._load_cancels[self.load_id] = threading.Event()
         if self.backend is None:
             self.state = "loading"
         return self.load_id
 
+    def load(
+        self,
+        load_id: int,
+        name: str,
+        progress: Callable[[DownloadProgress], object] | None = None,
+        api_key: str | None = None,
+    ) -> Loaded:
+        """Open model `name` for load `load_id` on this thread (the app: a worker): download,
+        conversion, weights, kernel plan. Never raises: a failure is `Loaded.error`. Stops at
+        the next chunk or tensor once `cancel_load` is called or a newer load begins. The front
+        end hands the result to `finish_load` on its own thread."""
+        cancel = self._load_cancels.get(load_id) or threading.Event()
+
+        def report(p: DownloadProgress) -> None:
+            if cancel.is_set():  # conversion checks no Event: stop it from its progress report
+                raise DownloadCancelled(f"getting {name} ready was cancelled")
+            if progress is not None:
+                progress(p)
+
+        with self.threads.running():
+            try:
+                backend = open_backend(name, progress=report, cancel=cancel, api_key=api_key)
+            except DownloadCancelled as exc:
+                return Loaded(load_id, name, error=str(exc), cancelled=True)
+            except GptTuiError as exc:
+                return Loaded(load_id, name, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug or MemoryError: say so, keep running
+                return Loaded(load_id, name, error=f"{type(exc).__name__}: {exc}")
+        return Loaded(load_id, name, backend)
+
+    def cancel_load(self) -> bool:
+        """Stop the load in progress, if any (True if there was one)."""
+        cancel = self._load_cancels.get(self.load_id)
+        if cancel is None or cancel.is_set():
+            return False
+        cancel.set()
+        return True
+
+    def cancel_all_loads(self) -> None:
+        """Quitting: stop every load still running, replaced ones included."""
+        for cancel in self._load_cancels.values():
+            cancel.set()
+
+    def finish_load(self, loaded: Loaded) -> bool:
+        """Use what `load` produced: the model (`set_backend`) or the failure (`load_failed`).
+        False: a newer load replaced it (a model it opened is closed)."""
+        self._load_cancels.pop(loaded.load_id, None)
+        if loaded.backend is not None:
+            return self.set_backend(loaded.load_id, loaded.name, loaded.backend)
+        return self.load_failed(loaded.load_id)
+
     def set_backend(self, load_id: int, name: str, backend: Backend) -> bool:
         """Use the model a load produced (False: a newer load replaced it; it is closed)."""
+        self._load_cancels.pop(load_id, None)
         if load_id != self.load_id:
             backend.close()
             return False
@@ -155,6 +245,7 @@ class Playground:
 
     def load_failed(self, load_id: int) -> bool:
         """A load ended without a model (False: it was replaced anyway)."""
+        self._load_cancels.pop(load_id, None)
         if load_id != self.load_id:
             return False
         self.pending_session = None
@@ -177,6 +268,83 @@ class Playground:
         chat = has_chat_template(backend.tokenizer) or (caps.renders_chat and caps.chat)
         return chat and remembered
 
+    @staticmethod
+    def plan_expected(name: str) -> bool:
+        """Whether loading `name` will likely measure this machine's kernel plan first: a local
+        model on a machine that has kept no plan yet (a first start). It takes seconds, once:
+        the front end says so instead of a bare "loading"."""
+        mode = os.environ.get(PLAN_ENV, "").strip().lower() or "measure"
+        if is_remote(name) or mode == "default":
+            return False
+        try:
+            return mode == "replan" or not any(wisdom_dir().glob("*.json"))
+        except OSError:  # an unreadable cache: a plan will be measured (and kept in memory)
+            return True
+
+    def plan_notice(self) -> tuple[str, bool] | None:
+        """What to say of the loaded model's kernel plan, and whether it is a warning: it was
+        measured during this load (seconds, once per model shape), or a kept one was ignored."""
+        model = engine_model(self.backend) if self.backend is not None else None
+        plan = plan_of(model) if model is not None else None
+        if plan is None:
+            return None
+        if plan.notice:
+            return plan.notice, True
+        if plan.just_measured:
+            name = self.require_model().name
+            return (f"Measured how this machine runs {name} fastest ({plan.measured_s:.1f} s, "
+                    "once; kept for next time)", False)  # fmt: skip
+        return None
+
+    def server_line(self) -> str:
+        """What the status line says of a server (its kind, model, what it cannot do); "" for
+        the local engine."""
+        backend = self.backend
+        if backend is None or engine_model(backend) is not None:
+            return ""
+        # A server backend brings the client's modules: imported only when one is loaded.
+
+        return status_line(backend)  # type: ignore[arg-type]
+
+    def draft_unavailable(self, choice: str) -> str | None:
+        """Why speculative decoding with `choice` cannot work for the loaded model (None: it
+        can, as far as is known without loading the draft): a draft model must be here already,
+        smaller than the model, and share its tokenizer."""
+        if choice in (SPECULATIVE_OFF, SPECULATIVE_LOOKUP):
+            return None
+        backend = self.require_model()
+        if not backend.capabilities.speculative:
+            return f"{backend.name} runs on a server, which decodes plainly"
+        if same_model(self.model_name, choice):
+            return f"{choice} is the model itself: a draft is a smaller model with its tokenizer"
+        try:
+            ref = describe(choice)
+            spec = spec_of(choice)
+            here = is_cached(choice)
+        except GptTuiError as exc:
+            return str(exc)
+        n_vocab = (spec.hparams or {}).get("n_vocab") if spec is not None else None
+        n_target = backend.tokenizer.n_vocab
+        if n_vocab is not None and n_vocab != n_target:
+            return (f"{ref.name}'s tokenizer is not {backend.name}'s ({n_vocab} tokens against "
+                    f"{n_target}): a draft needs exactly the model's tokenizer")  # fmt: skip
+        if ref.kind != "path" and not here:
+            how = f"`gpt-tui download {ref.name}`, or " if ref.kind == "catalog" else ""
+            return (
+                f"the draft model {ref.name} is not downloaded yet ({how}pick it once with ctrl+o)"
+            )
+        return None
+
+    def token_text(self, token_id: int) -> str | None:
+        """A token's own text in the loaded model's vocabulary (None: no model, or an id of
+        another model's vocabulary, as in a transcript from before a switch)."""
+        if self.backend is None:
+            return None
+        try:
+            return self.backend.tokenizer.token_text(token_id)
+        except ValueError:
+            return None
+
     def mode_unavailable(self, chat: bool) -> str | None:
         """Why the model cannot be used in that mode (None: it can)."""
         if self.backend is None:
@@ -186,10 +354,18 @@ class Playground:
     # --- the document ------------------------------------------------------------------------
 
     def set_mode(self, chat: bool) -> None:
-        """Completion or chat: a new, empty transcript either way."""
+        """Completion or chat. Each mode keeps its own transcript: this one is put aside, and
+        the other mode's comes back as it was left (empty the first time)."""
+        mode = "chat" if chat else "completion"
+        if self.transcript.mode == mode:
+            return
         self.stop()
-        self.transcript.clear(mode="chat" if chat else "completion")
+        self._put_aside[self.transcript.mode] = self.transcript
+        self.transcript = self._put_aside.pop(mode, None) or Transcript(mode=mode)
         self.note = ""
+        reply = self.transcript.reply
+        if self.backend is not None and self.state not in ("loading", "no-model"):
+            self.state = (reply.finish if reply is not None else None) or "idle"
 
     def clear(self) -> None:
         self.stop()
@@ -215,7 +391,7 @@ class Playground:
             return self._start(context)
         ids = encode_prompt(tokenizer, text, "all" if special else "none")
         context = self.transcript.start_completion(text, ids, tokenizer)
-        return self._start(context, "" if context else "empty prompt: generating from the start")
+        return self._start(context, "" if text else "generating from an empty prompt")
 
     def add_system_message(self, text: str) -> None:
         """A system message to start the chat with (before its first message)."""
@@ -224,14 +400,18 @@ class Playground:
         self.transcript.turns.append(Turn("system", text))
 
     def score(self, text: str, *, n_top: int = 5, special: bool = False) -> TextScore:
-        """How likely the model finds each token of `text` (not a run: nothing is shown)."""
+        """How likely the model finds each token of `text` (not a run: nothing is shown).
+
+        The text is read as a completion prompt is (`encode_prompt`), so its perplexity is the
+        one `prompt_score` gives after a run from it (engine.scoring.SCORING_RULE)."""
         backend = self.require_model()
         why_not = backend.capabilities.why_not("prompt_scoring")
         if why_not:
             raise PlaygroundError(f"cannot score a text with {backend.name}: {why_not}")
-        ids = backend.tokenizer.encode(text, "all" if special else "none")
+        ids = encode_prompt(backend.tokenizer, text, "all" if special else "none")
         with self.engine_lock:
-            return backend.score(ids, n_top)
+            scored = backend.score(ids, n_top)
+        return dataclasses.replace(scored, context=tuple(ids))  # a server's score does not say
 
     def continue_run(self) -> Run:
         backend = self.require_model()
@@ -406,6 +586,31 @@ class Playground:
 
     # --- what the status line shows ----------------------------------------------------------
 
+    def prompt_counter(self) -> Callable[[str], PromptCount] | None:
+        """How to count the prompt box's text, to be called off this thread (None: no model).
+        The conversation so far is taken now: the count is of the next message with it."""
+        backend = self.backend
+        if backend is None:
+            return None
+        tokenizer, n_ctx, threads = backend.tokenizer, backend.n_ctx, self.threads
+        messages = None
+        if self.chat_mode and not backend.capabilities.renders_chat:
+            messages = self.transcript.messages()  # (a server renders a chat its own way)
+
+        def count(text: str) -> PromptCount:
+            with threads.running():
+                n_prompt = len(tokenizer.encode(text))
+                n_context = max(1, n_prompt)
+                if messages is not None:
+                    try:
+                        chat = [*messages, {"role": "user", "content": text}]
+                        n_context = len(encode_chat(tokenizer, chat))
+                    except Exception as exc:  # noqa: BLE001 - generating says it; just log it
+                        log.warning("cannot render the chat to count it: %s", exc)
+                return PromptCount(n_prompt, n_context, n_ctx)
+
+        return count
+
     def context_used(self) -> tuple[int, int] | None:
         """Tokens in the context: the reply's context and the tokens generated after it."""
         backend = self.backend
@@ -564,4 +769,4 @@ SERVER_CHAT_CANNOT_CONTINUE = (
 )
 
 
-__all__ = ["Branched", "Opened", "Playground", "PlaygroundError", "Run"]
+__all__ = ["Branched", "Loaded", "Opened", "Playground", "PlaygroundError", "PromptCount", "Run"]

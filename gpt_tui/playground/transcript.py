@@ -190,6 +190,26 @@ class Transcript:
             self.reply.finish = finish
 
     # --- branches of the reply -------------------------------------------------------------
+    # The output view numbers every generated token in the order shown (`events`); the reply's
+    # tree numbers only the reply's, from its first. In a chat earlier replies come first.
+
+    def reply_start(self) -> int:
+        """The index in `events` of the reply's first token."""
+        reply = self.reply
+        return len(self.events) - (len(reply.events) if reply is not None else 0)
+
+    def reply_position(self, index: int | None) -> int | None:
+        """The position in the reply of token `index` of `events`; None if it is not the
+        reply's."""
+        reply = self.reply
+        if index is None or reply is None:
+            return None
+        position = index - self.reply_start()
+        return position if 0 <= position < len(reply.events) else None
+
+    def event_index(self, position: int | None) -> int | None:
+        """The index in `events` of the reply's token `position` (None for None)."""
+        return None if position is None else self.reply_start() + position
 
     def branch_context(self, position: int, event: TokenEvent) -> list[int] | None:
         """Take `event` (another token) at `position` of the reply instead of the one shown.

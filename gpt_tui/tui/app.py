@@ -6,45 +6,44 @@ settings, sessions); the app turns keys and widget messages into calls of its me
 the result. Three kinds of thread worker, none of which ever runs on the UI thread:
 - generation (one at a time, exclusive): `Playground.execute`, posting its events;
 - model loading (download, conversion, reading weights), cancellable through an Event;
-- prompt token counting, debounced while the user types.
-Each posts messages tagged with the id of its request, so the late words of a replaced worker
+- prompt token counting, debounced while the user types (the prompt editor's own).
+The work itself is the core's (`execute`, `load`) or the prompt editor's (its count); each
+worker posts messages tagged with the id of its request, so the late words of a replaced worker
 are dropped. Quitting cancels them all and waits for their threads to end.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Header, OptionList, TextArea
+from textual.widgets import Header, OptionList
 from textual.worker import get_current_worker
 
-from gpt_tui.backends.local import engine_model
 from gpt_tui.display import visible_token
 from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.errors import GptTuiError, SessionFileError
-from gpt_tui.models.download import DownloadCancelled
 from gpt_tui.models.names import model_setting
-from gpt_tui.playground.core import NOT_THE_REPLY, Playground, PlaygroundError, Run
+from gpt_tui.playground.compare import request_from_core
+from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
 from gpt_tui.playground.look_inside_requests import main_view_request
 from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import default_session_dir, default_session_path
 from gpt_tui.settings import UserSettings, default_model_name, load_settings, save_settings
-from gpt_tui.tokenizer.chat import encode_chat, has_chat_template
+from gpt_tui.tokenizer.chat import has_chat_template
 from gpt_tui.tui import messages as msg
 from gpt_tui.tui.colouring import MODE_LABELS, MODES
 from gpt_tui.tui.commands import PlaygroundCommands
-from gpt_tui.tui.model_loading import download_question
-from gpt_tui.tui.screens.compare import CompareScreen, compare_request
+from gpt_tui.tui.model_loading import catalog_spec, download_question
+from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
@@ -54,16 +53,17 @@ from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
 from gpt_tui.tui.widgets.inspector import TokenInspector
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.legend import ColourLegend
-from gpt_tui.tui.widgets.output_view import OutputView
+from gpt_tui.tui.widgets.output_view import PLACEHOLDER, OutputView
 from gpt_tui.tui.widgets.prompt_editor import PromptEditor
 from gpt_tui.tui.widgets.sampling_panel import SamplingPanel
 from gpt_tui.tui.widgets.status_bar import StatusBar
 
-COUNT_DELAY = 0.15  # seconds of quiet typing before the prompt's tokens are counted
 SAVE_DELAY = 0.5  # seconds after the last settings change before they are written
 QUIT_TIMEOUT = 10.0  # seconds to wait for worker threads when quitting
 STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
+SHORT = 32  # rows: below this the sidebar cannot show every setting and the inspector at once
 # The app's priority keys must not act behind a dialog (the picker, the palette, help) or on
 # the compare screen, which has keys of its own.
 MAIN_SCREEN_ACTIONS = frozenset(
@@ -82,6 +82,8 @@ class GptTuiApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
+        # First: at 80 columns the footer shows what fits, and F1 lists every key.
+        Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
         Binding("ctrl+j,f5", "generate", "Generate", priority=True,
                 tooltip="Generate from the prompt (in chat: send the message)"),
         Binding("escape", "stop", "Stop", tooltip="Stop the generation (or a download)"),
@@ -113,7 +115,6 @@ class GptTuiApp(App[None]):
                 tooltip="In the output: choose another token for the selected one (then enter: "
                         "branch on it)"),
         *(Binding(str(n), f"pick_alternative({n})", show=False) for n in range(1, 10)),
-        Binding("f1", "help", "Help", priority=True, tooltip="Show the keys"),
     ]  # fmt: skip
 
     chat_mode: reactive[bool] = reactive(False, init=False)
@@ -139,59 +140,9 @@ class GptTuiApp(App[None]):
                 model = self._opening.session.model or None
         self.requested_model = str(model) if model else None
         self._status_shown = 0.0
-        self._load_cancel: threading.Event | None = None
-        self._downloading = False
-        self._count_version = 0
-        self._count_timer: Timer | None = None
         self._save_timer: Timer | None = None
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
-
-    # --- what the core holds, by the names the widgets and tests read -------------------------
-
-    @property
-    def transcript(self) -> Any:
-        return self.core.transcript
-
-    @property
-    def loaded(self) -> Any:
-        """The model's backend (None until one is loaded)."""
-        return self.core.backend
-
-    @property
-    def cache(self) -> Any:
-        return getattr(self.core.backend, "cache", None)
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return self.core.sampling
-
-    @sampling.setter
-    def sampling(self, params: SamplingParams) -> None:
-        self.core.sampling = params  # read by the running run before every token
-
-    @property
-    def n_top(self) -> int:
-        return self.core.n_top
-
-    @property
-    def speculative(self) -> str:
-        return self.core.speculative
-
-    @property
-    def state(self) -> str:
-        return self.core.state
-
-    @property
-    def model_name(self) -> str | None:
-        return self.core.model_name
-
-    @property
-    def _engine_lock(self) -> threading.Lock:
-        return self.core.engine_lock
-
-    @property
-    def _threads(self) -> Any:
-        return self.core.threads
+        self._editor_text: dict[bool, str] = {}  # the box's text of the mode put aside
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -206,11 +157,12 @@ class GptTuiApp(App[None]):
                 yield BranchView(id="branch-view")
                 yield ColourLegend(id="legend")
             with VerticalScroll(id="sidebar"):
-                yield SamplingPanel(self.sampling, self.n_top, self.speculative, id="sampling")
+                core = self.core
+                yield SamplingPanel(core.sampling, core.n_top, core.speculative, id="sampling")
                 yield TokenInspector(id="inspector")
         yield DownloadPanel(id="download")
         yield StatusBar(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     @property
     def output(self) -> OutputView:
@@ -236,28 +188,38 @@ class GptTuiApp(App[None]):
     def branch_view(self) -> BranchView:
         return self.query_one("#branch-view", BranchView)
 
+    @property
+    def sampling_panel(self) -> SamplingPanel:
+        return self.query_one("#sampling", SamplingPanel)
+
     def on_mount(self) -> None:
-        self.download_panel.display = False
         colouring = self.settings.ui.get("colouring", "off")
         self.colouring = colouring if colouring in MODES else "off"
         self.query_one("#legend", ColourLegend).mode = self.colouring
         for problem in self._settings_problems:
             self.notify(problem, severity="warning", title="Settings")
-        self.prompt_editor.text_area.focus()
+        self.prompt_editor.focus_text()
+        # The model asked for, else the last one used if it loads offline, else smollm2.
+        name = self.requested_model or default_model_name()
         if self._opening is not None:
             self._show_opened(self._opening)  # its model is loaded just below
-        self.switch_model(self._startup_model())
+        else:
+            self.chat_mode = self._expected_chat(name)  # no switch once it has loaded
+        self.switch_model(name)
 
-    def _startup_model(self) -> str:
-        """The model asked for, else the last one used if it loads offline, else smollm2."""
-
-        return self.requested_model or default_model_name()
+    def _expected_chat(self, name: str) -> bool:
+        """The mode `name` will most likely be used in, known before it loads: GPT-2 has no
+        chat template; other models chat unless the user left chat mode last time."""
+        spec = catalog_spec(name)
+        return (spec is None or spec.kind != "gpt2") and self.settings.ui.get("chat_mode", True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS:
             return False
         if action == "pick_alternative":
             return self._picking_keys_apply()
+        if action == "stop":  # shown (and bound) only while there is something to stop
+            return self.core.state == "generating" or self.download_panel.showing
         return True
 
     def _try(self, call: Any, *args: Any) -> Any:
@@ -272,12 +234,13 @@ class GptTuiApp(App[None]):
 
     def _show_state(self) -> None:
         self.status.state = self.core.state
+        self.refresh_bindings()  # escape: Stop, while something runs
 
     def _show_document(self, select: int | None = None) -> None:
         """Draw the transcript again, selecting reply token `select`, and the branch view."""
-        self.output.show_transcript(self.transcript, self.core.assistant_name)
+        self.output.show_transcript(self.core.transcript, self.core.assistant_name)
         if select is not None:
-            self._select_in_reply(select)
+            self.output.select(self.core.transcript.event_index(select))
         self._update_branch_view()
 
     def _show_prompt_score(self) -> None:
@@ -288,33 +251,32 @@ class GptTuiApp(App[None]):
 
     # --- view ------------------------------------------------------------------------------
 
-    def _main_view_shown(self) -> bool:
-        """Whether the main view's widgets are there (not while the app shuts down)."""
-        return bool(self.screen_stack) and bool(self.screen_stack[0].query("#inspector"))
-
     def on_output_view_token_selected(self, message: OutputView.TokenSelected) -> None:
-        if not self._main_view_shown():
+        if not message.control.is_attached:  # the app shuts down
             return
-        text = None
-        if message.event is not None and self.loaded is not None:
-            try:
-                text = self.loaded.tokenizer.token_text(message.event.token_id)
-            except ValueError:  # a token of the previous model's vocabulary
-                text = None
-        self.inspector.show(message.event, message.index, text)
+        event = message.event
+        text = self.core.token_text(event.token_id) if event is not None else None
+        self.inspector.show(event, message.index, text)
+        self._fit_sidebar(message.event is not None)
         self._update_branch_view()  # the fork nearest the selection is highlighted
 
     def on_output_view_prompt_token_selected(self, message: OutputView.PromptTokenSelected) -> None:
-        if not self._main_view_shown():
+        if not message.control.is_attached:
             return
         token = message.token
-        text = ""
-        if self.loaded is not None:
-            try:
-                text = self.loaded.tokenizer.token_text(token.token_id)
-            except ValueError:  # a token of the previous model's vocabulary
-                text = token.score.text if token.score is not None else ""
+        text = self.core.token_text(token.token_id)
+        if text is None:  # a token of the previous model's vocabulary: the text it was scored as
+            text = token.score.text if token.score is not None else ""
         self.inspector.show_prompt_token(token, message.index, text)
+        self._fit_sidebar(True)
+
+    def _fit_sidebar(self, inspecting: bool) -> None:
+        """In a short terminal the sampling panel and an inspected token do not both fit:
+        the panel folds to one row while a token is inspected, and the inspector lists fewer
+        alternatives at once (its list scrolls)."""
+        short = self.size.height < SHORT
+        self.sampling_panel.fold(inspecting and short)
+        self.inspector.set_class(short, "-short")
 
     def action_cycle_colouring(self) -> None:
         self.colouring = MODES[(MODES.index(self.colouring) + 1) % len(MODES)]
@@ -323,37 +285,47 @@ class GptTuiApp(App[None]):
     def watch_colouring(self, mode: str) -> None:
         self.output.colouring = mode
         self.query_one("#legend", ColourLegend).mode = mode
+        for screen in self.screen_stack:
+            if isinstance(screen, CompareScreen):
+                screen.set_colouring(mode)
         self._update_settings(ui={**self.settings.ui, "colouring": mode})
+
+    def on_compare_screen_cycle_colouring(self) -> None:
+        self.action_cycle_colouring()
 
     def action_toggle_chat(self) -> None:
         why_not = self.core.mode_unavailable(not self.chat_mode)
         if why_not:
             self.notify(why_not, severity="warning")
             return
+        left = "chat" if self.chat_mode else "completion"
+        kept = not self.core.transcript.is_empty or bool(self.prompt_editor.text)
         self.chat_mode = not self.chat_mode
-        if self.loaded is not None and has_chat_template(self.loaded.tokenizer):
+        if self.core.backend is not None and has_chat_template(self.core.backend.tokenizer):
             self._update_settings(ui={**self.settings.ui, "chat_mode": self.chat_mode})
-        self.notify(
-            "Chat mode: the box below sends messages" if self.chat_mode else "Completion mode",
-            timeout=3,
-        )
+        mode = "Chat mode: the box above sends messages" if self.chat_mode else "Completion mode"
+        back = f"; the {left} is kept: F3 brings it back" if kept else ""
+        self.notify(mode + back, timeout=4)
+        self.prompt_editor.focus_text()  # typing goes to the new mode's box
 
     def watch_chat_mode(self, chat: bool) -> None:
         if self.core.chat_mode != chat:  # (an opened session brings its mode with it)
+            # Each mode keeps its document, and the text in its box.
+            self._editor_text[not chat] = self.prompt_editor.text
             self.core.set_mode(chat)
+            self.prompt_editor.load_text(self._editor_text.pop(chat, ""))
             self.status.note = ""
+            self.status.stats = None
         self._show_state()
         self.output.border_title = "Chat" if chat else "Output"
         self.output.placeholder = (
-            "Type a message below and press ctrl+j (or F5) to send it."
-            if chat
-            else "Write a prompt and press ctrl+j (or F5) to generate."
+            "Type a message above and press ctrl+j (or F5) to send it." if chat else PLACEHOLDER
         )
         self._show_document()
         self.prompt_editor.set_chat(chat)
         self.status.mode = "chat" if chat else "completion"
         self._show_prompt_score()
-        self._schedule_count()
+        self._recount()
 
     def action_clear_output(self) -> None:
         self.core.clear()
@@ -362,10 +334,10 @@ class GptTuiApp(App[None]):
         self.status.prompt_score = None
         self.status.note = ""
         self._show_state()
-        self._schedule_count()
+        self._recount()
 
     def action_copy_output(self) -> None:
-        text = self.transcript.text()
+        text = self.core.transcript.text()
         if not text:
             self.notify("The output is empty", severity="warning")
             return
@@ -377,12 +349,10 @@ class GptTuiApp(App[None]):
 
     def action_compare(self) -> None:
         """Open the side-by-side view on the current prompt (or chat)."""
-        backend = self._try(self.core.require_model)
-        if backend is None:
+        if self._try(self.core.require_model) is None:
             return
         try:
-            request = compare_request(backend, self.transcript, self.prompt_editor.text,
-                                      self.chat_mode, self.sampling, self.n_top)  # fmt: skip
+            request = request_from_core(self.core, self.prompt_editor.text)
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -412,8 +382,8 @@ class GptTuiApp(App[None]):
         selected_prompt = output.selected_prompt
         prompt = output.prompt_tokens[selected_prompt] if selected_prompt is not None else None
         try:
-            request = main_view_request(self.transcript, output.selected, prompt, backend.model,
-                                        backend.tokenizer, self.core.encode_chat,
+            request = main_view_request(self.core.transcript, output.selected, prompt,
+                                        backend.model, backend.tokenizer, self.core.encode_chat,
                                         backend.cache)  # fmt: skip
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
@@ -427,7 +397,7 @@ class GptTuiApp(App[None]):
         if run is None:
             return
         if self.chat_mode:
-            self.prompt_editor.text_area.clear()
+            self.prompt_editor.clear()
         self._show_document()
         self._start(run)
 
@@ -463,11 +433,8 @@ class GptTuiApp(App[None]):
         if isinstance(event, RunNotice):
             self.notify(event.text, title="Generation", severity="warning", timeout=8)
             return
-        first = (
-            isinstance(event, TokensStreamed)
-            and self.transcript.reply is not None
-            and (not self.transcript.reply.events)
-        )
+        reply = self.core.transcript.reply
+        first = isinstance(event, TokensStreamed) and reply is not None and not reply.events
         changed = self.core.receive(event)
         if isinstance(event, TokensStreamed):
             self.output.add_tokens(event.events)
@@ -491,33 +458,21 @@ class GptTuiApp(App[None]):
             if event.error:
                 self.notify(event.error, severity="error", title="Generation failed", timeout=12)
             self._update_branch_view()
-            self._schedule_count()
+            self._recount()
 
     def action_stop(self) -> None:
         if self.core.stop():  # the run's worker ends within a token
             self._show_state()
-        elif self._load_cancel is not None and self._downloading:
+        elif self.download_panel.showing:
             self.action_cancel_download()
 
     # --- branching -------------------------------------------------------------------------
     # The reply's continuations live in its turn's tree; these turn keys, the inspector's picks
     # and the branch view's rows into moves in it. In chat mode only the latest reply branches.
 
-    def _reply_start(self) -> int:
-        """The output index of the reply's first token (earlier chat replies come before it)."""
-        reply = self.transcript.reply
-        return len(self.output.events) - (len(reply.events) if reply is not None else 0)
-
-    def _reply_position(self, index: int | None) -> int | None:
-        """The position in the reply of output token `index`; None if it is not the reply's."""
-        reply = self.transcript.reply
-        if index is None or reply is None:
-            return None
-        position = index - self._reply_start()
-        return position if 0 <= position < len(reply.events) else None
-
-    def _select_in_reply(self, position: int | None) -> None:
-        self.output.select(None if position is None else self._reply_start() + position)
+    def _selected_position(self) -> int | None:
+        """The selected token's position in the reply (None: none, or not the reply's)."""
+        return self.core.transcript.reply_position(self.output.selected)
 
     def action_pick_alternative(self, rank: int | None = None) -> None:
         """Highlight alternative `rank` (None: the token taken) of the selected token in the
@@ -526,7 +481,7 @@ class GptTuiApp(App[None]):
             self.notify("Select a token of the reply first (click it, or ←/→ in the output)",
                         severity="warning")  # fmt: skip
             return
-        if self._reply_position(self.output.selected) is None:
+        if self._selected_position() is None:
             self.notify(NOT_THE_REPLY, severity="warning")
             return
         if not self.inspector.highlight_alternative(rank):
@@ -548,7 +503,7 @@ class GptTuiApp(App[None]):
 
     def branch_on(self, index: int, alternative: Alternative) -> None:
         """Rewrite the reply from output token `index` with `alternative` and go on from it."""
-        position = self._reply_position(index)
+        position = self.core.transcript.reply_position(index)
         if position is None:
             self.notify(NOT_THE_REPLY, severity="warning")
             return
@@ -570,7 +525,7 @@ class GptTuiApp(App[None]):
     def action_sibling(self, step: int) -> None:
         """Show the previous (-1) or next (1) branch at the fork nearest above the selected
         token (no selection: the last fork)."""
-        node = self.core.sibling(self._reply_position(self.output.selected), step)
+        node = self.core.sibling(self._selected_position(), step)
         if node is None:
             self.notify("No other branch here: pick an alternative in the inspector to make one",
                         timeout=3)  # fmt: skip
@@ -579,12 +534,12 @@ class GptTuiApp(App[None]):
 
     def action_branch_point(self, direction: int) -> None:
         """Select the token where the reply forks before (-1) or after (1) the selected one."""
-        target = self.core.next_fork(self._reply_position(self.output.selected), direction)
+        target = self.core.next_fork(self._selected_position(), direction)
         if target is None:
             where = "above" if direction < 0 else "below"
             self.notify(f"No branch point {where} this token", timeout=3)
             return
-        self._select_in_reply(target)
+        self.output.select(self.core.transcript.event_index(target))
 
     def on_branch_view_branch_selected(self, message: BranchView.BranchSelected) -> None:
         self.show_branch(message.node)
@@ -597,9 +552,8 @@ class GptTuiApp(App[None]):
             self._show_state()
 
     def _update_branch_view(self) -> None:
-        reply = self.transcript.reply
-        position = self._reply_position(self.output.selected)
-        self.branch_view.show(reply.tree if reply is not None else None, position)
+        reply = self.core.transcript.reply
+        self.branch_view.show(reply.tree if reply is not None else None, self._selected_position())
 
     # --- models ----------------------------------------------------------------------------
 
@@ -613,133 +567,109 @@ class GptTuiApp(App[None]):
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.switch_model(name, confirmed=True)
-                elif self.loaded is None:
+                elif self.core.backend is None:
                     self.core.load_failed(self.core.load_id)
                     self._show_state()
 
             self.push_screen(Confirm(title, text, yes=verb), answered)
             return
-        if self._load_cancel is not None:
-            self._load_cancel.set()  # a newer request replaces a load in progress
-        load_id = self.core.begin_load()
-        self._load_cancel = threading.Event()
-        self._downloading = False
-        if self.loaded is None:
+        load_id = self.core.begin_load()  # a newer request replaces a load in progress
+        self.download_panel.new_load()
+        self.status.loading_text = self._measuring(name)
+        if self.core.backend is None:
             self.status.model = name
         self._show_state()
-        self._load_worker(load_id, name, self._load_cancel)
+        self._load_worker(load_id, name)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, load_id: int, name: str, cancel: threading.Event) -> None:
-        from gpt_tui.backends.opening import open_backend
+    def _load_worker(self, load_id: int, name: str) -> None:
+        progress = lambda p: self.post_message(msg.DownloadProgress(load_id, p))  # noqa: E731
+        self.post_message(msg.LoadEnded(self.core.load(load_id, name, progress, self._api_key)))
 
-        def progress(p: Any) -> None:
-            if cancel.is_set():  # conversion checks no Event: stop it from its progress report
-                raise DownloadCancelled(f"getting {name} ready was cancelled")
-            self.post_message(msg.DownloadProgress(load_id, p))
-
-        with self.core.threads.running():
-            try:
-                backend = open_backend(name, progress=progress, cancel=cancel,
-                                       api_key=self._api_key)  # fmt: skip
-            except DownloadCancelled as exc:
-                self.post_message(msg.ModelLoadFailed(load_id, name, str(exc), cancelled=True))
-            except GptTuiError as exc:
-                self.post_message(msg.ModelLoadFailed(load_id, name, str(exc)))
-            except Exception as exc:  # noqa: BLE001 - a bug or MemoryError: say so, keep running
-                error = f"{type(exc).__name__}: {exc}"
-                self.post_message(msg.ModelLoadFailed(load_id, name, error))
-            else:
-                self.post_message(msg.ModelLoaded(load_id, name, backend))
+    def _measuring(self, name: str) -> str:
+        """What the status says while `name` loads, when that says more than "loading"."""
+        if not self.core.plan_expected(name):
+            return ""
+        short = name.rstrip("/").rsplit("/", 1)[-1]
+        return f"measuring how this machine runs {short} fastest, once…"
 
     def on_download_progress(self, message: msg.DownloadProgress) -> None:
-        if message.load_id != self.core.load_id or not self.is_running:
-            return
-        if message.progress.phase in ("download", "convert", "wait"):
-            if not self._downloading:
-                self._downloading = True
-                self.download_panel.start(message.progress.model)
-            self.download_panel.update_progress(message.progress)
+        if message.load_id == self.core.load_id and self.is_running:
+            p = message.progress
+            getting = f"getting {p.model} ready…" if p.phase != "done" else ""
+            self.status.loading_text = getting or self._measuring(p.model)
+            showing = self.download_panel.showing
+            self.download_panel.report(message.progress)
+            if showing != self.download_panel.showing:
+                self.refresh_bindings()  # escape cancels it
 
-    def on_model_loaded(self, message: msg.ModelLoaded) -> None:
+    def on_load_ended(self, message: msg.LoadEnded) -> None:
         if not self.is_running:
             return
-        first = self.loaded is None
+        loaded = message.loaded
+        first = self.core.backend is None
         opening = self.core.pending_session
-        if not self.core.set_backend(message.load_id, message.name, message.loaded):
+        if not self.core.finish_load(loaded):
             return
-        backend = message.loaded
-        self._load_cancel = None
-        self._downloading = False
         self.download_panel.stop()
+        if loaded.backend is None:
+            self._load_failed(loaded, opening is not None)
+        else:
+            self._model_loaded(loaded, first, opening is not None)
+
+    def _model_loaded(self, loaded: Loaded, first: bool, opening: bool) -> None:
+        backend = loaded.backend
+        assert backend is not None
         self.status.model = backend.name
         self.sub_title = backend.name
         caps = backend.capabilities
-        self.query_one("#sampling", SamplingPanel).show_available(caps)
+        self.sampling_panel.show_available(caps)
         self.inspector.capabilities = caps
         self.output.exact_ranks = caps.exact_ranks
-        self.status.backend = _backend_line(backend)
-        if opening is not None and self.core.transcript.tokenizer is backend.tokenizer:
+        self.status.backend = self.core.server_line()
+        if opening and self.core.transcript.tokenizer is backend.tokenizer:
             chat = self.core.chat_mode  # the session's own mode (its transcript is bound)
         else:
             chat = self.core.chat_by_default(self.settings.ui.get("chat_mode", True))
         if chat != self.chat_mode:
-            self.chat_mode = chat  # a new mode: a new, empty document
+            # The other mode's document; what was typed while loading stays in the box.
+            self._editor_text[chat] = self.prompt_editor.text
+            self.chat_mode = chat
+            self._editor_text.pop(not chat, None)
         self._show_document()
         self._show_prompt_score()
         self._show_state()
         self.status.context = None
-        self._update_settings(model=model_setting(message.name))
-        self._schedule_count()
+        self._update_settings(model=model_setting(loaded.name))
+        self._recount()
         if not first:
             self.notify(f"Loaded {backend.name}", timeout=3)
-        self._announce_plan(backend)
+        plan = self.core.plan_notice()
+        if plan is not None:
+            text, warning = plan
+            self.notify(text, severity="warning" if warning else "information",
+                        timeout=10 if warning else 6)  # fmt: skip
 
-    def _announce_plan(self, backend: Any) -> None:
-        """Say when loading measured this machine's kernel plan (a few seconds, once per model
-        shape), or had to ignore a kept one."""
-        from gpt_tui.engine.plan import plan_of
-
-        model = engine_model(backend)
-        plan = plan_of(model) if model is not None else None
-        if plan is None:
-            return
-        if plan.notice:
-            self.notify(plan.notice, severity="warning", timeout=10)
-        elif plan.just_measured:
+    def _load_failed(self, loaded: Loaded, opening: bool) -> None:
+        backend = self.core.backend
+        keep = f"; still using {backend.name}" if backend is not None else ""
+        if loaded.cancelled:
             self.notify(
-                f"Measured how this machine runs {backend.name} fastest "
-                f"({plan.measured_s:.1f} s, once; kept for next time)",
-                timeout=6,
-            )
-
-    def on_model_load_failed(self, message: msg.ModelLoadFailed) -> None:
-        if not self.is_running:
-            return
-        pending = self.core.pending_session
-        if not self.core.load_failed(message.load_id):
-            return
-        self._load_cancel = None
-        self._downloading = False
-        self.download_panel.stop()
-        keep = f"; still using {self.loaded.name}" if self.loaded is not None else ""
-        if message.cancelled:
-            self.notify(
-                f"Cancelled getting {message.name} ready; a download resumes where it stopped "
+                f"Cancelled getting {loaded.name} ready; a download resumes where it stopped "
                 f"next time{keep}",
                 title="Cancelled",
             )
         else:
             self.notify(
-                message.error + keep, severity="error", title=f"Cannot load {message.name}",
+                loaded.error + keep, severity="error", title=f"Cannot load {loaded.name}",
                 timeout=12,
             )  # fmt: skip
-        if self.loaded is None:
+        if backend is None:
             self.status.model = ""
         self._show_state()
-        if pending is not None:
+        if opening:
             self.notify(
-                f"The session is shown without its model ({message.name}): its tokens can be "
+                f"The session is shown without its model ({loaded.name}): its tokens can be "
                 "inspected; pick a model (ctrl+o) to generate",
                 severity="warning",
                 title="Session opened",
@@ -747,11 +677,10 @@ class GptTuiApp(App[None]):
             )
 
     def action_cancel_download(self) -> None:
-        if self._load_cancel is None:
+        if not self.core.cancel_load():
             self.notify("Nothing is being downloaded")
             return
-        self._load_cancel.set()
-        self.download_panel.query_one("#download-label").update("Cancelling…")
+        self.download_panel.show_cancelling()
 
     def on_download_panel_cancel_pressed(self) -> None:
         self.action_cancel_download()
@@ -761,7 +690,7 @@ class GptTuiApp(App[None]):
             if name:
                 self.switch_model(name)
 
-        self.push_screen(ModelPicker(current=self.model_name, api_key=self._api_key), chosen)
+        self.push_screen(ModelPicker(current=self.core.model_name, api_key=self._api_key), chosen)
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -809,16 +738,16 @@ class GptTuiApp(App[None]):
             self.switch_model(opened.load)
         return True
 
-    def _show_opened(self, opened: Any) -> None:
+    def _show_opened(self, opened: Opened) -> None:
         """Show an opened session: its mode, settings, prompt box and transcript."""
         session = opened.session
         chat = session.chat is not None
         self.chat_mode = chat  # the core holds the session's transcript, in its mode
-        self.query_one("#sampling", SamplingPanel).set_values(self.sampling, self.n_top)
+        self.sampling_panel.set_values(self.core.sampling, self.core.n_top)
         editor = session.extra.get("editor")
         if not isinstance(editor, str):
             editor = "" if chat else session.prompt
-        self.prompt_editor.text_area.load_text(editor)
+        self.prompt_editor.load_text(editor)
         self._show_document()
         self.status.stats = None
         self.status.note = ""
@@ -828,7 +757,7 @@ class GptTuiApp(App[None]):
             self.notify("The session names no model: its text is shown, pick a model to go on",
                         severity="warning")  # fmt: skip
         else:
-            self._schedule_count()
+            self._recount()
 
     # --- sampling settings -----------------------------------------------------------------
 
@@ -843,18 +772,30 @@ class GptTuiApp(App[None]):
         self.core.speculative = message.choice  # from the next generation on
         self._update_settings(speculative=message.choice)
 
+    def speculation_unavailable(self, choice: str) -> str | None:
+        """Why speculative decoding with `choice` cannot work now (None: it can)."""
+        try:
+            return self.core.draft_unavailable(choice)
+        except PlaygroundError as exc:  # no model yet
+            return str(exc)
+
     def set_speculative(self, choice: str) -> None:
-        """Speculative decoding off, by prompt lookup, or with a draft model (the palette)."""
+        """Speculative decoding off, by prompt lookup, or with a draft model (the palette); a
+        draft model that cannot work with this model is refused, with the reason."""
+        why_not = self.speculation_unavailable(choice)
+        if why_not:
+            self.notify(why_not, severity="warning", title=f"Speculative decoding: not {choice}")
+            return
         self.core.speculative = choice
-        self.query_one("#sampling", SamplingPanel).set_speculative(choice)
+        self.sampling_panel.set_speculative(choice)
         self._update_settings(speculative=choice)
         self.notify(f"Speculative decoding: {choice} (from the next generation)", timeout=3)
 
     def action_reset_sampling(self) -> None:
         self.core.sampling = SamplingParams()
         self.core.n_top = UserSettings().n_top
-        self.query_one("#sampling", SamplingPanel).set_values(self.sampling, self.n_top)
-        self._update_settings(sampling=self.sampling, n_top=self.n_top)
+        self.sampling_panel.set_values(self.core.sampling, self.core.n_top)
+        self._update_settings(sampling=self.core.sampling, n_top=self.core.n_top)
         self.notify("Sampling settings back to their defaults", timeout=3)
 
     def _update_settings(self, **changes: Any) -> None:
@@ -872,70 +813,23 @@ class GptTuiApp(App[None]):
 
     # --- prompt token count ----------------------------------------------------------------
 
-    @on(TextArea.Changed, "#prompt")
-    def _prompt_changed(self) -> None:
-        self._schedule_count()
+    def _recount(self) -> None:
+        """The editor counts its text again: the model or the conversation changed."""
+        self.prompt_editor.count_with(self.core.prompt_counter())
 
-    def _schedule_count(self) -> None:
-        if self._count_timer is not None:
-            self._count_timer.stop()
-        self._count_timer = self.set_timer(COUNT_DELAY, self._count_prompt)
-
-    def _count_prompt(self) -> None:
-        self._count_timer = None
-        if not self.is_running:  # a timer that fired while the app shuts down
-            return
-        if self.loaded is None:
-            self.prompt_editor.show_count(None, 0, 0, self.chat_mode)
-            return
-        self._count_version += 1
-        messages = None
-        if self.chat_mode and not self.loaded.capabilities.renders_chat:
-            messages = self.transcript.messages()  # (a server renders a chat its own way)
-        self._count_worker(self._count_version, self.prompt_editor.text, self.loaded.tokenizer,
-                           messages)  # fmt: skip
-
-    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
-    def _count_worker(
-        self, version: int, text: str, tokenizer: Any, messages: list[dict[str, str]] | None
-    ) -> None:
-        with self.core.threads.running():
-            n_prompt = len(tokenizer.encode(text))
-            n_context = max(1, n_prompt)
-            if messages is not None:
-                try:
-                    chat = [*messages, {"role": "user", "content": text}]
-                    n_context = len(encode_chat(tokenizer, chat))
-                except Exception as exc:  # noqa: BLE001 - shown when generating; just log it
-                    self.log.warning(f"cannot render the chat to count it: {exc}")
-            self.post_message(msg.PromptCounted(version, n_prompt, n_context))
-
-    def on_prompt_counted(self, message: msg.PromptCounted) -> None:
-        if message.version != self._count_version or self.loaded is None or not self.is_running:
-            return
-        n_ctx = self.loaded.n_ctx
-        self.prompt_editor.show_count(message.n_prompt, message.n_context, n_ctx, self.chat_mode)
-        if self.transcript.is_empty:  # else the status shows what the last run used
-            self.status.context = (min(message.n_context, n_ctx), n_ctx)
+    def on_prompt_editor_counted(self, message: PromptEditor.Counted) -> None:
+        count = message.count
+        if self.core.transcript.is_empty:  # else the status shows what the last run used
+            self.status.context = (min(count.n_context, count.n_ctx), count.n_ctx)
 
     # --- quitting --------------------------------------------------------------------------
 
     async def on_unmount(self) -> None:
         """Stop every worker thread and wait for it: a generation stops within a token, a
         download within a chunk."""
-        if self._load_cancel is not None:
-            self._load_cancel.set()
+        self.core.cancel_all_loads()
         self.workers.cancel_all()
         if self._save_timer is not None:
             self._save_timer.stop()
             self._save_settings()
         self.core.threads.wait_idle(QUIT_TIMEOUT)
-
-
-def _backend_line(backend: Any) -> str:
-    """What the status line says of a server (nothing for the local engine)."""
-    if engine_model(backend) is not None:
-        return ""
-    from gpt_tui.backends import openai as remote
-
-    return remote.status_line(backend)

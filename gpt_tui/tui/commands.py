@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gpt_tui.models.catalog import CATALOG
 
-if TYPE_CHECKING:
-    from gpt_tui.tui.app import GptTuiApp
+
+class PaletteHost(Protocol):
+    """What the palette asks of the app: typed here, so that commands.py need not import the app
+    that imports it."""
+
+    def run_action(self, action: str) -> Any: ...
+
+    def switch_model(self, name: str) -> None: ...
+
+    def set_speculative(self, choice: str) -> None: ...
+
+    def speculation_unavailable(self, choice: str) -> str | None: ...
+
 
 ACTIONS = (
     ("Generate", "generate", "Generate from the prompt (ctrl+j / F5)"),
@@ -19,7 +30,11 @@ ACTIONS = (
     ("Continue", "continue_generation", "Continue the output from where it stopped (ctrl+n)"),
     ("Regenerate", "regenerate", "Replace the last output, reusing the cached prompt (ctrl+r)"),
     ("Switch model…", "pick_model", "Choose a model from the catalog or a path (ctrl+o)"),
-    ("Toggle colouring", "cycle_colouring", "Colour tokens: off → probability → rank (F2)"),
+    (
+        "Toggle colouring",
+        "cycle_colouring",
+        "Colour tokens: off → probability → rank → surprisal (F2)",
+    ),
     ("Toggle chat mode", "toggle_chat", "Switch between completion and chat (F3)"),
     ("Clear output", "clear_output", "Start afresh: clear the output (or the chat)"),
     ("Copy output", "copy_output", "Copy the output text to the clipboard"),
@@ -50,7 +65,7 @@ class PlaygroundCommands(Provider):
     """Actions of `GptTuiApp` and `Switch model: NAME` for every catalog model."""
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: GptTuiApp = self.app  # type: ignore[assignment]
+        app = cast(PaletteHost, self.app)
         commands: list[tuple[str, Callable[[], object], str]] = [
             (name, partial(app.run_action, action), help_text)
             for name, action, help_text in ACTIONS
@@ -63,6 +78,7 @@ class PlaygroundCommands(Provider):
         commands += [
             (f"Speculative decoding: {label}", partial(app.set_speculative, choice), help_text)
             for label, choice, help_text in SPECULATIVE
+            if app.speculation_unavailable(choice) is None  # only what can work with this model
         ]
         return commands
 

@@ -6,11 +6,10 @@ drop the late words of a worker it has already replaced.
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.message import Message
 
 from gpt_tui.models.download import DownloadProgress as Progress
+from gpt_tui.playground.core import Loaded
 from gpt_tui.playground.events import RunEvent
 
 
@@ -31,28 +30,9 @@ class DownloadProgress(Message):
         self.progress = progress
 
 
-class ModelLoaded(Message):
-    def __init__(self, load_id: int, name: str, loaded: Any) -> None:
+class LoadEnded(Message):
+    """How a model load ended (`Playground.load`'s result), from its worker thread."""
+
+    def __init__(self, loaded: Loaded) -> None:
         super().__init__()
-        self.load_id = load_id
-        self.name = name  # as the user asked for it (catalog name or path)
-        self.loaded = loaded  # gpt_tui.models.store.LoadedModel
-
-
-class ModelLoadFailed(Message):
-    def __init__(self, load_id: int, name: str, error: str, cancelled: bool = False) -> None:
-        super().__init__()
-        self.load_id = load_id
-        self.name = name
-        self.error = error
-        self.cancelled = cancelled
-
-
-class PromptCounted(Message):
-    """The prompt's token count, measured off the UI thread for edit `version`."""
-
-    def __init__(self, version: int, n_prompt: int, n_context: int) -> None:
-        super().__init__()
-        self.version = version
-        self.n_prompt = n_prompt  # tokens of the text in the editor
-        self.n_context = n_context  # tokens the next generation starts from (chat: whole chat)
+        self.loaded = loaded

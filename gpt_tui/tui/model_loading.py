@@ -3,11 +3,12 @@ the user agrees to it first (how much, from where, how much memory it needs to r
 
 from __future__ import annotations
 
+from gpt_tui.display import human_bytes
 from gpt_tui.errors import GptTuiError
+from gpt_tui.models.availability import spec_of
 from gpt_tui.models.catalog import ModelSpec
-from gpt_tui.models.store import spec_of
+from gpt_tui.models.names import is_remote
 from gpt_tui.tui.screens.model_picker import model_status
-from gpt_tui.tui.text import human_bytes
 
 
 def download_question(name: str) -> tuple[str, str, str] | None:
@@ -28,9 +29,9 @@ def download_question(name: str) -> tuple[str, str, str] | None:
 def catalog_spec(name: str) -> ModelSpec | None:
     """The catalog entry or Hugging Face repo `name` refers to, or None for a path (or a
     server)."""
-    if "://" in name:
+    if is_remote(name):
         return None
     try:
-        return spec_of(name)  # models.store decides what a name means
+        return spec_of(name)  # models.names decides what a name means
     except GptTuiError:
         return None

@@ -6,8 +6,6 @@ in `gpt_tui.display`.
 
 from __future__ import annotations
 
-import math
-
 
 def display_text(text: str) -> str:
     """Text safe to put on a terminal line: tabs as spaces, other control characters as
@@ -84,34 +82,3 @@ def format_stops(stops: tuple[str, ...]) -> str:
         return s
 
     return ", ".join(escape(s) for s in stops)
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def human_count(n: int) -> str:
-    """124439808 -> "124M"; 1557611200 -> "1.56B"."""
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.0f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.0f}k"
-    return str(n)
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, round(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"

@@ -203,3 +203,25 @@ def test_each_mapped_setting_is_read_by_the_server(backend: OpenAIBackend) -> No
         assert changed != plain, name
     # top_p that keeps only the likeliest
     assert text(max_tokens=12, temperature=1.5, top_p=0.01, seed=1) == greedy
+
+
+def test_logit_bias_bans_and_mirostat_are_read_by_the_server(backend: OpenAIBackend) -> None:
+    """llama-cpp-python reads logit_bias by token text and mirostat v2: each changes what the
+    server does (a misspelt field would be ignored without a word)."""
+
+    def first(**settings) -> str:
+        return run(backend, n_top=1, max_tokens=1, **settings)[1][0].text
+
+    greedy = first()
+    (top,) = backend.tokenizer.encode(greedy)
+    (other,) = backend.tokenizer.encode(" London")
+    assert greedy != " London"
+    assert first(banned_tokens=[top]) != greedy
+    assert first(logit_bias={other: 100.0}) == " London"
+    assert first(logit_bias={top: -100.0}) != greedy
+    # mirostat v2 with a tiny target keeps only the likeliest token: sampling becomes greedy
+    long = "".join(e.text for e in run(backend, "Once upon a time", n_top=1, max_tokens=10)[1])
+    hot = {"max_tokens": 10, "temperature": 1.5, "seed": 1, "n_top": 1}
+    assert "".join(e.text for e in run(backend, "Once upon a time", **hot)[1]) != long
+    cold = "".join(e.text for e in run(backend, "Once upon a time", mirostat_tau=0.01, **hot)[1])
+    assert cold == long

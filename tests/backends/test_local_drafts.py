@@ -6,7 +6,7 @@ import pytest
 
 from gpt_tui.backends.drafts import load_draft
 from gpt_tui.errors import SpeculationError
-from gpt_tui.models import store
+from gpt_tui.models import loading
 
 
 def test_an_uncached_hub_draft_is_refused_without_downloading():
@@ -15,7 +15,7 @@ def test_an_uncached_hub_draft_is_refused_without_downloading():
 
 
 def test_a_cached_hub_model_drafts_for_the_same_tokenizer(hf_hub_cache):
-    target = store.load_model("openai-community/gpt2")
+    target = loading.load_model("openai-community/gpt2")
     draft = load_draft("openai-community/gpt2", target, download=False)
     assert draft.name == "openai-community/gpt2"
     with pytest.raises(SpeculationError, match="cannot draft"):

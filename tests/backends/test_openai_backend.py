@@ -339,3 +339,67 @@ def test_text_is_one_piece_while_the_server_cannot_split_it(fake: FakeOpenAIServ
     assert [backend.tokenizer.token_text(i) for i in ids] == ["The capital"]
     fake.status = None  # not cached: once the server answers, its own pieces
     assert len(backend.tokenizer.encode("The capital")) == 2
+
+
+# --- issue 24's samplers on a server: sent under the names each kind reads, or said ---------------
+
+LAB = SamplingParams(
+    temperature=0.0,
+    max_tokens=2,
+    typical_p=0.9,
+    top_n_sigma=1.5,
+    xtc_probability=0.3,
+    dry_multiplier=0.8,
+    dry_sequence_breakers=("\n",),
+    mirostat_tau=4.0,
+    sampler_order=("top_k", "typical_p", "temperature"),
+)
+
+
+def run_lab(fake: FakeOpenAIServer, kind: str, **changes) -> tuple[dict, list[str]]:
+    backend = connect(fake.url, kind=kind)
+    paris, london = backend.tokenizer.encode(" Paris London")
+    params = LAB.replace(logit_bias={paris: 2.5}, banned_tokens=[london], **changes)
+    notices: list[str] = []
+    req = Request(backend.tokenizer.encode("Hi"), params=lambda: params, on_notice=notices.append)
+    list(backend.generate(req))
+    backend.close()
+    return fake.posts("/v1/completions")[-1].body, notices
+
+
+def test_llama_server_is_sent_every_sampler_it_reads(fake: FakeOpenAIServer) -> None:
+    body, notices = run_lab(fake, "llama-server")
+    assert body["typical_p"] == 0.9 and body["top_n_sigma"] == 1.5
+    assert body["xtc_probability"] == 0.3 and body["xtc_threshold"] == 0.1
+    assert body["dry_multiplier"] == 0.8 and body["dry_base"] == 1.75
+    assert body["dry_allowed_length"] == 2 and body["dry_sequence_breakers"] == ["\n"]
+    assert body["dynatemp_range"] == 0.0 and body["dynatemp_exponent"] == 1.0
+    assert body["mirostat"] == 2 and body["mirostat_tau"] == 4.0 and body["mirostat_eta"] == 0.1
+    assert body["samplers"] == ["top_k", "typ_p", "temperature"]
+    assert body["logit_bias"] == [[" Paris", 2.5], [" London", False]]  # tokens by their text
+    assert notices == []  # everything set is read
+
+
+def test_llama_server_is_told_off_in_its_own_terms(fake: FakeOpenAIServer) -> None:
+    body, _ = run_lab(fake, "llama-server", top_n_sigma=0.0, mirostat_tau=0.0)
+    assert body["top_n_sigma"] == -1.0 and body["mirostat"] == 0  # its "off"
+
+
+def test_llama_cpp_python_reads_biases_by_text_and_mirostat(fake: FakeOpenAIServer) -> None:
+    body, notices = run_lab(fake, "llama-cpp-python")
+    assert body["logit_bias"] == {" Paris": 2.5, " London": -1e30}
+    assert body["logit_bias_type"] == "tokens"
+    assert body["mirostat_mode"] == 2 and body["mirostat_tau"] == 4.0
+    assert "typical_p" not in body and "samplers" not in body
+    (notice,) = notices
+    for name in ("typical p", "top n sigma", "xtc probability", "dry multiplier", "sampler order"):
+        assert name in notice, name
+    assert "logit bias" not in notice and "mirostat" not in notice
+
+
+def test_openai_says_why_it_gets_no_logit_bias(fake: FakeOpenAIServer) -> None:
+    body, notices = run_lab(fake, "openai", banned_strings=("x",))
+    assert "logit_bias" not in body and "typical_p" not in body
+    (notice,) = notices
+    assert "logit bias: OpenAI reads logit_bias by its own tokenizer's token ids" in notice
+    assert "banned strings: banned strings rewind the text" in notice

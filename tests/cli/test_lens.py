@@ -1,4 +1,4 @@
-"""`gpt-tui lens` (gpt_tui/lens.py and its subcommand): the JSON contract, the tables, and
+"""`gpt-tui lens` (playground/look_inside.py and cli/lens.py): the JSON contract, the tables, and
 one-line errors with exit code 2 for bad input."""
 
 from __future__ import annotations

@@ -30,30 +30,45 @@ def test_score_rows_matches_a_direct_computation(tiny_gpt2, gpt2_tokenizer) -> N
         assert [a.token_id for a in s.top] == np.argsort(-logits[i])[:3].tolist()
 
 
-def test_score_text_prepends_end_of_text_so_every_token_is_scored(tiny_gpt2, gpt2_tokenizer):
+def test_a_text_is_scored_after_its_first_token_without_a_bos(tiny_gpt2, gpt2_tokenizer):
+    # GPT-2's tokenizer puts nothing before a text: nothing predicts its first token, which has
+    # no score (transformers' perplexity guide; the playground's prompt scores alike)
     text = "Hello there, general Kenobi"
     ids = gpt2_tokenizer.encode(text)
     result = score_text(tiny_gpt2, gpt2_tokenizer, text)
-    assert result.prepended_bos and len(result.tokens) == len(ids)
+    assert not result.prepended_bos and result.context == tuple(ids)
+    assert [s.position for s in result.tokens] == list(range(1, len(ids)))
+    lp = log_probs(tiny_gpt2, ids)
+    expected = [lp[i - 1, ids[i]] for i in range(1, len(ids))]
+    np.testing.assert_allclose([s.logprob for s in result.tokens], expected, atol=1e-6)
+    assert math.isclose(result.perplexity, math.exp(-np.mean(expected)), rel_tol=1e-9)
+    assert math.isclose(result.mean_surprisal_bits, -np.mean(expected) / math.log(2))
+
+
+def test_a_tokenizer_that_puts_a_bos_first_has_every_token_of_the_text_scored(
+    tiny_gpt2, gpt2_tokenizer, bos_first_tokenizer
+):
+    bos_first = bos_first_tokenizer  # as Llama 3's does
+    text = "Hello there, general Kenobi"
+    ids = gpt2_tokenizer.encode(text)
+    result = score_text(tiny_gpt2, bos_first, text)
+    assert result.prepended_bos and result.context == (EOT, *ids)
+    assert [s.position for s in result.tokens] == list(range(1, len(ids) + 1))
     lp = log_probs(tiny_gpt2, [EOT, *ids])
     expected = [lp[i, t] for i, t in enumerate(ids)]
     np.testing.assert_allclose([s.logprob for s in result.tokens], expected, atol=1e-6)
-    assert [s.position for s in result.tokens] == list(range(len(ids)))
-    assert math.isclose(result.perplexity, math.exp(-np.mean(expected)), rel_tol=1e-9)
-    assert math.isclose(result.mean_surprisal_bits, -np.mean(expected) / math.log(2))
 
 
 def test_text_longer_than_the_context_is_read_in_overlapping_windows(tiny_gpt2, gpt2_tokenizer):
     ids = np.random.default_rng(4).integers(0, 50000, 150).tolist()
     result = score_text(tiny_gpt2, gpt2_tokenizer, ids)
-    assert [s.position for s in result.tokens] == list(range(150))
-    context = [EOT, *ids]
+    assert [s.position for s in result.tokens] == list(range(1, 150))
     for s in result.tokens[::17]:
-        target = s.position + 1  # index in `context`
+        target = s.position  # index in `ids`
         # its window: at least half a context (32 tokens) of what precedes it, at most 64
         found = False
         for lo in range(max(0, target - 63), max(1, target - 31)):
-            lp = log_probs(tiny_gpt2, context[lo : target + 1])[-2, context[target]]
+            lp = log_probs(tiny_gpt2, ids[lo : target + 1])[-2, ids[target]]
             found |= math.isclose(s.logprob, lp, abs_tol=1e-5)
         assert found, s.position
 

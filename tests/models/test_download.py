@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from http_server import FileServer
+from loopback import closed_port_url
 from openai_checkpoint import Checkpoint
 
 from gpt_tui.errors import DownloadError, StorageError
@@ -114,12 +114,10 @@ def test_persistent_server_errors_give_up_after_the_retries(server: FileServer, 
 
 
 def test_closed_port_fails_fast_and_points_to_the_offline_model(tmp_path: Path):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    closed = closed_port_url()
     start = time.monotonic()
     with pytest.raises(DownloadError) as info:
-        download_file(f"http://127.0.0.1:{port}/124M/hparams.json", tmp_path / "hparams.json")
+        download_file(f"{closed}/124M/hparams.json", tmp_path / "hparams.json")
     assert time.monotonic() - start < 2  # no retries for a host that is not there
     message = str(info.value)
     assert "connection refused" in message and "offline?" in message and "smollm2" in message

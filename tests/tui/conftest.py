@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from gpt_tui.engine import SamplingParams
-from gpt_tui.models import store
+from gpt_tui.models import loading
 from gpt_tui.settings import UserSettings, save_settings
 
-_loaded: dict[str, store.LoadedModel] = {}
+_loaded: dict[str, loading.LoadedModel] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +34,10 @@ def deterministic_settings(gpt_tui_home):
 
 @pytest.fixture(autouse=True)
 def load_each_model_once(monkeypatch):
-    """The app loads models through `store.load_model`; reading the same tiny model (and parsing
+    """The app loads models through `loading.load_model`; reading the same tiny model (and parsing
     its 50k-token tokenizer) for every test would cost seconds. Loading itself is tested in
     tests/models and, with failures and downloads, in test_app_models."""
-    real = store.load_model
+    real = loading.load_model
 
     def load_model(name, **kwargs):
         key = str(name)
@@ -47,4 +47,4 @@ def load_each_model_once(monkeypatch):
             _loaded[key] = real(name, **kwargs)
         return _loaded[key]
 
-    monkeypatch.setattr(store, "load_model", load_model)
+    monkeypatch.setattr(loading, "load_model", load_model)

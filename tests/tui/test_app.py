@@ -16,6 +16,7 @@ from gpt_tui.tui.widgets.slider import Slider
 from gpt_tui.tui.widgets.status_bar import StatusBar
 
 SIZE = (120, 40)
+WIDE = (180, 40)  # the status line has room for every field (narrower: the least important go)
 
 
 def notes(app: GptTuiApp) -> list[str]:
@@ -27,7 +28,7 @@ def status_text(app: GptTuiApp) -> str:
 
 
 async def type_prompt(pilot, text: str) -> None:
-    pilot.app.prompt_editor.text_area.load_text(text)
+    pilot.app.prompt_editor.load_text(text)
     await pilot.pause()
 
 
@@ -39,7 +40,7 @@ async def test_generate_streams_tokens_and_says_why(tiny_model_dir, deterministi
         await pilot.press(*"Hello", "ctrl+j")
         await wait_generated(pilot)
         assert app.output.token_count == deterministic_settings.max_tokens
-        assert app.state == "length"
+        assert app.core.state == "length"
         assert "stopped: max tokens" in status_text(app)
         assert "tok/s" in status_text(app) and "TTFT" in status_text(app)
         assert app.output.text.startswith("Hello")
@@ -56,12 +57,14 @@ async def test_empty_and_whitespace_prompts_generate(tiny_model_dir, determinist
         await wait_loaded(pilot)
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
-        assert app.output.token_count > 0 and app.state == "length"
+        # Generated unconditionally (from <|endoftext|>) until the token limit, and said so.
+        n = deterministic_settings.max_tokens
+        assert app.output.token_count == n and app.core.state == "length"
         assert "empty prompt" in status_text(app)
         await type_prompt(pilot, "   \n ")
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
-        assert app.output.token_count > 0
+        assert app.output.token_count == n and app.core.state == "length"
 
 
 async def test_an_over_long_prompt_slides_the_window(tiny_model_dir, deterministic_settings):
@@ -72,7 +75,7 @@ async def test_an_over_long_prompt_slides_the_window(tiny_model_dir, determinist
         await wait_until(pilot, lambda: "-token context; the first" in _prompt_info(app))
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
-        assert app.state == "length"
+        assert app.core.state == "length"
         assert "prompt too long" in status_text(app)
         assert app.output.token_count == deterministic_settings.max_tokens
 
@@ -89,7 +92,7 @@ async def test_escape_stops_mid_generation(tiny_model_dir, gpt_tui_home):
         await pilot.press("ctrl+j")
         await wait_until(pilot, lambda: app.output.token_count > 3)
         await pilot.press("escape")
-        assert app.state == "user"
+        assert app.core.state == "user"
         await wait_generated(pilot)
         count = app.output.token_count
         await pilot.pause(0.2)
@@ -109,7 +112,7 @@ async def test_continue_and_regenerate_reuse_the_kv_cache(
         first = app.output.text
         n = app.output.token_count
 
-        model = app.loaded.model
+        model = app.core.backend.model
         calls: list[int] = []
         original = model.forward
 
@@ -129,7 +132,7 @@ async def test_continue_and_regenerate_reuse_the_kv_cache(
         assert calls[0] == 1
         assert app.output.token_count == 2 * n
         assert app.output.text.startswith(first)
-        assert len(app.transcript.turns) == 2
+        assert len(app.core.transcript.turns) == 2
 
 
 async def test_every_slider_moves_by_keyboard(tiny_model_dir):
@@ -171,7 +174,7 @@ async def test_every_slider_moves_by_mouse(tiny_model_dir):
 
 
 def _setting(app: GptTuiApp, name: str) -> float:
-    return app.n_top if name == "n_top" else getattr(app.sampling, name)
+    return app.core.n_top if name == "n_top" else getattr(app.core.sampling, name)
 
 
 async def test_a_slider_moved_mid_generation_applies_at_once(tiny_model_dir, gpt_tui_home):
@@ -186,9 +189,9 @@ async def test_a_slider_moved_mid_generation_applies_at_once(tiny_model_dir, gpt
         slider = app.query_one("#slider-max_tokens", Slider)
         target = app.output.token_count + 120  # well ahead of the worker
         slider.post_message(Slider.Typed(slider, str(target)))
-        await wait_until(pilot, lambda: app.sampling.max_tokens == target)
+        await wait_until(pilot, lambda: app.core.sampling.max_tokens == target)
         await wait_generated(pilot)
-        assert app.state == "length"
+        assert app.core.state == "length"
         assert app.output.token_count == target
 
 
@@ -198,7 +201,7 @@ async def test_bad_typed_values_are_refused_with_the_range(tiny_model_dir):
         app.query_one("#slider-temperature", Slider).focus()
         await pilot.press("5", "enter")
         await pilot.pause()
-        assert app.sampling.temperature == 1.0
+        assert app.core.sampling.temperature == 1.0
         assert any("temperature must be in [0, 2]" in n for n in notes(app))
 
         app.query_one("#slider-top_p", Slider).focus()
@@ -214,7 +217,7 @@ async def test_bad_typed_values_are_refused_with_the_range(tiny_model_dir):
         app.query_one("#slider-top_k", Slider).focus()
         await pilot.press(*"40", "enter")
         await pilot.pause()
-        assert app.sampling.top_k == 40
+        assert app.core.sampling.top_k == 40
         assert app.query_one("#slider-top_k", Slider).value == 40
 
         seed = app.query_one("#seed", Input)
@@ -224,12 +227,12 @@ async def test_bad_typed_values_are_refused_with_the_range(tiny_model_dir):
         assert seed.has_class("-invalid")
         assert any("seed must be a whole number" in n for n in notes(app))
         await pilot.press("ctrl+u", *"42", "enter")
-        assert app.sampling.seed == 42 and not seed.has_class("-invalid")
+        assert app.core.sampling.seed == 42 and not seed.has_class("-invalid")
 
         stop = app.query_one("#stop", Input)
         stop.focus()
         await pilot.press(*r"\n\n, END", "enter")
-        assert app.sampling.stop == ("\n\n", "END")
+        assert app.core.sampling.stop == ("\n\n", "END")
 
 
 async def test_selecting_a_token_shows_its_alternatives(tiny_model_dir, deterministic_settings):
@@ -247,7 +250,7 @@ async def test_selecting_a_token_shows_its_alternatives(tiny_model_dir, determin
         assert app.output.selected == 3
         assert inspector.event is app.output.events[3]
         options = app.query_one("#alternatives", OptionList)
-        assert options.option_count >= app.n_top
+        assert options.option_count >= app.core.n_top
         chosen = [o for o in options._options if "▶" in str(o.prompt)]
         assert len(chosen) == 1
         assert "entropy" in str(app.query_one("#inspector-summary").render())
@@ -301,7 +304,7 @@ async def test_settings_persist_between_runs(tiny_model_dir, gpt_tui_home):
     app = GptTuiApp()  # no --model: the last one is used
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        assert app.loaded.path == tiny_model_dir
+        assert app.core.backend.path == tiny_model_dir
         assert app.query_one("#slider-temperature", Slider).value == 0.9
 
 
@@ -318,18 +321,18 @@ async def test_chat_mode_round(tiny_model_dir, deterministic_settings):
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
         assert app.prompt_editor.text == ""  # the message was sent
-        assert [t.role for t in app.transcript.turns] == ["user", "assistant"]
-        reply = app.transcript.turns[1]
-        assert reply.events and app.state in ("length", "stop", "eos")
+        assert [t.role for t in app.core.transcript.turns] == ["user", "assistant"]
+        reply = app.core.transcript.turns[1]
+        assert reply.events and app.core.state in ("length", "stop", "eos")
         assert "You\nHi there" in app.output.text
 
         await type_prompt(pilot, "And again")
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
-        assert [t.role for t in app.transcript.turns] == ["user", "assistant"] * 2
+        assert [t.role for t in app.core.transcript.turns] == ["user", "assistant"] * 2
         app.output.focus()
         await pilot.press("left")
-        assert app.query_one(TokenInspector).event is app.transcript.turns[3].events[-1]
+        assert app.query_one(TokenInspector).event is app.core.transcript.turns[3].events[-1]
 
 
 async def test_command_palette_and_help(tiny_model_dir):
@@ -346,7 +349,7 @@ async def test_command_palette_and_help(tiny_model_dir):
         assert isinstance(app.screen, HelpScreen)
         assert "Generate" in app.screen.markdown and "ctrl+j" in app.screen.markdown
         await pilot.press("ctrl+j")  # the app's keys do nothing behind a dialog
-        assert app.state == "idle"
+        assert app.core.state == "idle"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -371,7 +374,7 @@ async def test_copy_and_clear_output(tiny_model_dir, deterministic_settings):
         app.action_copy_output()
         assert app.clipboard == app.output.text and app.clipboard.startswith("Copy me")
         await pilot.press("ctrl+l")
-        assert app.output.token_count == 0 and app.transcript.is_empty
+        assert app.output.token_count == 0 and app.core.transcript.is_empty
         await pilot.press("ctrl+n")
         assert any("Nothing to continue" in n for n in notes(app))
 
@@ -380,17 +383,17 @@ async def speculative_reply(tiny_model_dir, choice: str) -> tuple[list[int], str
     """The reply's token ids and the status line after generating with `choice`, typed into
     the sampling panel's speculative field."""
     app = GptTuiApp(model=tiny_model_dir)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await wait_loaded(pilot)
         field = app.query_one("#speculative", Input)
         assert field.value == load_settings()[0].speculative  # "lookup" unless changed
         field.focus()
         await pilot.press("ctrl+u", *choice, "enter")
-        assert app.speculative == choice
+        assert app.core.speculative == choice
         await type_prompt(pilot, "one two three one two three one two")
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
-        return app.transcript.reply.token_ids, status_text(app)
+        return app.core.transcript.reply.token_ids, status_text(app)
 
 
 async def test_speculation_changes_the_speed_not_the_text(tiny_model_dir, gpt_tui_home):
@@ -408,8 +411,14 @@ async def test_an_unusable_draft_model_is_said_and_the_run_decodes_plainly(tiny_
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        app.set_speculative("355M")  # as the palette's entries do; not downloaded here
-        assert app.query_one("#speculative", Input).value == "355M"
+        app.set_speculative("355M")  # the palette refuses a draft not downloaded here
+        await pilot.pause()
+        assert "not downloaded yet" in notes(app)[-1] and app.core.speculative == "lookup"
+        # Typed in the panel, it is said when generating.
+        field = app.query_one("#speculative", Input)
+        field.focus()
+        await pilot.press("ctrl+u", *"355M", "enter")
+        assert app.core.speculative == "355M" and field.value == "355M"
         await type_prompt(pilot, "Hello")
         await pilot.press("ctrl+j")
         await wait_generated(pilot)

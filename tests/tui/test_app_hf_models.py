@@ -10,7 +10,7 @@ from hub_http import HubServer
 from textual.widgets import DataTable
 from tui_helpers import wait_loaded, wait_until
 
-from gpt_tui.models import store
+from gpt_tui.models import availability
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.confirm import Confirm
 from gpt_tui.tui.screens.model_picker import ModelPicker
@@ -33,8 +33,8 @@ async def test_the_picker_lists_the_hugging_face_cache(tiny_model_dir, hf_hub_ca
         assert "LlamaForCausalLM" in str(table.get_row("HuggingFaceTB/SmolLM2-Tiny"))
         table.move_cursor(row=table.get_row_index("openai-community/gpt2"))
         await pilot.press("enter")  # cached: loads without asking
-        await wait_until(pilot, lambda: app.loaded.name == "openai-community/gpt2")
-        assert app.state == "idle"
+        await wait_until(pilot, lambda: app.core.backend.name == "openai-community/gpt2")
+        assert app.core.state == "idle"
 
 
 async def test_a_hub_model_asks_then_downloads_with_progress(tiny_model_dir, monkeypatch, tmp_path):
@@ -50,10 +50,12 @@ async def test_a_hub_model_asks_then_downloads_with_progress(tiny_model_dir, mon
             assert isinstance(app.screen, Confirm)
             assert "Download someone/tiny-llama" in app.screen.title_text
             await pilot.press("y")
-            await wait_until(pilot, lambda: app.loaded.name == "someone/tiny-llama", timeout=30)
+            await wait_until(
+                pilot, lambda: app.core.backend.name == "someone/tiny-llama", timeout=30
+            )
             assert not app.query_one(DownloadPanel).display
             assert server.gets("model-00001-of-00005.safetensors")
-        assert store.status("someone/tiny-llama") == "cached"
+        assert availability.status("someone/tiny-llama") == "cached"
     finally:
         server.close()
 
@@ -79,9 +81,9 @@ async def test_escape_cancels_a_hub_download(tiny_model_dir, monkeypatch, tmp_pa
             await pilot.press("escape")
             messages = lambda: [n.message for n in app._notifications]  # noqa: E731
             await wait_until(pilot, lambda: any("Cancelled" in m for m in messages()))
-            assert not panel.display and app.loaded.name == "tiny-gpt2"
-        assert app._threads.count == 0
-        assert store.status("someone/slow") == "partial"  # the files done stay for next time
+            assert not panel.display and app.core.backend.name == "tiny-gpt2"
+        assert app.core.threads.count == 0
+        assert availability.status("someone/slow") == "partial"  # the files done stay for next time
         assert not server.gets("model.safetensors")
     finally:
         server.close()

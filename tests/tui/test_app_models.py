@@ -54,7 +54,9 @@ async def test_switch_to_a_model_by_path(tiny_model_dir, tmp_path, deterministic
         app.screen.query_one("#model-path", Input).value = str(other)
         app.screen.query_one("#model-path", Input).focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.loaded.name == "tiny-two" and app.state == "idle")
+        await wait_until(
+            pilot, lambda: app.core.backend.name == "tiny-two" and app.core.state == "idle"
+        )
         assert "tiny-two" in app.sub_title
         assert app.output.token_count == n  # the output stays
 
@@ -62,7 +64,7 @@ async def test_switch_to_a_model_by_path(tiny_model_dir, tmp_path, deterministic
         await pilot.press("ctrl+n")
         await wait_generated(pilot)
         assert app.output.token_count == 2 * n
-        assert [t.role for t in app.transcript.turns] == ["prompt", "output", "output"]
+        assert [t.role for t in app.core.transcript.turns] == ["prompt", "output", "output"]
         await pilot.press("ctrl+r")
         await wait_generated(pilot)
         assert app.output.token_count == 2 * n
@@ -82,7 +84,7 @@ async def test_an_uncached_model_asks_before_downloading(tiny_model_dir, missing
         await pilot.press("n")
         await pilot.pause()
         assert missing_server.requests == []
-        assert app.loaded.name == "tiny-gpt2"
+        assert app.core.backend.name == "tiny-gpt2"
 
 
 async def test_a_failing_download_leaves_the_app_usable(tiny_model_dir, missing_server,
@@ -96,7 +98,7 @@ async def test_a_failing_download_leaves_the_app_usable(tiny_model_dir, missing_
         await pilot.press("y")
         await wait_until(pilot, lambda: any("was not found" in n for n in notes(app)))
         assert missing_server.requests
-        assert app.loaded.name == "tiny-gpt2" and app.state == "idle"
+        assert app.core.backend.name == "tiny-gpt2" and app.core.state == "idle"
         assert any("still using tiny-gpt2" in n for n in notes(app))
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
@@ -114,7 +116,7 @@ async def test_escape_cancels_a_download_which_resumes_later(tiny_model_dir, slo
         await pilot.press("escape")
         await wait_until(pilot, lambda: any("Cancelled" in n for n in notes(app)))
         assert not panel.display
-        assert app.loaded.name == "tiny-gpt2"
+        assert app.core.backend.name == "tiny-gpt2"
         assert slow_server.disconnected.wait(5)
     parts = list((gpt_tui_home / "cache" / "models").glob("124M.checkpoint/*.part"))
     assert parts and parts[0].stat().st_size > 0  # the next attempt resumes from here
@@ -133,7 +135,7 @@ async def test_quitting_mid_download_leaves_no_thread_running(tiny_model_dir, sl
         started = time.monotonic()
         await pilot.press("ctrl+q")
     assert time.monotonic() - started < 5
-    assert app._threads.count == 0
+    assert app.core.threads.count == 0
     assert slow_server.disconnected.wait(5)
 
 
@@ -147,7 +149,7 @@ async def test_quitting_mid_generation_leaves_no_thread_running(tiny_model_dir, 
         started = time.monotonic()
         app.exit()
     assert time.monotonic() - started < 5
-    assert app._threads.count == 0
+    assert app.core.threads.count == 0
 
 
 async def test_a_model_that_cannot_load_is_explained(tmp_path):
@@ -155,7 +157,7 @@ async def test_a_model_that_cannot_load_is_explained(tmp_path):
     for path, message in ((tmp_path / "missing", "does not exist"), (tmp_path, "is not a model")):
         app = GptTuiApp(model=str(path))
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda app=app: app.state == "no-model")
+            await wait_until(pilot, lambda app=app: app.core.state == "no-model")
             assert any(message in n for n in notes(app))
             await pilot.press("ctrl+j")
             assert any("No model loaded" in n for n in notes(app))
@@ -165,5 +167,5 @@ async def test_a_model_that_cannot_load_is_explained(tmp_path):
 async def test_a_typo_in_a_model_name_suggests_the_right_one():
     app = GptTuiApp(model="124")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "no-model")
+        await wait_until(pilot, lambda: app.core.state == "no-model")
         assert any("did you mean" in n for n in notes(app))

@@ -21,9 +21,9 @@ async def test_the_app_runs_on_a_server(llama_server, deterministic_settings):
         await pilot.press("f3")  # completion mode: the server has it
         assert not app.chat_mode
         await generate_from(pilot, "The capital of France is")
-        reply = app.transcript.reply
+        reply = app.core.transcript.reply
         assert reply.events and all(e.top for e in reply.events)
-        assert app.state in ("length", "eos")
+        assert app.core.state in ("length", "eos")
         speculative = app.query_one("#sampling").query_one("#row-speculative")
         assert speculative.has_class("-unavailable")
         app.output.focus()
@@ -50,5 +50,7 @@ async def test_the_picker_lists_a_servers_models(llama_server, tiny_model_dir):
         listed = lambda: table.row_count == 1 and "server" in str(table.get_row_at(0))  # noqa: E731
         await wait_until(pilot, listed)
         await pilot.press("enter")  # connect to the server's model
-        await wait_until(pilot, lambda: app.loaded is not None and "@" in app.loaded.name)
-        assert app.model_name.startswith(llama_server.url + "#")
+        await wait_until(
+            pilot, lambda: app.core.backend is not None and "@" in app.core.backend.name
+        )
+        assert app.core.model_name.startswith(llama_server.url + "#")

@@ -34,7 +34,7 @@ async def branched_session(pilot) -> None:
     """Generate, then branch at token 3 on the second alternative."""
     app: GptTuiApp = pilot.app
     await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text("The sky is")
+    app.prompt_editor.load_text("The sky is")
     await pilot.press("ctrl+j")
     await wait_generated(pilot)
     app.output.focus()
@@ -76,7 +76,7 @@ async def test_save_writes_json_that_reloads_equal_and_markdown(
         assert saved.model == str(tiny_model_dir) and saved.prompt == "The sky is"
         assert len(saved.tree.leaves()) == 2
         assert events_json(saved.tree.events()) == events_json(app.output.events)
-        assert saved.prompt_scores == app.transcript.prompt_scores
+        assert saved.prompt_scores == app.core.transcript.prompt_scores
         assert "## Other branches" in (tmp_path / "loom.md").read_text()
         # Saving again offers the same file.
         await pilot.press("ctrl+s")
@@ -91,7 +91,7 @@ async def test_open_restores_text_tree_branch_and_settings(
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await branched_session(pilot)
-        app.prompt_editor.text_area.load_text("an edit not yet generated from")
+        app.prompt_editor.load_text("an edit not yet generated from")
         path = app.save_session(tmp_path / "s.json")
         text, events = app.output.text, list(app.output.events)
         saved = as_json(app.current_session())
@@ -99,14 +99,16 @@ async def test_open_restores_text_tree_branch_and_settings(
     reopened = GptTuiApp(session=path)  # the model comes from the file
     async with reopened.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        assert reopened.model_name == str(tiny_model_dir)
+        assert reopened.core.model_name == str(tiny_model_dir)
         assert reopened.output.text == text
         assert events_json(reopened.output.events) == events_json(events)
         assert reopened.prompt_editor.text == "an edit not yet generated from"
-        assert reopened.sampling == deterministic_settings
+        assert reopened.core.sampling == deterministic_settings
         assert as_json(reopened.current_session()) == saved
         assert reopened.branch_view.display
-        assert reopened.transcript.tokenizer is reopened.loaded.tokenizer  # ids usable again
+        assert (
+            reopened.core.transcript.tokenizer is reopened.core.backend.tokenizer
+        )  # ids usable again
         # Branches still switch, and continuing goes on from the saved tokens.
         reopened.output.focus()
         reopened.output.select(3)
@@ -117,7 +119,7 @@ async def test_open_restores_text_tree_branch_and_settings(
         await pilot.press("ctrl+n")
         await wait_generated(pilot)
         assert len(reopened.output.events) > n
-        assert len(reopened.transcript.turns) == 2  # the same reply, not a new turn
+        assert len(reopened.core.transcript.turns) == 2  # the same reply, not a new turn
 
 
 async def test_chat_session_round_trip(tiny_model_dir, deterministic_settings, tmp_path):
@@ -126,11 +128,11 @@ async def test_chat_session_round_trip(tiny_model_dir, deterministic_settings, t
         await wait_loaded(pilot)
         await pilot.press("f3")
         for message in ("Hello", "Again"):
-            app.prompt_editor.text_area.load_text(message)
+            app.prompt_editor.load_text(message)
             await pilot.press("ctrl+j")
             await wait_generated(pilot)
         path = app.save_session(tmp_path / "chat.json")
-        text, messages = app.output.text, app.transcript.messages()
+        text, messages = app.output.text, app.core.transcript.messages()
         events = list(app.output.events)
 
     saved = load(path)
@@ -142,7 +144,7 @@ async def test_chat_session_round_trip(tiny_model_dir, deterministic_settings, t
         assert reopened.chat_mode
         assert reopened.output.text == text
         assert events_json(reopened.output.events) == events_json(events)
-        assert reopened.transcript.messages() == messages
+        assert reopened.core.transcript.messages() == messages
 
 
 async def test_a_save_that_fails_is_a_notification_and_loses_nothing(
@@ -156,7 +158,7 @@ async def test_a_save_that_fails_is_a_notification_and_loses_nothing(
         text = app.output.text
         await save_with_keys(pilot, blocker / "session.json")
         assert "cannot save the session" in notes(app)[-1]
-        assert app.output.text == text and len(app.transcript.reply.tree.leaves()) == 2
+        assert app.output.text == text and len(app.core.transcript.reply.tree.leaves()) == 2
         assert not isinstance(app.screen, SessionPathScreen)
 
 
@@ -181,7 +183,7 @@ async def test_a_damaged_or_newer_file_is_refused_clearly(tiny_model_dir, tmp_pa
         assert not app.open_session(damaged)
         await pilot.pause()
         assert "is damaged" in notes(app)[-1]
-        assert app.transcript.is_empty
+        assert app.core.transcript.is_empty
 
 
 async def test_a_missing_model_still_shows_the_session(
@@ -197,7 +199,7 @@ async def test_a_missing_model_still_shows_the_session(
     save(session, path)
     reopened = GptTuiApp(session=path)
     async with reopened.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: reopened.state == "no-model")
+        await wait_until(pilot, lambda: reopened.core.state == "no-model")
         await pilot.pause()
         assert reopened.output.text == text
         assert any("shown without its model" in n for n in notes(reopened))
@@ -230,6 +232,8 @@ async def test_open_from_the_palette_in_the_same_model(
         (await path_dialog(pilot)).value = str(path)
         await pilot.press("enter")
         await pilot.pause()
-        assert app.output.text == text and len(app.transcript.reply.tree.leaves()) == 2
-        assert app.transcript.tokenizer is app.loaded.tokenizer  # no reload: the same model
+        assert app.output.text == text and len(app.core.transcript.reply.tree.leaves()) == 2
+        assert (
+            app.core.transcript.tokenizer is app.core.backend.tokenizer
+        )  # no reload: the same model
         assert "ppl" in app.status.render().plain  # the prompt's perplexity, from the file

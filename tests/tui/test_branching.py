@@ -94,7 +94,7 @@ async def test_picking_an_alternative_rewrites_the_reply_and_keeps_both(
         assert new[3].token_id == old[3].top[1].token_id != old[3].token_id
         assert len(new) > 4 and app.output.text != before
         assert app.output.selected == 3 and app.focused is app.output
-        tree = app.transcript.reply.tree
+        tree = app.core.transcript.reply.tree
         assert len(tree.leaves()) == 2 and tree.branch_points() == [(3, 1, 2)]
         assert app.branch_view.display
         rows = branch_rows(app)
@@ -122,7 +122,7 @@ async def test_a_click_on_an_alternative_branches(tiny_model_dir, deterministic_
         await wait_generated(pilot)
         assert app.output.events[0].token_id == first.top[2].token_id
         assert app.output.events[0].rank == 3 and np.isnan(app.output.events[0].sampled_prob)
-        assert len(app.transcript.reply.tree.leaves()) == 2
+        assert len(app.core.transcript.reply.tree.leaves()) == 2
 
 
 async def test_the_branch_view_switches_branches(tiny_model_dir, deterministic_settings):
@@ -133,7 +133,7 @@ async def test_the_branch_view_switches_branches(tiny_model_dir, deterministic_s
         await branch_with_keys(pilot, 5, rank=2)
         branched = app.output.text
         await branch_with_keys(pilot, 2, rank=3)
-        tree = app.transcript.reply.tree
+        tree = app.core.transcript.reply.tree
         assert len(tree.leaves()) == 3
         assert [(d, n) for d, _, n in tree.branch_points()] == [(2, 2)]
         # A click on the fork's first row: back down the way last taken, the branch at token 6.
@@ -158,7 +158,7 @@ async def test_keys_move_between_forks(tiny_model_dir, deterministic_settings):
         await branch_with_keys(pilot, 2, rank=2)
         await pilot.press("left_square_bracket")  # back to the first text at token 3...
         await pilot.pause()
-        tree = app.transcript.reply.tree
+        tree = app.core.transcript.reply.tree
         assert [d for d, _, _ in tree.branch_points()] == [2, 6]  # ...and on down to the other
         await pilot.press("end")
         await pilot.press("alt+up")
@@ -175,13 +175,13 @@ async def test_regenerate_adds_a_branch_and_continue_lengthens_it(tiny_model_dir
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        app.sampling = app.sampling.replace(temperature=1.0, seed=1, max_tokens=6)
+        app.core.sampling = app.core.sampling.replace(temperature=1.0, seed=1, max_tokens=6)
         await generate(pilot)
         first = app.output.text
-        app.sampling = app.sampling.replace(seed=2)
+        app.core.sampling = app.core.sampling.replace(seed=2)
         await pilot.press("ctrl+r")
         await wait_generated(pilot)
-        tree = app.transcript.reply.tree
+        tree = app.core.transcript.reply.tree
         assert len(tree.leaves()) == 2 and app.output.text != first
         assert app.branch_view.display
         await pilot.press("ctrl+n")
@@ -203,12 +203,12 @@ async def test_branching_equals_generating_with_that_token_forced(
         await generate(pilot)
         k = 4
         await branch_with_keys(pilot, k, rank=3)
-        reply = app.transcript.reply
-        context = app.transcript.reply_prefix + [e.token_id for e in reply.events[: k + 1]]
+        reply = app.core.transcript.reply
+        context = app.core.transcript.reply_prefix + [e.token_id for e in reply.events[: k + 1]]
         # The cache was cut back and extended, not rebuilt: it starts with that context.
-        assert app.cache.tokens()[: len(context)] == context
+        assert app.core.backend.cache.tokens()[: len(context)] == context
 
-        logits = app.loaded.model.forward(context)[-1].astype(np.float64)  # [n_vocab]
+        logits = app.core.backend.model.forward(context)[-1].astype(np.float64)  # [n_vocab]
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         after = reply.events[k + 1]
@@ -226,10 +226,10 @@ async def test_only_the_reply_branches_and_another_models_reply_does_not(
         app.output.focus()
         await pilot.press("1")  # nothing selected
         assert "Select a token of the reply first" in notes(app)[-1]
-        app.transcript.tokenizer = object()  # as after switching to another vocabulary
+        app.core.transcript.tokenizer = object()  # as after switching to another vocabulary
         await branch_with_keys(pilot, 1, rank=2)
         assert "another model's vocabulary" in notes(app)[-1]
-        assert len(app.transcript.reply.tree.leaves()) == 1
+        assert len(app.core.transcript.reply.tree.leaves()) == 1
 
 
 async def test_chat_mode_branches_the_latest_reply(tiny_model_dir, deterministic_settings):
@@ -239,12 +239,12 @@ async def test_chat_mode_branches_the_latest_reply(tiny_model_dir, deterministic
         await pilot.press("f3")
         await generate(pilot, "Hello")
         await generate(pilot, "Again")
-        n_before = len(app.output.events) - len(app.transcript.reply.events)
+        n_before = len(app.output.events) - len(app.core.transcript.reply.events)
         assert n_before > 0  # the first reply's tokens come first in the output
         await branch_with_keys(pilot, n_before + 1, rank=2)
         assert app.output.selected == n_before + 1
-        assert len(app.transcript.reply.tree.leaves()) == 2
-        assert app.transcript.messages()[1]["content"]  # the first reply is untouched
+        assert len(app.core.transcript.reply.tree.leaves()) == 2
+        assert app.core.transcript.messages()[1]["content"]  # the first reply is untouched
         app.output.select(0)
         await pilot.pause()
         await pilot.press("2")
@@ -254,7 +254,7 @@ async def test_chat_mode_branches_the_latest_reply(tiny_model_dir, deterministic
         app.inspector.query_one(OptionList).action_select()  # as a click on it would
         await pilot.pause()
         assert "Only the reply's tokens branch" in notes(app)[-1]
-        assert len(app.transcript.reply.tree.leaves()) == 2
+        assert len(app.core.transcript.reply.tree.leaves()) == 2
 
 
 def test_branch_view_snapshot(snap_compare, tiny_model_dir, deterministic_settings):

@@ -26,9 +26,9 @@ def notes(app: GptTuiApp) -> list[str]:
 
 async def open_compare(pilot: Pilot, prompt: str = PROMPT) -> CompareScreen:
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
-    if app.loaded is None:
+    if app.core.backend is None:
         await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(prompt)
+    app.prompt_editor.load_text(prompt)
     await pilot.pause()
     await pilot.press("f4")
     await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
@@ -58,10 +58,10 @@ async def test_three_columns_stream_together_each_as_if_run_alone(
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        app.prompt_editor.text_area.load_text(PROMPT)
+        app.prompt_editor.load_text(PROMPT)
         await pilot.press("ctrl+j")  # a run in the main view first: its cache must survive
         await wait_generated(pilot)
-        main_text, main_cache = app.output.text, app.cache
+        main_text, main_cache = app.output.text, app.core.backend.cache
         cached = main_cache.ids[:, : main_cache.length].copy()
 
         screen = await open_compare(pilot)
@@ -80,13 +80,15 @@ async def test_three_columns_stream_together_each_as_if_run_alone(
         await run_columns(pilot, screen)
         context = screen.request.context
         for column in columns:
-            alone = list(generate(app.loaded.model, app.loaded.tokenizer, context, column.params))
+            alone = list(
+                generate(app.core.backend.model, app.core.backend.tokenizer, context, column.params)
+            )
             assert [e.token_id for e in column.output.events] == [e.token_id for e in alone]
             assert column.output.text.startswith(PROMPT)
             assert column.finish == "length"
             assert column.output.border_subtitle == "24 tokens · max tokens"
         greedy = SamplingParams(temperature=0, max_tokens=deterministic_settings.max_tokens)
-        alone = generate(app.loaded.model, app.loaded.tokenizer, context, greedy)
+        alone = generate(app.core.backend.model, app.core.backend.tokenizer, context, greedy)
         assert [e.token_id for e in columns[0].output.events] == [e.token_id for e in alone]
         texts = {c.output.text for c in columns}
         assert len(texts) == 3  # different settings, different samples
@@ -95,7 +97,7 @@ async def test_three_columns_stream_together_each_as_if_run_alone(
 
         await pilot.press("f4")  # back: the main view and its kv cache are as they were
         assert not isinstance(app.screen, CompareScreen)
-        assert app.output.text == main_text and app.cache is main_cache
+        assert app.output.text == main_text and app.core.backend.cache is main_cache
         assert (main_cache.ids[:, : main_cache.length] == cached).all()
 
 
@@ -178,7 +180,7 @@ async def test_escape_stops_every_column_and_then_goes_back(tiny_model_dir, gpt_
         assert all(n < 60000 for n in counts)
         assert all(c.output.border_subtitle.endswith("stopped by you") for c in screen.columns)
         assert "stopped by you" in screen.status.render().plain
-        assert app.state == "idle"  # the main view never ran
+        assert app.core.state == "idle"  # the main view never ran
 
         await pilot.press("escape")  # nothing to stop: back to the playground
         assert not isinstance(app.screen, CompareScreen)
@@ -232,12 +234,12 @@ async def test_chat_mode_compares_replies_to_the_message(tiny_model_dir, determi
         assert any("Type a message first" in n for n in notes(app))
         assert not isinstance(app.screen, CompareScreen)
 
-        app.prompt_editor.text_area.load_text("Hi there")
+        app.prompt_editor.load_text("Hi there")
         await pilot.pause()
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
         screen: CompareScreen = app.screen  # type: ignore[assignment]
-        assert "User: Hi there" in app.loaded.tokenizer.decode(screen.request.context)
+        assert "User: Hi there" in app.core.backend.tokenizer.decode(screen.request.context)
         await run_columns(pilot, screen)
         for column in screen.columns:
             assert column.output.text.startswith("You\nHi there")
@@ -283,6 +285,25 @@ def test_side_by_side_snapshot(snap_compare, tiny_model_dir, deterministic_setti
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_four_columns_in_a_small_terminal_snapshot(
+    snap_compare, tiny_model_dir, deterministic_settings
+):
+    """Four columns at 80x24: two side by side (the third and fourth, the one just added and
+    its neighbour), the status naming the page."""
+
+    async def run_before(pilot: Pilot) -> None:
+        screen = await open_compare(pilot)
+        await pilot.press("plus")
+        await run_columns(pilot, screen)
+        screen.status.stats = None
+        await pilot.press("4", *["right"] * 7)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 # --- stream_batch: the worker's loop, without Textual --------------------------------------

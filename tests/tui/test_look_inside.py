@@ -9,6 +9,7 @@ import math
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets._footer import FooterKey
 from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import TokenEvent
@@ -62,15 +63,15 @@ async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
         assert app.inspector.query_one("#inspector-keys").display  # the key, in its last line
         screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
-        n_prompt = len(app.transcript.reply_prefix)
+        n_prompt = len(app.core.transcript.reply_prefix)
         assert screen.report.position == n_prompt + 4  # the token before it predicted it
         assert "over the cached context" in str(screen.query_one("#lens-status").render())
         assert "output token 6" in str(screen.query_one("#lens-title").render())
 
         table = screen.query_one(LensTable)
-        assert table.has_focus and table.row_count == app.loaded.model.n_layer + 1
+        assert table.has_focus and table.row_count == app.core.backend.model.n_layer + 1
         await pilot.press("a")  # the rows after each attention too
-        assert table.row_count == 2 * app.loaded.model.n_layer + 1
+        assert table.row_count == 2 * app.core.backend.model.n_layer + 1
 
         await pilot.press("2")
         view = screen.query_one(AttentionView)
@@ -96,7 +97,7 @@ async def test_an_output_token(tiny_model_dir, deterministic_settings) -> None:
         assert "over" in str(screen.query_one("#attribution-note").render())
         n_columns = len(attribution.columns)
         await pilot.press("h")  # a column per head
-        assert len(attribution.columns) == n_columns + app.loaded.model.n_head - 1
+        assert len(attribution.columns) == n_columns + app.core.backend.model.n_head - 1
 
         await pilot.press("escape")
         assert app.screen is app.screen_stack[0] and app.output.selected == 5
@@ -146,8 +147,8 @@ async def test_an_earlier_chat_turn(tiny_model_dir, deterministic_settings) -> N
         await pilot.press("f3")  # chat mode (the base model's own template)
         for message in ("Hi there", "And then?"):
             await generate_from(pilot, message)
-        first_reply = app.transcript.turns[1]
-        assert first_reply.role == "assistant" and app.transcript.reply is not first_reply
+        first_reply = app.core.transcript.turns[1]
+        assert first_reply.role == "assistant" and app.core.transcript.reply is not first_reply
         app.output.focus()
         app.output.select(2)  # the first reply's third token
         await pilot.pause()
@@ -162,7 +163,7 @@ async def test_never_reads_the_cache_while_a_generation_holds_it(
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         event = await generate_and_select(pilot, 4)
-        with app._engine_lock:  # as the generation worker holds it
+        with app.core.engine_lock:  # as the generation worker holds it
             screen = await look_inside(pilot)
         assert_predicts(screen, event.token_id, event.prob)
         assert "over a fresh pass" in str(screen.query_one("#lens-status").render())
@@ -178,7 +179,7 @@ async def test_a_compare_column_and_the_palette(tiny_model_dir, deterministic_se
         await pilot.press("l")
         await pilot.pause()
         assert any("Select a token first" in n for n in notes(app))
-        app.prompt_editor.text_area.load_text(PROMPT)
+        app.prompt_editor.load_text(PROMPT)
         await pilot.pause()
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
@@ -218,3 +219,25 @@ def test_lens_screen_in_a_small_terminal(snap_compare, tiny_model_dir, determini
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_at_80_columns_the_tables_fit_and_scroll_themselves(
+    tiny_model_dir, deterministic_settings
+) -> None:
+    app = GptTuiApp(model=tiny_model_dir)
+    # 12 rows: the tiny model's attribution has more rows than its table shows.
+    async with app.run_test(size=(80, 12)) as pilot:
+        await generate_and_select(pilot, 5)
+        screen = await look_inside(pilot)
+        lens = screen.query_one(LensTable)
+        assert lens.virtual_size.width <= lens.size.width  # the top predictions are not cut
+        await pilot.press("3")  # attribution: more rows than the screen holds
+        await pilot.pause()
+        table = screen.query_one(AttributionTable)
+        assert table.has_focus and table.row_count > table.size.height, table.row_count
+        keys = {key.key_display: key.description for key in screen.query(FooterKey)}
+        assert keys.get("pgdn") == "Page"  # the footer names the key that shows the rest
+        await pilot.press("end")  # the table itself scrolls to its last rows
+        await pilot.pause()
+        assert table.scroll_y > 0 and table.scroll_y == table.max_scroll_y
+        assert table.cursor_row == table.row_count - 1

@@ -16,12 +16,12 @@ from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.colouring import MODES, token_style
 from gpt_tui.tui.widgets.legend import ColourLegend
 
-SIZE = (120, 40)
+SIZE = (180, 40)  # the status line has room for every field, the prompt's perplexity included
 PROMPT = "The quick brown fox jumps over the lazy dog"
 
 
 async def generate_from(pilot: Pilot, prompt: str, key: str = "ctrl+j") -> None:
-    pilot.app.prompt_editor.text_area.load_text(prompt)
+    pilot.app.prompt_editor.load_text(prompt)
     await pilot.pause()
     await pilot.press(key)
     await wait_generated(pilot)
@@ -31,13 +31,13 @@ def full_forward_logprobs(app: GptTuiApp, ids: list[int]) -> list[float]:
     """Each token's log-probability under one independent forward pass over all of `ids`,
     no kv cache. (Not `score_text`: it puts <|endoftext|> first so the first token is scored
     too; the playground generates from the prompt as written, where nothing predicts it.)"""
-    logits = app.loaded.model.forward(ids)  # [len(ids), n_vocab]
-    return [s.logprob for s in score_rows(logits[:-1], ids[1:], app.loaded.tokenizer, 0)]
+    logits = app.core.backend.model.forward(ids)  # [len(ids), n_vocab]
+    return [s.logprob for s in score_rows(logits[:-1], ids[1:], app.core.backend.tokenizer, 0)]
 
 
 def assert_scores_match_a_full_forward(app: GptTuiApp) -> None:
-    ids = app.transcript.reply_prefix
-    scores = app.transcript.prompt_scores
+    ids = app.core.transcript.reply_prefix
+    scores = app.core.transcript.prompt_scores
     assert [s.position for s in scores] == list(range(1, len(ids)))
     assert [s.token_id for s in scores] == ids[1:]
     expected = full_forward_logprobs(app, ids)
@@ -51,13 +51,13 @@ def assert_scores_match_a_full_forward(app: GptTuiApp) -> None:
 def count_forward_calls(monkeypatch, app: GptTuiApp) -> list[int]:
     """The number of tokens of each forward pass from now on (the real model still runs)."""
     calls: list[int] = []
-    original = app.loaded.model.forward
+    original = app.core.backend.model.forward
 
     def counting_forward(ids, cache=None, **kwargs):
         calls.append(len(ids))
         return original(ids, cache, **kwargs)
 
-    monkeypatch.setattr(app.loaded.model, "forward", counting_forward)
+    monkeypatch.setattr(app.core.backend.model, "forward", counting_forward)
     return calls
 
 
@@ -73,7 +73,7 @@ async def test_prompt_logprobs_equal_a_full_forward_across_runs(
         await wait_loaded(pilot)
         await generate_from(pilot, PROMPT)
         assert_scores_match_a_full_forward(app)
-        first_scores = list(app.transcript.prompt_scores)
+        first_scores = list(app.core.transcript.prompt_scores)
         summary = app.status.prompt_score
         assert summary is not None
 
@@ -83,7 +83,7 @@ async def test_prompt_logprobs_equal_a_full_forward_across_runs(
         await pilot.press("ctrl+r")
         await wait_generated(pilot)
         assert calls[0] == 1
-        assert app.transcript.prompt_scores == first_scores
+        assert app.core.transcript.prompt_scores == first_scores
         assert_scores_match_a_full_forward(app)
         assert app.status.prompt_score == summary and "prompt ppl" in status_text(app)
         calls.clear()
@@ -94,11 +94,11 @@ async def test_prompt_logprobs_equal_a_full_forward_across_runs(
         assert app.status.prompt_score == summary
 
         # A longer prompt: the cache holds the old one, so only the new tail is scored.
-        n_old = len(app.transcript.reply_prefix)
+        n_old = len(app.core.transcript.reply_prefix)
         calls.clear()
         await generate_from(pilot, PROMPT + ", and then it sleeps")
-        assert calls[0] == len(app.transcript.reply_prefix) - n_old + 1
-        assert app.transcript.prompt_scores[: n_old - 1] == first_scores
+        assert calls[0] == len(app.core.transcript.reply_prefix) - n_old + 1
+        assert app.core.transcript.prompt_scores[: n_old - 1] == first_scores
         assert_scores_match_a_full_forward(app)
 
 
@@ -111,7 +111,7 @@ async def test_a_prompt_that_goes_on_with_the_output_reuses_its_scores(
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
         await generate_from(pilot, PROMPT)
-        await generate_from(pilot, app.transcript.text())
+        await generate_from(pilot, app.core.transcript.text())
         assert_scores_match_a_full_forward(app)
 
 
@@ -121,13 +121,15 @@ async def test_a_prompt_longer_than_the_context_is_scored_where_the_window_reads
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_loaded(pilot)
-        app.sampling = app.sampling.replace(max_tokens=4)  # the window does not slide again
+        app.core.sampling = app.core.sampling.replace(
+            max_tokens=4
+        )  # the window does not slide again
         await generate_from(pilot, " ".join(["word"] * 80))
-        ids = app.transcript.reply_prefix
-        kept = window_keep(app.loaded.model.n_ctx)
+        ids = app.core.transcript.reply_prefix
+        kept = window_keep(app.core.backend.model.n_ctx)
         dropped = len(ids) - kept
         assert dropped > 0
-        scores = app.transcript.prompt_scores
+        scores = app.core.transcript.prompt_scores
         assert [s.position for s in scores] == list(range(dropped + 1, len(ids)))
         expected = full_forward_logprobs(app, ids[dropped:])
         assert max(abs(s.logprob - e) for s, e in zip(scores, expected, strict=True)) < 1e-5
@@ -145,7 +147,7 @@ async def test_status_shows_perplexity_and_bits_per_token(tiny_model_dir, determ
         await wait_loaded(pilot)
         assert "prompt ppl" not in status_text(app)
         await generate_from(pilot, PROMPT)
-        expected = full_forward_logprobs(app, app.transcript.reply_prefix)
+        expected = full_forward_logprobs(app, app.core.transcript.reply_prefix)
         mean = sum(expected) / len(expected)
         ppl, bits = math.exp(-mean), -mean / math.log(2)
         ppl_text = f"{ppl:.1f}" if ppl < 1000 else f"{ppl:.0f}"
@@ -176,7 +178,7 @@ async def test_selecting_a_prompt_token_shows_what_the_model_expected(
                       f"entropy {score.entropy:.2f} nats"):  # fmt: skip
             assert shown in text
         options = app.query_one("#alternatives", OptionList)
-        assert options.option_count >= app.n_top  # what the model expected there
+        assert options.option_count >= app.core.n_top  # what the model expected there
         assert len([o for o in options._options if o and "▶" in str(o.prompt)]) == 1
 
         await pilot.press("home")  # the first token: nothing predicts it
@@ -239,7 +241,7 @@ async def test_chat_messages_are_drawn_as_their_scored_tokens(
         await wait_loaded(pilot)
         await pilot.press("f3")
         await generate_from(pilot, "Hi there")
-        spans = prompt_spans(app.transcript)
+        spans = prompt_spans(app.core.transcript)
         assert "".join(s.text for s in spans[0]) == "Hi there"
         tokens = [s.token for s in spans[0]]
         assert all(t is not None and t.score is not None for t in tokens)

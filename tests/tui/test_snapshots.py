@@ -14,10 +14,8 @@ PROMPT = "The meaning of life is"
 async def _ready(pilot: Pilot, generate: bool) -> None:
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
     await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(PROMPT)
-    await wait_until(
-        pilot, lambda: "5 tokens · context" in str(app.query_one("#prompt-info").render())
-    )
+    app.prompt_editor.load_text(PROMPT)
+    await wait_until(pilot, lambda: "5 tokens" in str(app.query_one("#prompt-info").render()))
     if generate:
         await pilot.press("ctrl+j")
         await wait_generated(pilot)
@@ -64,11 +62,38 @@ def test_rank_colouring_in_a_small_terminal(snap_compare, tiny_model_dir, determ
         pilot.app.colouring = "rank"
         pilot.app.output.focus()
         pilot.app.output.select(0)
-        # The sidebar scrolls the inspector into view after the next refresh.
-        sidebar = pilot.app.query_one("#sidebar")
+        # The sampling panel folds to one row, and the sidebar shows the whole inspector after
+        # the next refresh.
+        sidebar, inspector = pilot.app.query_one("#sidebar"), pilot.app.inspector
         await wait_until(
-            pilot, lambda: sidebar.max_scroll_y and sidebar.scroll_y == sidebar.max_scroll_y
+            pilot,
+            lambda: (
+                pilot.app.sampling_panel.has_class("-folded")
+                and inspector.region.bottom <= sidebar.region.bottom
+                and sidebar.scroll_y == sidebar.max_scroll_y
+            ),
         )
+        await pilot.pause()
+
+    app = GptTuiApp(model=tiny_model_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_chat_in_a_small_terminal(snap_compare, tiny_model_dir, deterministic_settings):
+    """80x24 in chat mode after a reply: the box above, F1 first in the footer, the status line
+    keeping what fits."""
+
+    async def run_before(pilot: Pilot) -> None:
+        app: GptTuiApp = pilot.app  # type: ignore[assignment]
+        await wait_loaded(pilot)
+        await pilot.press("f3")
+        app.prompt_editor.load_text("Hello there")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        app.status.stats = None  # timings differ between runs
+        app.output.focus()
+        app.clear_notifications()
+        await pilot.pause()
 
     app = GptTuiApp(model=tiny_model_dir)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -3,8 +3,6 @@ import pytest
 from gpt_tui.tui.text import (
     display_text,
     format_stops,
-    human_bytes,
-    human_duration,
     parse_stops,
 )
 
@@ -33,10 +31,3 @@ def test_parse_stops(text, stops):
 @pytest.mark.parametrize("stops", [("\n\n", "END"), (" User:", "a,b"), ("x\\y", "tab\there ")])
 def test_format_stops_round_trips(stops):
     assert parse_stops(format_stops(stops)) == stops
-
-
-def test_human_formats():
-    assert human_bytes(497_759_232) == "497.8 MB"
-    assert human_bytes(None) == "?"
-    assert human_duration(75) == "1:15"
-    assert human_duration(3725) == "1:02:05"

@@ -19,13 +19,13 @@ async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float
 
 async def wait_loaded(pilot: Pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.loaded is not None and app.state == "idle")
+    await wait_until(pilot, lambda: app.core.backend is not None and app.core.state == "idle")
     await pilot.pause()
 
 
 async def wait_generated(pilot: Pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.state != "generating")
+    await wait_until(pilot, lambda: app.core.state != "generating")
     await app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -33,8 +33,8 @@ async def wait_generated(pilot: Pilot) -> None:
 async def generate_from(pilot: Pilot, prompt: str) -> None:
     """Load the model if need be, put `prompt` in the editor, generate, wait for the end."""
     app = pilot.app
-    if app.loaded is None:
+    if app.core.backend is None:
         await wait_loaded(pilot)
-    app.prompt_editor.text_area.load_text(prompt)
+    app.prompt_editor.load_text(prompt)
     await pilot.press("ctrl+j")
     await wait_generated(pilot)

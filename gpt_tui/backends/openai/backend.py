@@ -153,10 +153,14 @@ class OpenAIBackend:
         return self.report.chat_alternatives if chat else self.capabilities.alternatives
 
     def _sampling(self, params: SamplingParams) -> dict[str, Any]:
-        fields = sampling_fields(self.kind, params)
+        fields = sampling_fields(self.kind, params, self._token_text)
         if "seed" not in self.capabilities.sampling:
             fields.pop(self.kind.params.get("seed", "seed"), None)
         return fields
+
+    def _token_text(self, token_id: int) -> str:
+        """A piece's text, as a server that takes tokens by their text reads it."""
+        return self.tokenizer.token_bytes(token_id).decode("utf-8", errors="replace")
 
     def _tell_ignored(self, request: Request, params: SamplingParams) -> None:
         ignored = ignored_settings(self.kind, params, self.capabilities.sampling)

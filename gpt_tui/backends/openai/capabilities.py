@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gpt_tui.backends.base import SAMPLING_SETTINGS, Capabilities
 from gpt_tui.backends.openai.probe import ProbeReport
-from gpt_tui.backends.openai.servers import ServerKind
+from gpt_tui.backends.openai.servers import ServerKind, read_settings
 
 LOOK_INSIDE = "look inside needs the local engine: a server does not share the model's activations"
 SPECULATIVE = "speculative decoding needs the local engine (a server runs its own, if it has one)"
@@ -33,13 +33,14 @@ def capabilities_of(kind: ServerKind, report: ProbeReport) -> Capabilities:
     if not report.echo_trusted:
         reason = why.get("prompt_scoring", f"{where} cannot score a prompt's tokens")
         unavailable["prompt_scoring"] = reason
-    sampling = set(kind.params) | {"stop", "max_tokens"}
+    sampling = read_settings(kind)
     if report.seed is False:
         sampling.discard("seed")
         unavailable["seed"] = f"{where} does not honour seed (two equal seeds gave different text)"
     for name in SAMPLING_SETTINGS:
         if name not in sampling and name not in unavailable:
-            unavailable[name] = f"{name.replace('_', ' ')}: {where} takes no such setting"
+            reason = kind.why.get(name, f"{where} takes no such setting")
+            unavailable[name] = f"{name.replace('_', ' ')}: {reason}"
     return Capabilities(
         completion=report.completions,
         chat=report.chat,

@@ -23,10 +23,25 @@ Sources, per kind (checked against each project's code, not guessed):
 Whether a server echoes a prompt with its logprobs is never assumed: the probe asks each one.
 - OpenAI: the API reference (no top_k, min_p or repetition penalty; up to 5 logprobs on the
   legacy completions endpoint, 20 top_logprobs on chat).
+
+Issue 24's samplers, where a server reads them:
+- llama-server (tools/server/README.md, POST /completion's options): typical_p, top_n_sigma
+  (-1 = off), xtc_probability, xtc_threshold, dry_multiplier, dry_base, dry_allowed_length,
+  dry_sequence_breakers (a list of strings), dynatemp_range, dynatemp_exponent, mirostat (2 =
+  v2), mirostat_tau, mirostat_eta, logit_bias as [[token, bias], ...] where a token may be its
+  text and `false` bans it, and `samplers`, the order (names penalties, dry, top_n_sigma,
+  top_k, typ_p, top_p, min_p, xtc, temperature; it applies logit biases before the chain, and
+  mirostat in place of the truncations, whatever the order says).
+- llama-cpp-python (`llama_cpp/server/types.py`): logit_bias {token: bias} with
+  logit_bias_type "tokens" (keys are token texts), mirostat_mode, mirostat_tau, mirostat_eta.
+- vLLM and OpenAI read logit_bias by their own tokenizer's ids, which gpt-tui does not know for
+  a server (its ids are its own numbering of the pieces seen): not sent, and said.
+- Banned strings rewind the text, which only the local engine can do; no server has them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,15 +75,74 @@ class ServerKind:
     max_logprobs: int = 20
     tokenize: str | None = None
     parallel: int = 4
-    #: extra fields every request carries (e.g. llama-server's penalty window)
-    extra: Callable[[SamplingParams], dict[str, Any]] | None = None
+    #: extra fields every request carries (e.g. llama-server's penalty window), from the
+    #: settings and a function that gives a token id's text (the vocabulary of pieces)
+    extra: Callable[[SamplingParams, Callable[[int], str]], dict[str, Any]] | None = None
+    #: the settings `extra` sends (lists, and settings whose value the server spells its way)
+    reads: frozenset[str] = frozenset()
+    #: why a setting that has no field here is not available, when it is not simply absent
+    why: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
 
-def _llama_server_extra(params: SamplingParams) -> dict[str, Any]:
-    # the engine's repetition penalty looks at the whole context; llama-server's at the last 64
-    # tokens unless asked (-1 = the whole context)
-    return {"repeat_last_n": -1}
+#: the engine's stage names -> llama-server's sampler names (the others have none there)
+LLAMA_SERVER_SAMPLERS = {
+    "penalties": "penalties",
+    "dry": "dry",
+    "top_n_sigma": "top_n_sigma",
+    "top_k": "top_k",
+    "typical_p": "typ_p",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "xtc": "xtc",
+    "temperature": "temperature",
+}
+
+BANNED_BIAS = -1e30  # a bias that no logit survives (a JSON number: -inf is not one)
+
+BY_SERVER_IDS = (
+    "{kind} reads logit_bias by its own tokenizer's token ids, which gpt-tui does not know "
+    "for a server"
+)
+NO_BANNED_STRINGS = (
+    "banned strings rewind the text, which only the local engine can do; a server streams on"
+)
+
+
+def _llama_server_extra(params: SamplingParams, text_of: Callable[[int], str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        # the engine's repetition penalty looks at the whole context; llama-server's at the last
+        # 64 tokens unless asked (-1 = the whole context); DRY's likewise
+        "repeat_last_n": -1,
+        "dry_penalty_last_n": -1,
+        "top_n_sigma": params.top_n_sigma if params.top_n_sigma > 0.0 else -1.0,
+        "mirostat": 2 if params.mirostat_tau > 0.0 else 0,
+        "dry_sequence_breakers": list(params.dry_sequence_breakers),
+        "samplers": [
+            LLAMA_SERVER_SAMPLERS[name]
+            for name in params.sampler_order
+            if name in LLAMA_SERVER_SAMPLERS
+        ],
+    }
+    # tokens by their text: the server tokenises a string and biases what it becomes (one
+    # token, for a piece it gave); `false` is its ban
+    bias: list[list[Any]] = [[text_of(t), b] for t, b in params.logit_bias]
+    bias += [[text_of(t), False] for t in params.banned_tokens]
+    if bias:
+        body["logit_bias"] = bias
+    return body
+
+
+def _llama_cpp_python_extra(
+    params: SamplingParams, text_of: Callable[[int], str]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"mirostat_mode": 2 if params.mirostat_tau > 0.0 else 0}
+    bias = {text_of(t): b for t, b in params.logit_bias}
+    bias.update({text_of(t): BANNED_BIAS for t in params.banned_tokens})
+    if bias:
+        body["logit_bias"] = bias
+        body["logit_bias_type"] = "tokens"  # keys are token texts
+    return body
 
 
 KINDS: dict[str, ServerKind] = {
@@ -83,6 +157,11 @@ KINDS: dict[str, ServerKind] = {
         },
         max_logprobs=20,
         tokenize="/tokenize",
+        why={
+            "logit_bias": BY_SERVER_IDS.format(kind="vLLM"),
+            "banned_tokens": BY_SERVER_IDS.format(kind="vLLM") + " (a ban is a bias of -100)",
+            "banned_strings": NO_BANNED_STRINGS,
+        },
     ),
     "llama-server": ServerKind(
         "llama-server",
@@ -92,10 +171,28 @@ KINDS: dict[str, ServerKind] = {
             "top_k": "top_k",
             "min_p": "min_p",
             "repetition_penalty": "repeat_penalty",
+            "typical_p": "typical_p",
+            "xtc_probability": "xtc_probability",
+            "xtc_threshold": "xtc_threshold",
+            "dry_multiplier": "dry_multiplier",
+            "dry_base": "dry_base",
+            "dry_allowed_length": "dry_allowed_length",
+            "dynatemp_range": "dynatemp_range",
+            "dynatemp_exponent": "dynatemp_exponent",
+            "mirostat_tau": "mirostat_tau",
+            "mirostat_eta": "mirostat_eta",
         },
         tokenize="/tokenize",
         extra=_llama_server_extra,
-        notes=("its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",),
+        reads=frozenset(
+            {"top_n_sigma", "dry_sequence_breakers", "sampler_order", "logit_bias", "banned_tokens"}
+        ),  # fmt: skip
+        why={"banned_strings": NO_BANNED_STRINGS},
+        notes=(
+            "its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",
+            "it applies logit biases first and mirostat in place of the truncations, whatever "
+            "the sampler order says",
+        ),
     ),
     "llama-cpp-python": ServerKind(
         "llama-cpp-python",
@@ -105,10 +202,15 @@ KINDS: dict[str, ServerKind] = {
             "top_k": "top_k",
             "min_p": "min_p",
             "repetition_penalty": "repeat_penalty",
+            "mirostat_tau": "mirostat_tau",
+            "mirostat_eta": "mirostat_eta",
         },
         # it runs one request at a time, and by default a waiting request interrupts the one
         # streaming (its `interrupt_requests` setting): compare columns go one after another
         parallel=1,
+        extra=_llama_cpp_python_extra,
+        reads=frozenset({"logit_bias", "banned_tokens"}),
+        why={"banned_strings": NO_BANNED_STRINGS},
         notes=(
             "its repeat penalty looks at the last 64 tokens (its last_n_tokens_size)",
             "its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",
@@ -117,10 +219,25 @@ KINDS: dict[str, ServerKind] = {
     "ollama": ServerKind(
         "ollama",
         "Ollama",
+        why={"banned_strings": NO_BANNED_STRINGS},
         notes=("top_k, min_p and the repeat penalty are the model's own (its Modelfile)",),
     ),
-    "openai": ServerKind("openai", "OpenAI", max_logprobs=5, parallel=4),
-    "generic": ServerKind("generic", "an OpenAI-compatible server"),
+    "openai": ServerKind(
+        "openai",
+        "OpenAI",
+        max_logprobs=5,
+        parallel=4,
+        why={
+            "logit_bias": BY_SERVER_IDS.format(kind="OpenAI"),
+            "banned_tokens": BY_SERVER_IDS.format(kind="OpenAI") + " (a ban is a bias of -100)",
+            "banned_strings": NO_BANNED_STRINGS,
+        },
+    ),
+    "generic": ServerKind(
+        "generic",
+        "an OpenAI-compatible server",
+        why={"banned_strings": NO_BANNED_STRINGS},
+    ),
 }
 
 
@@ -160,8 +277,16 @@ def _is_llama_cpp_python(spec: Any) -> bool:
     return "llama.cpp Python" in title
 
 
-def sampling_fields(kind: ServerKind, params: SamplingParams) -> dict[str, Any]:
-    """The request fields for `params` on this kind of server (every setting it reads)."""
+def read_settings(kind: ServerKind) -> set[str]:
+    """The SamplingParams fields this kind of server reads (stop and max_tokens always)."""
+    return set(kind.params) | set(kind.reads) | {"stop", "max_tokens"}
+
+
+def sampling_fields(
+    kind: ServerKind, params: SamplingParams, text_of: Callable[[int], str] | None = None
+) -> dict[str, Any]:
+    """The request fields for `params` on this kind of server (every setting it reads).
+    `text_of` gives a token id's text (the backend's vocabulary), for biases and bans."""
     body: dict[str, Any] = {}
     for name, wire in kind.params.items():
         value = getattr(params, name)
@@ -169,8 +294,19 @@ def sampling_fields(kind: ServerKind, params: SamplingParams) -> dict[str, Any]:
             continue  # no seed: the server draws one
         body[wire] = value
     if kind.extra is not None:
-        body.update(kind.extra(params))
+        body.update(kind.extra(params, text_of or _no_text))
     return body
+
+
+def _no_text(token_id: int) -> str:
+    raise ValueError(f"token {token_id} has no text here (no vocabulary was given)")
+
+
+#: the settings whose change from "off" a server may not apply (stop and max_tokens it always
+#: does: they are applied here, on the streamed text)
+_CHECKED = tuple(
+    f.name for f in dataclasses.fields(SamplingParams) if f.name not in ("stop", "max_tokens")
+)
 
 
 def ignored_settings(
@@ -178,9 +314,8 @@ def ignored_settings(
 ) -> list[str]:
     """Settings of `params` that differ from "off" but that this server will not apply."""
     defaults = SamplingParams()
-    out = []
-    for name in ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty",
-                 "top_p", "temperature", "seed"):  # fmt: skip
-        if name not in honoured and getattr(params, name) != getattr(defaults, name):
-            out.append(name)
-    return out
+    return [
+        name
+        for name in _CHECKED
+        if name not in honoured and getattr(params, name) != getattr(defaults, name)
+    ]

@@ -8,5 +8,6 @@ One purpose per module:
     convert.py      a checkpoint -> the converted-model directory the engine loads
     hub.py          fetching a repo's safetensors, config and tokenizer with huggingface_hub
 
-`gpt_tui.models.store` is the only caller outside this package.
+Outside this package, `models/conversion.py` converts with it, `models/loading.py` fetches and
+loads with it, and `models/hf_models.py` lists the cache for `gpt-tui models` and the picker.
 """

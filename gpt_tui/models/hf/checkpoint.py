@@ -52,6 +52,18 @@ def looks_like_checkpoint(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_FILE).is_file()
 
 
+def is_complete(snapshot: Path) -> bool:
+    """The files a model needs are all there (whether they are good is for conversion to say)."""
+    try:
+        return (
+            (snapshot / CONFIG_FILE).is_file()
+            and (snapshot / "tokenizer.json").is_file()
+            and bool(weight_files(snapshot))
+        )
+    except ModelFileError:
+        return False  # an index naming a shard that is not there yet
+
+
 def open_checkpoint(path: Path, label: str | None = None) -> HFCheckpoint:
     """The checkpoint in `path`, or a ModelFileError saying what is wrong and what to do.
     `label` names it in messages (a repo id instead of a snapshot's path)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from gpt_tui.engine import SamplingParams, TokenEvent
@@ -41,14 +40,40 @@ from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
+MIN_WIDTH = 36  # cells a column needs to stay legible; fewer are shown side by side, 1-4 page
 DEFAULT_COLUMNS = 3
 STATUS_INTERVAL = 0.25  # seconds between updates of the speed shown while generating
 
 
 class CompareScreen(Screen[list[ColumnSettings]]):
     """Columns that stream together, each with its own settings, output and inspector."""
+
+    DEFAULT_CSS = """
+        CompareScreen #compare-prompt {
+            height: 1;
+            padding: 0 1;
+            color: $text-muted;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+        }
+        CompareScreen #compare-columns {
+            height: 1fr;
+        }
+        /* A short screen: the room goes to the outputs; an inspector shows only where a token is
+           selected. */
+        CompareScreen.-short Header {
+            display: none;
+        }
+        CompareScreen.-short CompareColumn TokenInspector {
+            height: 10;
+        }
+        CompareScreen.-short CompareColumn TokenInspector.-empty {
+            display: none;
+        }
+    """
 
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
@@ -77,6 +102,9 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             super().__init__()
             self.event = event
 
+    class CycleColouring(Message):
+        """F2: the app cycles the colouring (it remembers it) and sets it here (`set_colouring`)."""
+
     def __init__(
         self,
         request: CompareRequest,
@@ -92,6 +120,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         self._colouring = colouring
         self._run_id = 0
         self._status_shown = 0.0
+        self._first_shown = 0  # the first column shown when they do not all fit
         self.running = False
 
     # --- layout ----------------------------------------------------------------------------
@@ -103,7 +132,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             for i, settings in enumerate(self._initial):
                 yield self._new_column(i + 1, settings)
         yield CompareStatus(id="compare-status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def _new_column(self, number: int, settings: ColumnSettings) -> CompareColumn:
         request = self.request
@@ -117,9 +146,8 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         status.n_columns = len(self.columns)
         for column in self.columns:
             column.show_prompt(self.request.display, self.request.model_name)
+        self._fit_columns()
         self.columns[0].output.focus()
-        # F2 here cycles the app's colouring (remembered with its settings): follow it.
-        self.watch(self.app, "colouring", self._colouring_changed, init=False)
 
     @property
     def columns(self) -> list[CompareColumn]:
@@ -129,7 +157,33 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def status(self) -> CompareStatus:
         return self.query_one("#compare-status", CompareStatus)
 
-    def _colouring_changed(self, mode: str) -> None:
+    # --- as many columns side by side as stay legible --------------------------------------
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def on_descendant_focus(self) -> None:
+        self._fit_columns()  # tab reached a column at the edge: its page follows
+
+    def _fit_columns(self, show: int | None = None) -> None:
+        """Show as many columns as fit `MIN_WIDTH` each: a page holding column `show` (else
+        the focused one). Hidden columns still stream; 1-4 bring one into view."""
+        columns = self.columns
+        n_fit = max(1, self.size.width // MIN_WIDTH) if self.size.width else len(columns)
+        if show is None:
+            focused = self.focused
+            show = next((i for i, c in enumerate(columns)
+                         if focused is not None and c in focused.ancestors), None)  # fmt: skip
+        first = min(self._first_shown, max(0, len(columns) - n_fit))
+        if show is not None:
+            first = min(max(first, show - n_fit + 1), show)
+        self._first_shown = first
+        shown = range(first, min(len(columns), first + n_fit))
+        for i, column in enumerate(columns):
+            column.display = i in shown
+        self.status.shown = None if len(shown) == len(columns) else (first + 1, shown[-1] + 1)
+
+    def set_colouring(self, mode: str) -> None:
         self._colouring = mode
         for column in self.columns:
             column.set_colouring(mode)
@@ -148,11 +202,14 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def action_focus_column(self, index: int) -> None:
         columns = self.columns
         if index < len(columns):
-            columns[index].output.focus()
+            if columns[index].display:
+                columns[index].output.focus()
+            else:  # on another page: shown first, focused once it is laid out
+                self._fit_columns(show=index)
+                self.call_after_refresh(columns[index].output.focus)
 
     def action_cycle_colouring(self) -> None:
-        app: Any = self.app
-        app.action_cycle_colouring()  # the app remembers it; `_colouring_changed` follows
+        self.post_message(self.CycleColouring())
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.BINDINGS))
@@ -186,6 +243,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         column = self._new_column(len(columns) + 1, self._next_settings(columns))
         await self.query_one("#compare-columns").mount(column)
         column.show_prompt(self.request.display, self.request.model_name)
+        self._fit_columns(show=len(columns))
         self.status.n_columns = len(columns) + 1
         self.status.stats = None  # its per-column figure was for the old count
 
@@ -214,6 +272,7 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         rest = [c for c in columns if c is not doomed]
         for number, column in enumerate(rest, start=1):
             column.set_number(number)
+        self._fit_columns(show=min(index, len(rest) - 1))
         rest[min(index, len(rest) - 1)].output.focus()
         self.status.n_columns = len(rest)
         self.status.stats = None

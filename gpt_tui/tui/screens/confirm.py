@@ -10,6 +10,27 @@ from textual.widgets import Button, Static
 
 
 class Confirm(ModalScreen[bool]):
+    DEFAULT_CSS = """
+        Confirm {
+            align: center middle;
+        }
+        Confirm #confirm {
+            width: 64;
+            max-width: 95%;
+            height: auto;
+            border: thick $accent;
+            background: $surface;
+            padding: 1 2;
+        }
+        Confirm #confirm-buttons {
+            height: auto;
+            margin-top: 1;
+            align-horizontal: right;
+        }
+        Confirm #confirm-buttons Button {
+            margin-left: 2;
+        }
+    """
     BINDINGS = [
         Binding("escape,n", "dismiss(False)", "No"),
         Binding("y", "dismiss(True)", "Yes"),

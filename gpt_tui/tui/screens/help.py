@@ -73,6 +73,19 @@ def help_markdown(bindings: Iterable[Binding]) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+        HelpScreen {
+            align: center middle;
+        }
+        HelpScreen #help {
+            width: 84;
+            max-width: 95%;
+            height: 90%;
+            border: thick $accent;
+            background: $surface;
+            padding: 0 1;
+        }
+    """
     BINDINGS = [Binding("escape,f1,q", "dismiss(None)", "Close")]
 
     def __init__(self, bindings: Iterable[Binding]) -> None:

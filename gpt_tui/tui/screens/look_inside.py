@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from gpt_tui.display import percent, visible_token
 from gpt_tui.playground.look_inside import LensReport
@@ -25,11 +25,44 @@ from gpt_tui.playground.look_inside_requests import LensRequest, run_request
 from gpt_tui.playground.streaming import ThreadCounter
 from gpt_tui.tui.widgets.attention_view import AttentionView
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
+from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.lens_table import LensTable
 
 
 class LookInsideScreen(Screen[None]):
     """The logit lens, attention and logit attribution of one prediction."""
+
+    DEFAULT_CSS = """
+        LookInsideScreen #lens-title {
+            height: 1;
+            padding: 0 1;
+            text-style: bold;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+        }
+        LookInsideScreen #lens-tabs {
+            height: 1fr;
+        }
+        /* The tables scroll themselves (↓, End, PageDown follow their cursor), not the tabs. */
+        LookInsideScreen #lens-tabs ContentSwitcher {
+            height: 1fr;
+        }
+        LookInsideScreen #lens-tabs TabPane {
+            height: 1fr;
+            padding: 0;
+        }
+        LookInsideScreen .lens-note {
+            height: auto;
+            padding: 0 1;
+            color: $text-muted;
+        }
+        LookInsideScreen #lens-status {
+            height: 1;
+            padding: 0 1;
+            background: $panel;
+            color: $text-muted;
+        }
+    """
 
     BINDINGS = [
         Binding("escape", "close", "Back", tooltip="Back to where you were"),
@@ -77,7 +110,7 @@ class LookInsideScreen(Screen[None]):
                 yield Static("", id="attribution-note", classes="lens-note")
                 yield AttributionTable(id="attribution-table")
         yield Static("Tracing…", id="lens-status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "look inside"

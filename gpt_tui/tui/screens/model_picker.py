@@ -9,38 +9,69 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import DataTable, Input, Label, Static
 
+from gpt_tui.backends import openai as remote
+from gpt_tui.display import human_bytes, human_count
 from gpt_tui.errors import GptTuiError
+from gpt_tui.models import hf_models as listing
+from gpt_tui.models.availability import status
 from gpt_tui.models.catalog import CATALOG
 from gpt_tui.models.names import is_remote
-from gpt_tui.tui.text import human_bytes, human_count
 
 
 def hf_models() -> list:
     """The Hugging Face cache's models (never raises: the picker must open)."""
-    from gpt_tui.models import store
 
     try:
-        return store.hf_models()
+        return listing.hf_models()
     except (GptTuiError, OSError):
         return []
 
 
 def model_status(name: str) -> str:
     """The model's cache status for the table (never raises: it is only a label)."""
-    from gpt_tui.models import store
 
     try:
-        return store.status(name)
+        return status(name)
     except (GptTuiError, OSError) as exc:
         return f"unknown ({exc})"
 
 
 class ModelPicker(ModalScreen[str | None]):
     """Returns the chosen catalog name, path or server URL (with #MODEL), or None."""
+
+    DEFAULT_CSS = """
+        ModelPicker {
+            align: center middle;
+        }
+        ModelPicker #picker {
+            width: 95%;
+            height: auto;
+            max-height: 90%;
+            border: thick $accent;
+            background: $surface;
+            padding: 0 1;
+        }
+        ModelPicker #models {
+            height: auto;
+            max-height: 10;
+            margin-bottom: 1;
+        }
+        ModelPicker #model-description {
+            height: auto;
+            margin-bottom: 1;
+        }
+        ModelPicker #picker Input {
+            margin-bottom: 1;
+        }
+        ModelPicker .dim {
+            color: $text-muted;
+        }
+    """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
@@ -61,7 +92,9 @@ class ModelPicker(ModalScreen[str | None]):
             box.border_title = "Pick a model"
             table: DataTable = DataTable(id="models", cursor_type="row", zebra_stripes=True)
             yield table
-            yield Label(
+            # The highlighted model's description whole: a narrow table cuts its column.
+            yield Static("", id="model-description", classes="dim")
+            yield Static(  # (a Static wraps: a Label would be cut at 80 columns)
                 "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
                 "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
             )
@@ -107,6 +140,13 @@ class ModelPicker(ModalScreen[str | None]):
         table.move_cursor(row=current_row)
         table.focus()
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        row = event.data_table.get_row(event.row_key)
+        self.query_one("#model-description", Static).update(
+            Content(f"{row[1]}: {row[-1]}") if row else Content("")
+        )
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.dismiss(str(event.row_key.value))
@@ -122,7 +162,6 @@ class ModelPicker(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_server(self, url: str) -> None:
-        from gpt_tui.backends import openai as remote
 
         try:
             models = remote.models_at(url, remote.api_key(self._api_key))

@@ -26,6 +26,24 @@ HINTS = {
 class SessionPathScreen(ModalScreen[str | None]):
     """Ask for a session file's path; dismisses with it, or None (escape)."""
 
+    DEFAULT_CSS = """
+        SessionPathScreen {
+            align: center middle;
+        }
+        SessionPathScreen #session-path {
+            width: 90;
+            max-width: 95%;
+            height: auto;
+            border: thick $accent;
+            background: $surface;
+            padding: 0 1;
+        }
+        SessionPathScreen #session-path-note {
+            height: 1;
+            color: $warning;
+        }
+    """
+
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, purpose: Literal["save", "open"], path: str) -> None:

@@ -36,6 +36,22 @@ def shade(weight: float, largest: float) -> str:
 class AttentionView(VerticalScroll, can_focus=True):
     """The context shaded by one layer's attention from the examined position."""
 
+    DEFAULT_CSS = """
+        AttentionView {
+            height: 1fr;
+            padding: 0 1;
+        }
+        AttentionView:focus {
+            background: $boost;
+        }
+        AttentionView #attention-text {
+            margin: 1 0;
+        }
+        AttentionView #attention-top {
+            color: $text-muted;
+        }
+    """
+
     BINDINGS = [
         Binding("up", "layer(-1)", "Layer up", tooltip="The previous layer"),
         Binding("down", "layer(1)", "Layer down", tooltip="The next layer"),

@@ -43,9 +43,19 @@ def _number(value: float) -> Text:
 class AttributionTable(DataTable):
     """The attribution of a `LensReport`'s target, against one of its contrasts or none."""
 
+    DEFAULT_CSS = """
+        AttributionTable {
+            height: 1fr;
+        }
+    """
+
     BINDINGS = [
         Binding("h", "toggle_heads", "Per head", tooltip="Each attention head, or their sum"),
         Binding("v", "cycle_against", "Versus", tooltip="Logit difference to an alternative"),
+        Binding("pagedown", "page_down", "Page", tooltip="The next rows (also ↓, End)"),
+        # Rows, not columns: home and end go to the first and last row.
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
     ]
 
     class AgainstChanged(Message):

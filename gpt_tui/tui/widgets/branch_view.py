@@ -31,6 +31,27 @@ LABEL_WIDTH = 8  # "tok 123 "
 class BranchView(Vertical):
     """The branch points along the reply shown, and a preview of every sibling at each."""
 
+    DEFAULT_CSS = """
+        BranchView {
+            height: auto;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            border-subtitle-color: $text-muted;
+            padding: 0 1;
+        }
+        BranchView:focus-within {
+            border: round $accent;
+            border-title-color: $accent;
+        }
+        BranchView #branches {
+            height: auto;
+            max-height: 7;
+            border: none;
+            padding: 0;
+            background: transparent;
+        }
+    """
+
     class BranchSelected(Message):
         """The user picked the branch through `node` of the reply's tree."""
 

@@ -103,6 +103,44 @@ def settings_title(number: int, params: SamplingParams) -> str:
 class CompareColumn(Vertical):
     """Settings inputs, an `OutputView` and a `TokenInspector`, for one stream of a batch."""
 
+    DEFAULT_CSS = """
+        CompareColumn {
+            width: 1fr;
+            height: 1fr;
+        }
+        CompareColumn .column-settings {
+            grid-size: 4;
+            grid-columns: auto 1fr auto 1fr;
+            grid-gutter: 0 1;
+            height: 2;
+            padding: 0 1;
+        }
+        CompareColumn .setting-label {
+            color: $text-muted;
+        }
+        CompareColumn:focus-within .setting-label {
+            color: $text;
+        }
+        CompareColumn .column-settings Input {
+            width: 1fr;
+            height: 1;
+        }
+        CompareColumn .column-settings Input.-invalid {
+            background: $error 30%;
+        }
+        CompareColumn OutputView {
+            border-subtitle-color: $text-muted;
+        }
+        /* The same height in every column, selected or not, so the outputs line up. */
+        CompareColumn TokenInspector {
+            height: 14;
+        }
+        CompareColumn TokenInspector #alternatives {
+            height: 1fr;
+            margin-top: 0;
+        }
+    """
+
     BINDINGS = [
         Binding("escape", "leave_settings", "Back to the output", show=False),
     ]

@@ -43,6 +43,34 @@ def bar(fraction: float, width: int) -> str:
 class TokenInspector(Vertical):
     """The selected token, its probability, rank and entropy, and the alternatives."""
 
+    DEFAULT_CSS = """
+        TokenInspector {
+            height: auto;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+        }
+        TokenInspector #inspector-summary {
+            height: auto;
+        }
+        TokenInspector #alternatives {
+            height: auto;
+            max-height: 24;
+            border: none;
+            padding: 0;
+            margin-top: 1;
+            background: transparent;
+        }
+        TokenInspector.-short #alternatives {
+            max-height: 8;
+        }
+        TokenInspector #inspector-keys {
+            height: 1;
+            color: $text-muted;
+            text-style: italic;
+        }
+    """
+
     class AlternativePicked(Message):
         """The user picked `alternative` of `event`, token `index` of the output: branch there."""
 
@@ -159,24 +187,22 @@ class TokenInspector(Vertical):
             alternatives.clear_options()
             alternatives.display = False
             return
-        position = f"  token {self.index + 1}" if self.index is not None else ""
+        position = [_dim(f"token {self.index + 1}")] if self.index is not None else []
         finish = FINISH_REASONS.get(event.finish_reason or "", event.finish_reason)
+        rank = self._rank_text(event.rank, len(event.top))
         summary.update(
-            Content.assemble(
-                (f"“{visible_token(self.token_text)}”", "bold"),
-                (f"{position}  id {event.token_id}\n", "dim"),
-                ("p ", "dim"),
-                (percent(event.prob), "bold"),
-                ("  rank ", "dim"),
-                (self._rank_text(event.rank, len(event.top)), "bold"),
-                *self._sampled(event.sampled_prob),
-                "\n",
-                ("entropy ", "dim"),
-                (self._entropy_text(event.entropy), "bold"),
-                (" nats", "dim"),
-                *((("  · last: ", "dim"), (finish, "italic")) if finish else ()),
-            )  # fmt: skip
-        )
+            _packed(
+                [
+                    [self._token_label(), *position, _dim(f"id {event.token_id}")],
+                    [_field("p", percent(event.prob)), _field("rank", rank),
+                     *self._sampled(event.sampled_prob)],
+                    [_field("entropy", self._entropy_text(event.entropy), "nats"),
+                     *([Content.assemble(("· last: ", "dim"), (finish, "italic"))] if finish
+                       else [])],
+                ],
+                self._summary_width(summary),
+            )
+        )  # fmt: skip
         width = max(10, alternatives.scrollable_content_region.width or self.size.width - 4)
         rows = list(event.top)
         label_width = min(MAX_LABEL, max((len(visible_token(a.text)) for a in rows), default=4))
@@ -207,50 +233,51 @@ class TokenInspector(Vertical):
         # A server's entropy is a lower bound, from the alternatives it lists.
         return f"{entropy:.2f}" if self.capabilities.entropy else f"≥{entropy:.2f}"
 
-    def _sampled(self, sampled_prob: float) -> tuple:
+    def _sampled(self, sampled_prob: float) -> list[Content]:
         if not math.isnan(sampled_prob):
-            return (("  sampled ", "dim"), percent(sampled_prob))
+            return [Content.assemble(("sampled ", "dim"), percent(sampled_prob))]
         if not self.capabilities.sampled_prob:
-            return ()  # a server says nothing of its sampling distribution
-        return (("  picked by you", "italic"),)  # a branch: not drawn, no sampling odds
+            return []  # a server says nothing of its sampling distribution
+        return [Content.styled("picked by you", "italic")]  # a branch: not drawn, no odds
+
+    def _token_label(self) -> Content:
+        return Content.styled(f"“{visible_token(self.token_text)}”", "bold")
+
+    def _summary_width(self, summary: Static) -> int:
+        """The cells a line of the summary has (none known yet: no wrapping)."""
+        return summary.size.width or max(0, self.size.width - 4) or 10_000
 
     def _render_prompt_token(
         self, token: PromptToken, summary: Static, alternatives: OptionList
     ) -> None:
-        head = (
-            (f"“{visible_token(self.token_text)}”", "bold"),
-            (f"  prompt token {token.position + 1}  id {token.token_id}\n", "dim"),
-        )
+        head = [
+            self._token_label(),
+            _dim(f"prompt token {token.position + 1}"),
+            _dim(f"id {token.token_id}"),
+        ]
+        width = self._summary_width(summary)
         score = token.score
         if score is None:
             why = "nothing precedes it" if token.position == 0 else "outside the context window"
-            summary.update(Content.assemble(*head, ("no prediction: ", "italic"), why))
+            no = Content.assemble(("no prediction: ", "italic"), why)
+            summary.update(_packed([head, [no]], width))
             alternatives.clear_options()
             alternatives.display = False
             return
         summary.update(
-            Content.assemble(
-                *head,
-                ("p ", "dim"),
-                (percent(score.prob), "bold"),
-                ("  rank ", "dim"),
-                (str(score.rank), "bold"),
-                "  ",
-                (score.bucket, "dim"),
-                "\n",
-                ("log p ", "dim"),
-                (f"{score.logprob:.3f}", "bold"),
-                (" nats", "dim"),
-                ("  surprisal ", "dim"),
-                (f"{score.surprisal_bits:.2f}", "bold"),
-                (" bits", "dim"),
-                "\n",
-                ("entropy ", "dim"),
-                (self._entropy_text(score.entropy), "bold"),
-                (" nats", "dim"),
-                ("  · expected here:", "dim"),
+            _packed(
+                [
+                    head,
+                    [_field("p", percent(score.prob)), _field("rank", str(score.rank)),
+                     _dim(score.bucket)],
+                    [_field("log p", f"{score.logprob:.3f}", "nats"),
+                     _field("surprisal", f"{score.surprisal_bits:.2f}", "bits")],
+                    [_field("entropy", self._entropy_text(score.entropy), "nats"),
+                     _dim("· expected here:")],
+                ],
+                width,
             )
-        )
+        )  # fmt: skip
         width = max(10, alternatives.scrollable_content_region.width or self.size.width - 4)
         rows = list(score.top)
         label_width = min(MAX_LABEL, max((len(visible_token(a.text)) for a in rows), default=4))
@@ -265,6 +292,36 @@ class TokenInspector(Vertical):
             options.append(_row(rank_shown, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
+
+
+def _dim(text: str) -> Content:
+    return Content.styled(text, "dim")
+
+
+def _field(name: str, value: str, unit: str = "") -> Content:
+    """A figure as the summary shows it: its name dim, its value bold, then its unit."""
+    return Content.assemble((f"{name} ", "dim"), (value, "bold"), *([(f" {unit}", "dim")] if unit
+                            else []))  # fmt: skip
+
+
+def _packed(lines: list[list[Content]], width: int) -> Content:
+    """The summary's lines, fields two spaces apart; a field that would run past `width` starts
+    a line of its own, so that no figure is split across lines in a narrow sidebar."""
+    out: list[Content] = []
+    for n, fields in enumerate(lines):
+        if n:
+            out.append(Content("\n"))
+        used = 0
+        for field in fields:
+            if used and used + 2 + field.cell_length > width:
+                out.append(Content("\n"))
+                used = 0
+            elif used:
+                out.append(Content("  "))
+                used += 2
+            out.append(field)
+            used += field.cell_length
+    return Content.assemble(*out)
 
 
 def _row(rank: int | str, alt: Alternative, chosen: bool, label_width: int, width: int) -> Option:

@@ -10,6 +10,12 @@ from gpt_tui.tui.colouring import legend
 
 
 class ColourLegend(Widget):
+    DEFAULT_CSS = """
+        ColourLegend {
+            height: 1;
+            padding: 0 1;
+        }
+    """
     mode: reactive[str] = reactive("off")
 
     def render(self) -> Content:

@@ -8,11 +8,14 @@ is where the answer appears.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from gpt_tui.display import short_percent, visible_token
+from gpt_tui.engine import Alternative
 from gpt_tui.engine.trace import LensRow
 from gpt_tui.playground.look_inside import LensReport, layer_name
 from gpt_tui.tui.widgets.inspector import bar
@@ -33,7 +36,19 @@ def answer_layer(rows: tuple[LensRow, ...]) -> int | None:
 class LensTable(DataTable):
     """The rows of a `LensReport`; `a` shows or hides the rows after each attention."""
 
-    BINDINGS = [Binding("a", "toggle_mid", "After attention", tooltip="Rows inside each block")]
+    DEFAULT_CSS = """
+        LensTable {
+            height: 1fr;
+        }
+    """
+
+    BINDINGS = [
+        Binding("a", "toggle_mid", "After attention", tooltip="Rows inside each block"),
+        Binding("pagedown", "page_down", "Page", tooltip="The next rows (also ↓, End)"),
+        # Rows, not columns: home and end go to the first and last row.
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -63,8 +78,7 @@ class LensTable(DataTable):
         for i, row in enumerate(rows):
             s = row.score
             style = "bold green" if i == answer else ("dim" if row.stage == "attention" else "")
-            top = "  ".join(visible_token(a.text)[:10] + f" {short_percent(a.prob)}"
-                            for a in s.top[:N_TOP])  # fmt: skip
+            top = self._top_text(s.top[:N_TOP])
             self.add_row(
                 Text(layer_name(row) + (" ◀" if i == answer else ""), style=style),
                 Text(bar(s.prob, BAR_WIDTH), style="green" if s.rank == 1 else "yellow"),
@@ -76,3 +90,21 @@ class LensTable(DataTable):
                 key=f"{row.stage}-{row.layer}",
             )
         self.move_cursor(row=len(rows) - 1)
+
+    def _top_text(self, top: Sequence[Alternative]) -> str:
+        """The top predictions that fit the table's width whole (in 80 columns the table has
+        about 30 cells left for them: the last would be cut mid-token)."""
+        room = max(12, self.size.width - 50) if self.size.width else 0
+        shown: list[str] = []
+        for a in top:
+            part = visible_token(a.text)[:10] + f" {short_percent(a.prob)}"
+            if room and shown and len("  ".join([*shown, part])) > room:
+                break
+            shown.append(part)
+        return "  ".join(shown)
+
+    def on_resize(self) -> None:
+        if self.report is not None and self.row_count:
+            row = self.cursor_row
+            self._fill()  # as many top predictions as the new width holds
+            self.move_cursor(row=row)

@@ -32,7 +32,7 @@ from gpt_tui.tui.colouring import token_style
 from gpt_tui.tui.text import display_text
 from gpt_tui.tui.wrap import WrappedText
 
-PLACEHOLDER = "Write a prompt and press ctrl+j (or F5) to generate."
+PLACEHOLDER = "Write a prompt above and press ctrl+j (or F5) to generate."
 
 
 @dataclass(slots=True)
@@ -49,6 +49,39 @@ PROMPT_TOKEN_KINDS = {"prompt": "prompt-token", "user": "user-token"}
 
 class OutputView(ScrollView, can_focus=True):
     """The document, with every generated token selectable and optionally coloured."""
+
+    DEFAULT_CSS = """
+        OutputView {
+            height: 1fr;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+            scrollbar-gutter: stable;
+            scrollbar-size-vertical: 1;
+            overflow-x: hidden;
+        }
+        OutputView:focus {
+            border: round $accent;
+            border-title-color: $accent;
+        }
+        OutputView > .output-view--prompt {
+            color: $text-muted;
+        }
+        OutputView > .output-view--user {
+            color: $text;
+        }
+        OutputView > .output-view--role {
+            color: $accent;
+            text-style: bold;
+        }
+        OutputView > .output-view--selected {
+            text-style: reverse bold;
+        }
+        OutputView > .output-view--placeholder {
+            color: $text-muted;
+            text-style: italic;
+        }
+    """
 
     BINDINGS = [
         Binding("left", "select_step(-1)", "Previous token", show=False),
@@ -350,9 +383,10 @@ class OutputView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self._style("base")
         if not self._pieces:
-            if y == 0:
+            lines = _wrap_words(self.placeholder, width)  # whole, in a narrow terminal too
+            if y < len(lines):
                 style = base + self._style("output-view--placeholder")
-                return Strip([Segment(self.placeholder, style)]).crop_extend(0, width, base)
+                return Strip([Segment(lines[y], style)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         line_no = scroll_y + y
         if line_no >= self._layout.line_count:
@@ -389,3 +423,14 @@ class OutputView(ScrollView, can_focus=True):
         if piece.token == self.selected_prompt:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"prompt_token": piece.token})
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken between words."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]

@@ -51,6 +51,49 @@ KEYS_HELP = "←/→ adjust · shift+←/→ faster · home/end · type a number
 class SamplingPanel(Vertical):
     """Sliders for the sampling parameters, plus seed and stop strings."""
 
+    DEFAULT_CSS = """
+        SamplingPanel {
+            height: auto;
+            border: round $panel-lighten-2;
+            border-title-color: $text-muted;
+            padding: 0 1;
+        }
+        SamplingPanel:focus-within {
+            border: round $accent;
+            border-title-color: $accent;
+        }
+        SamplingPanel .param-row {
+            height: 1;
+        }
+        SamplingPanel .param-label {
+            width: 12;
+            color: $text-muted;
+        }
+        SamplingPanel .param-row.-unavailable .param-label {
+            color: $text-disabled;
+            text-style: strike;
+        }
+        SamplingPanel .param-row:focus-within .param-label {
+            color: $accent;
+            text-style: bold;
+        }
+        SamplingPanel .param-row Input {
+            width: 1fr;
+            height: 1;
+        }
+        SamplingPanel .param-row Input.-invalid {
+            background: $error 30%;
+        }
+        /* Folded (a short terminal, a token inspected): its first row only, so that the
+           inspector below is seen whole; focusing it (tab, a click) unfolds it. */
+        SamplingPanel.-folded {
+            height: 3;
+        }
+        SamplingPanel.-folded:focus-within {
+            height: auto;
+        }
+    """
+
     class Changed(Message):
         def __init__(self, params: SamplingParams, n_top: int) -> None:
             super().__init__()
@@ -138,6 +181,11 @@ class SamplingPanel(Vertical):
         )
         slider.tooltip = f"{spec.name} {r.describe()}: {r.help}\n{KEYS_HELP}"
         return slider
+
+    def fold(self, folded: bool) -> None:
+        """Show only the first setting (the inspector needs the room), or every one."""
+        self.set_class(folded, "-folded")
+        self.border_subtitle = "click: every setting" if folded else ""
 
     def show_available(self, capabilities: Capabilities) -> None:
         """Mark the settings the model's backend cannot honour (a server that ignores top-k):

@@ -30,6 +30,36 @@ _STARTS_NUMBER = set("0123456789.-+")  # typing one of these starts entering a v
 class Slider(Widget, can_focus=True):
     """A value in [minimum, maximum] on a grid of `step`, drawn as ━━━━●───── 0.70."""
 
+    DEFAULT_CSS = """
+        Slider {
+            width: 1fr;
+            height: 1;
+        }
+        Slider:focus {
+            background: $boost;
+        }
+        Slider > .slider--fill {
+            color: $accent;
+        }
+        Slider > .slider--thumb {
+            color: $accent;
+            text-style: bold;
+        }
+        Slider:focus > .slider--thumb {
+            color: $warning;
+        }
+        Slider > .slider--track {
+            color: $panel-lighten-2;
+        }
+        Slider > .slider--value {
+            color: $text;
+        }
+        Slider > .slider--editing {
+            color: $text;
+            background: $accent 30%;
+        }
+    """
+
     BINDINGS = [
         Binding("left", "nudge(-1)", "Less", show=False),
         Binding("right", "nudge(1)", "More", show=False),

@@ -24,6 +24,13 @@ STATES = {
 class StatusBar(Widget):
     """What the playground is doing, and how fast."""
 
+    DEFAULT_CSS = """
+        StatusBar {
+            height: 1;
+            background: $panel;
+        }
+    """
+
     model: reactive[str] = reactive("")
     # A server's kind, model and what it cannot do (the probe's findings); "" for the engine.
     backend: reactive[str] = reactive("")
@@ -34,31 +41,62 @@ class StatusBar(Widget):
     # The prompt's perplexity and mean surprisal in bits per token, once a run has scored it.
     prompt_score: reactive[tuple[float, float] | None] = reactive(None)
     note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
+    # What loading is doing, when it says more than "loading" (not `loading`: Textual's own).
+    loading_text: reactive[str] = reactive("")
+
+    def on_resize(self) -> None:
+        self.refresh()  # which fields fit depends on the width
 
     def render(self) -> Content:
-        text, colour = STATES.get(self.state, (self.state, "$text"))
-        shown = self.backend or self.model or "no model"
-        parts: list[str | tuple[str, str]] = [(f" {shown} ", "bold")]
+        """The fields that fit the width, in their places; the most important are placed first
+        (`_fields`' ranks: the model, the state and a note; then the context, the prompt's
+        perplexity, the mode, the speed, tokens per pass, the time to the first token), and a
+        less important one still shows if it fits where a longer one did not."""
         sep = (" │ ", "$text-muted")
-        parts += [sep, (text, colour)]
+        fields = self._fields()
+        width = self.size.width or 10_000
+        lengths = [Content.assemble(*parts).cell_length for _, parts in fields]
+        kept: set[int] = set()
+        used = 0
+        for i in sorted(range(len(fields)), key=lambda i: fields[i][0]):
+            extra = lengths[i] + (3 if kept else 0)
+            if fields[i][0] == 0 or used + extra <= width:  # (the first two always show)
+                kept.add(i)
+                used += extra
+        parts: list[str | tuple[str, str]] = []
+        for i in sorted(kept):
+            parts += [sep, *fields[i][1]] if parts else fields[i][1]
+        return Content.assemble(*parts)
+
+    def _fields(self) -> list[tuple[int, list[str | tuple[str, str]]]]:
+        """(rank, parts) of each field in the order shown; the higher the rank, the sooner it
+        gives way in a narrow terminal."""
+        text, colour = STATES.get(self.state, (self.state, "$text"))
+        if self.state == "loading" and self.loading_text:
+            text = self.loading_text
+        shown = self.backend or self.model or "no model"
+        fields: list[tuple[int, list[str | tuple[str, str]]]] = [
+            (0, [(f" {shown} ", "bold")]),
+            (0, [(text, colour)]),
+        ]
         stats = self.stats
         if stats is not None and stats.n_tokens:
             rate = stats.tokens_per_second
-            parts += [sep, f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]
+            fields.append((5, [f"{rate:.1f} tok/s" if rate is not None else "– tok/s"]))
             if stats.tokens_per_pass is not None and stats.drafts_held is not None:
                 held = f"{stats.drafts_held:.0%} held"
-                parts += [sep, f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]
+                fields.append((6, [f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]))
             if stats.ttft is not None:
-                parts += [sep, f"TTFT {stats.ttft:.2f} s"]
+                fields.append((8, [f"TTFT {stats.ttft:.2f} s"]))
         if self.prompt_score is not None:
             perplexity, bits = self.prompt_score
             ppl = f"{perplexity:.1f}" if perplexity < 1000 else f"{perplexity:.0f}"
-            parts += [sep, f"prompt ppl {ppl} · {bits:.1f} bits/tok"]
+            fields.append((3, [f"prompt ppl {ppl} · {bits:.1f} bits/tok"]))
         if self.context is not None:
             used, n_ctx = self.context
             style = "$warning" if used >= n_ctx else ""
-            parts += [sep, (f"ctx {used}/{n_ctx}", style)]
-        parts += [sep, self.mode]
+            fields.append((2, [(f"ctx {used}/{n_ctx}", style)]))
+        fields.append((4, [self.mode]))
         if self.note:
-            parts += [sep, (self.note, "$warning")]
-        return Content.assemble(*parts)
+            fields.append((1, [(self.note, "$warning")]))
+        return fields
