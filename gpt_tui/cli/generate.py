@@ -191,6 +191,7 @@ def _intervene(core: Any, args: argparse.Namespace) -> None:
         raise InputError(INTERVENTIONS_REMOTE)
     special = "all" if args.special else "none"
     core.interventions = interventions_for(args, model, core.backend.tokenizer, special)
+    stderr.print(f"[interventions: {core.interventions.describe()}]", style="dim", markup=False)
 
 
 def backend_sampling(args: argparse.Namespace, backend: Any) -> SamplingParams:

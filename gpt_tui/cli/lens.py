@@ -10,7 +10,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from gpt_tui.cli.console import load_for_cli, read_prompt, stdout
+from gpt_tui.cli.console import load_for_cli, read_prompt, stderr, stdout
 from gpt_tui.cli.flags import (
     INTERVENTIONS_REMOTE,
     add_intervention_flags,
@@ -70,6 +70,7 @@ def _run_lens(args: argparse.Namespace) -> int:
     if wants_interventions(args):
         # The model under them for every pass of the report; a mean ablation averages over TEXT
         interventions = interventions_for(args, model, loaded.tokenizer, special)
+        stderr.print(f"[interventions: {interventions.describe()}]", style="dim", markup=False)
         model = with_interventions(model, interventions, loaded.tokenizer.encode(text, special))
     # A bad position or target is an InputError, found once the text is tokenised: exit code 2
     report = report_for_text(model, loaded.tokenizer, text, args.position, args.target,

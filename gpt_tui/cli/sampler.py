@@ -112,7 +112,9 @@ def _run_sampler(args: argparse.Namespace) -> int:
     special = "all" if args.special else "none"
     ids = tokenizer.encode(text, special)
     if wants_interventions(args):  # every pass under them; a mean ablation averages over TEXT
-        model = with_interventions(model, interventions_for(args, model, tokenizer, special), ids)
+        interventions = interventions_for(args, model, tokenizer, special)
+        stderr.print(f"[interventions: {interventions.describe()}]", style="dim", markup=False)
+        model = with_interventions(model, interventions, ids)
     start = time.perf_counter()
     report = sampler_report(model, tokenizer, ids, params, args.position, k=args.top,
                             n_draws=args.draws, seed=params.seed)  # fmt: skip
