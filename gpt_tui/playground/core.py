@@ -32,6 +32,7 @@ from gpt_tui.backends.opening import open_backend
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
 from gpt_tui.engine.hooked import Interventions
+from gpt_tui.engine.interventions import Ablation
 from gpt_tui.engine.plan import PLAN_ENV, plan_of
 from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.engine.speculative import PassStats
@@ -238,6 +239,7 @@ class Playground:
         if self.backend is not None:
             self.backend.close()
         self.backend, self.model_name = backend, name
+        self.interventions = Interventions()  # another model's blocks and heads
         self.state = "idle"
         session, self.pending_session = self.pending_session, None
         if session is not None and same_model(name, session.model):
@@ -481,6 +483,34 @@ class Playground:
         self.transcript.finish_reply("user")
         self.state = "user"
         return True
+
+    def toggle_ablation(self, ablation: Ablation) -> bool:
+        """Ablate `ablation` in the runs that follow, or no longer when it already is; whether
+        it now is. PlaygroundError when the backend cannot (a server)."""
+        backend = self.require_model()
+        why_not = backend.capabilities.why_not("interventions")
+        if why_not:
+            raise PlaygroundError(why_not)
+        current = self.interventions.ablations
+        on = ablation not in current
+        kept = (*current, ablation) if on else tuple(a for a in current if a != ablation)
+        self.interventions = dataclasses.replace(self.interventions, ablations=kept)
+        return on
+
+    def interventions_line(self) -> str:
+        """The interventions for the status line, parts named as look inside names them
+        (blocks and heads from 1: "L3 H5", "L3 MLP"); "" for none."""
+        names = {"head": "H{head}", "attn": "attn", "mlp": "MLP"}
+        parts = [
+            f"L{a.layer + 1} " + names[a.part].format(head=(a.head or 0) + 1)
+            + (" (mean)" if a.mean else "")
+            for a in self.interventions.ablations
+        ]  # fmt: skip
+        line = f"ablated {', '.join(parts)}" if parts else ""
+        if self.interventions.steering is not None:
+            s = self.interventions.steering
+            line += ("; " if line else "") + f"steered at L{s.layer + 1} x {s.coef:g}"
+        return line
 
     def _check_interventions(self, backend: Backend) -> None:
         why_not = backend.capabilities.why_not("interventions") if self.interventions else None
