@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpt_tui.backends.base import Request
 from gpt_tui.backends.local import LocalBackend
 from gpt_tui.engine import SamplingParams
 from gpt_tui.engine.hooked import Interventions, Steering
@@ -33,7 +34,7 @@ def tokens(core: Playground, run) -> list[int]:
             for e in ev.events]  # fmt: skip
 
 
-def fresh(model, tokenizer, interventions: Interventions, how: str = "generate") -> list[int]:
+def fresh(model, tokenizer, interventions: Interventions) -> list[int]:
     core = playground(model, tokenizer)
     core.interventions = interventions
     return tokens(core, core.generate(PROMPT))
@@ -103,3 +104,15 @@ def test_a_backend_that_cannot_intervene_refuses_the_run(tiny_gpt2, gpt2_tokeniz
         core.generate(PROMPT)
     with pytest.raises(PlaygroundError, match="interventions need the local engine"):
         core.score(PROMPT)
+
+
+def test_a_batch_runs_under_the_interventions_too(tiny_gpt2, gpt2_tokenizer) -> None:
+    backend = LocalBackend(LoadedModel("tiny", tiny_gpt2, gpt2_tokenizer, None, {}))
+    greedy = SamplingParams(temperature=0.0, max_tokens=10)
+    ids = gpt2_tokenizer.encode(PROMPT)
+    requests = [Request(ids, lambda: greedy, interventions=ABLATE) for _ in range(2)]
+    streams: dict[int, list[int]] = {0: [], 1: []}
+    for i, event in backend.generate_batch(requests):
+        streams[i].append(event.token_id)
+    expected = fresh(tiny_gpt2, gpt2_tokenizer, ABLATE)
+    assert streams[0] == streams[1] == expected

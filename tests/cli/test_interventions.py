@@ -139,3 +139,12 @@ def test_a_server_cannot_intervene(command, capsys) -> None:
     err = capsys.readouterr().err
     assert "interventions (--ablate, --steer-*) need the local engine" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_lens_says_when_the_attribution_no_longer_adds_up(tiny_model_dir, capsys) -> None:
+    assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--ablate", "1.attn"]) == 0
+    captured = capsys.readouterr()
+    assert "[interventions: ablate 1.attn]" in captured.err
+    assert "no longer add up to the logit" in " ".join(captured.out.split())
+    assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--ablate", "1.1"]) == 0
+    assert "no longer add up" not in capsys.readouterr().out  # a head's ablation is in hook_z
