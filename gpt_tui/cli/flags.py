@@ -411,6 +411,8 @@ def interventions_for(
             raise InputError(f"steering needs {', '.join(missing)} too")
         add = tuple(tokenizer.encode(args.steer_add, allowed_special))
         sub = tuple(tokenizer.encode(args.steer_sub, allowed_special))
+        if max(len(add), len(sub)) > model.n_ctx:
+            raise InputError(f"a steering text is longer than the context of {model.n_ctx} tokens")
         coef = 1.0 if args.steer_coef is None else args.steer_coef
         steering = Steering(args.steer_layer, coef, add, sub, args.steer_add, args.steer_sub)
     interventions = Interventions(tuple(args.ablate), steering)

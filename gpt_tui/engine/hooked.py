@@ -94,7 +94,10 @@ def intervention_hooks(
     model: Any, interventions: Interventions, ids: Sequence[int] | None = None
 ) -> dict[str, list[HookFn]]:
     """The hooks of `interventions` on `model`; a mean ablation averages over `ids` (the run's
-    text, read without the interventions). The steering vector is read without them too."""
+    text, read without the interventions; its last n_ctx tokens when it is longer, as a run
+    keeps). The steering vector is read without them too."""
+    if ids is not None and len(ids) > model.n_ctx:
+        ids = list(ids)[-model.n_ctx :]
     hooks = ablation_hooks(model, interventions.ablations, ids) if interventions.ablations else {}
     s = interventions.steering
     if s is not None:

@@ -148,3 +148,11 @@ def test_lens_says_when_the_attribution_no_longer_adds_up(tiny_model_dir, capsys
     assert "no longer add up to the logit" in " ".join(captured.out.split())
     assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--ablate", "1.1"]) == 0
     assert "no longer add up" not in capsys.readouterr().out  # a head's ablation is in hook_z
+
+
+def test_a_steering_text_longer_than_the_context(tiny_model_dir, capsys) -> None:
+    long = "word " * 100  # the tiny model's context is 64 tokens
+    argv = ["score", TEXT, "-m", str(tiny_model_dir), "--steer-add", long, "--steer-sub", "b",
+            "--steer-layer", "0"]  # fmt: skip
+    assert main(argv) == 2
+    assert "longer than the context of 64 tokens" in capsys.readouterr().err

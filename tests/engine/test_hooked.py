@@ -61,3 +61,11 @@ def test_check_says_what_the_model_lacks() -> None:
     with pytest.raises(ValueError, match="no block 2"):
         Interventions(steering=Steering(2, 1.0, (1,), (2,))).check(2, 2)
     assert SET.describe().startswith("ablate 0.1; ablate 1.mlp:mean; steer")
+
+
+def test_a_mean_over_a_text_longer_than_the_context_takes_its_end(tiny_gpt2) -> None:
+    long = list(range(100, 100 + tiny_gpt2.n_ctx + 10))
+    ablation = Interventions((Ablation(0, "mlp", mean=True),))
+    hooked = with_interventions(tiny_gpt2, ablation, long)
+    same = with_interventions(tiny_gpt2, ablation, long[-tiny_gpt2.n_ctx :])
+    np.testing.assert_array_equal(hooked.forward(IDS), same.forward(IDS))
