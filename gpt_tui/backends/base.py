@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
+from gpt_tui.engine.hooked import Interventions
 from gpt_tui.engine.speculative import PassStats
 
 #: SamplingParams fields, as the capabilities name them: today's, then issue 24's samplers and
@@ -43,6 +44,7 @@ class Capabilities:
     prompt_scoring: bool = True  # probabilities of the prompt's own tokens
     look_inside: bool = False  # engine.trace on the kv cache
     speculative: bool = False  # engine.speculative
+    interventions: bool = False  # engine.hooked: ablation and steering on the forward pass
     batch: bool = True  # several streams of one context at once (compare)
     #: the backend applies the model's chat template itself (a server's chat endpoint): it gets
     #: `Request.messages`, and a chat's token context means positions only
@@ -88,6 +90,8 @@ class Request:
     on_pass: Callable[[PassStats], None] | None = None  # speculation's running totals
     #: a setting that cannot be honoured and is used without: told once per request
     on_notice: Callable[[str], None] | None = None
+    #: ablations and steering on every pass of the run (capabilities.interventions); None: none
+    interventions: Interventions | None = None
 
 
 class Backend(Protocol):
@@ -107,7 +111,9 @@ class Backend(Protocol):
         """Several streams at once (the compare screen): (stream index, event) pairs."""
         ...
 
-    def score(self, context: list[int], n_top: int = 5) -> TextScore:
+    def score(
+        self, context: list[int], n_top: int = 5, interventions: Interventions | None = None
+    ) -> TextScore:
         """The probability of each token of `context` after the ones before it, with `n_top`
         alternatives. The first has nothing before it and no score (`prepended_bos` says whether
         it is the beginning-of-text token the tokenizer puts before a text: engine.scoring's

@@ -1,7 +1,7 @@
 """Command line: `gpt-tui` opens the app; subcommands do the same work headless.
 
 Each subcommand has an `add_<name>_parser` that declares its flags (in the module of its kind)
-and a `_run_<name>` that does the work through the playground core (or, for lens and bench,
+and a `_run_<name>` that does the work through the playground core (or, for lens, patch and bench,
 the engine) and prints it. Every error is one line on stderr, and its exit code follows one rule
 for all commands (`exit_code`): 2 when the command line asks for something that cannot be (a
 flag's value, the text, the model, server or draft named), 1 when what was asked is fine but
@@ -27,6 +27,7 @@ from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.cli.generate import add_generate_parser, add_score_parser
 from gpt_tui.cli.lens import add_lens_parser
 from gpt_tui.cli.models import add_download_parser, add_models_parser, add_rm_parser
+from gpt_tui.cli.patch import add_patch_parser
 from gpt_tui.cli.presets import add_presets_parser
 from gpt_tui.cli.sampler import add_sampler_parser
 from gpt_tui.errors import (
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_lens_parser(sub)
     add_sampler_parser(sub)
+    add_patch_parser(sub)
     add_presets_parser(sub)
     add_bench_parser(sub)
     add_models_parser(sub)

@@ -1,4 +1,5 @@
-"""The flags several commands share: sampling settings, presets, speculation, alternatives.
+"""The flags several commands share: sampling settings, presets, speculation, alternatives,
+interventions.
 
 Sampling flags are checked in two steps. argparse checks each value alone (a range, a stage's
 name, a bias's number) before any model loads; the flags that name tokens (`--logit-bias`,
@@ -14,6 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from gpt_tui.engine.hooked import Interventions, Steering
+from gpt_tui.engine.interventions import Ablation, parse_ablation
 from gpt_tui.engine.sampling import RANGES, SamplingParams, temperature_last
 from gpt_tui.engine.sampling.params import DEFAULT_ORDER, LOGIT_BIAS_LIMIT
 from gpt_tui.errors import InputError, SpeculationError
@@ -315,3 +320,104 @@ def add_api_key_flag(p: argparse.ArgumentParser) -> None:
         help="the key of an OpenAI-compatible server given as --model URL (default: "
         "OPENAI_API_KEY); sent to that server only, never written anywhere",
     )
+
+
+# --- interventions ------------------------------------------------------------------------------
+
+INTERVENTIONS_REMOTE = (
+    "interventions (--ablate, --steer-*) need the local engine: a server does not let gpt-tui "
+    "change the model's activations"
+)
+
+
+def _ablation_type(text: str) -> Ablation:
+    """An ablation's form (L.H, L.attn, L.mlp, :mean); its block and head are checked against
+    the model once it is open (`interventions_for`)."""
+    try:
+        return parse_ablation(text, 1 << 30, 1 << 30)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _steer_text_type(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("a steering text must be non-empty, not ''")
+    return text
+
+
+def _block_type(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"steer-layer must be a block number (from 0), not {text!r}"
+        )
+    return int(text)
+
+
+def _coef_type(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"steer-coef must be a finite number, not {text!r}")
+    return value
+
+
+def add_intervention_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("interventions (the local engine only)")
+    g.add_argument(
+        "--ablate",
+        type=_ablation_type,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="switch a part off (repeatable): L.H head H of block L, L.attn block L's attention, "
+        "L.mlp its MLP (blocks and heads from 0); set to zero, or with a :mean suffix to its "
+        "mean over the text's positions",
+    )
+    g.add_argument(
+        "--steer-add",
+        type=_steer_text_type,
+        metavar="TEXT_A",
+        help="steer towards TEXT_A: add (the residual entering block --steer-layer at TEXT_A's "
+        "last token minus the same for --steer-sub's TEXT_B) x --steer-coef at every position",
+    )
+    g.add_argument("--steer-sub", type=_steer_text_type, metavar="TEXT_B",
+                   help="steer away from TEXT_B (with --steer-add)")  # fmt: skip
+    g.add_argument("--steer-layer", type=_block_type, metavar="L",
+                   help="the block whose entering residual is steered (from 0)")  # fmt: skip
+    g.add_argument("--steer-coef", type=_coef_type, default=None, metavar="C",
+                   help="the steering vector's coefficient (default 1)")  # fmt: skip
+
+
+def wants_interventions(args: argparse.Namespace) -> bool:
+    steer = (args.steer_add, args.steer_sub, args.steer_layer, args.steer_coef)
+    return bool(args.ablate) or any(x is not None for x in steer)
+
+
+def interventions_for(
+    args: argparse.Namespace, model: Any, tokenizer: Any, allowed_special: str = "none"
+) -> Interventions:
+    """The interventions the flags ask for, on the model opened: InputError for a block or head
+    it lacks, or steering flags given without the others. The steering texts are read as the
+    command reads its TEXT (`allowed_special`)."""
+    steering = None
+    if any(x is not None for x in (args.steer_add, args.steer_sub, args.steer_layer,
+                                   args.steer_coef)):  # fmt: skip
+        given = {"--steer-add": args.steer_add, "--steer-sub": args.steer_sub,
+                 "--steer-layer": args.steer_layer}  # fmt: skip
+        missing = [flag for flag, value in given.items() if value is None]
+        if missing:
+            raise InputError(f"steering needs {', '.join(missing)} too")
+        add = tuple(tokenizer.encode(args.steer_add, allowed_special))
+        sub = tuple(tokenizer.encode(args.steer_sub, allowed_special))
+        if max(len(add), len(sub)) > model.n_ctx:
+            raise InputError(f"a steering text is longer than the context of {model.n_ctx} tokens")
+        coef = 1.0 if args.steer_coef is None else args.steer_coef
+        steering = Steering(args.steer_layer, coef, add, sub, args.steer_add, args.steer_sub)
+    interventions = Interventions(tuple(args.ablate), steering)
+    try:
+        interventions.check(model.n_layer, model.n_head)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return interventions

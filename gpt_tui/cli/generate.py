@@ -25,11 +25,15 @@ from gpt_tui.cli.console import (
     token_pieces,
 )
 from gpt_tui.cli.flags import (
+    INTERVENTIONS_REMOTE,
     add_api_key_flag,
+    add_intervention_flags,
     add_sampling_flags,
     add_speculative_flag,
+    interventions_for,
     n_top_type,
     sampling_for,
+    wants_interventions,
 )
 from gpt_tui.display import percent
 from gpt_tui.engine import FINISH_REASONS
@@ -37,6 +41,7 @@ from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.sampling import SamplingParams
 from gpt_tui.engine.scoring import SCORING_RULE
 from gpt_tui.errors import InputError
+from gpt_tui.models.names import is_remote
 from gpt_tui.settings import SPECULATIVE_DEFAULT, SPECULATIVE_OFF, UserSettings
 
 BUCKET_STYLES = {"top-1": "green", "top-10": "yellow", "top-100": "dark_orange", "beyond": "red"}
@@ -81,6 +86,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     add_api_key_flag(p)
     add_speculative_flag(p)
     add_sampling_flags(p)
+    add_intervention_flags(p)
     p.set_defaults(run=_run_generate)
 
 
@@ -95,7 +101,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.chat is not None and not args.chat.strip():
         raise InputError("--chat needs a message (it is empty)")
     n_top = args.top if (args.show_probs or args.json) else 0
+    _local_only(args)
     core = _playground(args.model, args.base_url, args, n_top, args.speculative, args.api_key)
+    _intervene(core, args)
     if args.chat is not None:
         core.set_mode(chat=True)
         if args.system:
@@ -166,6 +174,24 @@ def _playground(
     core.n_top = n_top  # 0: no alternatives wanted (nothing printed them)
     core.set_backend(core.begin_load(), name, backend)
     return core
+
+
+def _local_only(args: argparse.Namespace) -> None:
+    """Interventions asked of a server: said before connecting to it."""
+    if wants_interventions(args) and args.model and is_remote(args.model):
+        raise InputError(INTERVENTIONS_REMOTE)
+
+
+def _intervene(core: Any, args: argparse.Namespace) -> None:
+    """The interventions the flags ask for, on every run of `core` (the local engine only)."""
+    if not wants_interventions(args):
+        return
+    model = engine_model(core.backend)
+    if model is None or core.backend.capabilities.why_not("interventions"):
+        raise InputError(INTERVENTIONS_REMOTE)
+    special = "all" if args.special else "none"
+    core.interventions = interventions_for(args, model, core.backend.tokenizer, special)
+    stderr.print(f"[interventions: {core.interventions.describe()}]", style="dim", markup=False)
 
 
 def backend_sampling(args: argparse.Namespace, backend: Any) -> SamplingParams:
@@ -276,6 +302,7 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
         "--top", type=n_top_type, default=3, metavar="K", help="alternatives per token (default 3)"
     )
     add_api_key_flag(p)
+    add_intervention_flags(p)
     p.set_defaults(run=_run_score)
 
 
@@ -283,7 +310,9 @@ def _run_score(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
     if not text.strip():
         raise InputError("nothing to score: the text is empty")
+    _local_only(args)
     core = _playground(args.model, None, api_key=args.api_key)
+    _intervene(core, args)
     why_not = core.backend.capabilities.why_not("prompt_scoring")
     if why_not:  # the model named cannot do this command: like a bad argument
         raise InputError(f"cannot score a text with {core.backend.name}: {why_not}")

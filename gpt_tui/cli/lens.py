@@ -10,10 +10,19 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from gpt_tui.cli.console import load_for_cli, read_prompt, stdout
-from gpt_tui.cli.flags import n_top_type
+from gpt_tui.cli.console import load_for_cli, read_prompt, stderr, stdout
+from gpt_tui.cli.flags import (
+    INTERVENTIONS_REMOTE,
+    add_intervention_flags,
+    interventions_for,
+    n_top_type,
+    wants_interventions,
+)
 from gpt_tui.display import heat, short_percent, visible_token
+from gpt_tui.engine.hooked import with_interventions
 from gpt_tui.engine.trace import Attribution
+from gpt_tui.errors import InputError
+from gpt_tui.models.names import is_remote
 from gpt_tui.playground.look_inside import (
     LensReport,
     contributions,
@@ -47,15 +56,24 @@ def add_lens_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--special", action="store_true", help="read special tokens in TEXT as such")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_intervention_flags(p)
     p.set_defaults(run=_run_lens)
 
 
 def _run_lens(args: argparse.Namespace) -> int:
     text = read_prompt(args.text)
+    if wants_interventions(args) and args.model and is_remote(args.model):
+        raise InputError(INTERVENTIONS_REMOTE)
     loaded = load_for_cli(args.model, None)
     special = "all" if args.special else "none"
+    model = loaded.model
+    if wants_interventions(args):
+        # The model under them for every pass of the report; a mean ablation averages over TEXT
+        interventions = interventions_for(args, model, loaded.tokenizer, special)
+        stderr.print(f"[interventions: {interventions.describe()}]", style="dim", markup=False)
+        model = with_interventions(model, interventions, loaded.tokenizer.encode(text, special))
     # A bad position or target is an InputError, found once the text is tokenised: exit code 2
-    report = report_for_text(loaded.model, loaded.tokenizer, text, args.position, args.target,
+    report = report_for_text(model, loaded.tokenizer, text, args.position, args.target,
                              args.against, n_top=args.top, allowed_special=special)  # fmt: skip
     if args.json:
         sys.stdout.write(json.dumps(report_json(report), ensure_ascii=False) + "\n")
@@ -63,6 +81,12 @@ def _run_lens(args: argparse.Namespace) -> int:
     for table in report_tables(report):
         stdout.print(table)
         stdout.print()
+    if wants_interventions(args) and (args.steer_add or any(a.part == "attn" for a in args.ablate)):
+        stdout.print(
+            "[dim]note: the attribution's parts are the heads' outputs (hook_z), the MLPs, the "
+            "embeddings and the biases; a steering vector or an ablated block attention (L.attn) "
+            "is not among them, so the parts no longer add up to the logit[/]"
+        )
     return 0
 
 

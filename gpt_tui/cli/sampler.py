@@ -13,8 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from gpt_tui.cli.console import load_for_cli, read_prompt, show_token, stderr, stdout
-from gpt_tui.cli.flags import add_sampling_flags, sampling_for
+from gpt_tui.cli.flags import (
+    INTERVENTIONS_REMOTE,
+    add_intervention_flags,
+    add_sampling_flags,
+    interventions_for,
+    sampling_for,
+    wants_interventions,
+)
 from gpt_tui.display import percent
+from gpt_tui.engine.hooked import with_interventions
 from gpt_tui.errors import InputError
 from gpt_tui.models.names import is_remote
 from gpt_tui.playground.sampler_report import (
@@ -88,6 +96,7 @@ def add_sampler_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--special", action="store_true", help="read special tokens in TEXT as such")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_sampling_flags(p)
+    add_intervention_flags(p)
     p.set_defaults(run=_run_sampler)
 
 
@@ -96,11 +105,16 @@ def _run_sampler(args: argparse.Namespace) -> int:
     if not text:
         raise InputError("nothing to sample after: the text is empty")
     if args.model and is_remote(args.model):
-        raise InputError(REMOTE)
+        raise InputError(INTERVENTIONS_REMOTE if wants_interventions(args) else REMOTE)
     loaded = load_for_cli(args.model, None)
     model, tokenizer = loaded.model, loaded.tokenizer
     params = sampling_for(args, tokenizer, model.n_vocab, loaded.path, name=loaded.name)
-    ids = tokenizer.encode(text, "all" if args.special else "none")
+    special = "all" if args.special else "none"
+    ids = tokenizer.encode(text, special)
+    if wants_interventions(args):  # every pass under them; a mean ablation averages over TEXT
+        interventions = interventions_for(args, model, tokenizer, special)
+        stderr.print(f"[interventions: {interventions.describe()}]", style="dim", markup=False)
+        model = with_interventions(model, interventions, ids)
     start = time.perf_counter()
     report = sampler_report(model, tokenizer, ids, params, args.position, k=args.top,
                             n_draws=args.draws, seed=params.seed)  # fmt: skip

@@ -140,8 +140,11 @@ def execute_compare(
             end = BatchFinished(run_id, ["user"] * n, RunStats())
         else:
             scored = lambda scores: emit(PromptScored(run_id, scores))  # noqa: E731
+            # The core's interventions hold for the columns too (the backend applies them)
+            interventions = core.interventions or None
             requests = [Request(request.context, p, request.n_top, request.messages,
-                                on_prompt_scored=scored) for p in params]  # fmt: skip
+                                on_prompt_scored=scored, interventions=interventions)
+                        for p in params]  # fmt: skip
             try:
                 events = request.backend.generate_batch(requests)
                 post = lambda batch, stats: emit(BatchStreamed(run_id, batch, stats))  # noqa: E731

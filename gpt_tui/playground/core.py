@@ -31,6 +31,8 @@ from gpt_tui.backends.openai.summary import status_line
 from gpt_tui.backends.opening import open_backend
 from gpt_tui.engine import Alternative, SamplingParams, TextScore
 from gpt_tui.engine.generate import window_keep
+from gpt_tui.engine.hooked import Interventions
+from gpt_tui.engine.interventions import Ablation
 from gpt_tui.engine.plan import PLAN_ENV, plan_of
 from gpt_tui.engine.plan.wisdom import wisdom_dir
 from gpt_tui.engine.speculative import PassStats
@@ -129,6 +131,8 @@ class Playground:
         self.sampling: SamplingParams = settings.sampling  # read by the running run at each token
         self.n_top: int = settings.n_top
         self.speculative: str = settings.speculative
+        #: ablations and steering every run and score uses (engine/hooked.py); empty: none
+        self.interventions: Interventions = Interventions()
         self.backend: Backend | None = None
         self.model_name: str | None = None  # as asked for: catalog name, repo, path or URL
         self.transcript = Transcript()
@@ -235,6 +239,7 @@ class Playground:
         if self.backend is not None:
             self.backend.close()
         self.backend, self.model_name = backend, name
+        self.interventions = Interventions()  # another model's blocks and heads
         self.state = "idle"
         session, self.pending_session = self.pending_session, None
         if session is not None and same_model(name, session.model):
@@ -408,9 +413,13 @@ class Playground:
         why_not = backend.capabilities.why_not("prompt_scoring")
         if why_not:
             raise PlaygroundError(f"cannot score a text with {backend.name}: {why_not}")
+        self._check_interventions(backend)
         ids = encode_prompt(backend.tokenizer, text, "all" if special else "none")
         with self.engine_lock:
-            scored = backend.score(ids, n_top)
+            if self.interventions:
+                scored = backend.score(ids, n_top, interventions=self.interventions)
+            else:
+                scored = backend.score(ids, n_top)
         return dataclasses.replace(scored, context=tuple(ids))  # a server's score does not say
 
     def continue_run(self) -> Run:
@@ -475,8 +484,42 @@ class Playground:
         self.state = "user"
         return True
 
+    def toggle_ablation(self, ablation: Ablation) -> bool:
+        """Ablate `ablation` in the runs that follow, or no longer when it already is; whether
+        it now is. PlaygroundError when the backend cannot (a server)."""
+        backend = self.require_model()
+        why_not = backend.capabilities.why_not("interventions")
+        if why_not:
+            raise PlaygroundError(why_not)
+        current = self.interventions.ablations
+        on = ablation not in current
+        kept = (*current, ablation) if on else tuple(a for a in current if a != ablation)
+        self.interventions = dataclasses.replace(self.interventions, ablations=kept)
+        return on
+
+    def interventions_line(self) -> str:
+        """The interventions for the status line, parts named as look inside names them
+        (blocks and heads from 1: "L3 H5", "L3 MLP"); "" for none."""
+        names = {"head": "H{head}", "attn": "attn", "mlp": "MLP"}
+        parts = [
+            f"L{a.layer + 1} " + names[a.part].format(head=(a.head or 0) + 1)
+            + (" (mean)" if a.mean else "")
+            for a in self.interventions.ablations
+        ]  # fmt: skip
+        line = f"ablated {', '.join(parts)}" if parts else ""
+        if self.interventions.steering is not None:
+            s = self.interventions.steering
+            line += ("; " if line else "") + f"steered at L{s.layer + 1} x {s.coef:g}"
+        return line
+
+    def _check_interventions(self, backend: Backend) -> None:
+        why_not = backend.capabilities.why_not("interventions") if self.interventions else None
+        if why_not:
+            raise PlaygroundError(why_not)
+
     def _start(self, context: list[int], note: str = "") -> Run:
         backend = self.require_model()
+        self._check_interventions(backend)
         self.run_id += 1
         params: Callable[[], SamplingParams] = lambda: self.sampling  # noqa: E731
         renders = backend.capabilities.renders_chat
@@ -490,7 +533,7 @@ class Playground:
         # A backend that cannot speculate (a server) decodes plainly; the panel says so.
         speculative = self.speculative if backend.capabilities.speculative else SPECULATIVE_OFF
         request = Request(context, params, self.n_top, messages, self.reuse_limit(),
-                          speculative)  # fmt: skip
+                          speculative, interventions=self.interventions or None)  # fmt: skip
         self.state = "generating"
         self.note = note
         return Run(self.run_id, backend, request)

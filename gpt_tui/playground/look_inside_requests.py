@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpt_tui.engine import Alternative, KVCache, TokenEvent
+from gpt_tui.engine.hooked import Interventions, with_interventions
 from gpt_tui.playground.look_inside import LensReport, look_inside
 from gpt_tui.playground.prompt_tokens import PromptToken
 from gpt_tui.playground.transcript import Transcript
@@ -27,7 +28,8 @@ NOTHING_SELECTED = "Select a token first (click it, or ←/→ in the output), t
 @dataclass(frozen=True)
 class LensRequest:
     """Trace `position` of `ids` and follow `target`; `cache` (read under the engine lock)
-    may already hold the ids, else the worker computes them afresh."""
+    may already hold the ids, else the worker computes them afresh. Under `interventions` the
+    model runs with them, over a fresh pass (a kept cache may hold another set's keys)."""
 
     model: Any
     tokenizer: Any
@@ -37,6 +39,7 @@ class LensRequest:
     alternatives: tuple[int, ...]  # tokens to compare the target against, likeliest first
     where: str  # what the selection is, for the screen's title: "output token 7"
     cache: KVCache | None = None
+    interventions: Interventions | None = None
 
 
 def _alternatives(top: Sequence[Alternative], target: int) -> tuple[int, ...]:
@@ -174,6 +177,8 @@ def run_request(request: LensRequest, engine_lock: threading.Lock) -> tuple[Lens
     product that finds the helper threads busy computes on its own core).
     """
     ids = list(request.ids)
+    if request.interventions:
+        return _look(request, None), False
     if not engine_lock.acquire(blocking=False):
         return _look(request, None), False
     try:
@@ -185,5 +190,6 @@ def run_request(request: LensRequest, engine_lock: threading.Lock) -> tuple[Lens
 
 
 def _look(request: LensRequest, cache: KVCache | None) -> LensReport:
-    return look_inside(request.model, request.tokenizer, request.ids, request.position,
+    model = with_interventions(request.model, request.interventions, request.ids)
+    return look_inside(model, request.tokenizer, request.ids, request.position,
                        request.target, request.alternatives, cache=cache)  # fmt: skip

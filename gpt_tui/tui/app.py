@@ -14,6 +14,7 @@ are dropped. Quitting cancels them all and waits for their threads to end.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ from gpt_tui.tui.screens.model_picker import ModelPicker
 from gpt_tui.tui.screens.preset_name import PresetNameScreen
 from gpt_tui.tui.screens.sampler_view import Expanded, Resampled, SamplerViewScreen
 from gpt_tui.tui.screens.session_path import SessionPathScreen
+from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
@@ -401,6 +403,8 @@ class GptTuiApp(App[None]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
+        if self.core.interventions:  # look inside the model the runs use
+            request = dataclasses.replace(request, interventions=self.core.interventions)
         self.push_screen(LookInsideScreen(request, self.core.engine_lock, self.core.threads))
 
     def action_sampler_view(self) -> None:
@@ -451,6 +455,20 @@ class GptTuiApp(App[None]):
             n = len(result.branches)
             self.notify(f"{n} branches from token {result.position + 1}: pick one in the branch "
                         "view, or ] and [ to walk them", timeout=5)  # fmt: skip
+
+    def on_attribution_table_ablation_toggled(
+        self, message: AttributionTable.AblationToggled
+    ) -> None:
+        """x in look inside's attribution: the part is ablated in the runs that follow."""
+        on = self._try(self.core.toggle_ablation, message.ablation)
+        if on is None:
+            return
+        self.status.interventions = self.core.interventions_line()
+        part = message.ablation
+        name = {"head": f"head {(part.head or 0) + 1}", "attn": "attention", "mlp": "MLP"}
+        what = f"Block {part.layer + 1}'s {name[part.part]}"
+        self.notify(f"{what} is ablated in the runs that follow (x again: no longer)" if on
+                    else f"{what} is no longer ablated")  # fmt: skip
 
     # --- generation ------------------------------------------------------------------------
 
@@ -683,6 +701,7 @@ class GptTuiApp(App[None]):
         backend = loaded.backend
         assert backend is not None
         self.status.model = backend.name
+        self.status.interventions = ""  # (a new model starts without them)
         self.sub_title = backend.name
         caps = backend.capabilities
         self.sampling_panel.show_available(caps)

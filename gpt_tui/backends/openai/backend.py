@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gpt_tui.backends.base import Request
-from gpt_tui.backends.openai.capabilities import SPECULATIVE, capabilities_of
+from gpt_tui.backends.openai.capabilities import INTERVENTIONS, SPECULATIVE, capabilities_of
 from gpt_tui.backends.openai.client import ServerClient, Timeouts
 from gpt_tui.backends.openai.logprobs import (
     PieceLogprob,
@@ -48,6 +48,7 @@ from gpt_tui.backends.openai.stream import TokenStream
 from gpt_tui.backends.openai.vocab import PieceVocabulary
 from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
 from gpt_tui.engine.generate import window_keep
+from gpt_tui.engine.hooked import Interventions
 from gpt_tui.errors import BackendError
 
 DEFAULT_N_CTX = 4096  # when the server does not say; its own limit still applies (it answers 400)
@@ -102,6 +103,8 @@ class OpenAIBackend:
     # --- generation ------------------------------------------------------------------------
 
     def generate(self, request: Request) -> Iterator[TokenEvent]:
+        if request.interventions:
+            raise BackendError(INTERVENTIONS)
         params = request.params()
         self._tell_ignored(request, params)
         chat = request.messages is not None
@@ -184,9 +187,13 @@ class OpenAIBackend:
 
     # --- scoring and tokenizing ------------------------------------------------------------
 
-    def score(self, context: list[int], n_top: int = 5) -> TextScore:
+    def score(
+        self, context: list[int], n_top: int = 5, interventions: Interventions | None = None
+    ) -> TextScore:
         """The server's echo of the text, checked against the pieces shown; the first token has
         no score (no beginning-of-text token is put before it on a server)."""
+        if interventions:
+            raise BackendError(INTERVENTIONS)
         if not self.capabilities.prompt_scoring:
             raise BackendError(self.capabilities.why_not("prompt_scoring") or "no prompt scoring")
         if len(context) < 2:

@@ -8,6 +8,10 @@ from gpt_tui.backends.openai.probe import ProbeReport
 from gpt_tui.backends.openai.servers import ServerKind, read_settings
 
 LOOK_INSIDE = "look inside needs the local engine: a server does not share the model's activations"
+INTERVENTIONS = (
+    "interventions (ablation, steering, patching) need the local engine: a server does not let "
+    "gpt-tui change the model's activations"
+)
 SPECULATIVE = "speculative decoding needs the local engine (a server runs its own, if it has one)"
 
 
@@ -17,6 +21,7 @@ def capabilities_of(kind: ServerKind, report: ProbeReport) -> Capabilities:
     unavailable: dict[str, str] = {
         "look_inside": LOOK_INSIDE,
         "speculative": SPECULATIVE,
+        "interventions": INTERVENTIONS,
         "sampled_prob": "a server does not report a token's probability under its sampling "
         "settings (shown only for greedy decoding, where it is 1)",
         "entropy": "entropy from a server is a lower bound, from the alternatives it lists",

@@ -3,7 +3,8 @@ target's logit (or its difference to an alternative), with a bar for each block'
 
 `h` shows each attention head instead of their sum; `v` cycles the alternative the target is
 compared against (the inspector's alternatives), back to the plain logit. The rows add up to
-the logit shown in the last one.
+the logit shown in the last one. `x` on a head's, a block's attention's or an MLP's cell
+ablates that part in the runs that follow (again: no longer): `AblationToggled` says which.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from gpt_tui.display import visible_token
+from gpt_tui.engine.interventions import Ablation
 from gpt_tui.engine.trace import Attribution
 from gpt_tui.playground.look_inside import LensReport, Token
 
@@ -52,6 +54,9 @@ class AttributionTable(DataTable):
     BINDINGS = [
         Binding("h", "toggle_heads", "Per head", tooltip="Each attention head, or their sum"),
         Binding("v", "cycle_against", "Versus", tooltip="Logit difference to an alternative"),
+        Binding(
+            "x", "ablate", "Ablate", tooltip="Switch the head, attention or MLP off (again: on)"
+        ),
         Binding("pagedown", "page_down", "Page", tooltip="The next rows (also ↓, End)"),
         # Rows, not columns: home and end go to the first and last row.
         Binding("home", "scroll_top", "First row", show=False),
@@ -66,8 +71,15 @@ class AttributionTable(DataTable):
             self.against = against
             self.attribution = attribution
 
+    class AblationToggled(Message):
+        """The part under the cursor is to be ablated, or no longer (blocks from 0)."""
+
+        def __init__(self, ablation: Ablation) -> None:
+            super().__init__()
+            self.ablation = ablation
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", **kwargs)
+        super().__init__(cursor_type="cell", **kwargs)
         self.report: LensReport | None = None
         self.per_head = False
         self.contrast = -1  # index into report.contrasts; -1: the plain logit
@@ -94,6 +106,30 @@ class AttributionTable(DataTable):
     def action_toggle_heads(self) -> None:
         self.per_head = not self.per_head
         self._fill()
+
+    def part_at_cursor(self) -> Ablation | None:
+        """The part whose cell the cursor is on: a head, a block's attention or its MLP."""
+        if self.report is None or not self.row_count:
+            return None
+        row, column = self.coordinate_to_cell_key(self.cursor_coordinate)
+        if row.value is None or not row.value.startswith("block-") or column.value is None:
+            return None
+        layer = int(row.value.removeprefix("block-"))
+        if column.value == "attention":
+            return Ablation(layer, "attn")
+        if column.value == "mlp":
+            return Ablation(layer, "mlp")
+        if column.value.startswith("h"):
+            return Ablation(layer, "head", int(column.value[1:]))
+        return None
+
+    def action_ablate(self) -> None:
+        part = self.part_at_cursor()
+        if part is None:
+            self.notify("Put the cursor on a head's, an attention's or an MLP's cell to ablate it",
+                        severity="warning")  # fmt: skip
+            return
+        self.post_message(self.AblationToggled(part))
 
     def action_cycle_against(self) -> None:
         if self.report is None or not self.report.contrasts:

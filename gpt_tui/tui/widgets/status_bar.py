@@ -41,6 +41,8 @@ class StatusBar(Widget):
     # The prompt's perplexity and mean surprisal in bits per token, once a run has scored it.
     prompt_score: reactive[tuple[float, float] | None] = reactive(None)
     note: reactive[str] = reactive("")  # e.g. the window slid past the prompt's start
+    # The interventions every run is under ("ablated L1 H2, L2 MLP"); "" for none.
+    interventions: reactive[str] = reactive("")
     # What loading is doing, when it says more than "loading" (not `loading`: Textual's own).
     loading_text: reactive[str] = reactive("")
 
@@ -99,4 +101,6 @@ class StatusBar(Widget):
         fields.append((4, [self.mode]))
         if self.note:
             fields.append((1, [(self.note, "$warning")]))
+        if self.interventions:
+            fields.append((1, [(self.interventions, "$accent")]))
         return fields
