@@ -34,7 +34,6 @@ from gpt_tui.engine.sampling import (
     sampler_view,
 )
 from gpt_tui.engine.sampling.dry import breaker_mask
-from gpt_tui.playground.branches import ROOT
 from gpt_tui.playground.look_inside_requests import (
     LensRequest,
     column_request,
@@ -311,14 +310,7 @@ def add_branches(transcript: Transcript, position: int, branches: Sequence[Seque
     """Add each branch (its events from reply token `position` on) to the reply's tree, below
     the token before `position` on the branch shown; returns each branch's first node. The
     branch shown stays as it is."""
-    reply = transcript.reply
-    if reply is None:
-        raise ValueError("there is no reply to branch")
-    tree = reply.tree
-    path = tree.path()
-    if not 0 <= position < len(path):
-        raise IndexError(f"the reply has no token {position}")
-    parent = path[position - 1] if position else ROOT
+    tree, parent = transcript.fork_point(position)
     firsts: list[int] = []
     for events in branches:
         node = parent

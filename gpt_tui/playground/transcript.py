@@ -211,6 +211,17 @@ class Transcript:
         """The index in `events` of the reply's token `position` (None for None)."""
         return None if position is None else self.reply_start() + position
 
+    def fork_point(self, position: int) -> tuple[BranchTree, int]:
+        """The reply's tree and the node a token at reply `position` branches below (the token
+        before it on the branch shown, or the root)."""
+        reply = self.reply
+        if reply is None:
+            raise ValueError("there is no reply to branch")
+        path = reply.tree.path()
+        if not 0 <= position < len(path):
+            raise IndexError(f"the reply has no token {position}")
+        return reply.tree, (path[position - 1] if position else ROOT)
+
     def branch_context(self, position: int, event: TokenEvent) -> list[int] | None:
         """Take `event` (another token) at `position` of the reply instead of the one shown.
 
@@ -219,18 +230,13 @@ class Transcript:
         cut back to `position`, not recomputed. None when that token was taken there before:
         its branch is shown instead, as it was left.
         """
-        reply = self.reply
-        if reply is None:
-            raise ValueError("there is no reply to branch")
-        tree = reply.tree
-        path = tree.path()
-        if not 0 <= position < len(path):
-            raise IndexError(f"the reply has no token {position}")
-        parent = path[position - 1] if position else ROOT
+        tree, parent = self.fork_point(position)
         for child in tree.nodes[parent].children:
             if tree.nodes[child].event.token_id == event.token_id:  # type: ignore[union-attr]
                 self.show_branch(child)
                 return None
+        reply = self.reply
+        assert reply is not None  # fork_point found it
         tree.current = tree.add(parent, event)
         reply.events = tree.events()
         reply.finish = event.finish_reason
