@@ -32,6 +32,7 @@ class RunStats:
     # speculative decoding's running figures (engine/speculative.py), None when it is off
     tokens_per_pass: float | None = None
     drafts_held: float | None = None  # share of drafted tokens the passes confirmed
+    rewinds: int = 0  # draws undone because a banned string began in them (TokenEvent.rewinds)
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -61,6 +62,7 @@ class _Batches:
         self.first: float | None = None
         self.last: float | None = None
         self.n = self.n_decoded = 0  # items; items after a stream's first (the decoded ones)
+        self.rewinds = 0
         self._items: list = []
         self._last_post = self.start - interval
 
@@ -71,6 +73,7 @@ class _Batches:
         self.last = now
         self.n += 1
         self.n_decoded += decoded
+        self.rewinds += getattr(item, "rewinds", 0)  # a TokenEvent's; a batch's rows carry none
         self._items.append(item)
 
     def post_if_due(self) -> None:
@@ -87,7 +90,8 @@ class _Batches:
         span = self.last - self.first if self.first is not None and self.last is not None else 0.0
         rate = self.n_decoded / span if self.n_decoded and span > 0 else None
         ttft = self.first - self.start if self.first is not None else None
-        return RunStats(self.n, ttft, rate, (self.last or self.start) - self.start)
+        elapsed = (self.last or self.start) - self.start
+        return RunStats(self.n, ttft, rate, elapsed, rewinds=self.rewinds)
 
 
 def _close(events: Iterator) -> None:

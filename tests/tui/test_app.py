@@ -427,3 +427,29 @@ async def test_an_unusable_draft_model_is_said_and_the_run_decodes_plainly(tiny_
         await wait_generated(pilot)
         assert any("draft model 355M is not downloaded yet" in n for n in notes(app))
         assert app.output.token_count > 0 and "tok/pass" not in status_text(app)
+
+
+async def test_banned_string_rewinds_are_counted_in_the_status_line(tiny_model_dir, gpt_tui_home):
+    greedy = SamplingParams(temperature=0.0, seed=1, max_tokens=12)
+    save_settings(UserSettings(sampling=greedy))
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_loaded(pilot)
+        await type_prompt(pilot, "Hello")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        plain = [e.text for e in app.core.transcript.reply.events]
+        assert "rewind" not in status_text(app)
+    banned = next(t for t in plain[2:] if t.strip())  # a piece greedy decoding writes
+    save_settings(UserSettings(sampling=greedy.replace(banned_strings=(banned,))))
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_loaded(pilot)
+        await type_prompt(pilot, "Hello")
+        await pilot.press("ctrl+j")
+        await wait_generated(pilot)
+        events = app.core.transcript.reply.events
+        rewinds = sum(e.rewinds for e in events)
+        assert rewinds >= 1 and banned not in "".join(e.text for e in events)
+        s = "" if rewinds == 1 else "s"
+        assert f"{rewinds} rewind{s} (banned strings)" in status_text(app)

@@ -90,6 +90,9 @@ class StatusBar(Widget):
                 fields.append((6, [f"{stats.tokens_per_pass:.1f} tok/pass · {held}"]))
             if stats.ttft is not None:
                 fields.append((8, [f"TTFT {stats.ttft:.2f} s"]))
+            if stats.rewinds:  # banned strings: draws undone and taken again without them
+                s = "" if stats.rewinds == 1 else "s"
+                fields.append((3, [(f"{stats.rewinds} rewind{s} (banned strings)", "$warning")]))
         if self.prompt_score is not None:
             perplexity, bits = self.prompt_score
             ppl = f"{perplexity:.1f}" if perplexity < 1000 else f"{perplexity:.0f}"
