@@ -23,24 +23,25 @@ def _edited(edit: Edit | None, point: str, layer: int, x: np.ndarray) -> np.ndar
     return x if out is None else np.asarray(out, dtype=np.float64)
 
 
-def _layer_norm(x, g, b, eps=1e-5):
+def layer_norm64(x, g, b, eps=1e-5):
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return g * (x - mean) / np.sqrt(var + eps) + b
 
 
-def _rms_norm(x, g, eps):
+def rms_norm64(x, g, eps):
     return g * x / np.sqrt((x**2).mean(-1, keepdims=True) + eps)
 
 
-def _causal_softmax(scores):
+def causal_softmax64(scores):
     n = scores.shape[-1]
     scores = np.where(np.tril(np.ones((n, n), bool)), scores, -np.inf)
     e = np.exp(scores - scores.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
 
 
-def _rope_adjacent(x, positions, base):
+def rope_adjacent64(x, positions, base):
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of x [n_seq, head_dim], the textbook way."""
     cos, sin = rope_tables(positions, x.shape[-1], base)
     even, odd = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
@@ -59,19 +60,22 @@ def gpt2_logits(params: dict, n_head: int, ids, edit: Edit | None = None) -> np.
     for layer, block in enumerate(p["blocks"]):
         x = _edited(edit, "hook_resid_pre", layer, x)
         a = block["attn"]
-        h = _layer_norm(x, block["ln_1"]["g"], block["ln_1"]["b"])
+        h = layer_norm64(x, block["ln_1"]["g"], block["ln_1"]["b"])
         q, k, v = np.split(h @ a["c_attn"]["w"] + a["c_attn"]["b"], 3, axis=1)
-        z = np.stack([_causal_softmax(q[:, s] @ k[:, s].T / np.sqrt(hd)) @ v[:, s]
+        z = np.stack([causal_softmax64(q[:, s] @ k[:, s].T / np.sqrt(hd)) @ v[:, s]
                       for s in (slice(i * hd, (i + 1) * hd) for i in range(n_head))],
                      axis=1)  # [n_seq, n_head, hd]  # fmt: skip
         z = _edited(edit, "attn.hook_z", layer, z)
         attn = z.reshape(len(ids), n_embd) @ a["c_proj"]["w"] + a["c_proj"]["b"]
         x = x + _edited(edit, "hook_attn_out", layer, attn)
         m = block["mlp"]
-        h = _layer_norm(x, block["ln_2"]["g"], block["ln_2"]["b"]) @ m["c_fc"]["w"] + m["c_fc"]["b"]
+        h = (
+            layer_norm64(x, block["ln_2"]["g"], block["ln_2"]["b"]) @ m["c_fc"]["w"]
+            + m["c_fc"]["b"]
+        )
         h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
         x = x + _edited(edit, "hook_mlp_out", layer, h @ m["c_proj"]["w"] + m["c_proj"]["b"])
-    return _layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"]) @ p["wte"].T.astype(np.float64)
+    return layer_norm64(x, p["ln_f"]["g"], p["ln_f"]["b"]) @ p["wte"].T.astype(np.float64)
 
 
 def llama_logits(params: dict, hp: dict, ids, edit: Edit | None = None) -> np.ndarray:
@@ -82,25 +86,25 @@ def llama_logits(params: dict, hp: dict, ids, edit: Edit | None = None) -> np.nd
     x = params["output"].T[ids].astype(np.float64)  # [n_seq, n_embd]
     for layer, block in enumerate(params["blocks"]):
         x = _edited(edit, "hook_resid_pre", layer, x)
-        qkv = _rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]
+        qkv = rms_norm64(x, block["attn_norm"], eps) @ block["attn_qkv"]
         q = qkv[:, : n_head * hd]
         k = qkv[:, n_head * hd : (n_head + n_kv) * hd]
         v = qkv[:, (n_head + n_kv) * hd :]
         heads = []
         for head in range(n_head):
             kv = head // (n_head // n_kv)  # the kv head this query head shares
-            qh = _rope_adjacent(q[:, head * hd : (head + 1) * hd], positions, hp["rope_base"])
-            kh = _rope_adjacent(k[:, kv * hd : (kv + 1) * hd], positions, hp["rope_base"])
-            heads.append(_causal_softmax(qh @ kh.T / np.sqrt(hd)) @ v[:, kv * hd : (kv + 1) * hd])
+            qh = rope_adjacent64(q[:, head * hd : (head + 1) * hd], positions, hp["rope_base"])
+            kh = rope_adjacent64(k[:, kv * hd : (kv + 1) * hd], positions, hp["rope_base"])
+            heads.append(causal_softmax64(qh @ kh.T / np.sqrt(hd)) @ v[:, kv * hd : (kv + 1) * hd])
         z = _edited(edit, "attn.hook_z", layer, np.stack(heads, axis=1))  # [n_seq, n_head, hd]
         x = x + _edited(
             edit, "hook_attn_out", layer, z.reshape(len(ids), -1) @ block["attn_output"]
         )
-        gate, up = np.split(_rms_norm(x, block["ffn_norm"], eps) @ block["ffn_gate_up"], 2, axis=1)
+        gate, up = np.split(rms_norm64(x, block["ffn_norm"], eps) @ block["ffn_gate_up"], 2, axis=1)
         x = x + _edited(
             edit, "hook_mlp_out", layer, (gate / (1 + np.exp(-gate)) * up) @ block["ffn_down"]
         )
-    return _rms_norm(x, params["output_norm"], eps) @ params["output"].astype(np.float64)
+    return rms_norm64(x, params["output_norm"], eps) @ params["output"].astype(np.float64)
 
 
 def reference_logits(arch: str, params: dict, hparams: dict, ids, edit: Edit | None = None):

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from float64_reference import causal_softmax64, layer_norm64, rms_norm64, rope_adjacent64
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.cores import Settings
-from gpt_tui.engine.layers import rope_tables
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.params import unflatten_params
 from gpt_tui.engine.plan import Plan
@@ -55,23 +55,6 @@ def cached(case):
 # --- an independent reference: per-head loops in float64 -------------------------------------
 
 
-def _layer_norm(x, g, b, eps=1e-5):
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return g * (x - mean) / np.sqrt(var + eps) + b
-
-
-def _rms_norm(x, g, eps):
-    return g * x / np.sqrt((x**2).mean(-1, keepdims=True) + eps)
-
-
-def _causal_softmax(scores):
-    n = scores.shape[-1]
-    scores = np.where(np.tril(np.ones((n, n), bool)), scores, -np.inf)
-    e = np.exp(scores - scores.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def reference_gpt2(params: dict, n_head: int, ids: np.ndarray) -> dict:
     """Residuals, attention and each head's and MLP's write for every position of `ids`."""
     p = {k: v for k, v in params.items()}
@@ -81,20 +64,23 @@ def reference_gpt2(params: dict, n_head: int, ids: np.ndarray) -> dict:
     out = {"residuals": [x], "mids": [], "attention": [], "heads": [], "mlps": []}
     for block in p["blocks"]:
         a = block["attn"]
-        h = _layer_norm(x, block["ln_1"]["g"], block["ln_1"]["b"])
+        h = layer_norm64(x, block["ln_1"]["g"], block["ln_1"]["b"])
         qkv = h @ a["c_attn"]["w"] + a["c_attn"]["b"]  # [n_seq, 3*n_embd]
         q, k, v = np.split(qkv, 3, axis=1)
         w_o = a["c_proj"]["w"]
         weights, writes = [], []
         for head in range(n_head):
             s = slice(head * hd, (head + 1) * hd)
-            att = _causal_softmax(q[:, s] @ k[:, s].T / np.sqrt(hd))  # [n_seq, n_seq]
+            att = causal_softmax64(q[:, s] @ k[:, s].T / np.sqrt(hd))  # [n_seq, n_seq]
             weights.append(att)
             writes.append((att @ v[:, s]) @ w_o[s])  # [n_seq, n_embd]
         x = x + sum(writes) + a["c_proj"]["b"]
         out["mids"].append(x)
         m = block["mlp"]
-        h = _layer_norm(x, block["ln_2"]["g"], block["ln_2"]["b"]) @ m["c_fc"]["w"] + m["c_fc"]["b"]
+        h = (
+            layer_norm64(x, block["ln_2"]["g"], block["ln_2"]["b"]) @ m["c_fc"]["w"]
+            + m["c_fc"]["b"]
+        )
         h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
         mlp = h @ m["c_proj"]["w"] + m["c_proj"]["b"]
         x = x + mlp
@@ -107,38 +93,28 @@ def reference_gpt2(params: dict, n_head: int, ids: np.ndarray) -> dict:
     return {k: np.array(v) if isinstance(v, list) else v for k, v in out.items()}
 
 
-def _rope_adjacent(x, position, base):
-    """Rotate adjacent pairs (x[2i], x[2i+1]) of x [n_seq, head_dim], the textbook way."""
-    cos, sin = rope_tables(position, x.shape[-1], base)
-    even, odd = x[..., 0::2], x[..., 1::2]
-    out = np.empty_like(x)
-    out[..., 0::2] = even * cos - odd * sin
-    out[..., 1::2] = even * sin + odd * cos
-    return out
-
-
 def reference_llama(params: dict, hp: dict, ids: np.ndarray) -> dict:
     n_head, n_kv, hd, eps = hp["n_head"], hp["n_kv_head"], hp["head_dim"], hp["norm_eps"]
     positions = np.arange(len(ids))
     x = params["output"].T[ids].astype(np.float64)  # [n_seq, n_embd]
     out = {"residuals": [x], "mids": [], "attention": [], "heads": [], "mlps": []}
     for block in params["blocks"]:
-        qkv = _rms_norm(x, block["attn_norm"], eps) @ block["attn_qkv"]
+        qkv = rms_norm64(x, block["attn_norm"], eps) @ block["attn_qkv"]
         q = qkv[:, : n_head * hd]
         k = qkv[:, n_head * hd : (n_head + n_kv) * hd]
         v = qkv[:, (n_head + n_kv) * hd :]
         weights, writes = [], []
         for head in range(n_head):
             kv = head // (n_head // n_kv)  # the kv head this query head shares
-            qh = _rope_adjacent(q[:, head * hd : (head + 1) * hd], positions, hp["rope_base"])
-            kh = _rope_adjacent(k[:, kv * hd : (kv + 1) * hd], positions, hp["rope_base"])
-            att = _causal_softmax(qh @ kh.T / np.sqrt(hd))
+            qh = rope_adjacent64(q[:, head * hd : (head + 1) * hd], positions, hp["rope_base"])
+            kh = rope_adjacent64(k[:, kv * hd : (kv + 1) * hd], positions, hp["rope_base"])
+            att = causal_softmax64(qh @ kh.T / np.sqrt(hd))
             weights.append(att)
             rows = block["attn_output"][head * hd : (head + 1) * hd]
             writes.append((att @ v[:, kv * hd : (kv + 1) * hd]) @ rows)
         x = x + sum(writes)
         out["mids"].append(x)
-        gate_up = _rms_norm(x, block["ffn_norm"], eps) @ block["ffn_gate_up"]
+        gate_up = rms_norm64(x, block["ffn_norm"], eps) @ block["ffn_gate_up"]
         gate, up = np.split(gate_up, 2, axis=1)
         mlp = (gate / (1 + np.exp(-gate)) * up) @ block["ffn_down"]
         x = x + mlp
