@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from gpt_tui.engine.scoring import Alternative
 
-FINISH_REASONS = {"length": "max tokens", "eos": "end of text", "stop": "stop string"}
+FINISH_REASONS = {
+    "length": "max tokens",
+    "eos": "end of text",
+    "stop": "stop string",
+    "rewinds": "too many rewinds for banned strings",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +23,9 @@ class TokenEvent:
     sampling distribution (after penalties, temperature, top-k/p, min-p). `text` is the piece of
     output this token completes: "" while a UTF-8 character is still incomplete, cut short where a
     stop string begins. `dropped` counts tokens the context window slid past before this step.
-    `finish_reason` is set on the last event: "length", "eos" or "stop".
+    `finish_reason` is set on the last event: "length", "eos", "stop", or "rewinds" (banned strings
+made the run rewind more than `generate.MAX_REWINDS_AT_A_POSITION` times at one position or
+`MAX_REWINDS_PER_RUN` in all: the text is cut where the banned string began).
     `rewinds` counts the draws at this position that were undone because a banned string began
     in them (each drawn again without the token it began with); `rewound` is the text last
     undone here, from this position to where the banned string ended, for a front end to show.

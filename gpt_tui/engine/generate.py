@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from gpt_tui.tokenizer import Tokenizer
 
 
+# Bounds on banned strings' rewinds. Each rewind excludes one more token at its position, so a
+# ban that most tokens can begin (a single letter, a common word's first letters) could rewind
+# thousands of times at one spot; a stress test did 171 rewinds in 2.5 s. Past either bound the
+# run stops, cut where the banned string began, with finish reason "rewinds".
+MAX_REWINDS_AT_A_POSITION = 16
+MAX_REWINDS_PER_RUN = 128
+
+
 def window_keep(n_ctx: int) -> int:
     """Tokens kept when the window slides: a quarter of the context is freed at once, so the cost
     of rebuilding the cache is paid once per n_ctx/4 tokens, not at every step."""
@@ -212,6 +220,8 @@ class _Stream:
     stream rewinds to the token where it began, excludes that token at that position and asks
     its loop (`take_rewind`) to drop the undone tokens from the cache and draw there again.
     KoboldCpp's phrase bans work this way; the rewind is reported on the event (`rewinds`).
+    Past `MAX_REWINDS_AT_A_POSITION` or `MAX_REWINDS_PER_RUN` the stream gives up instead: the
+    held text is released up to where the banned string began, finish reason "rewinds".
     """
 
     def __init__(
@@ -236,6 +246,7 @@ class _Stream:
         self.drawn: list[_Drawn] = []  # held back for banned strings, oldest first
         self.excluded: dict[int, set[int]] = {}  # position -> tokens a rewind excluded there
         self.rewound: dict[int, tuple[int, str]] = {}  # position -> (rewinds, text undone)
+        self.n_rewinds = 0  # in the whole run, undone ones included
         self._rewind: tuple[int, np.ndarray] | None = None
         self._breakers: tuple[str, ...] | None = None  # the DRY breakers the mask was made for
         self.forced: int | None = None  # the first token, taken instead of drawn
@@ -320,7 +331,11 @@ class _Stream:
         text = "".join(d.event.text for d in self.drawn)
         hits = [i for i in (text.find(b) for b in settings.banned_strings) if i >= 0]
         if hits:
-            self._rewind_to(min(hits), text)
+            j, start = self._held_at(min(hits))
+            count, _ = self.rewound.get(self.drawn[j].event.position, (0, ""))
+            if count >= MAX_REWINDS_AT_A_POSITION or self.n_rewinds >= MAX_REWINDS_PER_RUN:
+                return self._give_up(j, min(hits) - start)
+            self._rewind_to(j, start, text)
             return []
         if drawn.event.finish_reason:
             return self._release_drawn()
@@ -334,12 +349,26 @@ class _Stream:
         ready, self.drawn = self.drawn[:n_ready], self.drawn[n_ready:]
         return [d.event for d in ready]
 
-    def _rewind_to(self, hit: int, text: str) -> None:
-        """Go back to the held token in which the banned string starting at `hit` begins."""
-        start, j = 0, 0  # j: the held token the banned string begins in, at text[start:]
+    def _held_at(self, hit: int) -> tuple[int, int]:
+        """The held token in which the held text's character `hit` is, and where its text
+        starts in the held text."""
+        start, j = 0, 0
         while j < len(self.drawn) - 1 and start + len(self.drawn[j].event.text) <= hit:
             start += len(self.drawn[j].event.text)
             j += 1
+        return j, start
+
+    def _give_up(self, j: int, cut: int) -> list[TokenEvent]:
+        """Too many rewinds: release the held tokens before held token j, and j cut where the
+        banned string begins in it (`cut` characters kept), as the run's last event."""
+        last = self.drawn[j].event
+        events = [d.event for d in self.drawn[:j]]
+        events.append(dataclasses.replace(last, text=last.text[:cut], finish_reason="rewinds"))
+        self.drawn = []
+        return events
+
+    def _rewind_to(self, j: int, start: int, text: str) -> None:
+        """Go back to held token j, in which a banned string begins (its text at text[start:])."""
         back = self.drawn[j]
         position = back.event.position
         # what was excluded or undone after this position belonged to a text now undone too
@@ -348,6 +377,7 @@ class _Stream:
         self.excluded.setdefault(position, set()).add(back.event.token_id)
         count, _ = self.rewound.get(position, (0, ""))
         self.rewound[position] = (count + 1, text[start:])
+        self.n_rewinds += 1
         # the tokens drawn after it were fed to the cache, all but the last one drawn
         self._rewind = (len(self.drawn) - j - 1, back.logits)
         back.sampler.dry_breakers = self.sampler.dry_breakers

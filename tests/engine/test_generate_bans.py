@@ -3,11 +3,16 @@ every sampling stage."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from gpt_tui.engine import SamplingParams, generate
 from gpt_tui.engine.generate import generate_batch
 from gpt_tui.engine.speculative import DraftLength, DraftModel, PassStats, PromptLookup
+
+# the module, not the function the package exports under its name
+generate_module = importlib.import_module("gpt_tui.engine.generate")
 
 PROMPT = "one two three one two three one two"
 
@@ -169,3 +174,24 @@ def test_dry_stops_the_prompts_repeat_from_going_on(tiny_gpt2, gpt2_tokenizer) -
         tiny_gpt2, gpt2_tokenizer, params.replace(dry_multiplier=3.0, dry_allowed_length=5)
     )
     assert weak[0].token_id == three  # a repeat of 4 is allowed when 5 are
+
+
+def test_rewinds_at_one_position_are_capped_and_the_run_says_why(tiny_gpt2, gpt2_tokenizer):
+    # every printable ASCII character banned: nearly every token begins a banned string
+    bans = tuple(chr(c) for c in range(32, 127))
+    params = SamplingParams(temperature=0, max_tokens=30, banned_strings=bans)
+    events, _ = run(tiny_gpt2, gpt2_tokenizer, params)
+    assert events[-1].finish_reason == "rewinds"
+    assert not any(b in text(events) for b in bans)
+    assert events[-1].rewinds == generate_module.MAX_REWINDS_AT_A_POSITION
+    assert sum(e.rewinds for e in events) <= generate_module.MAX_REWINDS_PER_RUN
+
+
+def test_rewinds_in_a_run_are_capped(tiny_gpt2, gpt2_tokenizer, monkeypatch) -> None:
+    bans = tuple(chr(c) for c in range(32, 127))
+    params = SamplingParams(temperature=0, max_tokens=30, banned_strings=bans)
+    monkeypatch.setattr(generate_module, "MAX_REWINDS_PER_RUN", 5)
+    events, _ = run(tiny_gpt2, gpt2_tokenizer, params)
+    assert events[-1].finish_reason == "rewinds"
+    assert 0 < sum(e.rewinds for e in events) <= 5
+    assert events[-1].rewinds < generate_module.MAX_REWINDS_AT_A_POSITION

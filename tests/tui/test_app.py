@@ -453,3 +453,9 @@ async def test_banned_string_rewinds_are_counted_in_the_status_line(tiny_model_d
         assert rewinds >= 1 and banned not in "".join(e.text for e in events)
         s = "" if rewinds == 1 else "s"
         assert f"{rewinds} rewind{s} (banned strings)" in status_text(app)
+        # the undone text is in the output where it was undone, struck through, not copied
+        output = app.output
+        lines = [output.render_line(y) for y in range(output.scrollable_content_region.height)]
+        struck = "".join(s.text for line in lines for s in line if s.style and s.style.strike)
+        assert struck.startswith("⟲") and banned in struck.replace("⟲", "")
+        assert "⟲" not in output.text and banned not in output.text

@@ -38,7 +38,9 @@ PLACEHOLDER = "Write a prompt above and press ctrl+j (or F5) to generate."
 @dataclass(slots=True)
 class Piece:
     text: str
-    kind: str  # "prompt", "user", "role", "plain", "token", "prompt-token" or "user-token"
+    # "prompt", "user", "role", "plain", "token", "prompt-token", "user-token" or "rewound" (text
+    # a banned string made the run undo: shown struck through, never part of the document)
+    kind: str
     token: int = -1  # index into OutputView.events for tokens, .prompt_tokens for prompt tokens
 
 
@@ -81,6 +83,10 @@ class OutputView(ScrollView, can_focus=True):
             color: $text-muted;
             text-style: italic;
         }
+        OutputView > .output-view--rewound {
+            color: $text-disabled;
+            text-style: strike;
+        }
     """
 
     BINDINGS = [
@@ -100,6 +106,7 @@ class OutputView(ScrollView, can_focus=True):
         "output-view--role",
         "output-view--selected",
         "output-view--placeholder",
+        "output-view--rewound",
     }
 
     selected: reactive[int | None] = reactive(None, init=False)
@@ -151,7 +158,8 @@ class OutputView(ScrollView, can_focus=True):
 
     @property
     def text(self) -> str:
-        return "".join(p.text for p in self._pieces)
+        """The document as written (text undone for banned strings left out)."""
+        return "".join(p.text for p in self._pieces if p.kind != "rewound")
 
     # --- content ---------------------------------------------------------------------------
 
@@ -205,6 +213,8 @@ class OutputView(ScrollView, can_focus=True):
     def _add_events(self, new_events: list[TokenEvent]) -> None:
         pieces = []
         for event in new_events:
+            if event.rewound:  # where a banned string made the run go back: what was undone
+                pieces.append(Piece(_rewound_text(event), "rewound"))
             self._token_pieces.append(len(self._pieces) + len(pieces))
             pieces.append(Piece(display_text(event.text), "token", len(self.events)))
             self.events.append(event)
@@ -423,6 +433,13 @@ class OutputView(ScrollView, can_focus=True):
         if piece.token == self.selected_prompt:
             style += self._style("output-view--selected")
         return style + Style.from_meta({"prompt_token": piece.token})
+
+
+def _rewound_text(event: TokenEvent) -> str:
+    """The text last undone at a token, struck through before it; "⟲N " first when it was
+    undone N > 1 times there (only the last undone text is kept)."""
+    times = f"⟲{event.rewinds} " if event.rewinds > 1 else "⟲"
+    return times + display_text(event.rewound)
 
 
 def _wrap_words(text: str, width: int) -> list[str]:

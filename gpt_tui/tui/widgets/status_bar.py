@@ -16,6 +16,7 @@ STATES = {
     "length": ("stopped: max tokens", "$text-muted"),
     "eos": ("stopped: end of text", "$text-muted"),
     "stop": ("stopped: stop string", "$text-muted"),
+    "rewinds": ("stopped: too many rewinds (banned strings)", "$warning"),
     "user": ("stopped by you", "$text-muted"),
     "error": ("failed", "$error"),
 }
