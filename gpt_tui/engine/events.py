@@ -11,6 +11,7 @@ FINISH_REASONS = {
     "eos": "end of text",
     "stop": "stop string",
     "rewinds": "too many rewinds for banned strings",
+    "banned": "a banned string (cut there)",
 }
 
 
@@ -25,7 +26,8 @@ class TokenEvent:
     stop string begins. `dropped` counts tokens the context window slid past before this step.
     `finish_reason` is set on the last event: "length", "eos", "stop", or "rewinds" (banned strings
 made the run rewind more than `generate.MAX_REWINDS_AT_A_POSITION` times at one position or
-`MAX_REWINDS_PER_RUN` in all: the text is cut where the banned string began).
+`MAX_REWINDS_PER_RUN` in all: the text is cut where the banned string began), or "banned" (a
+branch the sampler view expanded, cut where a banned string began: a batch cannot rewind).
     `rewinds` counts the draws at this position that were undone because a banned string began
     in them (each drawn again without the token it began with); `rewound` is the text last
     undone here, from this position to where the banned string ended, for a front end to show.

@@ -33,6 +33,7 @@ from gpt_tui.engine.sampling import (
     position_uniform,
     sampler_view,
 )
+from gpt_tui.engine.generate import StopStringHold
 from gpt_tui.engine.sampling.dry import breaker_mask
 from gpt_tui.playground.look_inside_requests import (
     LensRequest,
@@ -284,7 +285,11 @@ def expand(
     """Each of `tokens` taken at the step and continued for `n_tokens` more under `params`,
     all in one batched pass (the engine's `generate_batch`, as compare's columns are). Returns
     each branch's events, numbered as tokens of the reply. Runs under the engine lock, reusing
-    the app's cache for the context (it is left holding the context)."""
+    the app's cache for the context (it is left holding the context).
+
+    Banned strings cannot rewind one stream of a batch (they share one cache length), so a
+    branch is cut where a banned string begins in it instead, its last event's finish reason
+    "banned": the text never shows one, but the branch ends there (`BANNED_IN_EXPAND`)."""
     if not 1 <= len(tokens) <= MAX_EXPAND:
         raise ValueError(f"expand takes 1 to {MAX_EXPAND} tokens, not {len(tokens)}")
     lens = request.lens
@@ -302,7 +307,29 @@ def expand(
                     break
         finally:
             events.close()
+    if params.banned_strings:
+        out = [cut_at_banned(branch, params.banned_strings) for branch in out]
     return out
+
+
+BANNED_IN_EXPAND = (
+    "banned strings: expand decodes its branches together and cannot rewind one, so a branch "
+    "is cut where a banned string begins"
+)
+
+
+def cut_at_banned(events: Sequence[TokenEvent], banned: tuple[str, ...]) -> list[TokenEvent]:
+    """`events` up to where a banned string begins in their text (the token it begins in cut
+    there, finish reason "banned"), or all of them."""
+    hold = StopStringHold()
+    out: list[TokenEvent] = []
+    for event in events:
+        ready, hit = hold.push(event, banned)
+        out += ready
+        if hit:
+            out[-1] = replace(out[-1], finish_reason="banned")
+            return out
+    return out + hold.pending
 
 
 def add_branches(transcript: Transcript, position: int, branches: Sequence[Sequence[TokenEvent]]

@@ -116,3 +116,19 @@ def test_expand_continues_the_likeliest_alternatives_as_branches(playground):
     assert len(tree.siblings(firsts[0])) == 4  # the token taken and the three alternatives
     assert [e.token_id for e in core.transcript.reply.events] == shown  # still the branch shown
     assert tree.token_ids(tree.leaf(firsts[1]))[3:] == [e.token_id for e in branches[1]]
+
+
+def test_expand_cuts_a_branch_where_a_banned_string_begins(playground):
+    core = playground
+    request = step_of(core, 3)
+    lab = StepLab.open(request, core.engine_lock)
+    tokens = lab.alternatives(lab.view(SEEDED), 2)
+    free = expand(request, tokens, SEEDED, core.engine_lock, n_tokens=6)
+    banned = free[0][2].text + free[0][3].text
+    assert banned.strip()
+    branches = expand(request, tokens, SEEDED.replace(banned_strings=(banned,)),
+                      core.engine_lock, n_tokens=6)  # fmt: skip
+    cut = branches[0]
+    assert banned not in "".join(e.text for e in cut) and cut[-1].finish_reason == "banned"
+    assert [e.token_id for e in cut] == [e.token_id for e in free[0][: len(cut)]]
+    assert len(cut) < len(free[0])

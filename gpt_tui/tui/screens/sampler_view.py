@@ -33,6 +33,7 @@ from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import Alternative, SamplingParams, TokenEvent
 from gpt_tui.engine.sampling import DEFAULT_ORDER, SamplerView, temperature_last
 from gpt_tui.playground.sampler_lab import (
+    BANNED_IN_EXPAND,
     EXPAND_TOKENS,
     N_DRAWS,
     N_EXPAND,
@@ -336,6 +337,8 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
             self.notify("These settings leave no other token here", severity="warning")
             return
         self.busy = f"expanding {len(tokens)} alternatives, {EXPAND_TOKENS} tokens each…"
+        if self.params.banned_strings:
+            self.notify(BANNED_IN_EXPAND, severity="warning", title="Expand", timeout=8)
         self._show_summary()
         self._expand_worker(request, tokens, self.params)
 
