@@ -12,6 +12,7 @@ from gpt_tui.engine import SamplingParams
 from gpt_tui.engine.sampling import sampler_view
 from gpt_tui.settings import UserSettings, save_settings
 from gpt_tui.tui.app import GptTuiApp
+from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
 from gpt_tui.tui.widgets.slider import Slider
 from gpt_tui.tui.widgets.stage_table import StageTable, heading
@@ -176,3 +177,43 @@ def test_sampler_view_at_80x24(snap_compare, tiny_model_dir):
 
     assert snap_compare(GptTuiApp(model=tiny_model_dir), terminal_size=(80, 24),
                         run_before=run_before)  # fmt: skip
+
+
+async def test_in_a_compare_column_the_view_has_that_columns_settings_and_gives_them_back(
+    tiny_model_dir,
+):
+    save_settings(UserSettings(sampling=SEEDED))
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.core.backend is not None)
+        app.prompt_editor.load_text(PROMPT)
+        await pilot.pause()
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        compare: CompareScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: not compare.running)
+        await app.workers.wait_for_complete()
+        column = compare.columns[1]
+        column.output.focus()
+        column.output.select(2)
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
+        screen: SamplerViewScreen = app.screen  # type: ignore[assignment]
+        await wait_until(pilot, lambda: screen.view is not None)
+        assert screen.params == column.params and column.params != app.core.sampling
+        event = column.output.events[2]
+        assert screen.lab.request.token == event.token_id
+        assert abs(screen.view.final.probs[event.token_id] - event.sampled_prob) < 1e-3
+        assert "column 2" in str(screen.query_one("#sv-title").render())
+        # a move here is the column's, not the playground's
+        screen.query_one("#slider-top_p", Slider).focus()
+        await pilot.press("shift+left", "shift+left")
+        await wait_until(pilot, lambda: screen.params.top_p < 1.0 and "top-p" in columns(screen))
+        assert app.core.sampling == SEEDED
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is compare)
+        assert column.params.top_p == screen.params.top_p < 1.0
+        assert "top-p" in str(column.output.border_title)
+        assert compare.columns[0].params.top_p == 1.0

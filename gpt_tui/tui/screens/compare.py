@@ -36,8 +36,11 @@ from gpt_tui.playground.compare import (
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
 from gpt_tui.playground.look_inside_requests import column_request
+from gpt_tui.playground.prompt_tokens import PromptToken
+from gpt_tui.playground.sampler_lab import column_step
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
+from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
 from gpt_tui.tui.widgets.key_footer import KeyFooter
@@ -90,6 +93,9 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         Binding("3", "focus_column(2)", "Column 3", show=False),
         Binding("4", "focus_column(3)", "Column 4", show=False),
         Binding("f2", "cycle_colouring", "Colour", tooltip="Colour tokens (every column)"),
+        Binding("s", "sampler_view", "Sampler view", show=False,
+                tooltip="What each sampling stage does at the column's selected token, under "
+                        "the column's settings"),
         Binding("l", "look_inside", "Look inside", show=False,
                 tooltip="Logit lens, attention and attribution of the column's selected token"),
         Binding("f1", "help", "Help", tooltip="Show the keys"),
@@ -214,23 +220,50 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.BINDINGS))
 
-    def action_look_inside(self) -> None:
+    def _selected_column(self) -> tuple[CompareColumn, PromptToken | None] | None:
+        """The column holding the focus, and its selected prompt token (None: said why)."""
         focused = self.focused
         column = next((c for c in self.columns if focused is not None and c in focused.ancestors),
                       None)  # fmt: skip
         if column is None:
             self.notify("Select a token in a column first", severity="warning")
-            return
-        output, r = column.output, self.request
+            return None
+        output = column.output
         prompt = output.selected_prompt
+        return column, None if prompt is None else output.prompt_tokens[prompt]
+
+    def action_look_inside(self) -> None:
+        selection = self._selected_column()
+        if selection is None:
+            return
+        (column, prompt), r = selection, self.request
         try:
-            lens = column_request(r.model, r.tokenizer, r.context, output.events, output.selected,
-                                  None if prompt is None else output.prompt_tokens[prompt],
-                                  column.number)  # fmt: skip
+            lens = column_request(r.model, r.tokenizer, r.context, column.output.events,
+                                  column.output.selected, prompt, column.number)  # fmt: skip
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
         self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
+
+    def action_sampler_view(self) -> None:
+        """The sampler view of the column's selected token under the column's settings; the
+        column takes the view's temperature, top-p, top-k and seed when it closes (the other
+        settings are every column's, fixed when compare opened: the view only previews them)."""
+        selection = self._selected_column()
+        if selection is None:
+            return
+        (column, prompt), r, core = selection, self.request, self.core
+        try:
+            request = column_step(r.model, r.tokenizer, r.context, column.output.events,
+                                  column.output.selected, prompt, column.number)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        note = (f"Column {column.number}: its temperature, top-p, top-k and seed follow your moves; "
+                "the other settings are every column's, shown here only")  # fmt: skip
+        screen = SamplerViewScreen(request, core.engine_lock, core.threads, column.params,
+                                   core.n_top, core.speculative, column_note=note)  # fmt: skip
+        self.app.push_screen(screen, lambda _: column.take_settings(screen.params))
 
     async def action_add_column(self) -> None:
         if self.running:

@@ -149,8 +149,11 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         server_event: TokenEvent | None = None,
         token_text: str = "",
         where: str = "",
+        column_note: str = "",
     ) -> None:
-        """`request` None: a server's token (`server_event`), shown as the server gave it."""
+        """`request` None: a server's token (`server_event`), shown as the server gave it.
+        `column_note`: opened on a compare column, whose settings these are (the panel's moves
+        stay here, not the playground's; the note says what the column takes of them)."""
         super().__init__()
         self.request = request
         self._engine_lock = engine_lock
@@ -161,6 +164,7 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         self._server_event = server_event
         self._token_text = token_text
         self._where = where
+        self._column_note = column_note
         self.lab: StepLab | None = None
         self.view: SamplerView | None = None
         self.drawn: Drawn | None = None
@@ -180,6 +184,8 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         self.sub_title = "sampler view"
         table = self.query_one(StageTable)
         table.focus()
+        if self._column_note:
+            self.notify(self._column_note, title="Sampler view", timeout=8)
         if self.request is None:
             event = self._server_event
             if event is not None:
@@ -269,7 +275,10 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
     # --- the panel ---------------------------------------------------------------------------
 
     def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:
-        # not stopped: the app takes the new settings too (and saves them)
+        # not stopped: the app takes the new settings too (and saves them), unless they are a
+        # compare column's
+        if self._column_note:
+            message.stop()
         self.params = message.params
         self._redraw()
 

@@ -319,6 +319,19 @@ class CompareColumn(Vertical):
             self._show_title()
         return None
 
+    def take_settings(self, params: SamplingParams) -> None:
+        """The column's own settings (temperature, top-p, top-k, seed) as `params` has them,
+        from the sampler view opened on it; the others stay the ones compare opened with."""
+        own = ColumnSettings.of(params)
+        if own == self.settings:
+            return
+        self.params = own.apply(self.params)
+        for field in self.query(".setting").results(Input):
+            name = _field_name(field)
+            with self.prevent(Input.Changed):
+                field.value = format_setting(name, getattr(self.params, name))
+        self._show_title()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_settings":  # else escape stops the run (or leaves the screen)
             focused = self.screen.focused
