@@ -219,7 +219,8 @@ class _Stream:
     are held while their text could still begin a banned string; when one completes, the
     stream rewinds to the token where it began, excludes that token at that position and asks
     its loop (`take_rewind`) to drop the undone tokens from the cache and draw there again.
-    KoboldCpp's phrase bans work this way; the rewind is reported on the event (`rewinds`).
+    KoboldCpp's phrase bans work this way, in any case (it lowers both texts before matching:
+    gpttype_adapter.cpp's anti-slop detection); the rewind is reported on the event (`rewinds`).
     Past `MAX_REWINDS_AT_A_POSITION` or `MAX_REWINDS_PER_RUN` the stream gives up instead: the
     held text is released up to where the banned string began, finish reason "rewinds".
     """
@@ -328,18 +329,20 @@ class _Stream:
         """Add a drawn token to the hold; rewind if a banned string completed; release the
         tokens in which no banned string can begin any more."""
         self.drawn.append(drawn)
-        text = "".join(d.event.text for d in self.drawn)
-        hits = [i for i in (text.find(b) for b in settings.banned_strings) if i >= 0]
+        written = "".join(d.event.text for d in self.drawn)
+        text = fold_case(written)
+        bans = tuple(fold_case(b) for b in settings.banned_strings)
+        hits = [i for i in (text.find(b) for b in bans) if i >= 0]
         if hits:
             j, start = self._held_at(min(hits))
             count, _ = self.rewound.get(self.drawn[j].event.position, (0, ""))
             if count >= MAX_REWINDS_AT_A_POSITION or self.n_rewinds >= MAX_REWINDS_PER_RUN:
                 return self._give_up(j, min(hits) - start)
-            self._rewind_to(j, start, text)
+            self._rewind_to(j, start, written)
             return []
         if drawn.event.finish_reason:
             return self._release_drawn()
-        hold = _longest_stop_prefix_suffix(text, settings.banned_strings)
+        hold = _longest_stop_prefix_suffix(text, bans)
         end, n_ready = 0, 0
         for d in self.drawn:
             end += len(d.event.text)
@@ -459,16 +462,27 @@ def _advance(model: LanguageModel, cache: KVCache, tokens: list[int]) -> tuple[n
     return model.forward(context, cache, last_only=True)[:, -1], dropped
 
 
+def fold_case(text: str) -> str:
+    """`text` in lower case, character for character (a character whose lower case is longer,
+    as "İ", stays as it is), so that an index into it is one into `text`."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 class StopStringHold:
     """Holds back events while their text could still be the beginning of a stop string.
 
     Text is released only once no stop string can start inside it; when one completes, the
     events before it are released, the one it starts in is cut where it starts and marked
-    "stop", and the tokens that completed it are never shown.
+    "stop", and the tokens that completed it are never shown. With `any_case`, a stop string
+    matches in any case (banned strings do).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, any_case: bool = False) -> None:
         self.pending: list[TokenEvent] = []
+        self.any_case = any_case
 
     def push(self, event: TokenEvent, stops: tuple[str, ...]) -> tuple[list[TokenEvent], bool]:
         """Returns (events ready to show, whether a stop string ended the generation)."""
@@ -476,6 +490,8 @@ class StopStringHold:
         if not stops:
             return self._release(len(self.pending)), False
         text = "".join(e.text for e in self.pending)
+        if self.any_case:
+            text, stops = fold_case(text), tuple(fold_case(s) for s in stops)
         hits = [i for i in (text.find(s) for s in stops) if i >= 0]
         if hits:
             return self._cut_at(min(hits)), True

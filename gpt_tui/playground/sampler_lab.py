@@ -319,9 +319,9 @@ BANNED_IN_EXPAND = (
 
 
 def cut_at_banned(events: Sequence[TokenEvent], banned: tuple[str, ...]) -> list[TokenEvent]:
-    """`events` up to where a banned string begins in their text (the token it begins in cut
-    there, finish reason "banned"), or all of them."""
-    hold = StopStringHold()
+    """`events` up to where a banned string (in any case, as generation matches them) begins in
+    their text (the token it begins in cut there, finish reason "banned"), or all of them."""
+    hold = StopStringHold(any_case=True)
     out: list[TokenEvent] = []
     for event in events:
         ready, hit = hold.push(event, banned)

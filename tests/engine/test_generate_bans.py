@@ -195,3 +195,13 @@ def test_rewinds_in_a_run_are_capped(tiny_gpt2, gpt2_tokenizer, monkeypatch) -> 
     assert events[-1].finish_reason == "rewinds"
     assert 0 < sum(e.rewinds for e in events) <= 5
     assert events[-1].rewinds < generate_module.MAX_REWINDS_AT_A_POSITION
+
+
+def test_a_banned_string_matches_in_any_case_as_koboldcpp_matches(tiny_gpt2, gpt2_tokenizer):
+    params = SamplingParams(temperature=0, max_tokens=30)
+    free, _ = run(tiny_gpt2, gpt2_tokenizer, params)
+    piece = next(e.text for e in free[3:] if e.text.strip() and e.text.swapcase() != e.text)
+    assert piece.swapcase() not in text(free)  # as written, the other case never occurs
+    events, _ = run(tiny_gpt2, gpt2_tokenizer, params.replace(banned_strings=(piece.swapcase(),)))
+    assert sum(e.rewinds for e in events) >= 1
+    assert piece.lower() not in text(events).lower()

@@ -104,7 +104,8 @@ RANGES: dict[str, ParamRange] = {
 LIST_SETTINGS: dict[str, str] = {
     "logit_bias": "token id -> bias in [-100, 100] added to its logit (OpenAI's logit_bias)",
     "banned_tokens": "token ids never drawn",
-    "banned_strings": "texts never produced: generation rewinds to where one began, draws again",
+    "banned_strings": "texts never produced, in any case: generation rewinds to where one began "
+    "and draws again",
     "dry_sequence_breakers": "texts that end a repeated sequence for DRY (a token holding one)",
     "sampler_order": "the stages in the order they run, by name",
 }
