@@ -112,9 +112,8 @@ NO_BANNED_STRINGS = (
 def _llama_server_extra(params: SamplingParams, text_of: Callable[[int], str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         # the engine's repetition penalty looks at the whole context; llama-server's at the last
-        # 64 tokens unless asked (-1 = the whole context); DRY's likewise
+        # 64 tokens unless asked (-1 = the whole context)
         "repeat_last_n": -1,
-        "dry_penalty_last_n": -1,
         "top_n_sigma": params.top_n_sigma if params.top_n_sigma > 0.0 else -1.0,
         "mirostat": 2 if params.mirostat_tau > 0.0 else 0,
         "dry_sequence_breakers": list(params.dry_sequence_breakers),
@@ -177,6 +176,7 @@ KINDS: dict[str, ServerKind] = {
             "dry_multiplier": "dry_multiplier",
             "dry_base": "dry_base",
             "dry_allowed_length": "dry_allowed_length",
+            "dry_penalty_last_n": "dry_penalty_last_n",
             "dynatemp_range": "dynatemp_range",
             "dynatemp_exponent": "dynatemp_exponent",
             "mirostat_tau": "mirostat_tau",

@@ -61,8 +61,16 @@ def dry_penalties(
     multiplier: float,
     base: float,
     allowed_length: int,
+    last_n: int = -1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens DRY penalises and the amount subtracted from each one's logit."""
+    """The tokens DRY penalises and the amount subtracted from each one's logit.
+
+    `last_n` is llama.cpp's `dry_penalty_last_n`: repeats are looked for in the last `last_n`
+    tokens only; -1 looks at the whole context and 0 turns DRY off."""
+    if last_n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    if last_n > 0:
+        tokens = tokens[-last_n:]
     lengths = {t: n for t, n in repeat_lengths(tokens, breakers).items() if n >= allowed_length}
     if not lengths:
         return np.empty(0, dtype=np.int64), np.empty(0)

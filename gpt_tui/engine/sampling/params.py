@@ -86,6 +86,14 @@ RANGES: dict[str, ParamRange] = {
     "dry_allowed_length": ParamRange(
         1, 50, 2, 1, integer=True, help="DRY: repeats this long or shorter are not penalised"
     ),
+    "dry_penalty_last_n": ParamRange(
+        -1,
+        1_048_576,
+        -1,
+        64,
+        integer=True,
+        help="DRY: how many of the last tokens it looks at; -1 = the whole context, 0 = off",
+    ),
     "dynatemp_range": ParamRange(
         0.0, 2.0, 0.0, 0.05, help="dynamic temperature: temperature +/- this by entropy; 0 = off"
     ),
@@ -159,6 +167,7 @@ class SamplingParams:
     dry_multiplier: float = 0.0
     dry_base: float = 1.75
     dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1  # llama.cpp's: -1 the whole context, 0 off
     dry_sequence_breakers: tuple[str, ...] = DRY_SEQUENCE_BREAKERS
     dynatemp_range: float = 0.0
     dynatemp_exponent: float = 1.0

@@ -109,8 +109,9 @@ def dry(z: np.ndarray, params: SamplingParams, history: History) -> np.ndarray:
     if breakers is None:
         breakers = np.zeros(z.size, dtype=bool)
     ids, amounts = dry_penalties(
-        history.tokens, breakers, params.dry_multiplier, params.dry_base, params.dry_allowed_length
-    )
+        history.tokens, breakers, params.dry_multiplier, params.dry_base,
+        params.dry_allowed_length, params.dry_penalty_last_n,
+    )  # fmt: skip
     out = z.copy()
     out[ids] -= amounts
     return out
@@ -230,7 +231,12 @@ STAGES: dict[str, Stage] = {
             penalties,
             "transformers RepetitionPenaltyLogitsProcessor; OpenAI presence/frequency",
         ),
-        Stage("dry", lambda p: p.dry_multiplier > 0.0, dry, "text-generation-webui, llama.cpp"),
+        Stage(
+            "dry",
+            lambda p: p.dry_multiplier > 0.0 and p.dry_penalty_last_n != 0,
+            dry,
+            "text-generation-webui, llama.cpp",
+        ),
         Stage(
             "temperature",
             lambda p: p.temperature != 1.0 or p.dynatemp_range > 0.0,

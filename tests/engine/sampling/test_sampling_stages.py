@@ -312,6 +312,31 @@ def test_dry_penalises_as_text_generation_webui(trial: int) -> None:
     np.testing.assert_allclose(out, want)
 
 
+@pytest.mark.parametrize("trial", range(10))
+def test_dry_window_is_llama_cpps_dry_penalty_last_n(trial: int) -> None:
+    # -1: the whole context; 0: off; n: only the last n tokens are searched for repeats (as
+    # text-generation-webui's dry_range slices the ids)
+    rng = np.random.default_rng(100 + trial)
+    vocab = 12
+    ids = rng.integers(0, vocab, 80)
+    ids = np.concatenate([ids, ids[:30]])  # a long repeat reaching far back
+    breakers = np.zeros(vocab, dtype=bool)
+    whole = dry_penalties(ids, breakers, 0.8, 1.75, 2, -1)
+    assert dict(zip(*(a.tolist() for a in whole), strict=True)) == pytest.approx(
+        webui_dry(ids.tolist(), set(), 0.8, 1.75, 2)
+    )
+    assert dry_penalties(ids, breakers, 0.8, 1.75, 2, 0)[0].size == 0
+    last_n = int(rng.integers(3, 60))
+    tokens, amounts = dry_penalties(ids, breakers, 0.8, 1.75, 2, last_n)
+    expected = webui_dry(ids[-last_n:].tolist(), set(), 0.8, 1.75, 2)
+    assert dict(zip(tokens.tolist(), amounts.tolist(), strict=True)) == pytest.approx(expected)
+    # off, the stage is not in the chain: the logits are untouched
+    params = SamplingParams(dry_multiplier=0.8, dry_penalty_last_n=0)
+    history = History(np.zeros(vocab, bool), np.zeros(vocab, np.int64), ids, breakers)
+    z = rng.normal(size=vocab)
+    assert np.array_equal(run_chain(z, params, history), z)
+
+
 def test_dry_example_of_llama_cpps_comment() -> None:
     # "a b c c b c y a b c": the last three tokens repeat the first three, so "c" (which
     # followed them) extends a repeat of 3; "y" follows "b c" (2); "b" follows "c" (1)
