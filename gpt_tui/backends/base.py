@@ -27,7 +27,8 @@ SAMPLING_SETTINGS = (
     "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
     "frequency_penalty", "seed", "max_tokens", "stop",
     "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold", "dry_multiplier", "dry_base",
-    "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers", "dynatemp_range", "dynatemp_exponent",
+    "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers", "dynatemp_range",
+    "dynatemp_exponent",
     "mirostat_tau", "mirostat_eta", "logit_bias", "banned_tokens", "banned_strings",
     "sampler_order",
 )  # fmt: skip

@@ -168,8 +168,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TEXT",
-        help="never produce this text, in any case: generation rewinds to where it began and draws again "
-        "there without that token (repeatable; \\n for a newline)",
+        help="never produce this text, in any case: generation rewinds to where it began and "
+        "draws again there without that token (repeatable; \\n for a newline)",
     )
     g.add_argument(
         "--dry-sequence-breaker",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine import KVCache, SamplingParams, TokenEvent, generate_batch
+from gpt_tui.engine.generate import StopStringHold
 from gpt_tui.engine.sampling import (
     SamplerView,
     draw_index,
@@ -33,7 +34,6 @@ from gpt_tui.engine.sampling import (
     position_uniform,
     sampler_view,
 )
-from gpt_tui.engine.generate import StopStringHold
 from gpt_tui.engine.sampling.dry import breaker_mask
 from gpt_tui.playground.look_inside_requests import (
     LensRequest,

@@ -259,8 +259,8 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
-        note = (f"Column {column.number}: its temperature, top-p, top-k and seed follow your moves; "
-                "the other settings are every column's, shown here only")  # fmt: skip
+        note = (f"Column {column.number}: its temperature, top-p, top-k and seed follow your "
+                "moves; the other settings are every column's, shown here only")  # fmt: skip
         screen = SamplerViewScreen(request, core.engine_lock, core.threads, column.params,
                                    core.n_top, core.speculative, column_note=note)  # fmt: skip
         self.app.push_screen(screen, lambda _: column.take_settings(screen.params))
