@@ -19,7 +19,7 @@ from gpt_tui.engine.events import TokenEvent
 from gpt_tui.engine.kv_cache import KVCache
 from gpt_tui.engine.language_model import LanguageModel
 from gpt_tui.engine.sampling import Sampler, SamplingParams, speculation_blocker
-from gpt_tui.engine.sampling.dry import breaker_mask
+from gpt_tui.engine.sampling.dry import dry_breakers
 from gpt_tui.engine.scoring import TokenScore, score_rows
 
 if TYPE_CHECKING:
@@ -396,12 +396,9 @@ class _Stream:
         self.last_token = int(self.sampler.tokens[-1])
 
     def _set_dry_breakers(self, breakers: tuple[str, ...]) -> None:
-        """DRY's breaker mask: every token whose text holds a breaker (computed once per set of
-        breakers: a pass over the vocabulary, tens of milliseconds)."""
-        n_text = getattr(self.tokenizer, "n_vocab", self.n_vocab)
-        self.sampler.dry_breakers = breaker_mask(
-            self.tokenizer.token_bytes, n_text, self.n_vocab, breakers
-        )
+        """DRY's breakers (computed once per set of breakers: a pass over the vocabulary,
+        tens of milliseconds)."""
+        self.sampler.dry_breakers = dry_breakers(self.tokenizer, self.n_vocab, breakers)
         self._breakers = breakers
 
 

@@ -34,7 +34,8 @@ from gpt_tui.engine.sampling import (
     position_uniform,
     sampler_view,
 )
-from gpt_tui.engine.sampling.dry import breaker_mask
+from gpt_tui.engine.sampling.dry import DryBreakers
+from gpt_tui.engine.sampling.dry import dry_breakers as breakers_of
 from gpt_tui.playground.look_inside_requests import (
     LensRequest,
     column_request,
@@ -188,7 +189,7 @@ class StepLab:
         self.seconds = seconds
         self.tokenizer = request.lens.tokenizer
         self.n_vocab = int(logits.size)
-        self._breakers: tuple[tuple[str, ...], np.ndarray] | None = None
+        self._breakers: tuple[tuple[str, ...], DryBreakers] | None = None
 
     @classmethod
     def open(cls, request: StepRequest, engine_lock: threading.Lock) -> StepLab:
@@ -203,14 +204,12 @@ class StepLab:
         except ValueError:  # an embedding row the tokenizer has no text for
             return f"<{token}>"
 
-    def dry_breakers(self, params: SamplingParams) -> np.ndarray | None:
+    def dry_breakers(self, params: SamplingParams) -> DryBreakers | None:
         if params.dry_multiplier <= 0.0:
             return None
         breakers = params.dry_sequence_breakers
         if self._breakers is None or self._breakers[0] != breakers:
-            n_text = getattr(self.tokenizer, "n_vocab", self.n_vocab)
-            mask = breaker_mask(self.tokenizer.token_bytes, n_text, self.n_vocab, breakers)
-            self._breakers = (breakers, mask)
+            self._breakers = (breakers, breakers_of(self.tokenizer, self.n_vocab, breakers))
         return self._breakers[1]
 
     def view(self, params: SamplingParams, k: int = N_ROWS) -> SamplerView:

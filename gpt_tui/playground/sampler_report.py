@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from gpt_tui.engine.sampling import SamplerView, SamplingParams, draws, fresh_seed, sampler_view
-from gpt_tui.engine.sampling.dry import breaker_mask
+from gpt_tui.engine.sampling.dry import DryBreakers
+from gpt_tui.engine.sampling.dry import dry_breakers as breakers_of
 from gpt_tui.engine.sampling.params import RANGES
 from gpt_tui.errors import InputError
 
@@ -57,13 +58,12 @@ def check_position(position: int | None, n_tokens: int, n_ctx: int) -> int:
     return position
 
 
-def dry_breakers(tokenizer: Any, n_vocab: int, params: SamplingParams) -> np.ndarray | None:
-    """DRY's breaker mask for these settings (None when DRY is off: the mask costs a pass over
-    the vocabulary's texts, tens of milliseconds)."""
+def dry_breakers(tokenizer: Any, n_vocab: int, params: SamplingParams) -> DryBreakers | None:
+    """DRY's breakers for these settings (None when DRY is off: they cost a pass over the
+    vocabulary's texts, tens of milliseconds)."""
     if params.dry_multiplier <= 0.0:
         return None
-    n_text = getattr(tokenizer, "n_vocab", n_vocab)
-    return breaker_mask(tokenizer.token_bytes, n_text, n_vocab, params.dry_sequence_breakers)
+    return breakers_of(tokenizer, n_vocab, params.dry_sequence_breakers)
 
 
 def position_logits(model: Any, ids: Sequence[int], position: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpt_tui.engine.sampling.draws import stage_uniform
+from gpt_tui.engine.sampling.dry import DryBreakers
 from gpt_tui.engine.sampling.params import SamplingParams
 from gpt_tui.engine.sampling.select import softmax64, top_indices
 from gpt_tui.engine.sampling.stages import STAGES, History, Stage
@@ -44,7 +45,7 @@ def history_for(
     n_vocab: int,
     *,
     n_prompt: int = 0,
-    dry_breakers: np.ndarray | None = None,
+    dry_breakers: DryBreakers | np.ndarray | None = None,
     mu: float | None = None,
     xtc_fires: bool = True,
 ) -> History:
@@ -136,13 +137,13 @@ def sampler_view(
     seed: int | None = None,
     position: int | None = None,
     exclude: Collection[int] = (),
-    dry_breakers: np.ndarray | None = None,
+    dry_breakers: DryBreakers | np.ndarray | None = None,
 ) -> SamplerView:
     """The per-stage report of one position's raw logits [n_vocab] under `params`.
 
     The context (its tokens up to this position) feeds the penalties and DRY (`history_for`;
     pass `history` instead for a sampler's exact state, `Sampler.history`); `dry_breakers` is
-    DRY's mask of breaker tokens (`dry.breaker_mask`; none without it). XTC's coin comes
+    DRY's breakers (`dry.dry_breakers`; none without them). XTC's coin comes
     from `seed` and `position` as in generation; without them XTC is shown acting. Mirostat
     starts from mu = 2 tau unless `history` carries a later mu.
     """

@@ -114,7 +114,8 @@ LIST_SETTINGS: dict[str, str] = {
     "banned_tokens": "token ids never drawn",
     "banned_strings": "texts never produced, in any case: generation rewinds to where one began "
     "and draws again",
-    "dry_sequence_breakers": "texts that end a repeated sequence for DRY (a token holding one)",
+    "dry_sequence_breakers": "texts that end a repeated sequence for DRY (a token holding one, "
+    "or tokens spelling one)",
     "sampler_order": "the stages in the order they run, by name",
 }
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from gpt_tui.engine.sampling.chain import active_stages, run_chain, xtc_fires
 from gpt_tui.engine.sampling.draws import draw_index, fresh_seed, position_uniform
+from gpt_tui.engine.sampling.dry import DryBreakers
 from gpt_tui.engine.sampling.params import SamplingParams
 from gpt_tui.engine.sampling.select import nucleus, softmax64, top_indices
 from gpt_tui.engine.sampling.stages import STAGES, History, apply_penalties
@@ -52,7 +53,7 @@ class Sampler:
         n_vocab: int,
         prompt_ids: list[int],
         seed: int | None,
-        dry_breakers: np.ndarray | None = None,
+        dry_breakers: DryBreakers | None = None,
     ) -> None:
         self.n_vocab = n_vocab
         self.seen = np.zeros(n_vocab, dtype=bool)
@@ -63,7 +64,7 @@ class Sampler:
         self._tokens = np.zeros(max(64, 2 * len(prompt_ids)), dtype=np.int64)
         self._tokens[: len(prompt_ids)] = prompt_ids
         self.n_tokens = len(prompt_ids)
-        self.dry_breakers = dry_breakers  # [n_vocab] bool, or None: no breakers
+        self.dry_breakers = dry_breakers  # None: no breakers
         self.mu: float | None = None  # mirostat's bound; None: its start, 2 tau
         self._mu_tau = 0.0
         self._pending: tuple[int, float, float, float] | None = None  # token, p, tau, eta

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt_tui.engine.sampling.dry import dry_penalties
+from gpt_tui.engine.sampling.dry import DryBreakers, dry_penalties
 from gpt_tui.engine.sampling.params import SamplingParams
 from gpt_tui.engine.sampling.select import nucleus, softmax64, top_indices
 
@@ -31,7 +31,8 @@ class History:
     seen: np.ndarray  # [n_vocab] bool: tokens of the prompt and output (repetition penalty)
     counts: np.ndarray  # [n_vocab] int64: occurrences in the output (presence, frequency)
     tokens: np.ndarray  # [n_context] int64: the context so far, oldest first (DRY)
-    dry_breakers: np.ndarray | None = None  # [n_vocab] bool: DRY's sequence breakers
+    # DRY's sequence breakers (`dry.dry_breakers`; a bool mask [n_vocab] of breaker tokens will do)
+    dry_breakers: DryBreakers | np.ndarray | None = None
     mu: float | None = None  # mirostat's bound on surprise (None: its start, 2 tau)
     xtc_fires: bool = True  # XTC's coin at this position (drawn from the seed and position)
 

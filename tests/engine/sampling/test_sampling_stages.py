@@ -19,7 +19,12 @@ from gpt_tui.engine.sampling import (
     history_for,
     run_chain,
 )
-from gpt_tui.engine.sampling.dry import breaker_ids, dry_penalties, repeat_lengths
+from gpt_tui.engine.sampling.dry import (
+    breaker_ids,
+    dry_breakers,
+    dry_penalties,
+    repeat_lengths,
+)
 from gpt_tui.engine.sampling.stages import History
 
 RNG = np.random.default_rng(7)
@@ -355,6 +360,28 @@ def test_breaker_mask_pads_ids_the_tokenizer_has_no_text_for() -> None:
 
     pieces = [b"a", b"b\n", b"c"]
     assert breaker_mask(pieces.__getitem__, 3, 5, ("\n",)).tolist() == [0, 1, 0, 0, 0]
+
+
+def test_a_breaker_split_over_tokens_is_recognised_as_llama_cpp_does(gpt2_tokenizer) -> None:
+    # "###" is one GPT-2 token, and also "#" + "##" or "##" + "#": llama.cpp's
+    # get_overlapping_token_sequences makes "#" and "##" heads of the rest, encoded
+    hash1, hash2, hash3 = (gpt2_tokenizer.encode(t)[0] for t in ("#", "##", "###"))
+    assert len({hash1, hash2, hash3}) == 3
+    breakers = dry_breakers(gpt2_tokenizer, gpt2_tokenizer.n_vocab, ("###",))
+    assert breakers.mask[hash3] and not breakers.mask[hash1] and not breakers.mask[hash2]
+    assert (hash2,) in breakers.sequences[hash1] and (hash1,) in breakers.sequences[hash2]
+    # c "#" "##" a c "#" "##" a: without breakers c extends a repeat of 4; "#" "##" is "###",
+    # a breaker, so the repeat may span only the "a" after it
+    c, a = (gpt2_tokenizer.encode(t)[0] for t in (" c", " a"))
+    tokens = np.array([c, hash1, hash2, a, c, hash1, hash2, a])
+    none = np.zeros(gpt2_tokenizer.n_vocab, dtype=bool)
+    assert repeat_lengths(tokens, none) == {c: 4}
+    assert repeat_lengths(tokens, breakers.mask, breakers.sequences) == {c: 1}
+    ids, _ = dry_penalties(tokens, breakers, 1.0, 1.75, 2)
+    assert ids.size == 0 and dry_penalties(tokens, none, 1.0, 1.75, 2)[0].tolist() == [c]
+    # a head not followed by its tail breaks nothing
+    other = np.array([c, hash1, a, a, c, hash1, a, a])
+    assert repeat_lengths(other, breakers.mask, breakers.sequences) == repeat_lengths(other, none)
 
 
 def test_the_view_applies_dry_breakers_it_is_given() -> None:
