@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from textual.timer import Timer
 from textual.widgets import Header, OptionList
 from textual.worker import get_current_worker
 
+from gpt_tui.backends.openai.step import ServerStep
 from gpt_tui.display import visible_token
 from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.engine.sampling import DEFAULT_ORDER, temperature_last
@@ -36,7 +38,7 @@ from gpt_tui.models.names import model_setting
 from gpt_tui.playground.compare import request_from_core
 from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
-from gpt_tui.playground.look_inside_requests import main_view_request
+from gpt_tui.playground.look_inside_requests import main_view_request, reply_token_request
 from gpt_tui.playground.sampler_lab import add_branches, main_view_step
 from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import default_session_dir, default_session_path
@@ -59,7 +61,13 @@ from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
 from gpt_tui.tui.screens.model_picker import ModelPicker
 from gpt_tui.tui.screens.preset_name import PresetNameScreen
-from gpt_tui.tui.screens.sampler_view import Expanded, Resampled, SamplerViewScreen
+from gpt_tui.tui.screens.sampler_view import (
+    SERVER_NOTE,
+    SERVER_ROWS,
+    Expanded,
+    Resampled,
+    SamplerViewScreen,
+)
 from gpt_tui.tui.screens.session_path import SessionPathScreen
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.branch_view import BranchView
@@ -427,8 +435,9 @@ class GptTuiApp(App[None]):
                 return
             text = self.inspector.token_text or event.text
             where = f"output token {output.selected + 1}"
+            ask, note = self._server_sampler_step(output.selected, len(event.top))
             screen = SamplerViewScreen(None, *common, server_event=event, token_text=text,
-                                       where=where)  # fmt: skip
+                                       where=where, server_step=ask, server_note=note)  # fmt: skip
         else:
             try:
                 request = main_view_step(core.transcript, output.selected, prompt,
@@ -439,6 +448,27 @@ class GptTuiApp(App[None]):
                 return
             screen = SamplerViewScreen(request, *common)
         self.push_screen(screen, self._sampler_view_closed)
+
+    def _server_sampler_step(
+        self, selected: int, n_listed: int
+    ) -> tuple[Callable[[SamplingParams], ServerStep] | None, str]:
+        """On a server that says what its sampling does (llama-server), how to ask it for the
+        selected output token's step under given settings (completion mode: in a chat the
+        server renders the context itself); and the line saying what the view cannot show."""
+        backend = self.core.backend
+        note_of = getattr(backend, "sampler_note", None)
+        ask = getattr(backend, "sampler_step", None)
+        if note_of is None or ask is None:
+            return None, SERVER_NOTE
+        if not backend.kind.post_sampling or self.core.transcript.mode == "chat":
+            return None, note_of(n_listed)
+        try:
+            lens = reply_token_request(self.core.transcript, selected, None, backend.tokenizer,
+                                       self.core.encode_chat)  # fmt: skip
+        except ValueError:
+            return None, note_of(n_listed)
+        context = list(lens.ids)
+        return (lambda params: ask(context, params, SERVER_ROWS)), note_of(SERVER_ROWS)
 
     def _sampler_view_closed(self, result: Resampled | Expanded | None) -> None:
         if isinstance(result, Resampled):

@@ -55,6 +55,7 @@ class FakeOpenAIServer:
     - `done_without_finish`: end the stream with [DONE] and no finish reason;
     - `reject_logprobs`: answer 400 to any request for logprobs (as some servers do);
     - `answer_after`: wait this many seconds before answering anything (an overloaded server).
+    `owned_by` names its model's owner in /v1/models ("llamacpp" says llama-server).
     """
 
     status: tuple[int, str] | None = None
@@ -68,6 +69,7 @@ class FakeOpenAIServer:
     done_without_finish: bool = False
     reject_logprobs: bool = False
     answer_after: float = 0.0
+    owned_by: str = "tests"  # "llamacpp": a llama-server, to the client's detection
     seen: list[Seen] = field(default_factory=list)
     disconnects: int = 0  # streams the client left before their end
 
@@ -139,7 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
             if owner.models_body is not None:
                 return self._send(200, owner.models_body.encode(), "text/html")
             return self._json(
-                200, {"object": "list", "data": [{"id": "fake-model", "owned_by": "tests"}]}
+                200,
+                {"object": "list", "data": [{"id": "fake-model", "owned_by": owner.owned_by}]},
             )
         if owner.reject_logprobs and body and (body.get("logprobs") or body.get("top_logprobs")):
             return self._json(400, {"error": {"message": "logprobs are not supported"}})
@@ -147,6 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._completion(body)
         if self.path == "/v1/chat/completions" and body is not None:
             return self._chat(body)
+        if self.path == "/completion" and body is not None:
+            return self._llama_server_step(body)
         self._json(404, {"error": {"message": f"no route {self.path}"}})
 
     # --- answers ---------------------------------------------------------------------------
@@ -195,6 +200,29 @@ class _Handler(BaseHTTPRequestHandler):
                 {"choices": [{"text": "", "index": 0, "finish_reason": finish, "logprobs": None}]}
             )
         self._stream(events)
+
+    def _llama_server_step(self, body: dict[str, Any]) -> None:
+        """llama-server's /completion with n_probs, as its README documents the answer: the
+        next piece's `completion_probabilities`, before sampling (`top_logprobs`, logprob) or,
+        with `post_sampling_probs`, after it (`top_probs`, prob). This "sampling chain" is
+        top-k over the three pieces it knows (0 = all), renormalised."""
+        n = int(body.get("n_probs") or 0)
+        top = self.owner.top(PIECES[0])[:n]
+
+        def entry(text: str, key: str, value: float) -> dict[str, Any]:
+            return {"id": PIECES.index(text) if text in PIECES else 100 + len(text),
+                    "token": text, "bytes": list(text.encode()), key: value}  # fmt: skip
+
+        if body.get("post_sampling_probs"):
+            k = int(body.get("top_k") or 0)
+            kept = top[:k] if k > 0 else top
+            total = sum(math.exp(lp) for _, lp in kept)
+            probs = [entry(t, "prob", math.exp(lp) / total) for t, lp in kept]
+            row = {**entry(PIECES[0], "prob", probs[0]["prob"]), "top_probs": probs}
+        else:
+            row = {**entry(PIECES[0], "logprob", LP_TOKEN),
+                   "top_logprobs": [entry(t, "logprob", lp) for t, lp in top]}  # fmt: skip
+        self._json(200, {"content": PIECES[0], "stop": True, "completion_probabilities": [row]})
 
     def _chat(self, body: dict[str, Any]) -> None:
         max_tokens = int(body.get("max_tokens") or 16)

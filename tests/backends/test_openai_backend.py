@@ -403,3 +403,40 @@ def test_openai_says_why_it_gets_no_logit_bias(fake: FakeOpenAIServer) -> None:
     (notice,) = notices
     assert "logit bias: OpenAI reads logit_bias by its own tokenizer's token ids" in notice
     assert "banned strings: banned strings rewind the text" in notice
+
+
+def test_llama_server_gives_a_step_before_and_after_its_sampling(fake: FakeOpenAIServer) -> None:
+    backend = connect(fake.url, kind="llama-server")
+    context = backend.tokenizer.encode("The capital of France is")
+    step = backend.sampler_step(context, SamplingParams(top_k=2, temperature=0.7), 10)
+    bodies = [s.body for s in fake.posts("/completion")]
+    assert [b["post_sampling_probs"] for b in bodies] == [False, True]
+    for body in bodies:
+        assert body["prompt"] == "The capital of France is" and body["n_predict"] == 1
+        assert body["n_probs"] == 10 and body["top_k"] == 2 and body["temperature"] == 0.7
+        assert "max_tokens" not in body
+    text = backend.tokenizer.token_text
+    assert [(text(a.token_id), round(a.prob, 3)) for a in step.before] == [
+        (" Paris", 0.6), (" London", 0.2), (" Rome", 0.1)
+    ]  # fmt: skip
+    assert [(text(a.token_id), round(a.prob, 3)) for a in step.after] == [
+        (" Paris", 0.75), (" London", 0.25)
+    ]  # fmt: skip
+    assert text(step.drawn) == " Paris"
+    assert backend.sampler_note(10) == (
+        "llama-server: its top 10 before and after its sampling; each stage needs the local engine"
+    )
+    backend.close()
+
+
+def test_other_servers_say_the_sampler_view_shows_before_sampling_only(
+    fake: FakeOpenAIServer,
+) -> None:
+    backend = connect(fake.url, kind="vllm")
+    assert backend.sampler_note(5) == (
+        "vllm: its top 5 before sampling only; the stages need the local engine"
+    )
+    with pytest.raises(BackendError, match="before sampling only"):
+        backend.sampler_step(backend.tokenizer.encode("Hi"), SamplingParams(), 10)
+    assert fake.posts("/completion") == []
+    backend.close()

@@ -8,6 +8,8 @@ from tui_helpers import generate_from, wait_loaded, wait_until
 
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.model_picker import ModelPicker
+from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
+from gpt_tui.tui.widgets.stage_table import StageTable
 
 SIZE = (120, 36)
 
@@ -54,3 +56,31 @@ async def test_the_picker_lists_a_servers_models(llama_server, tiny_model_dir):
             pilot, lambda: app.core.backend is not None and "@" in app.core.backend.name
         )
         assert app.core.model_name.startswith(llama_server.url + "#")
+
+
+async def test_the_sampler_view_on_a_server_says_what_it_cannot_show(
+    llama_server, deterministic_settings
+):
+    app = GptTuiApp(model=llama_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("f3")  # completion mode
+        await generate_from(pilot, "The capital of France is")
+        app.output.focus()
+        app.output.select(1)
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
+        screen = app.screen
+        await pilot.pause()
+        event = app.output.events[1]
+        table = screen.query_one(StageTable)
+        assert [str(c.label) for c in table.columns.values()] == ["token", "server"]
+        assert table.token_ids == [a.token_id for a in event.top] and len(event.top) > 1
+        status = str(screen.query_one("#sv-status").render())
+        n = len(event.top)
+        assert status == (
+            f"llama-cpp-python: its top {n} before sampling only; the stages need the local engine"
+        )
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SamplerViewScreen))

@@ -5,6 +5,7 @@ GPT-2."""
 from __future__ import annotations
 
 import numpy as np
+from fake_openai_server import FakeOpenAIServer
 from textual.pilot import Pilot
 from tui_helpers import generate_from, wait_generated, wait_until
 
@@ -217,3 +218,44 @@ async def test_in_a_compare_column_the_view_has_that_columns_settings_and_gives_
         assert column.params.top_p == screen.params.top_p < 1.0
         assert "top-p" in str(column.output.border_title)
         assert compare.columns[0].params.top_p == 1.0
+
+
+async def test_on_llama_server_the_view_asks_it_before_and_after_sampling(gpt_tui_home):
+    # a real HTTP server on 127.0.0.1 answering /completion as llama-server's README documents
+    fake = FakeOpenAIServer(owned_by="llamacpp")
+    save_settings(UserSettings(sampling=SamplingParams(temperature=0.0, seed=1, max_tokens=4)))
+    app = GptTuiApp(model=fake.url)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.core.backend is not None)
+            assert app.core.backend.kind.name == "llama-server"
+            if app.chat_mode:
+                await pilot.press("f3")
+            await generate_from(pilot, "The capital of France is")
+            app.output.focus()
+            app.output.select(0)
+            await pilot.pause()
+            await pilot.press("s")
+            await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
+            screen: SamplerViewScreen = app.screen  # type: ignore[assignment]
+            await wait_until(pilot, lambda: screen.server_view is not None)
+            assert columns(screen) == ["token", "model", "sampled"]
+            status = str(screen.query_one("#sv-status").render())
+            assert "llama-server: its top 10 before and after its sampling" in status
+            assert "it would draw “␣Paris” here now" in status
+            body = fake.posts("/completion")[-1].body
+            assert body["prompt"] == "The capital of France is" and body["post_sampling_probs"]
+            first = screen.server_view
+            assert len(first.after) == 3  # top-k off: the three pieces it knows
+            # a slider move asks again under the new settings: top-k 1 keeps one
+            field = screen.query_one("#slider-top_k", Slider)
+            field.focus()
+            await pilot.press("1", "enter")
+            await wait_until(pilot, lambda: screen.server_view is not first)
+            await wait_until(pilot, lambda: len(screen.server_view.after) == 1)
+            assert fake.posts("/completion")[-1].body["top_k"] == 1
+            table = screen.query_one(StageTable)
+            removed = str(table.get_row(str(table.token_ids[1]))[2])
+            assert removed.startswith("✗")  # listed before, gone after
+    finally:
+        fake.close()

@@ -44,6 +44,7 @@ from gpt_tui.backends.openai.servers import (
     ignored_settings,
     sampling_fields,
 )
+from gpt_tui.backends.openai.step import ServerStep, llama_server_step, missing_note
 from gpt_tui.backends.openai.stream import TokenStream
 from gpt_tui.backends.openai.vocab import PieceVocabulary
 from gpt_tui.engine import SamplingParams, TextScore, TokenEvent, TokenScore
@@ -184,6 +185,23 @@ class OpenAIBackend:
                 request.on_notice(f"prompt not scored: {exc}")
             return
         request.on_prompt_scored([s for s in scores if s.position >= request.reuse_limit])
+
+    # --- the sampler view ------------------------------------------------------------------
+
+    def sampler_note(self, n: int) -> str:
+        """What the sampler view cannot show on this server, in one line (`n`: the number of
+        tokens it lists)."""
+        return missing_note(self.kind.name, self.kind.post_sampling, n)
+
+    def sampler_step(self, context: list[int], params: SamplingParams, n: int) -> ServerStep:
+        """The step after `context` under `params` as this server gives it: llama-server's top
+        n before and after its sampling chain (backends/openai/step.py). A request: call it
+        off the UI thread. BackendError on a server that does not say what sampling does."""
+        if not self.kind.post_sampling:
+            raise BackendError(self.sampler_note(n))
+        kept, _ = _window(context, self.n_ctx)
+        prompt = self.tokenizer.decode(kept)
+        return llama_server_step(self.client, self.tokenizer, prompt, self._sampling(params), n)
 
     # --- scoring and tokenizing ------------------------------------------------------------
 

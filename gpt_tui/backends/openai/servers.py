@@ -83,6 +83,8 @@ class ServerKind:
     #: why a setting that has no field here is not available, when it is not simply absent
     why: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: it says a step's top tokens after its sampling too (llama-server's post_sampling_probs)
+    post_sampling: bool = False
 
 
 #: the engine's stage names -> llama-server's sampler names (the others have none there)
@@ -188,6 +190,7 @@ KINDS: dict[str, ServerKind] = {
             {"top_n_sigma", "dry_sequence_breakers", "sampler_order", "logit_bias", "banned_tokens"}
         ),  # fmt: skip
         why={"banned_strings": NO_BANNED_STRINGS},
+        post_sampling=True,
         notes=(
             "its seeds are 32-bit: seeds that differ by a multiple of 2^32 sample alike",
             "it applies logit biases first and mirostat in place of the truncations, whatever "

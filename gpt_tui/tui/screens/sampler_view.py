@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import work
@@ -29,6 +30,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from gpt_tui.backends.openai.step import ServerStep
 from gpt_tui.display import percent, visible_token
 from gpt_tui.engine import Alternative, SamplingParams, TokenEvent
 from gpt_tui.engine.sampling import DEFAULT_ORDER, SamplerView, temperature_last
@@ -47,10 +49,8 @@ from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.sampling_panel import SamplingPanel
 from gpt_tui.tui.widgets.stage_table import StageTable, heading
 
-SERVER_NOTE = (
-    "a server sends only its top few tokens, not the whole distribution: the stages cannot be "
-    "run again here (the local engine shows them)"
-)
+SERVER_NOTE = "a server sends its top tokens only: the stages need the local engine"
+SERVER_ROWS = 10  # the tokens asked of a server that says what its sampling does
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,11 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
             super().__init__()
             self.error = error
 
+    class ServerViewed(Message):
+        def __init__(self, params: SamplingParams, step: ServerStep, seconds: float) -> None:
+            super().__init__()
+            self.params, self.step, self.seconds = params, step, seconds
+
     class ExpandDone(Message):
         def __init__(self, expanded: Expanded) -> None:
             super().__init__()
@@ -150,8 +155,12 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         token_text: str = "",
         where: str = "",
         column_note: str = "",
+        server_step: Callable[[SamplingParams], ServerStep] | None = None,
+        server_note: str = SERVER_NOTE,
     ) -> None:
-        """`request` None: a server's token (`server_event`), shown as the server gave it.
+        """`request` None: a server's token (`server_event`), shown as the server gave it:
+        with `server_step` (llama-server), asked again under the panel's settings, before and
+        after the server's sampling; `server_note` says in one line what cannot be shown.
         `column_note`: opened on a compare column, whose settings these are (the panel's moves
         stay here, not the playground's; the note says what the column takes of them)."""
         super().__init__()
@@ -165,12 +174,15 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         self._token_text = token_text
         self._where = where
         self._column_note = column_note
+        self._server_step = server_step
+        self._server_note = server_note
         self.lab: StepLab | None = None
         self.view: SamplerView | None = None
         self.drawn: Drawn | None = None
         self.n_draws = 0  # 0: no draws shown
         self.busy = ""  # what a long action is doing ("" when idle)
         self.redraw_seconds: float | None = None
+        self.server_view: ServerStep | None = None  # a server's step, as last answered
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="sv-title")
@@ -190,7 +202,8 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
             event = self._server_event
             if event is not None:
                 table.show_server(event.top, event.token_id)
-            self._status(SERVER_NOTE)
+            self._status(self._server_note)
+            self._redraw()
             return
         self._open_worker(self.request)
 
@@ -225,6 +238,35 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
     def _redraw(self) -> None:
         if self.lab is not None:
             self._view_worker(self.lab, self.params, self.n_draws)
+        elif self._server_step is not None:
+            self._status(f"{self._server_note}\nasking the server…")
+            self._server_worker(self._server_step, self.params)
+
+    @work(thread=True, exclusive=True, group="sv-server", exit_on_error=False)
+    def _server_worker(self, ask: Callable[[SamplingParams], ServerStep], params: SamplingParams
+                       ) -> None:  # fmt: skip
+        start = time.perf_counter()
+        try:
+            step = ask(params)
+        except Exception as exc:  # noqa: BLE001 - shown on the screen, the app goes on
+            self.post_message(self.Failed(f"{type(exc).__name__}: {exc}"))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.ServerViewed(params, step, time.perf_counter() - start))
+
+    def on_sampler_view_screen_server_viewed(self, message: ServerViewed) -> None:
+        event = self._server_event
+        if message.params is not self.params or event is None:
+            return  # asked for settings since changed: the newer answer follows
+        self.server_view = message.step
+        self.query_one(StageTable).show_server_step(message.step, event.token_id,
+                                                    self._token_text, SERVER_ROWS)  # fmt: skip
+        drawn = next((a.text for a in message.step.after or () if a.token_id ==
+                      message.step.drawn), None)  # fmt: skip
+        line = f"asked in {message.seconds:.2f} s"
+        if drawn is not None:
+            line += f" · it would draw “{visible_token(drawn)}” here now"
+        self._status(f"{self._server_note}\n{line}")
 
     @work(thread=True, exclusive=True, group="sv-view", exit_on_error=False)
     def _view_worker(self, lab: StepLab, params: SamplingParams, n_draws: int) -> None:
@@ -371,5 +413,6 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
 
     def action_close(self) -> None:
         self.workers.cancel_group(self, "sv-view")
+        self.workers.cancel_group(self, "sv-server")
         self.workers.cancel_group(self, "sv-expand")
         self.dismiss(None)

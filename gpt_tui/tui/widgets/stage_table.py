@@ -17,6 +17,7 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import DataTable
 
+from gpt_tui.backends.openai.step import ServerStep
 from gpt_tui.display import short_percent, visible_token
 from gpt_tui.engine import Alternative
 from gpt_tui.engine.sampling import SamplerView
@@ -110,6 +111,45 @@ class StageTable(DataTable):
         for alt in top:
             self.add_row(_label(alt.text, alt.token_id == taken), _cell(alt.prob, math.nan),
                          key=str(alt.token_id))  # fmt: skip
+
+    def show_server_step(self, step: ServerStep, taken: int, taken_text: str, n: int) -> None:
+        """A server's step (llama-server): its top `n` before its sampling and after it. A
+        token not listed after is removed there when the server listed fewer than `n` (its
+        chain kept fewer), else unknown (past its top n): "?"."""
+        row = self.cursor_row
+        self.clear(columns=True)
+        self.add_column("token", key="token")
+        self.add_column("model", key="model")
+        self.add_column("sampled", key="sampled")
+        before = {a.token_id: a for a in step.before}
+        after = {a.token_id: a for a in step.after or ()}
+        complete = len(after) < n  # the chain kept fewer than n: every other token is gone
+        rows = [*before, *(t for t in after if t not in before)]
+        if taken not in before and taken not in after:
+            rows.append(taken)
+        self.token_ids = rows
+        for token in rows:
+            alt = before.get(token) or after.get(token)
+            text = alt.text if alt is not None else taken_text
+            p_before = before[token].prob if token in before else math.nan
+            if token in after:
+                cell = _cell(after[token].prob, p_before)
+            elif complete:
+                cell = _cell(0.0, p_before if token in before else 0.0)
+            else:
+                cell = _unknown()
+            first = _cell(p_before, math.nan) if token in before else _unknown()
+            self.add_row(_label(text, token == taken), first, cell, key=str(token))
+        kept = "≥" + str(n) if not complete else f"{len(after):,}"
+        self.add_row(Text("possible", style="dim italic"), Text(""),
+                     Text(kept, style="dim", justify="right"), key="kept")  # fmt: skip
+        if self.row_count:
+            self.move_cursor(row=min(max(row, 0), self.row_count - 1), animate=False)
+
+
+def _unknown() -> Text:
+    """A probability the server did not say (past the top tokens it listed)."""
+    return Text("?", style="dim", justify="right")
 
 
 def _label(text: str, taken: bool) -> Text:
