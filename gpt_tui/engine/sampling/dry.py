@@ -169,8 +169,8 @@ def breaker_sequences(
     for token in range(n_text):
         piece = token_bytes(token)
         for needle in needles:
-            if needle in piece:
-                continue  # a breaker by itself
+            if not piece or piece[-1] not in needle[:-1] or needle in piece:
+                continue  # it cannot end with the breaker's beginning, or holds it whole
             for k in range(1, len(needle)):
                 if not piece.endswith(needle[:k]):
                     continue
