@@ -182,6 +182,9 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         self.n_draws = 0  # 0: no draws shown
         self.busy = ""  # what a long action is doing ("" when idle)
         self.redraw_seconds: float | None = None
+        # from the key (s, or a slider's move) to the table drawn with the result
+        self._asked_at = time.perf_counter()
+        self.shown_seconds: float | None = None
         self.server_view: ServerStep | None = None  # a server's step, as last answered
 
     def compose(self) -> ComposeResult:
@@ -291,6 +294,11 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         self.query_one(StageTable).show(message.view, rows, texts, lab.request.token,
                                         message.drawn)  # fmt: skip
         self._show_summary()
+        asked = self._asked_at
+        self.call_after_refresh(self._shown, asked)
+
+    def _shown(self, asked: float) -> None:
+        self.shown_seconds = time.perf_counter() - asked
 
     def _show_summary(self) -> None:
         lab, view = self.lab, self.view
@@ -321,6 +329,7 @@ class SamplerViewScreen(Screen[Resampled | Expanded | None]):
         # compare column's
         if self._column_note:
             message.stop()
+        self._asked_at = time.perf_counter()
         self.params = message.params
         self._redraw()
 
