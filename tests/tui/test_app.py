@@ -459,3 +459,10 @@ async def test_banned_string_rewinds_are_counted_in_the_status_line(tiny_model_d
         struck = "".join(s.text for line in lines for s in line if s.style and s.style.strike)
         assert struck.startswith("⟲") and banned in struck.replace("⟲", "")
         assert "⟲" not in output.text and banned not in output.text
+        # the inspector of a token drawn again says so
+        index = next(i for i, e in enumerate(events) if e.rewinds)
+        output.focus()
+        output.select(app.core.transcript.reply_start() + index)
+        await pilot.pause()
+        summary = str(app.inspector.query_one("#inspector-summary").render())
+        assert "rewound once here, undoing" in summary or "times here, undoing" in summary

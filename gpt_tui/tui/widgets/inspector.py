@@ -200,6 +200,7 @@ class TokenInspector(Vertical):
                     [_field("entropy", self._entropy_text(event.entropy), "nats"),
                      *([Content.assemble(("· last: ", "dim"), (finish, "italic"))] if finish
                        else [])],
+                    *([[_rewound(event)]] if event.rewinds else []),
                 ],
                 self._summary_width(summary),
             )
@@ -293,6 +294,13 @@ class TokenInspector(Vertical):
             options.append(_row(rank_shown, alt, True, label_width, width))
         alternatives.set_options(options)
         alternatives.display = True
+
+
+def _rewound(event: TokenEvent) -> Content:
+    """Banned strings made the run go back here: how often, and the text last undone."""
+    times = "once" if event.rewinds == 1 else f"{event.rewinds} times"
+    return Content.assemble((f"rewound {times} here, undoing ", "dim"),
+                            (visible_token(event.rewound), "strike dim"))  # fmt: skip
 
 
 def _dim(text: str) -> Content:
