@@ -4,7 +4,7 @@ says what the server can and cannot do, and generates as it does locally."""
 from __future__ import annotations
 
 from textual.widgets import DataTable, Input
-from tui_helpers import generate_from, wait_loaded, wait_until
+from tui_helpers import generate_from, sampler_view_of, wait_loaded, wait_until
 
 from gpt_tui.tui.app import GptTuiApp
 from gpt_tui.tui.screens.model_picker import ModelPicker
@@ -66,12 +66,7 @@ async def test_the_sampler_view_on_a_server_says_what_it_cannot_show(
         await wait_loaded(pilot)
         await pilot.press("f3")  # completion mode
         await generate_from(pilot, "The capital of France is")
-        app.output.focus()
-        app.output.select(1)
-        await pilot.pause()
-        await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
-        screen = app.screen
+        screen = await sampler_view_of(pilot, app.output, 1)
         await pilot.pause()
         event = app.output.events[1]
         table = screen.query_one(StageTable)

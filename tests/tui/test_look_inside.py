@@ -10,7 +10,7 @@ import math
 import pytest
 from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey
-from tui_helpers import generate_from, wait_generated, wait_loaded, wait_until
+from tui_helpers import generate_from, run_compare, wait_generated, wait_loaded, wait_until
 
 from gpt_tui.engine import TokenEvent
 from gpt_tui.tui.app import GptTuiApp
@@ -179,14 +179,7 @@ async def test_a_compare_column_and_the_palette(tiny_model_dir, deterministic_se
         await pilot.press("l")
         await pilot.pause()
         assert any("Select a token first" in n for n in notes(app))
-        app.prompt_editor.load_text(PROMPT)
-        await pilot.pause()
-        await pilot.press("f4")
-        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
-        compare: CompareScreen = app.screen  # type: ignore[assignment]
-        await pilot.press("f5")
-        await wait_until(pilot, lambda: not compare.running)
-        await app.workers.wait_for_complete()
+        compare: CompareScreen = await run_compare(pilot, PROMPT)
         column = compare.columns[1]
         await pilot.press("2", "end", "left")  # column 2's last token but one
         event = column.output.events[-2]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from fake_openai_server import FakeOpenAIServer
 from textual.pilot import Pilot
-from tui_helpers import generate_from, wait_generated, wait_until
+from tui_helpers import generate_from, run_compare, sampler_view_of, wait_generated, wait_until
 
 from gpt_tui.engine import SamplingParams
 from gpt_tui.engine.sampling import sampler_view
@@ -26,12 +26,7 @@ SEEDED = SamplingParams(temperature=0.8, top_k=50, seed=3, max_tokens=12)
 async def open_view(pilot: Pilot, index: int = 4) -> SamplerViewScreen:
     app: GptTuiApp = pilot.app  # type: ignore[assignment]
     await generate_from(pilot, PROMPT)
-    app.output.focus()
-    app.output.select(index)
-    await pilot.pause()
-    await pilot.press("s")
-    await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
-    screen: SamplerViewScreen = app.screen  # type: ignore[assignment]
+    screen: SamplerViewScreen = await sampler_view_of(pilot, app.output, index)
     await wait_until(pilot, lambda: screen.view is not None)
     await pilot.pause()
     return screen
@@ -187,21 +182,9 @@ async def test_in_a_compare_column_the_view_has_that_columns_settings_and_gives_
     app = GptTuiApp(model=tiny_model_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.core.backend is not None)
-        app.prompt_editor.load_text(PROMPT)
-        await pilot.pause()
-        await pilot.press("f4")
-        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
-        compare: CompareScreen = app.screen  # type: ignore[assignment]
-        await pilot.press("f5")
-        await wait_until(pilot, lambda: not compare.running)
-        await app.workers.wait_for_complete()
+        compare: CompareScreen = await run_compare(pilot, PROMPT)
         column = compare.columns[1]
-        column.output.focus()
-        column.output.select(2)
-        await pilot.pause()
-        await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
-        screen: SamplerViewScreen = app.screen  # type: ignore[assignment]
+        screen: SamplerViewScreen = await sampler_view_of(pilot, column.output, 2)
         await wait_until(pilot, lambda: screen.view is not None)
         assert screen.params == column.params and column.params != app.core.sampling
         event = column.output.events[2]
@@ -232,12 +215,7 @@ async def test_on_llama_server_the_view_asks_it_before_and_after_sampling(gpt_tu
             if app.chat_mode:
                 await pilot.press("f3")
             await generate_from(pilot, "The capital of France is")
-            app.output.focus()
-            app.output.select(0)
-            await pilot.pause()
-            await pilot.press("s")
-            await wait_until(pilot, lambda: isinstance(app.screen, SamplerViewScreen))
-            screen: SamplerViewScreen = app.screen  # type: ignore[assignment]
+            screen: SamplerViewScreen = await sampler_view_of(pilot, app.output, 0)
             await wait_until(pilot, lambda: screen.server_view is not None)
             assert columns(screen) == ["token", "model", "sampled"]
             status = str(screen.query_one("#sv-status").render())

@@ -38,3 +38,31 @@ async def generate_from(pilot: Pilot, prompt: str) -> None:
     app.prompt_editor.load_text(prompt)
     await pilot.press("ctrl+j")
     await wait_generated(pilot)
+
+
+async def run_compare(pilot: Pilot, prompt: str):
+    """Open compare (F4) on `prompt`, run its columns (F5) and wait for the end; the screen."""
+    from gpt_tui.tui.screens.compare import CompareScreen
+
+    app = pilot.app
+    app.prompt_editor.load_text(prompt)
+    await pilot.pause()
+    await pilot.press("f4")
+    await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+    compare = app.screen
+    await pilot.press("f5")
+    await wait_until(pilot, lambda: not compare.running)
+    await app.workers.wait_for_complete()
+    return compare
+
+
+async def sampler_view_of(pilot: Pilot, output, index: int):
+    """Select token `index` of `output` (an OutputView), press s, wait for the sampler view."""
+    from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
+
+    output.focus()
+    output.select(index)
+    await pilot.pause()
+    await pilot.press("s")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, SamplerViewScreen))
+    return pilot.app.screen

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -36,7 +37,6 @@ from gpt_tui.playground.compare import (
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
 from gpt_tui.playground.look_inside_requests import column_request
-from gpt_tui.playground.prompt_tokens import PromptToken
 from gpt_tui.playground.sampler_lab import column_step
 from gpt_tui.tui.screens.help import HelpScreen
 from gpt_tui.tui.screens.look_inside import LookInsideScreen
@@ -44,6 +44,8 @@ from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
 from gpt_tui.tui.widgets.compare_column import ColumnSettings, CompareColumn, default_settings
 from gpt_tui.tui.widgets.compare_status import CompareStatus
 from gpt_tui.tui.widgets.key_footer import KeyFooter
+
+T = TypeVar("T")
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
 MIN_WIDTH = 36  # cells a column needs to stay legible; fewer are shown side by side, 1-4 page
@@ -220,45 +222,40 @@ class CompareScreen(Screen[list[ColumnSettings]]):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.BINDINGS))
 
-    def _selected_column(self) -> tuple[CompareColumn, PromptToken | None] | None:
-        """The column holding the focus, and its selected prompt token (None: said why)."""
+    def _column_request(self, make: Callable[..., T]) -> tuple[CompareColumn, T] | None:
+        """The focused column and what `make` (`column_request`, `column_step`) builds for its
+        selection from (model, tokenizer, context, events, selected, prompt token, number);
+        None, said why, when there is no column or selection."""
         focused = self.focused
         column = next((c for c in self.columns if focused is not None and c in focused.ancestors),
                       None)  # fmt: skip
         if column is None:
             self.notify("Select a token in a column first", severity="warning")
             return None
-        output = column.output
-        prompt = output.selected_prompt
-        return column, None if prompt is None else output.prompt_tokens[prompt]
-
-    def action_look_inside(self) -> None:
-        selection = self._selected_column()
-        if selection is None:
-            return
-        (column, prompt), r = selection, self.request
+        output, r = column.output, self.request
+        prompt = None if output.selected_prompt is None else output.prompt_tokens[
+            output.selected_prompt]  # fmt: skip
         try:
-            lens = column_request(r.model, r.tokenizer, r.context, column.output.events,
-                                  column.output.selected, prompt, column.number)  # fmt: skip
+            return column, make(r.model, r.tokenizer, r.context, output.events, output.selected,
+                                prompt, column.number)  # fmt: skip
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
-            return
-        self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
+            return None
+
+    def action_look_inside(self) -> None:
+        made = self._column_request(column_request)
+        if made is not None:
+            self.app.push_screen(LookInsideScreen(made[1], self.core.engine_lock,
+                                                  self.core.threads))  # fmt: skip
 
     def action_sampler_view(self) -> None:
         """The sampler view of the column's selected token under the column's settings; the
         column takes the view's temperature, top-p, top-k and seed when it closes (the other
         settings are every column's, fixed when compare opened: the view only previews them)."""
-        selection = self._selected_column()
-        if selection is None:
+        made = self._column_request(column_step)
+        if made is None:
             return
-        (column, prompt), r, core = selection, self.request, self.core
-        try:
-            request = column_step(r.model, r.tokenizer, r.context, column.output.events,
-                                  column.output.selected, prompt, column.number)  # fmt: skip
-        except ValueError as exc:
-            self.notify(str(exc), severity="warning")
-            return
+        (column, request), core = made, self.core
         note = (f"Column {column.number}: its temperature, top-p, top-k and seed follow your "
                 "moves; the other settings are every column's, shown here only")  # fmt: skip
         screen = SamplerViewScreen(request, core.engine_lock, core.threads, column.params,
