@@ -17,9 +17,10 @@ async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float
         await pilot.pause(0.01)
 
 
-async def wait_loaded(pilot: Pilot) -> None:
+async def wait_loaded(pilot: Pilot, timeout: float = 20.0) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.core.backend is not None and app.core.state == "idle")
+    loaded = lambda: app.core.backend is not None and app.core.state == "idle"  # noqa: E731
+    await wait_until(pilot, loaded, timeout)
     await pilot.pause()
 
 
