@@ -164,6 +164,7 @@ class GptTuiApp(App[None]):
         self.requested_model = str(model) if model else None
         self._status_shown = 0.0
         self._save_timer: Timer | None = None
+        self._main_panel_stale = False  # the sampler view changed settings its panel shows
         self._compare_columns: list[ColumnSettings] | None = None  # kept between visits
         self._editor_text: dict[bool, str] = {}  # the box's text of the mode put aside
 
@@ -471,6 +472,9 @@ class GptTuiApp(App[None]):
         return (lambda params: ask(context, params, SERVER_ROWS)), note_of(SERVER_ROWS)
 
     def _sampler_view_closed(self, result: Resampled | Expanded | None) -> None:
+        if self._main_panel_stale:
+            self._main_panel_stale = False
+            self.sampling_panel.set_values(self.core.sampling, self.core.n_top)
         if isinstance(result, Resampled):
             index = self.core.transcript.event_index(result.position)
             assert index is not None
@@ -876,7 +880,9 @@ class GptTuiApp(App[None]):
         self.core.sampling = message.params  # read by the running run before every token
         self.core.n_top = message.n_top
         if message.control is not None and message.control is not self.sampling_panel:
-            self.sampling_panel.set_values(message.params, message.n_top)  # the sampler view's
+            # the sampler view's: the main panel, hidden under it, is set when it closes (setting
+            # every slider there at each move would cost the view tens of milliseconds a move)
+            self._main_panel_stale = True
         self._update_settings(sampling=message.params, n_top=message.n_top)
 
     def on_sampling_panel_speculative_changed(

@@ -70,7 +70,6 @@ async def test_a_slider_move_changes_the_view_and_the_settings(tiny_model_dir):
         await wait_until(pilot, lambda: screen.view is not before and screen.params.top_p < 1.0)
         await wait_until(pilot, lambda: "top-p" in columns(screen))
         assert app.core.sampling.top_p == screen.params.top_p  # the app's settings follow
-        assert app.sampling_panel.params.top_p == screen.params.top_p  # and its panel
         assert screen.view.final.kept <= before.final.kept
         # temperature 0: greedy, one token left
         screen.query_one("#slider-temperature", Slider).focus()
@@ -81,6 +80,10 @@ async def test_a_slider_move_changes_the_view_and_the_settings(tiny_model_dir):
         await pilot.press("t")
         await wait_until(pilot, lambda: screen.view.order[-1] == "temperature")
         assert app.core.sampling.sampler_order[-1] == "temperature"
+        # the main panel, hidden meanwhile, shows them once the view closes
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SamplerViewScreen))
+        assert app.sampling_panel.params == app.core.sampling == screen.params
 
 
 async def test_draws_count_a_thousand_draws(tiny_model_dir):
