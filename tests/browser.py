@@ -5,8 +5,6 @@ is not to 127.0.0.1 (textual-serve's page names a web font) is refused."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,26 +36,31 @@ def _loopback_only(route: Any) -> None:
 
 
 @contextmanager
-def chromium_page(width: int = 1000, height: int = 700) -> Iterator[Any]:
-    """A page of a fresh headless Chromium, closed (with its profile) afterwards."""
+def chromium() -> Iterator[Any]:
+    """A fresh headless Chromium (Playwright gives it a profile of its own, removed at close)."""
     need_chromium()
     from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="gpt-tui-chromium-")
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                args=FLAGS,
-                viewport={"width": width, "height": height},
-                device_scale_factor=1,
-            )
-            try:
-                page = browser.new_page()
-                page.route("**/*", _loopback_only)
-                yield page
-            finally:
-                browser.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Any, width: int = 1000, height: int = 700, **options: Any) -> Any:
+    """A page in a context of its own (`options`: Playwright's, e.g. java_script_enabled) that
+    reaches nothing but 127.0.0.1 and files."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, device_scale_factor=1, **options
+    )
+    context.route("**/*", _loopback_only)
+    return context.new_page()
+
+
+@contextmanager
+def chromium_page(width: int = 1000, height: int = 700, **options: Any) -> Iterator[Any]:
+    """A page of a fresh headless Chromium."""
+    with chromium() as browser:
+        yield new_page(browser, width, height, **options)
