@@ -47,7 +47,10 @@ def _run_export(args: argparse.Namespace) -> int:
     if target.resolve() == source.resolve():
         raise SessionFileError(f"{target} is the session itself: name another file with -o")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         write_export(text, target, "cannot write")
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
     except SessionFileError as exc:  # the disk's failure, not the command line's
         raise StorageError(str(exc)) from exc
     stderr.print(f"wrote {target}", markup=False)

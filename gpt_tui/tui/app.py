@@ -113,7 +113,7 @@ class GptTuiApp(App[None]):
         Binding("f4", "compare", "Compare", priority=True,
                 tooltip="Compare 2 to 4 samples of the prompt side by side"),
         Binding("ctrl+s", "save_session", "Save", priority=True,
-                tooltip="Save the session: JSON to reopen (gpt-tui --open), Markdown to share"),
+                tooltip="Save the session: JSON to reopen (--open), Markdown and HTML to share"),
         Binding("left_square_bracket,alt+left", "sibling(-1)", "Previous branch", show=False,
                 tooltip="Show the previous branch at the fork above the selected token"),
         Binding("right_square_bracket,alt+right", "sibling(1)", "Next branch", show=False,
@@ -789,13 +789,15 @@ class GptTuiApp(App[None]):
         self.push_screen(SessionPathScreen("save", str(default)), chosen)
 
     def save_session(self, path: str | Path) -> Path | None:
-        """Write the session to `path` (and Markdown next to it); a failure is a notification."""
+        """Write the session to `path` (and Markdown and a page next to it); a failure is a
+        notification."""
         try:
             json_path, md_path = self.core.save_session(path, self.prompt_editor.text)
         except SessionFileError as exc:
             self.notify(str(exc), severity="error", title="Session not saved", timeout=12)
             return None
-        self.notify(f"{json_path}\n(and {md_path.name} for sharing)", title="Session saved")
+        shared = f"{md_path.name} and {md_path.with_suffix('.html').name}"
+        self.notify(f"{json_path}\n(and {shared} for sharing)", title="Session saved")
         return json_path
 
     def action_open_session(self) -> None:

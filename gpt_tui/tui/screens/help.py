@@ -28,7 +28,8 @@ WIDGET_KEYS_TEMPLATE = """
   there. Regenerating adds a branch; continuing lengthens the one shown. In chat, the latest
   reply branches
 - **ctrl+s** saves everything (every branch, with its probabilities) to reopen with
-  `gpt-tui --open FILE`, and a Markdown copy next to it
+  `gpt-tui --open FILE`, and next to it a Markdown copy and a page to share (`.html`: tokens
+  coloured, their alternatives on hover)
 
 ### On a slider
 - **← / →** a step down / up; with **shift** a bigger step; **home / end** the ends
