@@ -56,7 +56,11 @@ ACTIONS = (
         "Temperature after the truncations (top-k, top-p, ...), or back in its place",
     ),
     ("Compare side by side", "compare", "2 to 4 samples at once, each with its own settings (F4)"),
-    ("Save session…", "save_session", "JSON to reopen (--open), Markdown and HTML to share (ctrl+s)"),
+    (
+        "Save session…",
+        "save_session",
+        "JSON to reopen (--open), Markdown and a page to share (ctrl+s)",
+    ),  # fmt: skip
     ("Open session…", "open_session", "Open a session saved by gpt-tui"),
     ("Next branch", "sibling(1)", "The next branch at the fork above the selected token (])"),
     ("Previous branch", "sibling(-1)", "The previous branch at that fork ([)"),
