@@ -44,6 +44,12 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default=DEFAULT_HOST, help="the address to listen on (%(default)s)")
     p.add_argument("--port", type=_port_type, default=DEFAULT_PORT, help="the port (%(default)s)")
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address browsers reach the server by, where it is not http://HOST:PORT "
+        "(behind a proxy; for --host 0.0.0.0 the default names this machine's host name)",
+    )
     p.add_argument("--model", "-m", help="model name or path each app opens with")
     p.add_argument(
         "--open", metavar="FILE", dest="session_file", help="a saved session each app reopens"
@@ -59,6 +65,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def public_url(host: str, port: int, asked: str | None) -> str:
+    """The URL the page tells the browser to connect back to (textual-serve writes it into the
+    page): a wildcard host is no address a browser can reach, this machine's name is."""
+    if asked:
+        return asked.rstrip("/")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:  # an IPv6 address, in brackets in a URL
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def app_command(args: argparse.Namespace) -> str:
@@ -104,5 +122,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         )
     if args.api_key:  # to the apps through their environment, never on a command line
         os.environ["OPENAI_API_KEY"] = args.api_key
-    Server(app_command(args), host=args.host, port=args.port, title="gpt-tui").serve()
+    url = public_url(args.host, args.port, args.public_url)
+    Server(
+        app_command(args), host=args.host, port=args.port, title="gpt-tui", public_url=url
+    ).serve()
     return 0

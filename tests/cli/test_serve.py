@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from gpt_tui.cli import main
-from gpt_tui.cli.serve import app_command, is_loopback
+from gpt_tui.cli.serve import app_command, is_loopback, public_url
 
 
 def test_a_port_in_use_is_one_line(capsys) -> None:
@@ -57,6 +57,13 @@ def test_loopback_names() -> None:
     assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.5", "::", "example.org"]))
 
 
+def test_the_page_names_an_address_a_browser_can_reach() -> None:
+    assert public_url("127.0.0.1", 8000, None) == "http://127.0.0.1:8000"
+    assert public_url("::1", 8001, None) == "http://[::1]:8001"
+    assert public_url("0.0.0.0", 80, None) == f"http://{socket.gethostname()}:80"
+    assert public_url("0.0.0.0", 80, "https://gpt.example/") == "https://gpt.example"
+
+
 def test_each_tab_runs_this_gpt_tui_with_the_model_asked_for(tmp_path) -> None:
     from argparse import Namespace
 
@@ -80,7 +87,8 @@ def test_any_other_host_is_served_with_a_warning(tmp_path) -> None:
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    assert b"textual" in response.read().lower()
+                    page = response.read().decode()
+                    assert f'"ws://{socket.gethostname()}:{port}/ws"' in page
                     break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline
