@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
+from serving import serving
 
 from gpt_tui.cli import main
 from gpt_tui.cli.serve import app_command, is_loopback, public_url
@@ -71,28 +70,13 @@ def test_each_tab_runs_this_gpt_tui_with_the_model_asked_for(tmp_path) -> None:
     assert command.startswith(f"{sys.executable} -m gpt_tui --model 'my model' --open ")
 
 
-def test_any_other_host_is_served_with_a_warning(tmp_path) -> None:
-    """All interfaces, when asked: the warning is printed and the page answers (on 127.0.0.1:
-    no test reaches another address)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [sys.executable, "-m", "gpt_tui", "serve", "--host", "0.0.0.0", "--port", str(port)]
-    server = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
+def test_any_other_host_is_served_with_a_warning() -> None:
+    """All interfaces, when asked: the warning is printed, and the page names this machine for
+    the browser to connect back to (fetched on 127.0.0.1: no test reaches another address)."""
+    with serving("--host", "0.0.0.0") as (server, url):
         warning = server.stderr.readline()
+        port = url.rsplit(":", 1)[1].strip("/")
         assert warning.startswith(f"warning: serving on 0.0.0.0:{port} without authentication")
         assert warning.rstrip().endswith("this machine's models")  # one line
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    page = response.read().decode()
-                    assert f'"ws://{socket.gethostname()}:{port}/ws"' in page
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert f'"ws://{socket.gethostname()}:{port}/ws"' in response.read().decode()

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/browser.py
 from browser import chromium_page, need_chromium  # noqa: E402
+from serving import serving  # noqa: E402
 
 from gpt_tui.engine import SamplingParams, generate  # noqa: E402
 from gpt_tui.settings import UserSettings, save_settings  # noqa: E402
@@ -60,12 +57,6 @@ SAMPLING = SamplingParams(temperature=0.0, seed=1, max_tokens=12)
 WAIT_MS = 60_000  # a generous bound for a loaded CI machine; the test waits for text, not time
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> Iterator[str]:
     """`gpt-tui serve` of the tiny model on a free loopback port, greedy, in a home of its own."""
@@ -73,27 +64,8 @@ def served(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("GPT_TUI_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GPT_TUI_PLAN", "default")  # measuring the kernel plan is not this test's
     save_settings(UserSettings(sampling=SAMPLING))
-    env = dict(os.environ)
-    port = _free_port()
-    argv = [sys.executable, "-m", "gpt_tui", "serve", "--port", str(port), "-m",
-            str(tiny_model_dir)]  # fmt: skip
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while True:  # until the server answers (or has died)
-            assert server.poll() is None, server.stdout.read().decode(errors="replace")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "gpt-tui serve did not answer"
-                time.sleep(0.1)
+    with serving("-m", str(tiny_model_dir), env=dict(os.environ)) as (_, url):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_the_browser_types_a_prompt_and_sees_tokens_and_speed(
