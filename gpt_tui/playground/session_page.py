@@ -58,6 +58,7 @@ def session_page(session: Session) -> str:
     # A server's ranks beyond the alternatives it listed are guesses (see the app's OutputView).
     exact_ranks = "vocabulary" not in session.extra
     tokens = [_token(event, exact_ranks) for event in tree.events()]
+    lead, prompt_tokens = _prompt_tokens(session, exact_ranks)
     current = tree.path()
     branches = [
         {"text": session.prompt + tree.text(leaf), "n": len(tree.events(leaf)),
@@ -69,14 +70,30 @@ def session_page(session: Session) -> str:
         version=__version__,
         model=session.model,
         prompt=session.prompt,
+        lead=lead,
+        prompt_tokens=prompt_tokens,
         tokens=tokens,
         branches=branches,
         settings=_settings(session.sampling),
         modes=[(mode, MODE_LABELS[mode]) for mode in COLOUR_MODES],
         default_mode=DEFAULT_MODE,
         legends=[(mode, LEGEND_TITLES[mode], legend_stops(mode)) for mode in COLOUR_MODES],
-        data=[{k: t[k] for k in ("shown", "figures", "alternatives")} for t in tokens],
+        # The script's data for each span, in order: the prompt's tokens, then the output's.
+        data=[
+            {k: t[k] for k in ("shown", "figures", "alternatives")} for t in prompt_tokens + tokens
+        ],
     )
+
+
+def _prompt_tokens(session: Session, exact_ranks: bool) -> tuple[str, list[dict[str, Any]]]:
+    """The prompt as the plain text before its first scored token, and its scored tokens (the
+    first token has no score: nothing predicted it). A prompt whose scores are not its text
+    (a chat's, scored through its template) is all plain text."""
+    scored = "".join(score.text for score in session.prompt_scores)
+    if not scored or not session.prompt.endswith(scored):
+        return session.prompt, []
+    lead = session.prompt[: len(session.prompt) - len(scored)]
+    return lead, [_token(score, exact_ranks) for score in session.prompt_scores]
 
 
 def _token(event: Any, exact_ranks: bool) -> dict[str, Any]:

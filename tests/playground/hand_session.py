@@ -4,7 +4,7 @@ reference screenshot need tokens that no floating-point difference can change.""
 from __future__ import annotations
 
 from gpt_tui.engine import SamplingParams, TokenEvent
-from gpt_tui.engine.scoring import Alternative
+from gpt_tui.engine.scoring import Alternative, TokenScore
 from gpt_tui.playground.branches import ROOT, BranchTree
 from gpt_tui.playground.session import Session
 
@@ -21,6 +21,11 @@ HAND_TOKENS = [
     (" warm", 0.09, 3, [(" bright", 0.2), (" high", 0.1), (" warm", 0.09), (" out", 0.08)]),
     (".", 0.55, 1, [(".", 0.55), (",", 0.15), (" and", 0.1), ("!", 0.02)]),
 ]
+# The prompt's tokens after its first (" sky", " is"), as scored when it was generated from.
+PROMPT_SCORES = [
+    (" sky", 0.012, 14, [(" first", 0.1), (" same", 0.05), (" sky", 0.012)]),
+    (" is", 0.35, 1, [(" is", 0.35), (" was", 0.2), ("'s", 0.1)]),
+]
 BRANCH_TOKENS = [(" grey", 0.03, 4, [(" blue", 0.62), (" clear", 0.11), (" grey", 0.03)])]
 
 
@@ -31,6 +36,14 @@ def hand_event(i: int, text: str, prob: float, rank: int, top: list) -> TokenEve
     return TokenEvent(
         index=i, token_id=1000 + sum(map(ord, text)), text=text, prob=prob, logprob=0.0,
         sampled_prob=prob, rank=rank, entropy=1.0, top=alternatives, position=3 + i,
+    )  # fmt: skip
+
+
+def hand_score(i: int, text: str, prob: float, rank: int, top: list) -> TokenScore:
+    event = hand_event(i, text, prob, rank, top)
+    return TokenScore(
+        position=1 + i, token_id=event.token_id, text=text, prob=prob, logprob=0.0, rank=rank,
+        entropy=1.0, top=event.top,
     )  # fmt: skip
 
 
@@ -48,4 +61,5 @@ def hand_session() -> Session:
         prompt="The sky is",
         sampling=SamplingParams(temperature=0.8, top_k=40, max_tokens=10),
         tree=tree,
+        prompt_scores=[hand_score(i, *score) for i, score in enumerate(PROMPT_SCORES)],
     )

@@ -6,7 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 
-from hand_session import HAND_TOKENS
+from hand_session import HAND_TOKENS, PROMPT_SCORES
 
 from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import write_session
@@ -54,20 +54,21 @@ def _parse(page: str) -> _Page:
 def test_every_token_is_a_span_with_its_text_escaped(page_session: Session) -> None:
     page = session_page(page_session)
     parsed = _parse(page)
-    assert [t["text"] for t in parsed.tokens] == [text for text, *_ in HAND_TOKENS]
+    assert [t["text"] for t in parsed.tokens] == [t for t, *_ in PROMPT_SCORES + HAND_TOKENS]
+    assert [t["class"] for t in parsed.tokens] == ["tok given"] * 2 + ["tok generated"] * 10
     # The tokens "<script>" and "</script>" are text, never tags: two scripts, the page's own.
     assert len(parsed.scripts) == 2
     assert "&lt;script&gt;" in page and "<b>model</b>" not in page
     assert "tiny &lt;b&gt;model&lt;/b&gt;" in page
     data = json.loads(parsed.scripts[0])
-    assert len(data) == len(HAND_TOKENS)
-    assert data[4]["alternatives"][0] == {"text": "␣is", "prob": 0.5, "chosen": False}
+    assert len(data) == len(PROMPT_SCORES) + len(HAND_TOKENS)
+    assert data[2 + 4]["alternatives"][0] == {"text": "␣is", "prob": 0.5, "chosen": False}
     assert "</script" not in parsed.scripts[0]
 
 
 def test_colours_are_the_apps_for_every_mode(page_session: Session) -> None:
     parsed = _parse(session_page(page_session))
-    for span, (_, prob, rank, _) in zip(parsed.tokens, HAND_TOKENS, strict=True):
+    for span, (_, prob, rank, _) in zip(parsed.tokens, PROMPT_SCORES + HAND_TOKENS, strict=True):
         for mode in ("probability", "rank", "surprisal"):
             text, background = token_colours(mode, prob, rank)
             assert f"--{mode[0]}-fg:{text};--{mode[0]}-bg:{background};" in span["style"]
@@ -78,11 +79,22 @@ def test_readable_without_script_or_network(page_session: Session) -> None:
     parsed = _parse(page)
     assert parsed.urls == []  # nothing fetched: styles and script are inline
     assert not re.search(r"https?://|url\(", page)
-    first = parsed.tokens[0]["title"]
+    first = parsed.tokens[2]["title"]
     assert "␣blue" in first and "p 62%" in first and "rank 1" in first and "␣clear" in first
     # Both branches as text, and the settings that differ from the defaults.
     assert "The sky is grey" in page and "The sky is blue and the sun" in page
     assert re.search(r'<tr class="changed"><th>top_k</th><td>40</td>', page)
+
+
+def test_the_prompt_is_plain_text_where_its_scores_are_not_its_text() -> None:
+    """A chat's prompt was scored through its template: its scores do not spell the text."""
+    from hand_session import hand_session
+
+    session = hand_session()
+    session.prompt = "user: hello\n\nassistant: "
+    parsed = _parse(session_page(session))
+    assert [t["class"] for t in parsed.tokens] == ["tok generated"] * 10
+    assert "user: hello" in session_page(session)
 
 
 def test_a_session_without_tokens_is_a_page_too() -> None:

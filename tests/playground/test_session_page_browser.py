@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hand_session import HAND_TOKENS
+from hand_session import HAND_TOKENS, PROMPT_SCORES
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/browser.py
@@ -65,6 +65,9 @@ def _rgb(hex_colour: str) -> str:
     return f"rgb({r}, {g}, {b})"
 
 
+ALL_TOKENS = PROMPT_SCORES + HAND_TOKENS  # the page's spans: the prompt's scored tokens first
+
+
 def _backgrounds(page) -> list[str]:
     return page.eval_on_selector_all(
         ".tok", "els => els.map(e => getComputedStyle(e).backgroundColor)"
@@ -73,10 +76,11 @@ def _backgrounds(page) -> list[str]:
 
 def test_token_count_alternatives_on_hover_and_the_colour_switch(page, page_file: Path) -> None:
     page.goto(page_file.as_uri())
-    assert page.locator(".tok").count() == len(HAND_TOKENS)
+    assert page.locator(".tok.generated").count() == len(HAND_TOKENS)
+    assert page.locator(".tok.given").count() == len(PROMPT_SCORES)
     assert page.inner_text("#token-count") == f"{len(HAND_TOKENS)} tokens"
 
-    page.hover(".tok >> nth=4")  # " <script>", which the model ranked 37th
+    page.hover(".tok.generated >> nth=4")  # " <script>", which the model ranked 37th
     panel = page.locator("#inspector")
     assert "␣<script>" in panel.locator(".token").inner_text()
     assert "rank 37" in panel.inner_text()
@@ -87,13 +91,16 @@ def test_token_count_alternatives_on_hover_and_the_colour_switch(page, page_file
     track = rows.nth(0).locator(".track").bounding_box()["width"]
     assert widths[0] == pytest.approx(track / 2, abs=1) and widths == sorted(widths)[::-1]
 
-    page.click(".tok >> nth=0")  # pinned: hovering another token keeps it
-    page.hover(".tok >> nth=5")
+    page.hover(".tok.given >> nth=0")  # the prompt's tokens have theirs too
+    assert "␣sky" in panel.locator(".token").inner_text() and "rank 14" in panel.inner_text()
+
+    page.click(".tok.generated >> nth=0")  # pinned: hovering another token keeps it
+    page.hover(".tok.generated >> nth=5")
     assert "␣blue" in panel.locator(".token").inner_text()
 
     for mode in ("probability", "rank", "surprisal"):
         page.check(f"#mode-{mode}")
-        expected = [_rgb(token_colours(mode, p, r)[1]) for _, p, r, _ in HAND_TOKENS]
+        expected = [_rgb(token_colours(mode, p, r)[1]) for _, p, r, _ in ALL_TOKENS]
         assert _backgrounds(page) == expected
         assert page.is_visible(f".legend-{mode}")
 
@@ -105,9 +112,9 @@ def test_without_javascript_colours_switch_and_titles_tell(browser, page_file: P
         assert page.is_hidden("#inspector")
         page.check("#mode-rank")
         assert _backgrounds(page) == [
-            _rgb(token_colours("rank", p, r)[1]) for _, p, r, _ in HAND_TOKENS
+            _rgb(token_colours("rank", p, r)[1]) for _, p, r, _ in ALL_TOKENS
         ]
-        title = page.get_attribute(".tok >> nth=4", "title")
+        title = page.get_attribute(".tok.generated >> nth=4", "title")
         assert "rank 37" in title and "50%  ␣is" in title
     finally:
         page.context.close()
@@ -118,7 +125,7 @@ def _screenshot(page, page_file: Path, *, style: str = "") -> np.ndarray:
     page.goto(page_file.as_uri())
     if style:
         page.add_style_tag(content=style)
-    page.hover(".tok >> nth=4")
+    page.hover(".tok.generated >> nth=4")
     page.locator("#inspector .alt").first.wait_for(state="attached")
     png = page.screenshot()
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
