@@ -32,7 +32,8 @@ from gpt_tui.playground.token_colours import (
     token_colours,
 )
 
-# The page opens coloured by probability, as the app does.
+# The page opens coloured by probability (the app starts uncoloured; a shared page is for the
+# colours), and offers no "off": the text is also written out plainly under Branches.
 DEFAULT_MODE = "probability"
 COLOUR_MODES = tuple(mode for mode in MODES if mode != "off")
 
