@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui import locations
+from gpt_tui.display import human_bytes
 from gpt_tui.errors import GptTuiError, ModelFileError
 from gpt_tui.models import gguf_file, tf_checkpoint
 from gpt_tui.models.cache import (
@@ -37,10 +38,12 @@ from gpt_tui.models.download import (
     download_files,
     file_lock,
 )
+from gpt_tui.models.gguf_header import read_header
 from gpt_tui.models.hf import convert as hf_convert
 from gpt_tui.models.hf import hub
 from gpt_tui.models.hf.checkpoint import hparams_of, is_complete, open_checkpoint
 from gpt_tui.models.hf.hub_cache import cached_snapshot
+from gpt_tui.models.memory import CONVERSION_FACTOR, check_fits
 from gpt_tui.models.model_dir import LAYOUT
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
@@ -71,6 +74,15 @@ def convert_gguf(
     }
     if not force and same_source(target, source):
         return
+    # Refused before anything is allocated: a file that lies about its tensors, or a model
+    # whose conversion would not fit in memory.
+    f32_bytes = 4 * read_header(gguf_path).n_params
+    check_fits(
+        f"converting {name}",
+        CONVERSION_FACTOR * f32_bytes,
+        f"{human_bytes(f32_bytes)} of weights, held up to {CONVERSION_FACTOR} times over while "
+        "converting",
+    )
 
     def convert(extra_files: dict[str, bytes]) -> None:
         reports = _convert_progress(progress, name, gguf_path.name, cancel)

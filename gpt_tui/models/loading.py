@@ -28,6 +28,7 @@ from gpt_tui.models.download import ProgressCallback
 from gpt_tui.models.hf import hub
 from gpt_tui.models.hf.checkpoint import is_complete, looks_like_checkpoint
 from gpt_tui.models.hf.hub_cache import cached_snapshot
+from gpt_tui.models.memory import check_fits, kv_cache_bytes
 from gpt_tui.models.model_dir import HPARAMS_FILE, WEIGHTS_FILE, read_hparams, read_params
 from gpt_tui.models.names import describe
 from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
@@ -57,8 +58,13 @@ def load_model(
     """A ready-to-generate model from a catalog name (downloaded and converted on first use), a
     Hugging Face repo id ORG/NAME (from the Hugging Face cache, else fetched from the Hub), or a
     path: a converted model directory, a Hugging Face model directory, a directory of OpenAI's
-    checkpoint files, or a .gguf file. See `describe`."""
+    checkpoint files, or a .gguf file; or a model in Ollama's store by its name. See
+    `describe`. A model too large for the memory available is refused before anything is
+    converted or loaded (NotEnoughMemoryError)."""
     ref = describe(name_or_path)
+    if ref.kind == "store":  # a GGUF in Ollama's store, under its Ollama name
+        assert ref.path is not None
+        return _load_gguf(ref.path, ref.name, progress=progress, cancel=cancel)
     if ref.kind == "path":
         assert ref.path is not None
         return _load_path(ref.path, progress=progress, cancel=cancel)
@@ -84,6 +90,11 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
                 f"{path} holds a '{hparams['architecture']}' model; gpt-tui reads "
                 f"{', '.join(MODEL_CLASSES)}"
             )
+        check_fits(
+            f"{name or path.name}",
+            _file_size(path / WEIGHTS_FILE) + kv_cache_bytes(hparams),
+            "its weights and the kv cache of a long conversation",
+        )
         params = read_params(path)
         try:
             model = model_class(params, hparams)  # checks every tensor's shape against hparams
@@ -100,6 +111,13 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
             f"repair it with `gpt-tui download {name} --force`"
         ) from exc
     return LoadedModel(name or path.name, model, tokenizer, path, hparams)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_params says what is wrong with it
 
 
 def load_tokenizer(path: Path) -> Tokenizer | HFTokenizer:
