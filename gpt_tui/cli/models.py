@@ -98,7 +98,49 @@ def _run_models(args: argparse.Namespace) -> int:
         stdout.print(hf)
     else:
         stdout.print(f"no Hugging Face models in {hub_cache_dir()}", style="dim", markup=False)
+    _print_store_models()
     return 0
+
+
+def _print_store_models() -> None:
+    """The GGUF files in Ollama's, LM Studio's and llama.cpp's stores, with a line per thing
+    skipped."""
+    from gpt_tui.models.stores.listing import store_models
+
+    listing = store_models()
+    for notice in listing.notices:
+        stderr.print(f"notice: {notice}", style="dim", markup=False)
+    if not listing.models:
+        stdout.print(
+            "no GGUF models in Ollama's, LM Studio's or llama.cpp's stores",
+            style="dim",
+            markup=False,
+        )
+        return
+    table = Table(
+        title="GGUF models of Ollama, LM Studio and llama.cpp (use as --model NAME)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("name", overflow="fold", min_width=12)
+    table.add_column("store", no_wrap=True)
+    table.add_column("arch", no_wrap=True)
+    for column in ("params", "quant", "size", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", overflow="fold", min_width=10)
+    for m in listing.models:
+        s = m.summary
+        table.add_row(
+            m.name,
+            m.store,
+            s.architecture,
+            human_count(s.n_params) if s.n_params else "?",
+            s.quantization,
+            human_bytes(s.size_bytes),
+            human_bytes(s.memory_bytes) if s.memory_bytes else "?",
+            Text("runs" if s.supported else s.problem, style="green" if s.supported else "yellow"),
+        )
+    stdout.print(table)
 
 
 def add_download_parser(sub: argparse._SubParsersAction) -> None:

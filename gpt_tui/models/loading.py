@@ -78,9 +78,9 @@ def load_model(
     return load_model_dir(model_dir, name=spec.name)
 
 
-def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
+def load_model_dir(path: Path, name: str | None = None, label: str | None = None) -> LoadedModel:
     """Load a converted model directory; `name` (a catalog name) makes damage messages say how to
-    repair the cache."""
+    repair the cache, `label` names the model in a refusal for want of memory."""
     path = Path(path)
     try:
         hparams = read_hparams(path)
@@ -91,7 +91,7 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
                 f"{', '.join(MODEL_CLASSES)}"
             )
         check_fits(
-            f"{name or path.name}",
+            label or name or path.name,
             _file_size(path / WEIGHTS_FILE) + kv_cache_bytes(hparams),
             "its weights and the kv cache of a long conversation",
         )
@@ -144,7 +144,7 @@ def _load_path(
     if looks_like_checkpoint(path):
         target = local_model_path(path)
         convert_hf_dir(path, target, path.name, progress=progress, cancel=cancel)
-        return dataclasses.replace(load_model_dir(target), name=path.name)
+        return dataclasses.replace(load_model_dir(target, label=path.name), name=path.name)
     if path.is_dir() and is_checkpoint_dir(path):
         converted = convert_tf_checkpoint(path, progress=progress, cancel=cancel)
         return dataclasses.replace(load_model_dir(converted), name=path.name)
@@ -175,17 +175,17 @@ def _load_gguf(
             if not is_converted(target):
                 raise
             # The package went away, but its converted copy still works offline.
-            return dataclasses.replace(load_model_dir(target), name=name)
+            return dataclasses.replace(load_model_dir(target, label=name), name=name)
     else:
         gguf_path = path.resolve()
         target = local_model_path(gguf_path)
     convert_gguf(gguf_path, target, name, progress=progress, cancel=cancel)
     try:
-        loaded = load_model_dir(target)
+        loaded = load_model_dir(target, label=name)
     except ModelFileError:
         # A damaged cache: the GGUF is at hand, so convert it again instead of giving up.
         convert_gguf(gguf_path, target, name, progress=progress, cancel=cancel, force=True)
-        loaded = load_model_dir(target)
+        loaded = load_model_dir(target, label=name)
     return dataclasses.replace(loaded, name=name)
 
 
@@ -198,9 +198,9 @@ def _load_hf_repo(
     target = hf_model_path(repo_id)
     if snapshot is None and is_converted(target):
         # The Hugging Face cache was cleared, but our converted copy still works (offline too).
-        return dataclasses.replace(load_model_dir(target), name=repo_id)
+        return dataclasses.replace(load_model_dir(target, label=repo_id), name=repo_id)
     # Offline, an incomplete snapshot is opened anyway: its own refusal says more than "offline".
     if snapshot is None or not (is_complete(snapshot) or hub.offline()):
         snapshot = hub.fetch(repo_id, progress=progress, cancel=cancel)
     convert_hf_dir(snapshot, target, repo_id, progress=progress, cancel=cancel)
-    return dataclasses.replace(load_model_dir(target), name=repo_id)
+    return dataclasses.replace(load_model_dir(target, label=repo_id), name=repo_id)
