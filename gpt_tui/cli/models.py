@@ -122,25 +122,28 @@ def _print_store_models() -> None:
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("name", overflow="fold", min_width=12)
     table.add_column("store", no_wrap=True)
     table.add_column("arch", no_wrap=True)
     for column in ("params", "quant", "size", "memory"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("status", overflow="fold", min_width=10)
+    table.add_column("runs", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=16)  # last: a path folds in its cell
     for m in listing.models:
         s = m.summary
         table.add_row(
-            m.name,
             m.store,
             s.architecture,
             human_count(s.n_params) if s.n_params else "?",
             s.quantization,
             human_bytes(s.size_bytes),
             human_bytes(s.memory_bytes) if s.memory_bytes else "?",
-            Text("runs" if s.supported else s.problem, style="green" if s.supported else "yellow"),
+            Text("yes", style="green") if s.supported else Text("no", style="yellow"),
+            m.name,
         )
     stdout.print(table)
+    for m in listing.models:
+        if m.summary.problem:
+            stdout.print(f"{m.name} cannot run: {m.summary.problem}", style="yellow", markup=False)
 
 
 def add_download_parser(sub: argparse._SubParsersAction) -> None:

@@ -39,7 +39,9 @@ def summarize_gguf(path: Path) -> GGUFSummary:
         header = read_header(path)
     except ModelFileError as exc:
         size = path.stat().st_size if path.is_file() else 0
-        return GGUFSummary(path, "?", 0, "?", size, 0, str(exc))
+        # The listing names the file already: the reason alone ("damaged or truncated: ...").
+        reason = str(exc).removeprefix(str(path)).removeprefix(":").strip().removeprefix("is ")
+        return GGUFSummary(path, "?", 0, "?", size, 0, reason)
     architecture = str(header.metadata.get("general.architecture", "?"))
     return GGUFSummary(
         path,

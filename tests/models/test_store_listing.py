@@ -103,6 +103,15 @@ def test_a_half_written_ollama_model_is_skipped_with_a_notice(filled: Stores):
         describe("broken:1b")
 
 
+def test_a_dangling_file_in_a_store_is_skipped_with_a_notice(filled: Stores):
+    (filled.lm_studio / "someone" / "Gone-GGUF").mkdir(parents=True)
+    (filled.lm_studio / "someone" / "Gone-GGUF" / "gone.gguf").symlink_to(filled.home / "nowhere")
+    listing = store_models()
+    assert len(listing.notices) == 1 and "LM Studio: skipped" in listing.notices[0]
+    assert "gone.gguf" in listing.notices[0]
+    assert "tiny:q4_0" in {m.name for m in listing.models}
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads through chmod 000")
 def test_an_unreadable_store_is_skipped_with_a_notice(filled: Stores):
     (filled.lm_studio / "lmstudio-community").chmod(0)
