@@ -177,8 +177,12 @@ def _run_download(args: argparse.Namespace) -> int:
     from gpt_tui.models.cache import model_path
     from gpt_tui.models.conversion import ensure_model
 
-    if describe(args.name).kind == "hf":
+    ref = describe(args.name)
+    if ref.kind == "hf":
         return _download_hf(args.name, args.force)
+    if ref.kind in ("store", "path"):
+        stdout.print(f"{args.name} is here already ({ref.path}): nothing to download", markup=False)
+        return 0
     spec = resolve(args.name)
     if spec.bundled:
         stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
@@ -206,9 +210,19 @@ def add_rm_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rm(args: argparse.Namespace) -> int:
-    from gpt_tui.models.cache import remove_hf_conversion, remove_model
+    from gpt_tui.models.cache import remove_hf_conversion, remove_local_conversion, remove_model
 
-    if describe(args.name).kind == "hf":
+    ref = describe(args.name)
+    if ref.kind in ("store", "path") and ref.path is not None and ref.path.is_file():
+        freed = remove_local_conversion(ref.path)
+        done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
+        stdout.print(
+            (done if freed else f"gpt-tui holds no copy of {args.name}: nothing to remove")
+            + f"; {ref.path} itself is left as it is",
+            markup=False,
+        )
+        return 0
+    if ref.kind == "hf":
         freed = remove_hf_conversion(args.name)
         done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
         stdout.print(

@@ -41,3 +41,16 @@ def test_generate_opens_an_ollama_model_by_its_name(
     assert (
         code != 0 and "gone:1b" in err and "missing" in err and len(err.strip().splitlines()) == 1
     )
+
+
+def test_download_and_rm_leave_the_store_alone(filled: Stores, capsys: pytest.CaptureFixture[str]):
+    assert main(["download", "tiny:q8"]) == 0
+    assert "nothing to download" in capsys.readouterr().out
+    assert main(["rm", "tiny:q8"]) == 0
+    assert "gpt-tui holds no copy of tiny:q8" in capsys.readouterr().out
+    assert main(["generate", "-m", "tiny:q8", "--max-tokens", "1", "the"]) == 0
+    capsys.readouterr()
+    assert main(["rm", "tiny:q8"]) == 0
+    out = capsys.readouterr().out
+    assert "removed gpt-tui's copy of tiny:q8" in out and "left as it is" in out
+    assert len(list((filled.ollama / "blobs").iterdir())) == 3  # the store is untouched
