@@ -114,6 +114,8 @@ def problem(header: GGUFHeader) -> str:
     unreadable = sorted(t for t in {t.type_name for t in header.tensors} if not dequantizable(t))
     if unreadable:
         return f"tensors of type {', '.join(unreadable)}, which the gguf package cannot dequantize"
+    if "tokenizer.ggml.model" not in meta:
+        return "no tokenizer in its metadata"
     if meta.get("tokenizer.ggml.model") != "gpt2":
         return (
             f"a '{meta.get('tokenizer.ggml.model')}' tokenizer: gpt-tui reads byte-level BPE only"

@@ -18,6 +18,7 @@ class StoreFile:
     store: str  # "Ollama", "LM Studio", "llama.cpp"
     name: str  # what `-m` takes: an Ollama name ("llama3.2:1b") or the file's path
     path: Path  # the GGUF file
+    label: str = ""  # shorter, where the store's name for it is: PUBLISHER/REPO/FILE.gguf
 
 
 @dataclass
@@ -50,7 +51,8 @@ def gguf_files(store: str, root: Path) -> Found:
         for name in files:
             if name.lower().endswith(".gguf") and not _later_part(name):
                 path = directory / name
-                found.files.append(StoreFile(store, home_path(path), path))
+                label = str(path.relative_to(root))
+                found.files.append(StoreFile(store, home_path(path), path, label))
     return found
 
 

@@ -22,6 +22,7 @@ READERS: tuple[Callable[[], Found], ...] = (ollama_files, lm_studio_files, llama
 class StoreModel:
     store: str  # "Ollama", "LM Studio", "llama.cpp"
     name: str  # what `-m` takes
+    label: str  # what a narrow list shows (Ollama's name, or the path inside the store)
     summary: GGUFSummary
 
 
@@ -43,7 +44,8 @@ def store_models() -> StoreListing:
     models = []
     for file in found.files:
         try:
-            models.append(StoreModel(file.store, file.name, _summary(file)))
+            summary = _summary(file)
+            models.append(StoreModel(file.store, file.name, file.label or file.name, summary))
         except OSError as exc:
             found.notices.append(f"{file.store}: skipped {file.name}: {exc.strerror or exc}")
     return StoreListing(models, found.notices)

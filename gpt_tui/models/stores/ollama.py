@@ -45,7 +45,7 @@ def ollama_files() -> Found:
                 continue  # not REGISTRY/.../NAME/TAG: something else's file
             name = ollama_name(parts)
             try:
-                found.files.append(StoreFile(STORE, name, model_blob(manifest)))
+                found.files.append(StoreFile(STORE, name, model_blob(manifest), name))
             except ValueError as exc:
                 found.notices.append(f"{STORE}: skipped {name}: {exc}")
     return found
@@ -98,5 +98,5 @@ def model_blob(manifest: Path) -> Path:
     # Ollama writes blobs as sha256-HEX (the ':' of the digest cannot be in a Windows name).
     blob = root() / "blobs" / digests[0].replace(":", "-")
     if not blob.is_file():
-        raise ValueError(f"its manifest names the blob {blob.name}, which is missing")
+        raise ValueError(f"its manifest names the blob {blob.name[:19]}…, which is missing")
     return blob

@@ -76,6 +76,12 @@ class ModelPicker(ModalScreen[str | None]):
             height: auto;
             margin-bottom: 1;
         }
+        ModelPicker #store-notices {
+            height: 1;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+            color: $warning;
+        }
         ModelPicker #picker Input {
             margin-bottom: 1;
         }
@@ -105,7 +111,7 @@ class ModelPicker(ModalScreen[str | None]):
             yield table
             # The highlighted model's description whole: a narrow table cuts its column.
             yield Static("", id="model-description", classes="dim")
-            yield Static("", id="store-notices", classes="dim")
+            yield Static("", id="store-notices")
             yield Static(  # (a Static wraps: a Label would be cut at 80 columns)
                 "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
                 "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
@@ -156,21 +162,23 @@ class ModelPicker(ModalScreen[str | None]):
                 current_row = i
             table.add_row(
                 "●" if is_current else "",
-                stored.name,
+                stored.label,
                 human_count(s.n_params) if s.n_params else "?",
                 "—",  # already on disk
                 human_bytes(s.memory_bytes) if s.memory_bytes else "?",  # float32
                 "here" if s.supported else "—",
                 f"{s.architecture} {s.quantization}, {human_bytes(s.size_bytes)} in "
-                f"{stored.store}'s store" + (f": {s.problem}" if s.problem else ""),
+                f"{stored.store}'s store"
+                + (f" ({stored.name})" if stored.name != stored.label else "")
+                + (f": {s.problem}" if s.problem else ""),
                 key=stored.name,
             )
         notices = self.query_one("#store-notices", Static)
         notices.display = bool(listing.notices)
         if listing.notices:
             more = len(listing.notices) - 1
-            notices.update(Content(f"skipped: {listing.notices[0]}" + (
-                f" (and {more} more: `gpt-tui models` lists them)" if more else "")))  # fmt: skip
+            notices.update(Content(listing.notices[0] + (
+                f" (+{more} more: `gpt-tui models`)" if more else "")))  # fmt: skip
         table.move_cursor(row=current_row)
         table.focus()
 
