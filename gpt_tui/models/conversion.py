@@ -43,6 +43,7 @@ from gpt_tui.models.hf import convert as hf_convert
 from gpt_tui.models.hf import hub
 from gpt_tui.models.hf.checkpoint import hparams_of, is_complete, open_checkpoint
 from gpt_tui.models.hf.hub_cache import cached_snapshot
+from gpt_tui.models.hf.safetensors import read_header as read_st_header
 from gpt_tui.models.memory import CONVERSION_FACTOR, check_fits
 from gpt_tui.models.model_dir import LAYOUT
 
@@ -135,6 +136,10 @@ def convert_hf_dir(
     source = _directory_source(source_dir, files)
     if same_source(target, source):
         return
+    # hf/convert.py's peak: the float32 weights, plus one shard while it is read.
+    f32_bytes = 4 * sum(t.n_elements for file in checkpoint.weights for t in read_st_header(file))
+    shard = max(file.stat().st_size for file in checkpoint.weights)
+    check_fits(f"converting {label}", f32_bytes + shard, "its weights, plus a shard as it is read")
 
     def convert(extra_files: dict[str, bytes]) -> None:
         reports = _convert_progress(progress, label, checkpoint.weights[0].name, cancel)

@@ -79,3 +79,12 @@ def test_a_converted_model_larger_than_memory_is_refused_before_loading(
     meminfo(tmp_path, monkeypatch, 100)  # 100 kB left
     with pytest.raises(NotEnoughMemoryError, match=r"^tiny needs .* as float32 .*102.4 kB avail"):
         loading.load_model(str(path))
+
+
+def test_a_hugging_face_model_larger_than_memory_is_refused_before_converting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    meminfo(tmp_path, monkeypatch, 100)  # 100 kB left
+    with pytest.raises(NotEnoughMemoryError, match=r"^converting gpt2 needs .* as float32"):
+        loading.load_model(Path(__file__).parents[1] / "fixtures" / "hf" / "gpt2")
+    assert not list((tmp_path / "home").rglob("model.safetensors"))  # nothing converted
