@@ -17,6 +17,7 @@ before anything the size of a tensor is allocated; the file is memory-mapped, ne
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from dataclasses import dataclass
@@ -44,10 +45,7 @@ class TensorInfo:
 
     @property
     def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -171,15 +169,13 @@ class _Parser:
                 f"{self.path}: tensor {name} has the ggml type {type_id}, which the gguf "
                 "package does not know"
             ) from None
-        info = TensorInfo(name, shape, qtype.name, data_start + offset, 0)
-        if info.n_elements % block:
+        n_elements = math.prod(shape)
+        if n_elements % block:
             raise self.fail(f"tensor {name} {list(shape)} is not whole {qtype.name} blocks")
-        info = TensorInfo(
-            name, shape, qtype.name, info.start, info.n_elements // block * block_bytes
-        )
-        if info.start + info.n_bytes > self.size:
+        start, n_bytes = data_start + offset, n_elements // block * block_bytes
+        if start + n_bytes > self.size:
             raise self.fail(
-                f"tensor {name} {list(shape)} {qtype.name} ends at byte "
-                f"{info.start + info.n_bytes:,}, past the end of the file ({self.size:,} bytes)"
+                f"tensor {name} {list(shape)} {qtype.name} ends at byte {start + n_bytes:,}, "
+                f"past the end of the file ({self.size:,} bytes)"
             )
-        return info
+        return TensorInfo(name, shape, qtype.name, start, n_bytes)
