@@ -8,8 +8,12 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Let the app run until `condition()` holds (worker results arrive as messages)."""
+async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds (worker results arrive as messages).
+
+    The deadline only ends a wait for what never comes; it is long because a machine shared by
+    other work (a local server answering, a model loading) can take many times its usual time.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
