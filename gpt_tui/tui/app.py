@@ -953,8 +953,11 @@ class GptTuiApp(App[None]):
 
     def on_prompt_editor_counted(self, message: PromptEditor.Counted) -> None:
         count = message.count
+        status = next(self.query("#status").results(StatusBar), None)
+        if status is None:  # a count that arrives while the app quits, after its screen went
+            return
         if self.core.transcript.is_empty:  # else the status shows what the last run used
-            self.status.context = (min(count.n_context, count.n_ctx), count.n_ctx)
+            status.context = (min(count.n_context, count.n_ctx), count.n_ctx)
 
     # --- quitting --------------------------------------------------------------------------
 
