@@ -154,7 +154,7 @@ class AttributionTable(DataTable):
         self.add_column("MLP", key="mlp")
         self.add_column("  sum of the block", key="bar")
         totals = [float(a.attention[i] + a.mlps[i]) for i in range(n_layer)]
-        largest = max([abs(v) for v in [*totals, a.embeddings, a.bias]])
+        largest = max([abs(v) for v in [*totals, a.embeddings, a.bias, a.steering]])
         blank = [""] * (n_head if self.per_head else 1)
         self.add_row("embed", *blank, "", diverging_bar(a.embeddings, largest), key="embed")
         for i in range(n_layer):
@@ -165,6 +165,9 @@ class AttributionTable(DataTable):
         # Summed, each block's attention holds its output bias; per head, the biases are here.
         bias = a.bias if self.per_head else a.bias - float(a.attn_biases.sum())
         self.add_row("bias", *blank, "", diverging_bar(bias, largest), key="bias")
+        if a.steering:  # a steering vector added to the residual: a part of its own
+            self.add_row("steering", *blank, "", diverging_bar(a.steering, largest),
+                         key="steering")  # fmt: skip
         what = "logit" if a.against is None else "difference"
         total = Text(f"{a.total:+.2f} = {what} {a.logit:+.2f}", style="bold")
         self.add_row("sum", *blank, "", total, key="sum")
