@@ -36,6 +36,7 @@ from gpt_tui.models.names import model_setting
 from gpt_tui.playground.compare import request_from_core
 from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
+from gpt_tui.playground.intervention_list import entries
 from gpt_tui.playground.look_inside_requests import main_view_request
 from gpt_tui.playground.sampler_lab import add_branches, main_view_step
 from gpt_tui.playground.session import Session
@@ -61,11 +62,13 @@ from gpt_tui.tui.screens.model_picker import ModelPicker
 from gpt_tui.tui.screens.preset_name import PresetNameScreen
 from gpt_tui.tui.screens.sampler_view import Expanded, Resampled, SamplerViewScreen
 from gpt_tui.tui.screens.session_path import SessionPathScreen
+from gpt_tui.tui.screens.steering import SteeringScreen
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
 from gpt_tui.tui.widgets.inspector import TokenInspector
+from gpt_tui.tui.widgets.intervention_list import InterventionList
 from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.legend import ColourLegend
 from gpt_tui.tui.widgets.output_view import PLACEHOLDER, OutputView
@@ -173,6 +176,7 @@ class GptTuiApp(App[None]):
                 yield ColourLegend(id="legend")
             with VerticalScroll(id="sidebar"):
                 core = self.core
+                yield InterventionList(id="interventions")  # shown while any is active
                 yield SamplingPanel(core.sampling, core.n_top, core.speculative, id="sampling")
                 yield TokenInspector(id="inspector")
         yield DownloadPanel(id="download")
@@ -459,16 +463,53 @@ class GptTuiApp(App[None]):
     def on_attribution_table_ablation_toggled(
         self, message: AttributionTable.AblationToggled
     ) -> None:
-        """x in look inside's attribution: the part is ablated in the runs that follow."""
+        """x (m: to its mean) in look inside's attribution: the part is ablated in the runs
+        that follow, and look inside traces again under the new set."""
         on = self._try(self.core.toggle_ablation, message.ablation)
         if on is None:
             return
-        self.status.interventions = self.core.interventions_line()
+        self._interventions_changed()
         part = message.ablation
         name = {"head": f"head {(part.head or 0) + 1}", "attn": "attention", "mlp": "MLP"}
         what = f"Block {part.layer + 1}'s {name[part.part]}"
-        self.notify(f"{what} is ablated in the runs that follow (x again: no longer)" if on
+        how = "set to its mean" if part.mean else "ablated"
+        self.notify(f"{what} is {how} in the runs that follow (again: no longer)" if on
                     else f"{what} is no longer ablated")  # fmt: skip
+
+    def on_intervention_list_removed(self, message: InterventionList.Removed) -> None:
+        if self._try(self.core.remove_intervention, message.index):
+            self._interventions_changed()
+
+    def action_add_steering(self) -> None:
+        """The palette's "Add steering vector…": a dialog of two texts, a block, a coefficient."""
+        backend = self._try(self.core.require_model)
+        if backend is None:
+            return
+        why_not = backend.capabilities.why_not("interventions")
+        if why_not:
+            self.notify(why_not, severity="warning")
+            return
+
+        def apply(add: str, sub: str, block: str, coef: str) -> str | None:
+            try:
+                self.core.add_steering(add, sub, block, coef)
+            except GptTuiError as exc:
+                return str(exc)
+            self._interventions_changed()
+            return None
+
+        steering = self.core.interventions.steering
+        self.push_screen(SteeringScreen(apply, backend.model.n_layer,
+                                        steering.layer + 1 if steering else 0))  # fmt: skip
+
+    def _interventions_changed(self) -> None:
+        """The status line and the list say the new set; look inside, if open, traces again."""
+        interventions = self.core.interventions
+        self.status.interventions = self.core.interventions_line()
+        self.query_one(InterventionList).show(entries(interventions))
+        for screen in self.screen_stack:
+            if isinstance(screen, LookInsideScreen):
+                screen.retrace(interventions)
 
     # --- generation ------------------------------------------------------------------------
 
@@ -701,7 +742,7 @@ class GptTuiApp(App[None]):
         backend = loaded.backend
         assert backend is not None
         self.status.model = backend.name
-        self.status.interventions = ""  # (a new model starts without them)
+        self._interventions_changed()  # (a new model starts without them)
         self.sub_title = backend.name
         caps = backend.capabilities
         self.sampling_panel.show_available(caps)

@@ -49,6 +49,11 @@ ACTIONS = (
         "sampler_view",
         "What each sampling stage does to the selected token's step, live (s)",
     ),
+    (
+        "Add steering vector…",
+        "add_steering",
+        "Push every run along text A minus text B at a block (interventions)",
+    ),
     ("Save sampling preset…", "save_preset", "Keep the sampling settings under a name"),
     (
         "Toggle temperature last",

@@ -425,7 +425,7 @@ def test_attribution_adds_up_under_attention_ablation_and_steering(
     if ablations and ablations[0].mean:
         seen = {}
         reference_logits(arch, params, model.hparams, ids,
-                         lambda p, l, x: seen.setdefault((p, l), x))  # fmt: skip
+                         lambda p, at, x: seen.setdefault((p, at), x))  # fmt: skip
         means[0] = seen[("hook_attn_out", 0)].mean(axis=0)
     vector = None
     if steering is not None:

@@ -9,6 +9,7 @@ it), else over a fresh pass of the context. Escape closes the screen.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -20,6 +21,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from gpt_tui.display import percent, visible_token
+from gpt_tui.engine.hooked import Interventions
+from gpt_tui.playground.intervention_list import interventions_line
 from gpt_tui.playground.look_inside import LensReport
 from gpt_tui.playground.look_inside_requests import LensRequest, run_request
 from gpt_tui.playground.streaming import ThreadCounter
@@ -142,8 +145,10 @@ class LookInsideScreen(Screen[None]):
         self._show_notes()
         how = "over the cached context" if message.over_cache else "over a fresh pass"
         n = len(report.tokens)
+        under = self.request.interventions
         self.query_one("#lens-status", Static).update(
             f"traced {how} of {n} token{'s' if n != 1 else ''} in {message.seconds:.2f} s"
+            + (f" · {interventions_line(under)}" if under else "")
         )
 
     def on_look_inside_screen_failed(self, message: Failed) -> None:
@@ -176,6 +181,12 @@ class LookInsideScreen(Screen[None]):
         """The tab's view takes the focus, so its keys work at once."""
         view = event.pane.query("LensTable, AttentionView, AttributionTable").first()
         self.call_after_refresh(view.focus)
+
+    def retrace(self, interventions: Interventions) -> None:
+        """Trace the same prediction again under `interventions` (the app's new set)."""
+        self.request = dataclasses.replace(self.request, interventions=interventions or None)
+        self.query_one("#lens-status", Static).update("Tracing under the new interventions…")
+        self._trace_worker(self.request)
 
     def action_close(self) -> None:
         self.workers.cancel_group(self, "lens")
