@@ -15,6 +15,7 @@ are dropped. Quitting cancels them all and waits for their threads to end.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.engine.sampling import DEFAULT_ORDER, temperature_last
 from gpt_tui.errors import GptTuiError, SessionFileError
 from gpt_tui.models.names import model_setting
-from gpt_tui.playground.compare import request_from_core
+from gpt_tui.playground.compare import request_from_core, with_and_without
 from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
 from gpt_tui.playground.intervention_list import entries
@@ -115,6 +116,8 @@ class GptTuiApp(App[None]):
         Binding("ctrl+l", "clear_output", "Clear", show=False, tooltip="Clear the output"),
         Binding("f4", "compare", "Compare", priority=True,
                 tooltip="Compare 2 to 4 samples of the prompt side by side"),
+        Binding("shift+f4", "compare_interventions", "With/without", show=False, priority=True,
+                tooltip="The prompt with and without the interventions, same seed, in compare"),
         Binding("ctrl+s", "save_session", "Save", priority=True,
                 tooltip="Save the session: JSON to reopen (gpt-tui --open), Markdown to share"),
         Binding("left_square_bracket,alt+left", "sibling(-1)", "Previous branch", show=False,
@@ -382,6 +385,30 @@ class GptTuiApp(App[None]):
 
         screen = CompareScreen(request, self.core, self._compare_columns, self.colouring)
         self.push_screen(screen, closed)
+
+    def action_compare_interventions(self) -> None:
+        """The prompt with and without the interventions, with the same seed, side by side
+        in compare; the first token where they differ is selected in both."""
+        if self._try(self.core.require_model) is None or self.screen is not self.screen_stack[0]:
+            return
+        interventions = self.core.interventions
+        if not interventions:
+            self.notify("No interventions yet: x in look inside's attribution, or 'Add "
+                        "steering vector…' in the palette", severity="warning")  # fmt: skip
+            return
+        try:
+            request = with_and_without(request_from_core(self.core, self.prompt_editor.text),
+                                       interventions)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.action_stop()
+        sampling = self.core.sampling
+        seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
+        same = ColumnSettings.of(sampling.replace(seed=seed))  # the same noise in both
+        screen = CompareScreen(request, self.core, [same, same], self.colouring)
+        self.push_screen(screen)  # (its columns are not kept for F4)
+        screen.call_after_refresh(screen.action_run)
 
     def action_look_inside(self) -> None:
         """Look inside the selected token's prediction (a compare column: its own selection)."""

@@ -54,6 +54,11 @@ ACTIONS = (
         "add_steering",
         "Push every run along text A minus text B at a block (interventions)",
     ),
+    (
+        "Interventions: with and without, side by side",
+        "compare_interventions",
+        "The prompt with and without them, same seed, side by side (shift+F4)",
+    ),
     ("Save sampling preset…", "save_preset", "Keep the sampling settings under a name"),
     (
         "Toggle temperature last",

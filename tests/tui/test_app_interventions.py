@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 from test_look_inside import SIZE, generate_and_select, look_inside, notes
 from textual.widgets import Input
-from tui_helpers import generate_from, wait_until
+from tui_helpers import generate_from, wait_loaded, wait_until
 
+from gpt_tui.engine import SamplingParams
+from gpt_tui.engine.generate import generate_batch
+from gpt_tui.engine.hooked import HookedModel
 from gpt_tui.engine.interventions import Ablation, ablation_hooks, steering_hooks, steering_vector
+from gpt_tui.settings import UserSettings, save_settings
 from gpt_tui.tui.app import GptTuiApp
+from gpt_tui.tui.screens.compare import CompareScreen
 from gpt_tui.tui.screens.steering import SteeringScreen
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.intervention_list import InterventionList
@@ -153,3 +158,41 @@ async def test_the_palette_adds_a_steering_vector_that_generation_runs_under(
         await pilot.press("delete")  # steering removed: the kept cache was the steered set's
         await generate_from(pilot, PROMPT)
         assert [e.token_id for e in app.output.events] == plain
+
+
+async def test_with_and_without_side_by_side_in_compare(tiny_model_dir, gpt_tui_home) -> None:
+    """shift+F4: two columns of the prompt, the first without the interventions and the
+    second with them, sampled with the same seed; the first differing token is selected."""
+    save_settings(UserSettings(sampling=SamplingParams(temperature=1.0, seed=7, max_tokens=16)))
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        await pilot.press("shift+f4")  # nothing to compare yet
+        assert any("No interventions yet" in n for n in notes(app))
+        ablation = Ablation(1, "head", 1)
+        app.core.toggle_ablation(ablation)
+        app.prompt_editor.load_text(PROMPT)
+        await pilot.press("shift+f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.status.state == "done")
+        await pilot.pause()
+        columns = screen.columns
+        assert len(columns) == 2
+        assert columns[0].params.seed == columns[1].params.seed == 7
+        assert "1: without, 2: with ablated L2 H2" in str(
+            screen.query_one("#compare-prompt").render()
+        )
+        outputs = [[e.token_id for e in c.output.events] for c in columns]
+
+        model, tokenizer = app.core.backend.model, app.core.backend.tokenizer
+        ids = tokenizer.encode(PROMPT)
+        hooked = HookedModel(model, ablation_hooks(model, [ablation]))
+        expected = []
+        for m in (model, hooked):  # each column: a batch of one with the column's settings
+            events = generate_batch(m, tokenizer, ids, [columns[0].params], n_top=app.core.n_top)
+            expected.append([e.token_id for _, e in events])
+        assert outputs == expected and outputs[0] != outputs[1]
+        first = next(i for i, (a, b) in enumerate(zip(*outputs, strict=False)) if a != b)
+        assert [c.output.selected for c in columns] == [first, first]
+        assert any(f"differ from token {first + 1}" in n for n in notes(app))
