@@ -3,8 +3,9 @@ coefficient, in a small dialog.
 
 The vector is the residual entering the block at the last token of text A minus the same for
 text B, times the coefficient, added at every position of every run that follows (engine/
-interventions.py). The texts are read as the prompt box's text is read. Enter applies; a value
-the model cannot take is said in one line under the fields, and the dialog stays open.
+interventions.py). The texts are read as the prompt box's text is read. Enter in text A moves
+to text B; anywhere else it applies (block and coefficient have defaults); a value the model
+cannot take is said in one line under the fields, and the dialog stays open.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ class SteeringScreen(ModalScreen[bool]):
         event.stop()
         values = [self.query_one(f"#steering-{k}", Input).value
                   for k in ("add", "sub", "block", "coef")]  # fmt: skip
-        if not values[0] or not values[1]:  # enter in the first fields moves on
-            self.focus_next()
+        if event.input.id == "steering-add" or not values[1]:  # text A: on to text B
+            self.query_one("#steering-sub" if values[0] else "#steering-add", Input).focus()
             return
         error = self._apply(*values)
         if error:

@@ -167,7 +167,9 @@ class PatchingView(Vertical):
         return one_token(self.tokenizer, text, what) if text else None
 
     def cancel(self) -> None:
+        """Stop the sweep at its next block (the passes before the first finish first)."""
         self.workers.cancel_group(self, "patching")
+        self._note("stopping…")
 
     @work(thread=True, exclusive=True, group="patching", exit_on_error=False)
     def _sweep(self, corrupt: tuple[int, ...], answer: int | None, against: int | None) -> None:
