@@ -90,3 +90,27 @@ async def test_patching_runs_under_the_interventions(tiny_model_dir, determinist
         expected = patch(hooked, clean, other, r.answer.id, r.against.id)
         np.testing.assert_allclose(r.patching.mlps, expected.mlps, atol=1e-5)
         assert r.patching.mlps[0] == 0.0 or np.isclose(r.patching.mlps[0], 0.0, atol=1e-6)
+
+
+def test_patching_tab_snapshot(snap_compare, tiny_model_dir, deterministic_settings) -> None:
+    """The patching tab at 80x24 after a sweep (the trace's timing blanked: it varies)."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await generate_and_select(pilot, 4)
+        screen = await look_inside(pilot)
+        await pilot.press("4")
+        view = screen.query_one(PatchingView)
+        tokenizer = app.core.backend.tokenizer
+        other = list(screen.request.ids)
+        other[1] = 11 if other[1] != 11 else 12
+        view.query_one("#patch-corrupt", Input).value = tokenizer.decode(other)
+        view.start()
+        await wait_until(pilot, lambda: view.report is not None)
+        screen.query_one("#lens-status").update("traced")
+        screen.set_focus(None)  # no blinking cursor
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(GptTuiApp(model=tiny_model_dir), terminal_size=(80, 24),
+                        run_before=run_before)  # fmt: skip
