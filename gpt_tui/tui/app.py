@@ -252,6 +252,15 @@ class GptTuiApp(App[None]):
             self.notify(str(exc), severity="warning")
             return None
 
+    def _backend_that_can(self, capability: str) -> Any:
+        """The model's backend if it can do `capability`; else None, the reason told."""
+        backend = self._try(self.core.require_model)
+        why_not = backend.capabilities.why_not(capability) if backend is not None else None
+        if why_not:
+            self.notify(why_not, severity="warning")
+            return None
+        return backend
+
     # --- drawing what the core holds --------------------------------------------------------
 
     def _show_state(self) -> None:
@@ -417,12 +426,8 @@ class GptTuiApp(App[None]):
             if look is not None:
                 look()
             return
-        backend = self._try(self.core.require_model)
+        backend = self._backend_that_can("look_inside")
         if backend is None:
-            return
-        why_not = backend.capabilities.why_not("look_inside")
-        if why_not:
-            self.notify(why_not, severity="warning")
             return
         output = self.output
         selected_prompt = output.selected_prompt
@@ -509,12 +514,8 @@ class GptTuiApp(App[None]):
 
     def action_add_steering(self) -> None:
         """The palette's "Add steering vector…": a dialog of two texts, a block, a coefficient."""
-        backend = self._try(self.core.require_model)
+        backend = self._backend_that_can("interventions")
         if backend is None:
-            return
-        why_not = backend.capabilities.why_not("interventions")
-        if why_not:
-            self.notify(why_not, severity="warning")
             return
 
         def apply(add: str, sub: str, block: str, coef: str) -> str | None:
