@@ -196,3 +196,25 @@ async def test_with_and_without_side_by_side_in_compare(tiny_model_dir, gpt_tui_
         first = next(i for i, (a, b) in enumerate(zip(*outputs, strict=False)) if a != b)
         assert [c.output.selected for c in columns] == [first, first]
         assert any(f"differ from token {first + 1}" in n for n in notes(app))
+
+
+async def test_look_inside_a_compare_column_reads_its_own_interventions(
+    tiny_model_dir, deterministic_settings
+) -> None:
+    app = GptTuiApp(model=tiny_model_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_loaded(pilot)
+        app.core.toggle_ablation(Ablation(1, "head", 1))
+        app.prompt_editor.load_text(PROMPT)
+        await pilot.press("shift+f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        compare = app.screen
+        await wait_until(pilot, lambda: compare.status.state == "done")
+        for number, ablated in ((1, False), (2, True)):
+            compare.columns[number - 1].output.focus()
+            compare.columns[number - 1].output.select(2)
+            await pilot.pause()
+            screen = await look_inside(pilot)
+            assert (screen.report.attribution.heads[1, 1] == 0.0) == ablated
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is compare)

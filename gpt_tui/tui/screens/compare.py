@@ -231,6 +231,10 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
+        # The column ran under its own interventions, or the core's: look inside the same model
+        sets = self.request.interventions
+        under = sets[column.number - 1] if sets else self.core.interventions or None
+        lens = dataclasses.replace(lens, interventions=under)
         self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
 
     async def action_add_column(self) -> None:
