@@ -49,6 +49,16 @@ ACTIONS = (
         "sampler_view",
         "What each sampling stage does to the selected token's step, live (s)",
     ),
+    (
+        "Add steering vector…",
+        "add_steering",
+        "Push every run along text A minus text B at a block (interventions)",
+    ),
+    (
+        "Interventions: with and without, side by side",
+        "compare_interventions",
+        "The prompt with and without them, same seed, side by side (shift+F4)",
+    ),
     ("Save sampling preset…", "save_preset", "Keep the sampling settings under a name"),
     (
         "Toggle temperature last",

@@ -33,6 +33,11 @@ async def test_the_app_runs_on_a_server(llama_server, deterministic_settings):
         assert any("look inside needs the local engine" in n.message
                    for n in app._notifications)  # fmt: skip
         assert len(app.screen_stack) == 1
+        await app.run_action("add_steering")  # interventions: the local engine's only
+        await pilot.pause()
+        assert any("patching) need the local engine" in n.message
+                   for n in app._notifications)  # fmt: skip
+        assert len(app.screen_stack) == 1 and not app.query_one("#interventions").display
 
 
 async def test_the_picker_lists_a_servers_models(llama_server, tiny_model_dir):

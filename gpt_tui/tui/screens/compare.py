@@ -32,6 +32,7 @@ from gpt_tui.playground.compare import (
     CompareRequest,
     compare_request,
     execute_compare,
+    first_difference,
 )
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
@@ -230,6 +231,10 @@ class CompareScreen(Screen[list[ColumnSettings]]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
+        # The column ran under its own interventions, or the core's: look inside the same model
+        sets = self.request.interventions
+        under = sets[column.number - 1] if sets else self.core.interventions or None
+        lens = dataclasses.replace(lens, interventions=under)
         self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
 
     async def action_add_column(self) -> None:
@@ -341,6 +346,22 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             self.status.stats = message.stats
         if message.error:
             self.notify(message.error, severity="error", title="Compare failed", timeout=12)
+        elif self.request.interventions:
+            self._mark_first_difference()
+
+    def _mark_first_difference(self) -> None:
+        """With and without interventions: the first token where the columns differ is
+        selected in both (the inspector shows what each considered there)."""
+        columns = self.columns[:2]
+        ids = [[e.token_id for e in c.output.events] for c in columns]
+        first = first_difference(*ids)
+        if first is None:
+            self.notify("With and without the interventions, the outputs are the same")
+            return
+        for column, tokens in zip(columns, ids, strict=True):
+            if first < len(tokens):
+                column.output.select(first)
+        self.notify(f"The outputs differ from token {first + 1} on (selected in both)")
 
     def action_stop(self) -> None:
         if self._stop():
