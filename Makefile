@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean chromium
+
+# The browser tests (gpt-tui serve, the shared page) drive Debian's Chromium through Playwright;
+# no browser is downloaded at test time. As root, install it where missing (quietly, once);
+# otherwise they skip saying why (in CI, where CI is set, they fail instead).
+CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "gpt-tui needs Python 3.11 ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -22,7 +27,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gpt-tui
 
-test: $(STAMP)
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  else \
+	    echo "no $(CHROMIUM), and apt-get needs root: the browser tests will skip"; \
+	  fi; }
+
+test: $(STAMP) chromium
 	# The architecture (.importlinter): layers point down, the engine draws and fetches nothing,
 	# no import cycles. Seconds, so it runs before the suite.
 	$(BIN)/lint-imports

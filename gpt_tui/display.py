@@ -31,6 +31,15 @@ def heat(p: float) -> str:
     return _BLOCKS[round(max(0.0, min(1.0, p)) * (len(_BLOCKS) - 1))]
 
 
+def patch_colour(value: float) -> str:
+    """A patching heat map's cell colour (#rrggbb) for a normalised value: blue towards 1
+    (the patch restores the clean run), red towards -1, dark near 0."""
+    v = max(-1.0, min(1.0, value)) if math.isfinite(value) else 0.0
+    dark = 40 * (1 - abs(v))
+    rgb = (dark, dark + 90 * v, dark + 215 * v) if v >= 0 else (dark - 215 * v, dark, dark)
+    return "#{:02x}{:02x}{:02x}".format(*(int(round(c)) for c in rgb))
+
+
 def short_percent(p: float) -> str:
     """A probability in at most 6 characters: a lens row's target is often one in 10^40."""
     return percent(p) if p >= 1e-4 else "<0.01%"

@@ -19,6 +19,10 @@ class ModelFileError(GptTuiError):
     """A model file or directory is missing, truncated or of the wrong kind."""
 
 
+class NotEnoughMemoryError(GptTuiError):
+    """A model too large for the memory available, refused before converting or loading it."""
+
+
 class DownloadError(GptTuiError):
     """A download failed (network, HTTP status, verification)."""
 

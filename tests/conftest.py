@@ -30,6 +30,7 @@ from gpt_tui.tokenizer import Tokenizer
 sys.path.insert(0, str(Path(__file__).parent / "backends"))  # the servers tests start
 from http_server import FileServer  # noqa: E402
 from llama_cpp_server import LlamaCppServer, start_llama_cpp_server  # noqa: E402
+from model_stores import Stores  # noqa: E402
 from openai_checkpoint import OPENAI_FILES, Checkpoint, write_tf_checkpoint  # noqa: E402
 from openai_checkpoint import TINY_HPARAMS as TINY_CHECKPOINT_HPARAMS  # noqa: E402
 
@@ -45,6 +46,11 @@ os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: never the 
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for _name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER"):
     os.environ.pop(_name, None)
+# Nor other tools' model stores (Ollama's, LM Studio's under HOME, llama.cpp's): empty ones of
+# the session's own; tests that need models in them build them (the `stores` fixture).
+os.environ["HOME"] = tempfile.mkdtemp(prefix="gpt-tui-tests-home-")
+os.environ["OLLAMA_MODELS"] = tempfile.mkdtemp(prefix="gpt-tui-tests-ollama-")
+os.environ["LLAMA_CACHE"] = tempfile.mkdtemp(prefix="gpt-tui-tests-llama-cache-")
 
 #: Tiny Hugging Face model directories written by transformers (tests/fixtures/make_hf_models.py)
 HF_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf"
@@ -239,3 +245,16 @@ def gpt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     return home
+
+
+@pytest.fixture
+def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stores:
+    """Empty stores of Ollama (OLLAMA_MODELS), LM Studio (under HOME) and llama.cpp
+    (LLAMA_CACHE) in a temp dir, for a test to fill (tests/model_stores.py)."""
+    found = Stores(tmp_path / "user", tmp_path / "ollama", tmp_path / "llama-cache")
+    for path in (found.home, found.ollama, found.llama_cache):
+        path.mkdir()
+    monkeypatch.setenv("HOME", str(found.home))
+    monkeypatch.setenv("OLLAMA_MODELS", str(found.ollama))
+    monkeypatch.setenv("LLAMA_CACHE", str(found.llama_cache))
+    return found

@@ -23,6 +23,7 @@ from gpt_tui import __version__
 from gpt_tui.cli.bench import add_bench_parser
 from gpt_tui.cli.console import stderr
 from gpt_tui.cli.eval import add_eval_parser
+from gpt_tui.cli.export import add_export_parser
 from gpt_tui.cli.flags import add_api_key_flag
 from gpt_tui.cli.generate import add_generate_parser, add_score_parser
 from gpt_tui.cli.lens import add_lens_parser
@@ -30,6 +31,7 @@ from gpt_tui.cli.models import add_download_parser, add_models_parser, add_rm_pa
 from gpt_tui.cli.patch import add_patch_parser
 from gpt_tui.cli.presets import add_presets_parser
 from gpt_tui.cli.sampler import add_sampler_parser
+from gpt_tui.cli.serve import add_serve_parser
 from gpt_tui.errors import (
     BackendError,
     DownloadError,
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_download_parser(sub)
     add_rm_parser(sub)
+    add_export_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 

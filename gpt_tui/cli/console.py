@@ -106,7 +106,7 @@ def _named(name: str) -> Iterator[None]:
         yield
     except ModelFileError as exc:
         try:
-            given_path = describe(name).kind == "path"
+            given_path = describe(name).kind in ("path", "store")
         except GptTuiError:
             given_path = True  # the name itself is what is wrong
         if given_path:

@@ -81,12 +81,6 @@ def _run_lens(args: argparse.Namespace) -> int:
     for table in report_tables(report):
         stdout.print(table)
         stdout.print()
-    if wants_interventions(args) and (args.steer_add or any(a.part == "attn" for a in args.ablate)):
-        stdout.print(
-            "[dim]note: the attribution's parts are the heads' outputs (hook_z), the MLPs, the "
-            "embeddings and the biases; a steering vector or an ablated block attention (L.attn) "
-            "is not among them, so the parts no longer add up to the logit[/]"
-        )
     return 0
 
 

@@ -98,7 +98,52 @@ def _run_models(args: argparse.Namespace) -> int:
         stdout.print(hf)
     else:
         stdout.print(f"no Hugging Face models in {hub_cache_dir()}", style="dim", markup=False)
+    _print_store_models()
     return 0
+
+
+def _print_store_models() -> None:
+    """The GGUF files in Ollama's, LM Studio's and llama.cpp's stores, with a line per thing
+    skipped."""
+    from gpt_tui.models.stores.listing import store_models
+
+    listing = store_models()
+    for notice in listing.notices:
+        stderr.print(f"notice: {notice}", style="dim", markup=False)
+    if not listing.models:
+        stdout.print(
+            "no GGUF models in Ollama's, LM Studio's or llama.cpp's stores",
+            style="dim",
+            markup=False,
+        )
+        return
+    table = Table(
+        title="GGUF models of Ollama, LM Studio and llama.cpp (use as --model NAME)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("store", no_wrap=True)
+    table.add_column("arch", no_wrap=True)
+    for column in ("params", "quant", "size", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("runs", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=16)  # last: a path folds in its cell
+    for m in listing.models:
+        s = m.summary
+        table.add_row(
+            m.store,
+            s.architecture,
+            human_count(s.n_params) if s.n_params else "?",
+            s.quantization,
+            human_bytes(s.size_bytes),
+            human_bytes(s.memory_bytes) if s.memory_bytes else "?",
+            Text("yes", style="green") if s.supported else Text("no", style="yellow"),
+            m.name,
+        )
+    stdout.print(table)
+    for m in listing.models:
+        if m.summary.problem:
+            stdout.print(f"{m.name} cannot run: {m.summary.problem}", style="yellow", markup=False)
 
 
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
@@ -132,8 +177,12 @@ def _run_download(args: argparse.Namespace) -> int:
     from gpt_tui.models.cache import model_path
     from gpt_tui.models.conversion import ensure_model
 
-    if describe(args.name).kind == "hf":
+    ref = describe(args.name)
+    if ref.kind == "hf":
         return _download_hf(args.name, args.force)
+    if ref.kind in ("store", "path"):
+        stdout.print(f"{args.name} is here already ({ref.path}): nothing to download", markup=False)
+        return 0
     spec = resolve(args.name)
     if spec.bundled:
         stdout.print(f"{spec.name} is bundled with gpt-tui: nothing to download")
@@ -161,9 +210,19 @@ def add_rm_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rm(args: argparse.Namespace) -> int:
-    from gpt_tui.models.cache import remove_hf_conversion, remove_model
+    from gpt_tui.models.cache import remove_hf_conversion, remove_local_conversion, remove_model
 
-    if describe(args.name).kind == "hf":
+    ref = describe(args.name)
+    if ref.kind in ("store", "path") and ref.path is not None and ref.path.is_file():
+        freed = remove_local_conversion(ref.path)
+        done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
+        stdout.print(
+            (done if freed else f"gpt-tui holds no copy of {args.name}: nothing to remove")
+            + f"; {ref.path} itself is left as it is",
+            markup=False,
+        )
+        return 0
+    if ref.kind == "hf":
         freed = remove_hf_conversion(args.name)
         done = f"removed gpt-tui's copy of {args.name} ({human_bytes(freed)} freed)"
         stdout.print(

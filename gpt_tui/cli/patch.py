@@ -7,7 +7,6 @@ import json
 import sys
 import time
 
-import numpy as np
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.style import Style
@@ -15,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpt_tui.cli.console import load_for_cli, read_prompt, stderr, stdout
-from gpt_tui.display import visible_token
+from gpt_tui.display import patch_colour, visible_token
 from gpt_tui.errors import InputError
 from gpt_tui.models.names import is_remote
 from gpt_tui.playground.patching import PatchReport, patch_json, patch_texts
@@ -92,10 +91,7 @@ def _show(text: str) -> str:
 def _cell(value: float) -> Text:
     """A normalised value as a heat-map cell: blue towards 1 (the patch restores the clean
     run), red towards -1, dark near 0; the value in hundredths."""
-    v = float(np.clip(value, -1.0, 1.0)) if np.isfinite(value) else 0.0
-    dark = 40 * (1 - abs(v))
-    rgb = (dark, dark + 90 * v, dark + 215 * v) if v >= 0 else (dark - 215 * v, dark, dark)
-    bg = "#{:02x}{:02x}{:02x}".format(*(int(round(c)) for c in rgb))
+    bg = patch_colour(float(value))
     return Text(f"{round(100 * value):>4}", style=Style(bgcolor=bg, color="white"))
 
 

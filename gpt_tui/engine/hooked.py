@@ -130,6 +130,12 @@ class HookedModel:
     def resume(self, *args: Any, hooks: Any = None, **kwargs: Any) -> np.ndarray:
         return self.model.resume(*args, hooks=self._with(hooks), **kwargs)
 
+    @property
+    def intervened_points(self) -> frozenset[str]:
+        """The hook points the model's own hooks are at (look inside reads which parts they
+        replace: engine/trace.py)."""
+        return frozenset(name for name, _ in self.hooks)
+
     def _with(self, hooks: Any) -> list[tuple[str, HookFn]]:
         if hooks is None:
             return self.hooks

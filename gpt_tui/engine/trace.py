@@ -14,7 +14,11 @@ architecture's blocks here. From what the points held come three views:
 - direct logit attribution: the final norm is linear once its scale (`ln_final.hook_scale`) is
   frozen at its value for the last residual, so a token's logit splits exactly into what the
   embeddings, each attention head (`attn.hook_z` through its rows of the output projection),
-  each MLP (`hook_mlp_out`) and the biases wrote into the residual stream.
+  each MLP (`hook_mlp_out`) and the biases wrote into the residual stream. Under
+  interventions (engine/hooked.py) the parts are what reached the stream: an ablated head
+  writes its ablated value; a block attention whose output a hook replaces (`L.attn`) is one
+  part, its output as replaced (its heads write nothing of their own); what a hook added to
+  the residual between blocks (a steering vector) is a part of its own.
 
 Weights are read only through `x @ w` on 2-D x, `w.shape`, and `plain_rows` / `plain_columns`,
 which give plain float32 slices of any weight layout (engine/layout.py's or a plain array).
@@ -55,8 +59,11 @@ class Trace:
     attention: np.ndarray  # [n_layer, n_head, position + 1]: each query head's weights
     heads: np.ndarray  # [n_layer, n_head, n_embd]: each head's write (without c_proj's bias)
     mlps: np.ndarray  # [n_layer, n_embd]: each MLP's write, its bias included
-    attn_biases: np.ndarray  # [n_layer, n_embd]: attention output biases (zero for LLaMA)
+    attn_biases: np.ndarray  # [n_layer, n_embd]: attention output biases (zero for LLaMA),
+    #   or a replaced attention's whole output (its heads' rows then zero)
     final_scale: float  # the final norm's divisor for the last residual (sigma or the RMS)
+    embeddings: np.ndarray | None = None  # [n_embd]: the token's (and position's) embedding
+    added: np.ndarray | None = None  # [n_layer, n_embd]: what hooks added entering each block
 
     @property
     def n_layer(self) -> int:
@@ -84,10 +91,12 @@ class Attribution:
     mlps: np.ndarray  # [n_layer]
     attn_biases: np.ndarray  # [n_layer]: each attention output bias (in `bias`, too)
     bias: float
+    steering: float = 0.0  # what interventions added to the residual between blocks
 
     @property
     def total(self) -> float:
-        return self.embeddings + float(self.heads.sum() + self.mlps.sum()) + self.bias
+        parts = self.embeddings + float(self.heads.sum() + self.mlps.sum()) + self.bias
+        return parts + self.steering
 
     @property
     def attention(self) -> np.ndarray:
@@ -171,8 +180,9 @@ def final_norm(model: Any) -> FinalNorm:
 # --- the traced pass: readers of the forward's hook points ---------------------------------------
 
 READ = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "attn.hook_pattern",
-        "attn.hook_z", "hook_mlp_out")  # fmt: skip
-"""The points of each block a trace reads (engine/hooks.py), and `ln_final.hook_scale`."""
+        "attn.hook_z", "hook_attn_out", "hook_mlp_out")  # fmt: skip
+"""The points of each block a trace reads (engine/hooks.py), and the model's own outside the
+blocks (the embeddings, `ln_final.hook_scale`)."""
 
 
 def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool = True) -> Trace:
@@ -193,7 +203,7 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
         seen[hook.name] = (x[0, :, -1] if hook.name.endswith("pattern") else x[0, -1]).copy()
 
     names = [f"blocks.{layer}.{point}" for layer in range(model.n_layer) for point in READ]
-    hooks = {name: read for name in [*names, "ln_final.hook_scale"]}
+    hooks = {name: read for name in [*names, *model.hook_points]}
     logits = model.forward([token], CacheReader(cache, position, row), hooks=hooks)  # [1, n_vocab]
 
     def each(point: str) -> np.ndarray:
@@ -205,6 +215,22 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
     z = each("attn.hook_z")  # [n_layer, n_head, head_dim]
     outputs = [model.attention_output(layer) for layer in range(model.n_layer)]
     no_bias = np.zeros(model.n_embd, dtype=np.float32)  # [n_embd]
+    heads = np.stack(
+        [head_writes(z[layer], w_o, model.n_head) for layer, (w_o, _) in enumerate(outputs)]
+    )  # [n_layer, n_head, n_embd]
+    attn_biases = np.stack([no_bias if b is None else b for _, b in outputs])  # [n_layer, n_embd]
+    # A hook of the model's own (its interventions: engine/hooked.py) on a block's attention
+    # output replaces what its heads wrote: the block's attention is then one part, as replaced.
+    replaced = set(getattr(model, "intervened_points", ()))
+    for layer in range(model.n_layer):
+        if f"blocks.{layer}.hook_attn_out" in replaced:
+            heads[layer] = 0.0
+            attn_biases[layer] = seen[f"blocks.{layer}.hook_attn_out"]
+    embeddings = seen["hook_embed"]  # [n_embd]
+    if "hook_pos_embed" in seen:
+        embeddings = embeddings + seen["hook_pos_embed"]  # [n_embd], as the pass adds them
+    entering = np.concatenate([embeddings[None], each("hook_resid_post")[:-1]])  # [n_layer, ..]
+    added = each("hook_resid_pre") - entering  # [n_layer, n_embd]: zero without such hooks
     norm = final_norm(model)
     rows = np.concatenate([residuals[:-1], mids]) if mid else residuals[:-1]  # [n_rows, n_embd]
     lens = norm.decode(rows)  # [n_rows, n_vocab]
@@ -217,14 +243,12 @@ def trace(model: Any, cache: KVCache, position: int, *, row: int = 0, mid: bool 
         lens_logits=np.concatenate([lens[: n_res - 1], logits]),  # the last: the model's own
         mid_logits=lens[n_res - 1 :] if mid else None,
         attention=each("attn.hook_pattern"),  # [n_layer, n_head, position + 1]
-        heads=np.stack(
-            [head_writes(z[layer], w_o, model.n_head) for layer, (w_o, _) in enumerate(outputs)]
-        ),  # [n_layer, n_head, n_embd]  # fmt: skip
+        heads=heads,  # [n_layer, n_head, n_embd]
         mlps=each("hook_mlp_out"),  # [n_layer, n_embd]  (its bias included)
-        attn_biases=np.stack(
-            [no_bias if b is None else b for _, b in outputs]
-        ),  # [n_layer, n_embd]
+        attn_biases=attn_biases,  # [n_layer, n_embd]
         final_scale=float(seen["ln_final.hook_scale"][0]),
+        embeddings=embeddings,  # [n_embd]
+        added=added,  # [n_layer, n_embd]
     )
 
 
@@ -283,15 +307,18 @@ def attribute(model: Any, t: Trace, target: int, against: int | None = None) -> 
     attn_biases = write(t.attn_biases)  # [n_layer]
     beta = float(norm.b.astype(np.float64) @ u) if norm.b is not None else 0.0
     logit = float(t.logits[target]) - (float(t.logits[against]) if against is not None else 0.0)
+    embedded = t.residuals[0] if t.embeddings is None else t.embeddings  # [n_embd]
+    steering = 0.0 if t.added is None or not t.added.any() else float(write(t.added).sum())
     return Attribution(
         target=target,
         against=against,
         logit=logit,
-        embeddings=float(write(t.residuals[0])),
+        embeddings=float(write(embedded)),
         heads=write(t.heads),  # [n_layer, n_head]
         mlps=write(t.mlps),  # [n_layer]
         attn_biases=attn_biases,
         bias=float(attn_biases.sum()) + beta,
+        steering=steering,
     )
 
 

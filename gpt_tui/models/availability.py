@@ -22,7 +22,7 @@ def is_cached(name: str) -> bool:
     ref = describe(name)
     if ref.kind == "hf":
         return hf_status(ref.name) == "cached"
-    if ref.kind == "path":
+    if ref.kind in ("path", "store"):
         return True
     spec = resolve(name)
     return spec.bundled or is_converted(model_path(spec.name))
@@ -30,10 +30,13 @@ def is_cached(name: str) -> bool:
 
 def status(name: str) -> str:
     """One of "bundled", "cached", "partial" (a download to resume) or "not downloaded"; for a
-    Hugging Face repo id, its state in the Hugging Face cache."""
+    Hugging Face repo id, its state in the Hugging Face cache; "here" for a model in another
+    tool's store."""
     ref = describe(name)
     if ref.kind == "hf":
         return hf_status(ref.name)
+    if ref.kind == "store":
+        return "here"
     spec = resolve(name)
     if spec.bundled:
         return "bundled"
@@ -53,7 +56,7 @@ def spec_of(name: str) -> ModelSpec | None:
         if ref.spec.kind == "gpt2" and gpt2_source(ref.spec) == "hub":
             return dataclasses.replace(ref.spec, source="the Hugging Face Hub")
         return ref.spec
-    if ref.kind == "path":
+    if ref.kind in ("path", "store"):
         return None
     known = {m.repo_id: m for m in hf_models()}.get(ref.name)
     if known is None:

@@ -89,7 +89,16 @@ def remove_model(name: str) -> int:
 def remove_hf_conversion(repo_id: str) -> int:
     """Delete gpt-tui's converted copy of a Hugging Face repo (never the Hugging Face cache,
     which other tools share); returns the bytes freed."""
-    target = hf_model_path(repo_id)
+    return _remove_conversion(hf_model_path(repo_id))
+
+
+def remove_local_conversion(source: Path) -> int:
+    """Delete gpt-tui's converted copy of a file given by path or found in another tool's store
+    (never the file itself); returns the bytes freed."""
+    return _remove_conversion(local_model_path(source))
+
+
+def _remove_conversion(target: Path) -> int:
     if not target.exists():
         return 0
     freed = _tree_size(target)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_tui import locations
+from gpt_tui.display import human_bytes
 from gpt_tui.errors import GptTuiError, ModelFileError
 from gpt_tui.models import gguf_file, tf_checkpoint
 from gpt_tui.models.cache import (
@@ -37,10 +38,13 @@ from gpt_tui.models.download import (
     download_files,
     file_lock,
 )
+from gpt_tui.models.gguf_header import read_header
 from gpt_tui.models.hf import convert as hf_convert
 from gpt_tui.models.hf import hub
 from gpt_tui.models.hf.checkpoint import hparams_of, is_complete, open_checkpoint
 from gpt_tui.models.hf.hub_cache import cached_snapshot
+from gpt_tui.models.hf.safetensors import read_header as read_st_header
+from gpt_tui.models.memory import CONVERSION_FACTOR, check_fits
 from gpt_tui.models.model_dir import LAYOUT
 
 GPT2_URL_ENV = "GPT_TUI_GPT2_URL"
@@ -71,6 +75,15 @@ def convert_gguf(
     }
     if not force and same_source(target, source):
         return
+    # Refused before anything is allocated: a file that lies about its tensors, or a model
+    # whose conversion would not fit in memory.
+    f32_bytes = 4 * read_header(gguf_path).n_params
+    check_fits(
+        f"converting {name}",
+        CONVERSION_FACTOR * f32_bytes,
+        f"{human_bytes(f32_bytes)} of weights, held up to {CONVERSION_FACTOR} times over while "
+        "converting",
+    )
 
     def convert(extra_files: dict[str, bytes]) -> None:
         reports = _convert_progress(progress, name, gguf_path.name, cancel)
@@ -123,6 +136,10 @@ def convert_hf_dir(
     source = _directory_source(source_dir, files)
     if same_source(target, source):
         return
+    # hf/convert.py's peak: the float32 weights, plus one shard while it is read.
+    f32_bytes = 4 * sum(t.n_elements for file in checkpoint.weights for t in read_st_header(file))
+    shard = max(file.stat().st_size for file in checkpoint.weights)
+    check_fits(f"converting {label}", f32_bytes + shard, "its weights, plus a shard as it is read")
 
     def convert(extra_files: dict[str, bytes]) -> None:
         reports = _convert_progress(progress, label, checkpoint.weights[0].name, cancel)

@@ -29,10 +29,10 @@ import numpy as np
 from gpt_tui.engine.llama import expected_shapes, streaming_params
 from gpt_tui.engine.params import Params, flatten_params
 from gpt_tui.errors import ModelFileError
+from gpt_tui.models.gguf_header import read_header
 from gpt_tui.models.model_dir import write_model_dir
 from gpt_tui.tokenizer import GPT2_PATTERN, Tokenizer
 
-GGUF_MAGIC = b"GGUF"
 TOKENIZER_FILE = "tokenizer.json"
 
 #: llama.cpp's pre-tokenizer names (`tokenizer.ggml.pre`) -> our regex stack. "smollm": every
@@ -152,13 +152,7 @@ def llama_params(
 def _open(path: Path) -> Any:
     import gguf  # only conversion needs it; loading a converted model does not
 
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if magic != GGUF_MAGIC:
-        raise ModelFileError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
+    read_header(path)  # a short file, or one lying about its tensors, is refused here
     try:
         return gguf.GGUFReader(path)
     except (ValueError, IndexError, TypeError, KeyError, OSError) as exc:

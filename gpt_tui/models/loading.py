@@ -28,6 +28,7 @@ from gpt_tui.models.download import ProgressCallback
 from gpt_tui.models.hf import hub
 from gpt_tui.models.hf.checkpoint import is_complete, looks_like_checkpoint
 from gpt_tui.models.hf.hub_cache import cached_snapshot
+from gpt_tui.models.memory import check_fits, kv_cache_bytes
 from gpt_tui.models.model_dir import HPARAMS_FILE, WEIGHTS_FILE, read_hparams, read_params
 from gpt_tui.models.names import describe
 from gpt_tui.models.tf_checkpoint import is_checkpoint_dir
@@ -57,8 +58,13 @@ def load_model(
     """A ready-to-generate model from a catalog name (downloaded and converted on first use), a
     Hugging Face repo id ORG/NAME (from the Hugging Face cache, else fetched from the Hub), or a
     path: a converted model directory, a Hugging Face model directory, a directory of OpenAI's
-    checkpoint files, or a .gguf file. See `describe`."""
+    checkpoint files, or a .gguf file; or a model in Ollama's store by its name. See
+    `describe`. A model too large for the memory available is refused before anything is
+    converted or loaded (NotEnoughMemoryError)."""
     ref = describe(name_or_path)
+    if ref.kind == "store":  # a GGUF in Ollama's store, under its Ollama name
+        assert ref.path is not None
+        return _load_gguf(ref.path, ref.name, progress=progress, cancel=cancel)
     if ref.kind == "path":
         assert ref.path is not None
         return _load_path(ref.path, progress=progress, cancel=cancel)
@@ -72,9 +78,9 @@ def load_model(
     return load_model_dir(model_dir, name=spec.name)
 
 
-def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
+def load_model_dir(path: Path, name: str | None = None, label: str | None = None) -> LoadedModel:
     """Load a converted model directory; `name` (a catalog name) makes damage messages say how to
-    repair the cache."""
+    repair the cache, `label` names the model in a refusal for want of memory."""
     path = Path(path)
     try:
         hparams = read_hparams(path)
@@ -84,6 +90,11 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
                 f"{path} holds a '{hparams['architecture']}' model; gpt-tui reads "
                 f"{', '.join(MODEL_CLASSES)}"
             )
+        check_fits(
+            label or name or path.name,
+            _file_size(path / WEIGHTS_FILE) + kv_cache_bytes(hparams),
+            "its weights and the kv cache of a long conversation",
+        )
         params = read_params(path)
         try:
             model = model_class(params, hparams)  # checks every tensor's shape against hparams
@@ -100,6 +111,13 @@ def load_model_dir(path: Path, name: str | None = None) -> LoadedModel:
             f"repair it with `gpt-tui download {name} --force`"
         ) from exc
     return LoadedModel(name or path.name, model, tokenizer, path, hparams)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_params says what is wrong with it
 
 
 def load_tokenizer(path: Path) -> Tokenizer | HFTokenizer:
@@ -126,7 +144,7 @@ def _load_path(
     if looks_like_checkpoint(path):
         target = local_model_path(path)
         convert_hf_dir(path, target, path.name, progress=progress, cancel=cancel)
-        return dataclasses.replace(load_model_dir(target), name=path.name)
+        return dataclasses.replace(load_model_dir(target, label=path.name), name=path.name)
     if path.is_dir() and is_checkpoint_dir(path):
         converted = convert_tf_checkpoint(path, progress=progress, cancel=cancel)
         return dataclasses.replace(load_model_dir(converted), name=path.name)
@@ -157,17 +175,17 @@ def _load_gguf(
             if not is_converted(target):
                 raise
             # The package went away, but its converted copy still works offline.
-            return dataclasses.replace(load_model_dir(target), name=name)
+            return dataclasses.replace(load_model_dir(target, label=name), name=name)
     else:
         gguf_path = path.resolve()
         target = local_model_path(gguf_path)
     convert_gguf(gguf_path, target, name, progress=progress, cancel=cancel)
     try:
-        loaded = load_model_dir(target)
+        loaded = load_model_dir(target, label=name)
     except ModelFileError:
         # A damaged cache: the GGUF is at hand, so convert it again instead of giving up.
         convert_gguf(gguf_path, target, name, progress=progress, cancel=cancel, force=True)
-        loaded = load_model_dir(target)
+        loaded = load_model_dir(target, label=name)
     return dataclasses.replace(loaded, name=name)
 
 
@@ -180,9 +198,9 @@ def _load_hf_repo(
     target = hf_model_path(repo_id)
     if snapshot is None and is_converted(target):
         # The Hugging Face cache was cleared, but our converted copy still works (offline too).
-        return dataclasses.replace(load_model_dir(target), name=repo_id)
+        return dataclasses.replace(load_model_dir(target, label=repo_id), name=repo_id)
     # Offline, an incomplete snapshot is opened anyway: its own refusal says more than "offline".
     if snapshot is None or not (is_complete(snapshot) or hub.offline()):
         snapshot = hub.fetch(repo_id, progress=progress, cancel=cancel)
     convert_hf_dir(snapshot, target, repo_id, progress=progress, cancel=cancel)
-    return dataclasses.replace(load_model_dir(target), name=repo_id)
+    return dataclasses.replace(load_model_dir(target, label=repo_id), name=repo_id)

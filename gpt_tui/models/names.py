@@ -1,6 +1,7 @@
 """What a model name means, decided in one place: a catalog name or alias, a path (a model
-directory, a checkpoint directory, a .gguf file), a Hugging Face repo id ORG/NAME, or the URL of
-an OpenAI-compatible server. Loading, the backends, the playground and the front ends ask here.
+directory, a checkpoint directory, a .gguf file), a model in Ollama's store (`llama3.2:1b`), a
+Hugging Face repo id ORG/NAME, or the URL of an OpenAI-compatible server. Loading, the
+backends, the playground and the front ends ask here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gpt_tui.errors import GptTuiError, ModelFileError, UnknownModelError
 from gpt_tui.models.catalog import ModelSpec, resolve
 from gpt_tui.models.hf.hub_cache import is_repo_id
+from gpt_tui.models.stores import ollama
 
 DEFAULT_MODEL = "smollm2"  # bundled: works offline and on the first launch
 
@@ -40,17 +42,20 @@ def _explicit_path(text: str) -> bool:
 class ModelRef:
     """What a model name refers to: `describe`'s answer."""
 
-    kind: Literal["catalog", "hf", "path"]
-    name: str  # the catalog's own name ("124M"), the repo id ("ORG/NAME"), or the path as given
+    kind: Literal["catalog", "hf", "path", "store"]
+    name: str  # the catalog's own name ("124M"), the repo id ("ORG/NAME"), the path as given,
+    # or (kind "store") Ollama's name as given ("llama3.2:1b")
     spec: ModelSpec | None = None  # kind "catalog"
-    path: Path | None = None  # kind "path": a model directory, a checkpoint dir or a .gguf
+    path: Path | None = None  # kind "path": a model directory, a checkpoint dir or a .gguf;
+    # kind "store": the GGUF file
 
 
 def describe(name_or_path: str | Path) -> ModelRef:
     """Decide what `name_or_path` names, the one place that does: a catalog name or alias
     ("gpt2-xl"), else an existing path (a directory or a .gguf file; `./124M` forces a path
-    over a same-named catalog entry), else a Hugging Face repo id ("ORG/NAME"), else an
-    UnknownModelError listing what is known. Never touches the network."""
+    over a same-named catalog entry), else a model in Ollama's store ("llama3.2:1b"), else a
+    Hugging Face repo id ("ORG/NAME"), else an UnknownModelError listing what is known. Never
+    touches the network."""
     if isinstance(name_or_path, Path):
         return ModelRef("path", str(name_or_path), path=_existing(name_or_path.expanduser()))
     text = str(name_or_path).strip()
@@ -63,6 +68,12 @@ def describe(name_or_path: str | Path) -> ModelRef:
     path = Path(text).expanduser()
     if explicit_path or path.exists() or text.lower().endswith(".gguf"):
         return ModelRef("path", text, path=_existing(path))
+    try:
+        blob = ollama.find(text)
+    except ValueError as exc:
+        raise ModelFileError(f"Ollama's {text}: {exc}") from exc
+    if blob is not None:
+        return ModelRef("store", text, path=blob)
     if is_repo_id(text):
         return ModelRef("hf", text)
     if os.sep in text or (os.altsep is not None and os.altsep in text):

@@ -10,14 +10,17 @@ overlaps a run of the main view. Plain Python: the compare screen draws it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from gpt_tui.backends.base import Backend, Request
 from gpt_tui.engine import SamplingParams, TokenEvent
+from gpt_tui.engine.hooked import Interventions
 from gpt_tui.errors import GptTuiError
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
+from gpt_tui.playground.intervention_list import interventions_line
 from gpt_tui.playground.streaming import RunStats, stream_batch
 from gpt_tui.playground.transcript import Transcript, Turn
 from gpt_tui.tokenizer.chat import (
@@ -40,6 +43,8 @@ class CompareRequest:
     summary: str  # one line describing the context
     extra_stop: tuple[str, ...] = ()  # a base model in chat mode stops at the user's turn
     messages: list[dict[str, str]] | None = None  # the chat the context renders
+    #: each column's interventions (`with_and_without`); empty: every column under the core's
+    interventions: tuple[Interventions | None, ...] = ()
 
     @property
     def tokenizer(self):  # noqa: ANN201 - the backend's
@@ -124,6 +129,38 @@ def request_from_core(core: Playground, editor_text: str) -> CompareRequest:
                            core.sampling, core.n_top)  # fmt: skip
 
 
+def with_and_without(request: CompareRequest, interventions: Interventions) -> CompareRequest:
+    """Two columns of one prompt: the first without `interventions`, the second with them."""
+    summary = f"{request.summary} · 1: without, 2: with {interventions_line(interventions)}"
+    return dataclasses.replace(request, interventions=(None, interventions), summary=summary)
+
+
+def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """The index of the first token where two outputs differ (one ending first counts), or
+    None when they are the same."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def _interleaved(
+    batches: list[Iterator[tuple[int, TokenEvent]]], columns: list[list[int]]
+) -> Iterator[tuple[int, TokenEvent]]:
+    """The events of batches run one step each in turn, their streams numbered as `columns`
+    (batch g's stream j is column columns[g][j]): columns under different interventions
+    decode side by side, each batch in its own cache."""
+    running = dict(enumerate(batches))
+    while running:
+        for g, batch in list(running.items()):
+            try:
+                stream, event = next(batch)
+            except StopIteration:
+                del running[g]
+                continue
+            yield columns[g][stream], event
+
+
 def execute_compare(
     core: Playground,
     run_id: int,
@@ -140,13 +177,19 @@ def execute_compare(
             end = BatchFinished(run_id, ["user"] * n, RunStats())
         else:
             scored = lambda scores: emit(PromptScored(run_id, scores))  # noqa: E731
-            # The core's interventions hold for the columns too (the backend applies them)
-            interventions = core.interventions or None
+            # The core's interventions hold for the columns too (the backend applies them),
+            # unless the request gives each column its own
+            sets = list(request.interventions) or [core.interventions or None] * n
             requests = [Request(request.context, p, request.n_top, request.messages,
-                                on_prompt_scored=scored, interventions=interventions)
-                        for p in params]  # fmt: skip
+                                on_prompt_scored=scored if i == 0 else None,
+                                interventions=sets[i])
+                        for i, p in enumerate(params)]  # fmt: skip
+            # A batch shares one model: a batch per set of interventions, decoded in turn
+            groups = [[i for i in range(n) if sets[i] == s] for s in dict.fromkeys(sets)]
             try:
-                events = request.backend.generate_batch(requests)
+                batches = [request.backend.generate_batch([requests[i] for i in g])
+                           for g in groups]  # fmt: skip
+                events = batches[0] if len(batches) == 1 else _interleaved(batches, groups)
                 post = lambda batch, stats: emit(BatchStreamed(run_id, batch, stats))  # noqa: E731
                 finishes, stats = stream_batch(events, n, post, cancelled)
                 end = BatchFinished(run_id, finishes, stats)

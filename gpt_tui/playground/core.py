@@ -48,6 +48,12 @@ from gpt_tui.playground.events import (
     RunNotice,
     TokensStreamed,
 )
+from gpt_tui.playground.intervention_list import (
+    interventions_line,
+    steering_from_texts,
+    toggled,
+    without,
+)
 from gpt_tui.playground.session import Session
 from gpt_tui.playground.session_files import (
     bind_transcript,
@@ -485,32 +491,41 @@ class Playground:
         return True
 
     def toggle_ablation(self, ablation: Ablation) -> bool:
-        """Ablate `ablation` in the runs that follow, or no longer when it already is; whether
-        it now is. PlaygroundError when the backend cannot (a server)."""
+        """Ablate `ablation` in the runs that follow, or no longer when it already is (a part
+        ablated the other way, zero or mean, switches); whether it now is. PlaygroundError when
+        the backend cannot (a server)."""
+        interventions, on = toggled(self.interventions, ablation)
+        self.set_interventions(interventions)
+        return on
+
+    def add_steering(self, add: str, sub: str, block: str, coef: str) -> None:
+        """The steering vector of two texts at `block` (from 1) times `coef`, as the dialog
+        gives them, in place of any before; InputError for what the model cannot take."""
         backend = self.require_model()
+        self._can_intervene(backend)
+        steering = steering_from_texts(backend.model, backend.tokenizer, add, sub, block, coef)
+        self.set_interventions(dataclasses.replace(self.interventions, steering=steering))
+
+    def remove_intervention(self, index: int) -> bool:
+        """Entry `index` of `intervention_list.entries` no longer applies (True: done)."""
+        self.set_interventions(without(self.interventions, index))
+        return True
+
+    def set_interventions(self, interventions: Interventions) -> None:
+        """The set every run and score uses from now on (empty: none)."""
+        if interventions:
+            self._can_intervene(self.require_model())
+        self.interventions = interventions
+
+    def _can_intervene(self, backend: Backend) -> None:
         why_not = backend.capabilities.why_not("interventions")
         if why_not:
             raise PlaygroundError(why_not)
-        current = self.interventions.ablations
-        on = ablation not in current
-        kept = (*current, ablation) if on else tuple(a for a in current if a != ablation)
-        self.interventions = dataclasses.replace(self.interventions, ablations=kept)
-        return on
 
     def interventions_line(self) -> str:
         """The interventions for the status line, parts named as look inside names them
         (blocks and heads from 1: "L3 H5", "L3 MLP"); "" for none."""
-        names = {"head": "H{head}", "attn": "attn", "mlp": "MLP"}
-        parts = [
-            f"L{a.layer + 1} " + names[a.part].format(head=(a.head or 0) + 1)
-            + (" (mean)" if a.mean else "")
-            for a in self.interventions.ablations
-        ]  # fmt: skip
-        line = f"ablated {', '.join(parts)}" if parts else ""
-        if self.interventions.steering is not None:
-            s = self.interventions.steering
-            line += ("; " if line else "") + f"steered at L{s.layer + 1} x {s.coef:g}"
-        return line
+        return interventions_line(self.interventions)
 
     def _check_interventions(self, backend: Backend) -> None:
         why_not = backend.capabilities.why_not("interventions") if self.interventions else None

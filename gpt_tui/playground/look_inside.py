@@ -169,13 +169,16 @@ def _row_json(row: LensRow) -> dict[str, Any]:
 
 
 def _attribution_json(a: Attribution) -> dict[str, Any]:
-    return {
+    out = {
         "embeddings": a.embeddings,
         "heads": a.heads.tolist(),
         "mlps": a.mlps.tolist(),
         "bias": a.bias,
         "logit": a.logit,
     }
+    if a.steering:  # only under a steering vector: what it added, a part of the sum
+        out["steering"] = a.steering
+    return out
 
 
 def report_json(report: LensReport) -> dict[str, Any]:
@@ -206,8 +209,11 @@ def layer_name(row: LensRow) -> str:
 
 def contributions(a: Attribution) -> list[tuple[str, float]]:
     """Every part of an attribution by name: "embeddings", "L3 H5" (block 3's head 5, both
-    counted from 1, as the lens counts blocks), "L3 MLP", "bias"."""
+    counted from 1, as the lens counts blocks), "L3 MLP", "bias", and "steering" under a
+    steering vector."""
     parts = [("embeddings", a.embeddings), ("bias", a.bias)]
+    if a.steering:
+        parts.append(("steering", a.steering))
     n_layer, n_head = a.heads.shape
     for layer in range(n_layer):
         parts += [(f"L{layer + 1} H{h + 1}", float(a.heads[layer, h])) for h in range(n_head)]

@@ -1,11 +1,13 @@
-"""Activation patching of two texts, as `gpt-tui patch` (and look inside's patching, later)
-asks for it: the texts and tokens checked, engine/interventions.py's sweep, and its JSON."""
+"""Activation patching of two texts, as `gpt-tui patch` and look inside's patching tab ask
+for it: the texts and tokens checked, engine/interventions.py's sweep, and its JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from gpt_tui.engine.interventions import Patching, Progress, patch
 from gpt_tui.errors import InputError
@@ -39,26 +41,48 @@ def patch_texts(
     of different token lengths or longer than the context, or a token that is not one."""
     answer_id = one_token(tokenizer, answer, "--answer")
     against_id = one_token(tokenizer, against, "--against")
-    if answer_id == against_id:
-        raise InputError(f"--answer and --against are the same token ({answer!r})")
     ids = [tokenizer.encode(text, allowed_special) for text in (clean, corrupt)]
-    if not ids[0] or not ids[1]:
+    return patch_ids(model, tokenizer, ids[0], ids[1], answer_id, against_id, progress=progress)
+
+
+def patch_ids(
+    model: Any,
+    tokenizer: Any,
+    clean: Sequence[int],
+    corrupt: Sequence[int],
+    answer: int | None = None,
+    against: int | None = None,
+    *,
+    progress: Progress | None = None,
+) -> PatchReport:
+    """Patch from token ids `clean` into `corrupt`; `answer` defaults to the model's top next
+    token after clean, `against` to its top after corrupt (look inside's defaults). InputError
+    for an empty text, texts of different token lengths or longer than the context, or the
+    same token twice."""
+    if not clean or not corrupt:
         raise InputError("patching needs two non-empty texts")
-    if len(ids[0]) != len(ids[1]):
+    if len(clean) != len(corrupt):
         raise InputError(
-            f"patching needs texts of the same token length: CLEAN has {len(ids[0])} tokens, "
-            f"CORRUPT {len(ids[1])} ({_pieces(tokenizer, ids[0])} vs {_pieces(tokenizer, ids[1])})"
+            f"patching needs texts of the same token length: CLEAN has {len(clean)} tokens, "
+            f"CORRUPT {len(corrupt)} ({_pieces(tokenizer, clean)} vs {_pieces(tokenizer, corrupt)})"
         )
-    if len(ids[0]) > model.n_ctx:
+    if len(clean) > model.n_ctx:
         raise InputError(
-            f"the texts have {len(ids[0])} tokens, more than the context of {model.n_ctx}"
+            f"the texts have {len(clean)} tokens, more than the context of {model.n_ctx}"
         )
-    result = patch(model, ids[0], ids[1], answer_id, against_id, progress=progress)
+    if answer is None:
+        answer = int(np.argmax(model.forward(list(clean), last_only=True)[-1]))
+    if against is None:
+        against = int(np.argmax(model.forward(list(corrupt), last_only=True)[-1]))
+    if answer == against:
+        text = tokenizer.token_text(answer)
+        raise InputError(f"the answer and the alternative are the same token ({text!r})")
+    result = patch(model, clean, corrupt, answer, against, progress=progress)
     return PatchReport(
-        clean=_tokens(tokenizer, ids[0]),
-        corrupt=_tokens(tokenizer, ids[1]),
-        answer=Token(answer_id, tokenizer.token_text(answer_id)),
-        against=Token(against_id, tokenizer.token_text(against_id)),
+        clean=_tokens(tokenizer, clean),
+        corrupt=_tokens(tokenizer, corrupt),
+        answer=Token(answer, tokenizer.token_text(answer)),
+        against=Token(against, tokenizer.token_text(against)),
         patching=result,
     )
 

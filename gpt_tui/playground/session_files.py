@@ -11,8 +11,8 @@ the document again exactly goes in the session's `extra`, which that format keep
   (so that continuing and branching reuse them exactly, whatever the encoding of the text);
 - `editor`: what was in the prompt box; `n_top`: how many alternatives were kept per token.
 
-A Markdown export (`gpt_tui.playground.session.to_markdown`) is written next to the JSON, for
-sharing.
+A Markdown export (`gpt_tui.playground.session.to_markdown`) and a page
+(`gpt_tui.playground.session_page`) are written next to the JSON, for sharing.
 
 Plain data, no Textual: session <-> transcript, and writing and reading the files. The
 playground core (`playground/core.py`) saves and opens through these; the app only asks where.
@@ -35,6 +35,7 @@ from gpt_tui.playground.session import (
     save,
     to_markdown,
 )
+from gpt_tui.playground.session_page import session_page
 from gpt_tui.playground.transcript import Transcript, Turn
 
 ROLES = ("prompt", "output", "system", "user", "assistant")
@@ -173,7 +174,8 @@ def session_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def write_session(session: Session, path: str | Path) -> tuple[Path, Path]:
-    """Write the session's JSON and, next to it, its Markdown export; each atomically.
+    """Write the session's JSON and, next to it, its Markdown export and its page (the `.md`
+    path with `.html`); each atomically.
 
     Raises SessionFileError saying what was (not) written: the session in memory is untouched.
     """
@@ -185,16 +187,22 @@ def write_session(session: Session, path: str | Path) -> tuple[Path, Path]:
             f"cannot save the session in {json_path.parent}: {exc.strerror or exc}"
         ) from exc
     save(session, json_path)
-    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    write_export(to_markdown(session), md_path, f"saved {json_path}, but not its Markdown export")
+    html_path = md_path.with_suffix(".html")
+    write_export(session_page(session), html_path, f"saved {json_path}, but not its page")
+    return json_path, md_path
+
+
+def write_export(text: str, path: Path, failure: str) -> Path:
+    """Write `text` to `path` atomically; SessionFileError starts with `failure` when it cannot."""
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(to_markdown(session), encoding="utf-8")
-        os.replace(tmp, md_path)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SessionFileError(
-            f"saved {json_path}, but not its Markdown export {md_path.name}: {exc.strerror or exc}"
-        ) from exc
-    return json_path, md_path
+        raise SessionFileError(f"{failure} {path.name}: {exc.strerror or exc}") from exc
+    return path
 
 
 def read_session(source: Session | str | Path) -> tuple[Session, Transcript, Path | None]:

@@ -15,6 +15,7 @@ are dropped. Quitting cancels them all and waits for their threads to end.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +36,10 @@ from gpt_tui.engine import Alternative, SamplingParams
 from gpt_tui.engine.sampling import DEFAULT_ORDER, temperature_last
 from gpt_tui.errors import GptTuiError, SessionFileError
 from gpt_tui.models.names import model_setting
-from gpt_tui.playground.compare import request_from_core
+from gpt_tui.playground.compare import request_from_core, with_and_without
 from gpt_tui.playground.core import NOT_THE_REPLY, Loaded, Opened, Playground, PlaygroundError, Run
 from gpt_tui.playground.events import PromptScored, RunFinished, RunNotice, TokensStreamed
+from gpt_tui.playground.intervention_list import entries
 from gpt_tui.playground.look_inside_requests import main_view_request, reply_token_request
 from gpt_tui.playground.sampler_lab import add_branches, main_view_step
 from gpt_tui.playground.session import Session
@@ -69,11 +71,13 @@ from gpt_tui.tui.screens.sampler_view import (
     SamplerViewScreen,
 )
 from gpt_tui.tui.screens.session_path import SessionPathScreen
+from gpt_tui.tui.screens.steering import SteeringScreen
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.branch_view import BranchView
 from gpt_tui.tui.widgets.compare_column import ColumnSettings
 from gpt_tui.tui.widgets.download_panel import DownloadPanel
 from gpt_tui.tui.widgets.inspector import TokenInspector
+from gpt_tui.tui.widgets.intervention_list import InterventionList
 from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.legend import ColourLegend
 from gpt_tui.tui.widgets.output_view import PLACEHOLDER, OutputView
@@ -120,8 +124,10 @@ class GptTuiApp(App[None]):
         Binding("ctrl+l", "clear_output", "Clear", show=False, tooltip="Clear the output"),
         Binding("f4", "compare", "Compare", priority=True,
                 tooltip="Compare 2 to 4 samples of the prompt side by side"),
+        Binding("shift+f4", "compare_interventions", "With/without", show=False, priority=True,
+                tooltip="The prompt with and without the interventions, same seed, in compare"),
         Binding("ctrl+s", "save_session", "Save", priority=True,
-                tooltip="Save the session: JSON to reopen (gpt-tui --open), Markdown to share"),
+                tooltip="Save the session: JSON to reopen (--open), Markdown and HTML to share"),
         Binding("left_square_bracket,alt+left", "sibling(-1)", "Previous branch", show=False,
                 tooltip="Show the previous branch at the fork above the selected token"),
         Binding("right_square_bracket,alt+right", "sibling(1)", "Next branch", show=False,
@@ -182,6 +188,7 @@ class GptTuiApp(App[None]):
                 yield ColourLegend(id="legend")
             with VerticalScroll(id="sidebar"):
                 core = self.core
+                yield InterventionList(id="interventions")  # shown while any is active
                 yield SamplingPanel(core.sampling, core.n_top, core.speculative, id="sampling")
                 yield TokenInspector(id="inspector")
         yield DownloadPanel(id="download")
@@ -253,6 +260,15 @@ class GptTuiApp(App[None]):
         except PlaygroundError as exc:
             self.notify(str(exc), severity="warning")
             return None
+
+    def _backend_that_can(self, capability: str) -> Any:
+        """The model's backend if it can do `capability`; else None, the reason told."""
+        backend = self._try(self.core.require_model)
+        why_not = backend.capabilities.why_not(capability) if backend is not None else None
+        if why_not:
+            self.notify(why_not, severity="warning")
+            return None
+        return backend
 
     # --- drawing what the core holds --------------------------------------------------------
 
@@ -388,6 +404,30 @@ class GptTuiApp(App[None]):
         screen = CompareScreen(request, self.core, self._compare_columns, self.colouring)
         self.push_screen(screen, closed)
 
+    def action_compare_interventions(self) -> None:
+        """The prompt with and without the interventions, with the same seed, side by side
+        in compare; the first token where they differ is selected in both."""
+        if self._try(self.core.require_model) is None or self.screen is not self.screen_stack[0]:
+            return
+        interventions = self.core.interventions
+        if not interventions:
+            self.notify("No interventions yet: x in look inside's attribution, or 'Add "
+                        "steering vector…' in the palette", severity="warning")  # fmt: skip
+            return
+        try:
+            request = with_and_without(request_from_core(self.core, self.prompt_editor.text),
+                                       interventions)  # fmt: skip
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.action_stop()
+        sampling = self.core.sampling
+        seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
+        same = ColumnSettings.of(sampling.replace(seed=seed))  # the same noise in both
+        screen = CompareScreen(request, self.core, [same, same], self.colouring)
+        self.push_screen(screen)  # (its columns are not kept for F4)
+        screen.call_after_refresh(screen.action_run)
+
     def action_look_inside(self) -> None:
         """Look inside the selected token's prediction (a compare column: its own selection)."""
         if self.screen is not self.screen_stack[0]:
@@ -395,12 +435,8 @@ class GptTuiApp(App[None]):
             if look is not None:
                 look()
             return
-        backend = self._try(self.core.require_model)
+        backend = self._backend_that_can("look_inside")
         if backend is None:
-            return
-        why_not = backend.capabilities.why_not("look_inside")
-        if why_not:
-            self.notify(why_not, severity="warning")
             return
         output = self.output
         selected_prompt = output.selected_prompt
@@ -493,16 +529,49 @@ class GptTuiApp(App[None]):
     def on_attribution_table_ablation_toggled(
         self, message: AttributionTable.AblationToggled
     ) -> None:
-        """x in look inside's attribution: the part is ablated in the runs that follow."""
+        """x (m: to its mean) in look inside's attribution: the part is ablated in the runs
+        that follow, and look inside traces again under the new set."""
         on = self._try(self.core.toggle_ablation, message.ablation)
         if on is None:
             return
-        self.status.interventions = self.core.interventions_line()
+        self._interventions_changed()
         part = message.ablation
         name = {"head": f"head {(part.head or 0) + 1}", "attn": "attention", "mlp": "MLP"}
         what = f"Block {part.layer + 1}'s {name[part.part]}"
-        self.notify(f"{what} is ablated in the runs that follow (x again: no longer)" if on
+        how = "set to its mean" if part.mean else "ablated"
+        self.notify(f"{what} is {how} in the runs that follow (again: no longer)" if on
                     else f"{what} is no longer ablated")  # fmt: skip
+
+    def on_intervention_list_removed(self, message: InterventionList.Removed) -> None:
+        if self._try(self.core.remove_intervention, message.index):
+            self._interventions_changed()
+
+    def action_add_steering(self) -> None:
+        """The palette's "Add steering vector…": a dialog of two texts, a block, a coefficient."""
+        backend = self._backend_that_can("interventions")
+        if backend is None:
+            return
+
+        def apply(add: str, sub: str, block: str, coef: str) -> str | None:
+            try:
+                self.core.add_steering(add, sub, block, coef)
+            except GptTuiError as exc:
+                return str(exc)
+            self._interventions_changed()
+            return None
+
+        steering = self.core.interventions.steering
+        self.push_screen(SteeringScreen(apply, backend.model.n_layer,
+                                        steering.layer + 1 if steering else 0))  # fmt: skip
+
+    def _interventions_changed(self) -> None:
+        """The status line and the list say the new set; look inside, if open, traces again."""
+        interventions = self.core.interventions
+        self.status.interventions = self.core.interventions_line()
+        self.query_one(InterventionList).show(entries(interventions))
+        for screen in self.screen_stack:
+            if isinstance(screen, LookInsideScreen):
+                screen.retrace(interventions)
 
     # --- generation ------------------------------------------------------------------------
 
@@ -735,7 +804,7 @@ class GptTuiApp(App[None]):
         backend = loaded.backend
         assert backend is not None
         self.status.model = backend.name
-        self.status.interventions = ""  # (a new model starts without them)
+        self._interventions_changed()  # (a new model starts without them)
         self.sub_title = backend.name
         caps = backend.capabilities
         self.sampling_panel.show_available(caps)
@@ -823,13 +892,15 @@ class GptTuiApp(App[None]):
         self.push_screen(SessionPathScreen("save", str(default)), chosen)
 
     def save_session(self, path: str | Path) -> Path | None:
-        """Write the session to `path` (and Markdown next to it); a failure is a notification."""
+        """Write the session to `path` (and Markdown and a page next to it); a failure is a
+        notification."""
         try:
             json_path, md_path = self.core.save_session(path, self.prompt_editor.text)
         except SessionFileError as exc:
             self.notify(str(exc), severity="error", title="Session not saved", timeout=12)
             return None
-        self.notify(f"{json_path}\n(and {md_path.name} for sharing)", title="Session saved")
+        shared = f"{md_path.name} and {md_path.with_suffix('.html').name}"
+        self.notify(f"{json_path}\n(and {shared} for sharing)", title="Session saved")
         return json_path
 
     def action_open_session(self) -> None:
@@ -987,8 +1058,11 @@ class GptTuiApp(App[None]):
 
     def on_prompt_editor_counted(self, message: PromptEditor.Counted) -> None:
         count = message.count
+        status = next(self.query("#status").results(StatusBar), None)
+        if status is None:  # a count that arrives while the app quits, after its screen went
+            return
         if self.core.transcript.is_empty:  # else the status shows what the last run used
-            self.status.context = (min(count.n_context, count.n_ctx), count.n_ctx)
+            status.context = (min(count.n_context, count.n_ctx), count.n_ctx)
 
     # --- quitting --------------------------------------------------------------------------
 

@@ -49,6 +49,16 @@ ACTIONS = (
         "sampler_view",
         "What each sampling stage does to the selected token's step, live (s)",
     ),
+    (
+        "Add steering vector…",
+        "add_steering",
+        "Push every run along text A minus text B at a block (interventions)",
+    ),
+    (
+        "Interventions: with and without, side by side",
+        "compare_interventions",
+        "The prompt with and without them, same seed, side by side (shift+F4)",
+    ),
     ("Save sampling preset…", "save_preset", "Keep the sampling settings under a name"),
     (
         "Toggle temperature last",
@@ -56,7 +66,11 @@ ACTIONS = (
         "Temperature after the truncations (top-k, top-p, ...), or back in its place",
     ),
     ("Compare side by side", "compare", "2 to 4 samples at once, each with its own settings (F4)"),
-    ("Save session…", "save_session", "JSON to reopen with --open, Markdown to share (ctrl+s)"),
+    (
+        "Save session…",
+        "save_session",
+        "JSON to reopen (--open), Markdown and a page to share (ctrl+s)",
+    ),  # fmt: skip
     ("Open session…", "open_session", "Open a session saved by gpt-tui"),
     ("Next branch", "sibling(1)", "The next branch at the fork above the selected token (])"),
     ("Previous branch", "sibling(-1)", "The previous branch at that fork ([)"),

@@ -141,13 +141,20 @@ def test_a_server_cannot_intervene(command, capsys) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
-def test_lens_says_when_the_attribution_no_longer_adds_up(tiny_model_dir, capsys) -> None:
-    assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--ablate", "1.attn"]) == 0
+@pytest.mark.parametrize("flags", [["--ablate", "1.attn"], ["--ablate", "0.attn:mean"],
+                                   ["--steer-add", "a b c", "--steer-sub", "x y z",
+                                    "--steer-layer", "1", "--steer-coef", "4"]])  # fmt: skip
+def test_lens_attribution_adds_up_under_interventions(tiny_model_dir, capsys, flags) -> None:
+    """An ablated block attention (L.attn) is one part, as replaced; a steering vector is a
+    part of its own (`steering`): the parts add up to the logit."""
+    assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--json", *flags]) == 0
     captured = capsys.readouterr()
-    assert "[interventions: ablate 1.attn]" in captured.err
-    assert "no longer add up to the logit" in " ".join(captured.out.split())
-    assert main(["lens", TEXT, "-m", str(tiny_model_dir), "--ablate", "1.1"]) == 0
-    assert "no longer add up" not in capsys.readouterr().out  # a head's ablation is in hook_z
+    assert "[interventions: " in captured.err
+    a = json.loads(captured.out)["attribution"]
+    total = a["embeddings"] + np.sum(a["heads"]) + np.sum(a["mlps"]) + a["bias"]
+    total += a.get("steering", 0.0)
+    assert total == pytest.approx(a["logit"], abs=1e-3)
+    assert ("steering" in a) == ("--steer-add" in flags)
 
 
 def test_a_steering_text_longer_than_the_context(tiny_model_dir, capsys) -> None:

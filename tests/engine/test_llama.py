@@ -131,7 +131,11 @@ def test_untied_output_uses_its_own_embedding(reference) -> None:
     # Same hidden states, different output matrix: logits differ by exactly that projection.
     assert not np.allclose(model.forward(ids[:4]), tied.forward(ids[:4]))
     params["output"] = np.ascontiguousarray(tensors["token_embd.weight"].T)
-    np.testing.assert_allclose(Llama(params, untied).forward(ids), tied.forward(ids), atol=1e-6)
+    # Float32 tolerance: the two models may be planned to different product kernels (and a
+    # loaded machine measures other plans), which sum in another order: seen 5e-6 apart.
+    np.testing.assert_allclose(
+        Llama(params, untied).forward(ids), tied.forward(ids), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_very_negative_gates_give_no_warnings(reference) -> None:

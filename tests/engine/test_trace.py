@@ -9,13 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from float64_reference import causal_softmax64, layer_norm64, rms_norm64, rope_adjacent64
+from float64_reference import (
+    causal_softmax64,
+    layer_norm64,
+    reference_logits,
+    rms_norm64,
+    rope_adjacent64,
+)
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from gpt_tui.engine import GPT2, Llama
 from gpt_tui.engine.blocked import BlockedMatrix
 from gpt_tui.engine.cores import Settings
+from gpt_tui.engine.hooked import Interventions, Steering, with_interventions
+from gpt_tui.engine.interventions import Ablation, steering_vector
 from gpt_tui.engine.layout import LAYOUTS
 from gpt_tui.engine.params import unflatten_params
 from gpt_tui.engine.plan import Plan
@@ -339,3 +347,108 @@ def test_trace_agrees_with_transformers(arch, layout) -> None:
         np.testing.assert_allclose(
             t.attention, hf["attentions"][:, :, position, : position + 1], atol=1e-5, rtol=0
         )
+
+
+# --- under interventions: the parts are what reached the residual stream ---------------------
+
+
+def _edited_parts(arch: str, params: dict, hparams: dict, ids, edit) -> dict:
+    """The float64 reference run under `edit`, taken apart at the last position: the
+    embeddings, what the edits added entering each block, each block's attention and MLP
+    output as they reached the stream, and the final residual."""
+    parts: dict = {"added": [], "attention": [], "mlps": []}
+
+    def capture(point, layer, x):
+        out = edit(point, layer, x.copy())
+        after = x if out is None else out
+        if point == "hook_resid_pre":
+            if layer == 0:
+                parts["embeddings"] = x[-1]
+            parts["added"].append(after[-1] - x[-1])
+        elif point == "hook_attn_out":
+            parts["attention"].append(after[-1])
+        elif point == "hook_mlp_out":
+            parts["mlps"].append(after[-1])
+        return out
+
+    logits = reference_logits(arch, params, hparams, ids, capture)
+    parts = {k: np.array(v) for k, v in parts.items()}
+    parts["final"] = (
+        parts["embeddings"]
+        + parts["added"].sum(0)
+        + parts["attention"].sum(0)
+        + parts["mlps"].sum(0)
+    )
+    parts["logits"] = logits[-1]
+    return parts
+
+
+def _write64(arch: str, params: dict, hparams: dict, parts: dict, target: int):
+    """Each part's logit through the final norm frozen at the reference's final residual."""
+    final = parts["final"]
+    if arch == "gpt2":
+        g, u = params["ln_f"]["g"], params["wte"][target].astype(np.float64)
+        scale = np.sqrt(np.var(final) + 1e-5)
+        return lambda c: (c - c.mean(-1, keepdims=True)) @ (g * u / scale)
+    eps = hparams["norm_eps"]
+    g, u = params["output_norm"], params["output"][:, target].astype(np.float64)
+    scale = np.sqrt(np.mean(final**2) + eps)
+    return lambda c: c @ (g * u / scale)
+
+
+@pytest.mark.parametrize(
+    "what", ["attn", "attn:mean", "steer", "steer+attn"], ids=lambda w: w.replace(":", "-")
+)
+def test_attribution_adds_up_under_attention_ablation_and_steering(
+    case, tiny_params, tiny_llama_params, what
+) -> None:
+    """Before, a block attention's ablation (L.attn) or a steering vector left the parts
+    (embeddings, heads from hook_z, MLPs, biases) short of the logit: the replaced attention
+    and the vector are parts too, checked against the float64 reference run under them."""
+    model, _ref = case
+    arch = "gpt2" if isinstance(model, GPT2) else "llama"
+    params = tiny_params if arch == "gpt2" else tiny_llama_params
+    ids = IDS[:12].tolist()
+    layer, coef = 1, 4.0
+    ablations = (Ablation(0, "attn", mean=what.endswith("mean")),) if "attn" in what else ()
+    steering = None
+    if "steer" in what:
+        steering = Steering(layer, coef, tuple(IDS[13:17].tolist()), tuple(IDS[17:21].tolist()))
+    hooked = with_interventions(model, Interventions(ablations, steering), ids)
+    t = trace_context(hooked, ids, len(ids) - 1)
+    target = int(np.argmax(t.logits))
+    a = attribute(hooked, t, target)
+    assert a.total == pytest.approx(a.logit, abs=1e-4)  # the parts add up
+
+    plain = model.forward(ids)[-1]  # [n_vocab]
+    means = {}
+    if ablations and ablations[0].mean:
+        seen = {}
+        reference_logits(arch, params, model.hparams, ids,
+                         lambda p, at, x: seen.setdefault((p, at), x))  # fmt: skip
+        means[0] = seen[("hook_attn_out", 0)].mean(axis=0)
+    vector = None
+    if steering is not None:
+        vector = steering_vector(model, steering.add, steering.sub, layer).astype(np.float64)
+
+    def edit(point, at, x):
+        if ablations and (point, at) == ("hook_attn_out", 0):
+            return np.broadcast_to(means.get(0, 0.0), x.shape).copy()
+        if vector is not None and (point, at) == ("hook_resid_pre", layer):
+            return x + coef * vector
+        return None
+
+    parts = _edited_parts(arch, params, model.hparams, ids, edit)
+    assert np.abs(parts["logits"] - plain).max() > 1e-3  # the interventions change the run
+    assert a.logit == pytest.approx(float(parts["logits"][target]), abs=2e-4)
+    write = _write64(arch, params, model.hparams, parts, target)
+    np.testing.assert_allclose(a.attention, write(parts["attention"]), atol=2e-4, rtol=0)
+    np.testing.assert_allclose(a.mlps, write(parts["mlps"]), atol=2e-4, rtol=0)
+    assert a.embeddings == pytest.approx(float(write(parts["embeddings"])), abs=2e-4)
+    assert a.steering == pytest.approx(float(write(parts["added"]).sum()), abs=2e-4)
+    if ablations:
+        assert not a.heads[0].any()  # the replaced attention's heads wrote nothing of their own
+    if steering is not None:
+        assert abs(a.steering) > 1e-3
+    else:
+        assert a.steering == 0.0

@@ -11,100 +11,22 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from tiny_gguf import (
+    SMOLLM2_TEMPLATE,
+    SPECIALS,
+    dequantized,
+    tiny_hparams,
+    tiny_tensors,
+    tiny_vocab,
+    write_tiny_gguf,
+)  # fmt: skip
 
 from gpt_tui.engine import Llama
 from gpt_tui.errors import ModelFileError
 from gpt_tui.models import bundled
 from gpt_tui.models.gguf_file import GGUFModel, llama_params, read_gguf
-from gpt_tui.tokenizer import bytes_to_unicode
 
 SMOLLM2_REFERENCE = Path(__file__).parents[1] / "fixtures" / "smollm2_reference.json"
-SMOLLM2_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-# Every matrix's n_in is a multiple of 32, the Q8_0 block size.
-TINY = {"n_embd": 64, "n_head": 4, "n_kv_head": 2, "head_dim": 16, "n_ff": 96, "n_layer": 2,
-        "n_ctx": 128, "rope_base": 10000.0, "norm_eps": 1e-5}  # fmt: skip
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")]
-
-
-def tiny_vocab() -> list[str]:
-    return [*SPECIALS, *bytes_to_unicode(), *(left + right for left, right in MERGES)]
-
-
-def tiny_tensors(seed: int = 0, untied: bool = False) -> dict[str, np.ndarray]:
-    """Random llama weights under GGUF names, as the reader returns them ([n_out, n_in])."""
-    rng = np.random.default_rng(seed)
-    n_vocab, n_embd, hd = len(tiny_vocab()), TINY["n_embd"], TINY["head_dim"]
-
-    def normal(*shape: int, scale: float = 0.3) -> np.ndarray:
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    tensors = {"token_embd.weight": normal(n_vocab, n_embd),
-               "output_norm.weight": 1 + normal(n_embd, scale=0.1)}  # fmt: skip
-    if untied:
-        tensors["output.weight"] = normal(n_vocab, n_embd)
-    for i in range(TINY["n_layer"]):
-        tensors.update({
-            f"blk.{i}.attn_norm.weight": 1 + normal(n_embd, scale=0.1),
-            f"blk.{i}.attn_q.weight": normal(TINY["n_head"] * hd, n_embd),
-            f"blk.{i}.attn_k.weight": normal(TINY["n_kv_head"] * hd, n_embd),
-            f"blk.{i}.attn_v.weight": normal(TINY["n_kv_head"] * hd, n_embd),
-            f"blk.{i}.attn_output.weight": normal(n_embd, TINY["n_head"] * hd),
-            f"blk.{i}.ffn_norm.weight": 1 + normal(n_embd, scale=0.1),
-            f"blk.{i}.ffn_gate.weight": normal(TINY["n_ff"], n_embd),
-            f"blk.{i}.ffn_up.weight": normal(TINY["n_ff"], n_embd),
-            f"blk.{i}.ffn_down.weight": normal(n_embd, TINY["n_ff"]),
-        })  # fmt: skip
-    return tensors
-
-
-def write_tiny_gguf(
-    path: Path,
-    tensors: dict[str, np.ndarray],
-    quantized: gguf.GGMLQuantizationType = gguf.GGMLQuantizationType.F32,
-    architecture: str = "llama",
-) -> Path:
-    """A llama GGUF as llama.cpp's converter writes one: metadata, vocabulary, tensors (2-D
-    ones as `quantized`, norms always F32, as in SmolLM2's file)."""
-    writer = gguf.GGUFWriter(str(path), architecture)
-    writer.add_context_length(TINY["n_ctx"])
-    writer.add_embedding_length(TINY["n_embd"])
-    writer.add_block_count(TINY["n_layer"])
-    writer.add_feed_forward_length(TINY["n_ff"])
-    writer.add_head_count(TINY["n_head"])
-    writer.add_head_count_kv(TINY["n_kv_head"])
-    writer.add_rope_freq_base(TINY["rope_base"])
-    writer.add_layer_norm_rms_eps(TINY["norm_eps"])
-    writer.add_rope_dimension_count(TINY["head_dim"])
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("smollm")
-    vocab = tiny_vocab()
-    writer.add_token_list(vocab)
-    writer.add_token_types([3 if t in SPECIALS else 1 for t in vocab])
-    writer.add_token_merges([f"{left} {right}" for left, right in MERGES])
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_chat_template(SMOLLM2_TEMPLATE)
-    for name, array in tensors.items():
-        if array.ndim == 2 and quantized != gguf.GGMLQuantizationType.F32:
-            writer.add_tensor(name, gguf.quants.quantize(array, quantized), raw_dtype=quantized)
-        else:
-            writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-def tiny_hparams(untied: bool = False) -> dict:
-    return {"architecture": "llama", "n_vocab": len(tiny_vocab()), **TINY,
-            "tie_word_embeddings": not untied}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +44,7 @@ def test_round_trip_gives_the_logits_of_the_params_written(
 ) -> None:
     tensors = tiny_tensors(seed=3, untied=untied)
     path = write_tiny_gguf(tmp_path / "model.gguf", tensors, qtype)
-    if qtype != gguf.GGMLQuantizationType.F32:  # compare against what the file really holds
-        tensors = {
-            name: gguf.quants.dequantize(gguf.quants.quantize(a, qtype), qtype) if a.ndim == 2
-            else a
-            for name, a in tensors.items()
-        }  # fmt: skip
+    tensors = dequantized(tensors, qtype)  # compare against what the file really holds
     loaded = read_gguf(path)
     assert loaded.hparams == tiny_hparams(untied)
     expected = Llama(llama_params(tensors, tiny_hparams(untied)), tiny_hparams(untied))

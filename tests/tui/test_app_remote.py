@@ -12,13 +12,12 @@ from gpt_tui.tui.screens.sampler_view import SamplerViewScreen
 from gpt_tui.tui.widgets.stage_table import StageTable
 
 SIZE = (120, 36)
-CONNECT = 90.0  # seconds: probing the real server takes tens of them on a loaded machine
 
 
 async def test_the_app_runs_on_a_server(llama_server, deterministic_settings):
     app = GptTuiApp(model=llama_server.url)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_loaded(pilot, CONNECT)
+        await wait_loaded(pilot)
         assert "llama-cpp-python" in app.status.backend and "no look inside" in app.status.backend
         assert app.chat_mode  # an instruct model behind a chat endpoint
         await pilot.press("f3")  # completion mode: the server has it
@@ -36,6 +35,11 @@ async def test_the_app_runs_on_a_server(llama_server, deterministic_settings):
         assert any("look inside needs the local engine" in n.message
                    for n in app._notifications)  # fmt: skip
         assert len(app.screen_stack) == 1
+        await app.run_action("add_steering")  # interventions: the local engine's only
+        await pilot.pause()
+        assert any("patching) need the local engine" in n.message
+                   for n in app._notifications)  # fmt: skip
+        assert len(app.screen_stack) == 1 and not app.query_one("#interventions").display
 
 
 async def test_the_picker_lists_a_servers_models(llama_server, tiny_model_dir):
@@ -64,7 +68,7 @@ async def test_the_sampler_view_on_a_server_says_what_it_cannot_show(
 ):
     app = GptTuiApp(model=llama_server.url)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_loaded(pilot, CONNECT)
+        await wait_loaded(pilot)
         await pilot.press("f3")  # completion mode
         await generate_from(pilot, "The capital of France is")
         screen = await sampler_view_of(pilot, app.output, 1)

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Let the app run until `condition()` holds (worker results arrive as messages)."""
+async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds (worker results arrive as messages).
+
+    The deadline only ends a wait for what never comes; it is long because a machine shared by
+    other work (a local server answering, a model loading) can take many times its usual time.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -17,10 +21,9 @@ async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float
         await pilot.pause(0.01)
 
 
-async def wait_loaded(pilot: Pilot, timeout: float = 20.0) -> None:
+async def wait_loaded(pilot: Pilot) -> None:
     app = pilot.app
-    loaded = lambda: app.core.backend is not None and app.core.state == "idle"  # noqa: E731
-    await wait_until(pilot, loaded, timeout)
+    await wait_until(pilot, lambda: app.core.backend is not None and app.core.state == "idle")
     await pilot.pause()
 
 

@@ -33,6 +33,7 @@ from gpt_tui.playground.compare import (
     CompareRequest,
     compare_request,
     execute_compare,
+    first_difference,
 )
 from gpt_tui.playground.core import Playground
 from gpt_tui.playground.events import PromptScored
@@ -244,9 +245,14 @@ class CompareScreen(Screen[list[ColumnSettings]]):
 
     def action_look_inside(self) -> None:
         made = self._column_request(column_request)
-        if made is not None:
-            self.app.push_screen(LookInsideScreen(made[1], self.core.engine_lock,
-                                                  self.core.threads))  # fmt: skip
+        if made is None:
+            return
+        column, lens = made
+        # The column ran under its own interventions, or the core's: look inside the same model
+        sets = self.request.interventions
+        under = sets[column.number - 1] if sets else self.core.interventions or None
+        lens = dataclasses.replace(lens, interventions=under)
+        self.app.push_screen(LookInsideScreen(lens, self.core.engine_lock, self.core.threads))
 
     def action_sampler_view(self) -> None:
         """The sampler view of the column's selected token under the column's settings; the
@@ -371,6 +377,22 @@ class CompareScreen(Screen[list[ColumnSettings]]):
             self.status.stats = message.stats
         if message.error:
             self.notify(message.error, severity="error", title="Compare failed", timeout=12)
+        elif self.request.interventions:
+            self._mark_first_difference()
+
+    def _mark_first_difference(self) -> None:
+        """With and without interventions: the first token where the columns differ is
+        selected in both (the inspector shows what each considered there)."""
+        columns = self.columns[:2]
+        ids = [[e.token_id for e in c.output.events] for c in columns]
+        first = first_difference(*ids)
+        if first is None:
+            self.notify("With and without the interventions, the outputs are the same")
+            return
+        for column, tokens in zip(columns, ids, strict=True):
+            if first < len(tokens):
+                column.output.select(first)
+        self.notify(f"The outputs differ from token {first + 1} on (selected in both)")
 
     def action_stop(self) -> None:
         if self._stop():

@@ -28,7 +28,8 @@ WIDGET_KEYS_TEMPLATE = """
   there. Regenerating adds a branch; continuing lengthens the one shown. In chat, the latest
   reply branches
 - **ctrl+s** saves everything (every branch, with its probabilities) to reopen with
-  `gpt-tui --open FILE`, and a Markdown copy next to it
+  `gpt-tui --open FILE`, and next to it a Markdown copy and a page to share (`.html`: tokens
+  coloured, their alternatives on hover)
 
 ### On a slider
 - **← / →** a step down / up; with **shift** a bigger step; **home / end** the ends
@@ -43,11 +44,21 @@ WIDGET_KEYS_TEMPLATE = """
 
 ### Looking inside (l)
 - on a selected token (prompt or output, in a compare column too): the logit lens, attention and
-  logit attribution of the step that predicted it; **1 / 2 / 3** switch tabs, **escape** goes back
+  logit attribution of the step that predicted it, and patching; **1 / 2 / 3 / 4** switch tabs,
+  **escape** goes back
 - lens: **a** the rows after each attention; **◀** marks the layer from which the token stays
   the top prediction
 - attention: **↑ / ↓** the block, **← / →** mean, max or one head, **f** hide the first token
-- attribution: **h** each head, **v** the difference to one of the inspector's alternatives
+- attribution: **h** each head, **v** the difference to one of the inspector's alternatives;
+  **x** ablates the head, attention or MLP under the cursor in every run that follows (again:
+  no longer), **m** sets it to its mean over the text instead; the view traces again at once
+- patching: type **CORRUPT** (as many tokens as the text examined), **enter** runs the sweep
+  (heat maps of blocks x positions and blocks x heads); **escape** stops it
+
+### Interventions
+- the list above the sampling panel (while any is active): **delete** removes the entry
+- the palette's **Add steering vector…**: text A minus text B at a block, times a coefficient
+- **shift+F4** the prompt with and without the interventions, the same seed, side by side
 
 ### The sampler view (s)
 - on a selected token: the step's whole distribution after each sampler, in the order they run;

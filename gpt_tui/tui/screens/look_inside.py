@@ -1,6 +1,7 @@
 """Look inside (l, or "Look inside" in the command palette): how the model arrived at the
-selected token. Three tabs: the logit lens, the attention from the position that predicted
-it, and the direct logit attribution (also against one of the inspector's alternatives).
+selected token. Four tabs: the logit lens, the attention from the position that predicted
+it, the direct logit attribution (also against one of the inspector's alternatives), and
+activation patching from its text into one the user types (tui/widgets/patching_view.py).
 
 The trace runs in a thread worker (`tui/look_inside.run_request`): over the app's kv cache
 when it holds the token's context (under the engine lock, so never while a generation writes
@@ -9,6 +10,7 @@ it), else over a fresh pass of the context. Escape closes the screen.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -20,6 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from gpt_tui.display import percent, visible_token
+from gpt_tui.engine.hooked import Interventions
+from gpt_tui.playground.intervention_list import interventions_line
 from gpt_tui.playground.look_inside import LensReport
 from gpt_tui.playground.look_inside_requests import LensRequest, run_request
 from gpt_tui.playground.streaming import ThreadCounter
@@ -27,6 +31,7 @@ from gpt_tui.tui.widgets.attention_view import AttentionView
 from gpt_tui.tui.widgets.attribution_table import AttributionTable
 from gpt_tui.tui.widgets.key_footer import KeyFooter
 from gpt_tui.tui.widgets.lens_table import LensTable
+from gpt_tui.tui.widgets.patching_view import PatchingView
 
 
 class LookInsideScreen(Screen[None]):
@@ -74,6 +79,13 @@ class LookInsideScreen(Screen[None]):
         Binding(
             "3", "tab('attribution')", "Attribution", show=False, tooltip="What pushed the logit"
         ),
+        Binding(
+            "4",
+            "tab('patching')",
+            "Patching",
+            show=False,
+            tooltip="Which blocks, positions and heads carry what another text changes",
+        ),
     ]
 
     class Traced(Message):
@@ -109,12 +121,16 @@ class LookInsideScreen(Screen[None]):
             with TabPane("3 Attribution", id="attribution"):
                 yield Static("", id="attribution-note", classes="lens-note")
                 yield AttributionTable(id="attribution-table")
+            with TabPane("4 Patching", id="patching"):
+                yield PatchingView(id="patching-view")
         yield Static("Tracing…", id="lens-status")
         yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "look inside"
         self.query_one(LensTable).focus()
+        r = self.request
+        self.query_one(PatchingView).setup(r.model, r.tokenizer, r.ids, r.interventions)
         self._trace_worker(self.request)
 
     def _title(self) -> str:
@@ -142,8 +158,10 @@ class LookInsideScreen(Screen[None]):
         self._show_notes()
         how = "over the cached context" if message.over_cache else "over a fresh pass"
         n = len(report.tokens)
+        under = self.request.interventions
         self.query_one("#lens-status", Static).update(
             f"traced {how} of {n} token{'s' if n != 1 else ''} in {message.seconds:.2f} s"
+            + (f" · {interventions_line(under)}" if under else "")
         )
 
     def on_look_inside_screen_failed(self, message: Failed) -> None:
@@ -174,9 +192,22 @@ class LookInsideScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """The tab's view takes the focus, so its keys work at once."""
-        view = event.pane.query("LensTable, AttentionView, AttributionTable").first()
+        view = event.pane.query("LensTable, AttentionView, AttributionTable, Input").first()
         self.call_after_refresh(view.focus)
 
+    def retrace(self, interventions: Interventions) -> None:
+        """Trace the same prediction again under `interventions` (the app's new set)."""
+        self.request = dataclasses.replace(self.request, interventions=interventions or None)
+        r = self.request
+        self.query_one(PatchingView).setup(r.model, r.tokenizer, r.ids, r.interventions)
+        self.query_one("#lens-status", Static).update("Tracing under the new interventions…")
+        self._trace_worker(self.request)
+
     def action_close(self) -> None:
+        """Escape: stops a patching sweep under way; else back."""
+        patching = self.query_one(PatchingView)
+        if patching.running:
+            patching.cancel()
+            return
         self.workers.cancel_group(self, "lens")
         self.dismiss(None)

@@ -1,5 +1,6 @@
 """Choose a model: every catalog model with its size and whether it is ready, the models in the
-Hugging Face cache (architecture, parameters, size), or a path or repo id typed in."""
+Hugging Face cache (architecture, parameters, size), the GGUF models in Ollama's, LM Studio's and
+llama.cpp's stores, or a path or repo id typed in."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from gpt_tui.errors import GptTuiError
 from gpt_tui.models import hf_models as listing
 from gpt_tui.models.availability import status
 from gpt_tui.models.catalog import CATALOG
-from gpt_tui.models.names import is_remote
+from gpt_tui.models.names import is_remote, same_model
+from gpt_tui.models.stores.listing import StoreListing, store_models
 
 
 def hf_models() -> list:
@@ -30,6 +32,15 @@ def hf_models() -> list:
         return listing.hf_models()
     except (GptTuiError, OSError):
         return []
+
+
+def store_listing() -> StoreListing:
+    """Other tools' GGUF models (never raises: the picker must open; a store that cannot be read
+    is a notice)."""
+    try:
+        return store_models()
+    except (GptTuiError, OSError) as exc:
+        return StoreListing([], [f"other tools' stores not listed: {exc}"])
 
 
 def model_status(name: str) -> str:
@@ -65,6 +76,12 @@ class ModelPicker(ModalScreen[str | None]):
             height: auto;
             margin-bottom: 1;
         }
+        ModelPicker #store-notices {
+            height: 1;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+            color: $warning;
+        }
         ModelPicker #picker Input {
             margin-bottom: 1;
         }
@@ -94,6 +111,7 @@ class ModelPicker(ModalScreen[str | None]):
             yield table
             # The highlighted model's description whole: a narrow table cuts its column.
             yield Static("", id="model-description", classes="dim")
+            yield Static("", id="store-notices")
             yield Static(  # (a Static wraps: a Label would be cut at 80 columns)
                 "…or open a path (model directory, OpenAI checkpoint dir, .gguf), a Hugging "
                 "Face repo id (ORG/NAME) or a server (http://HOST:PORT/v1: lists its models):"
@@ -137,6 +155,30 @@ class ModelPicker(ModalScreen[str | None]):
                 f"cache" + (f": {model.problem}" if model.problem else ""),
                 key=model.repo_id,
             )
+        listing = store_listing()
+        for i, stored in enumerate(listing.models, start=table.row_count):
+            s, is_current = stored.summary, same_model(self.current, stored.name)
+            if is_current:
+                current_row = i
+            table.add_row(
+                "●" if is_current else "",
+                stored.label,
+                human_count(s.n_params) if s.n_params else "?",
+                "—",  # already on disk
+                human_bytes(s.memory_bytes) if s.memory_bytes else "?",  # float32
+                "here" if s.supported else "—",
+                f"{s.architecture} {s.quantization}, {human_bytes(s.size_bytes)} in "
+                f"{stored.store}'s store"
+                + (f" ({stored.name})" if stored.name != stored.label else "")
+                + (f": {s.problem}" if s.problem else ""),
+                key=stored.name,
+            )
+        notices = self.query_one("#store-notices", Static)
+        notices.display = bool(listing.notices)
+        if listing.notices:
+            more = len(listing.notices) - 1
+            notices.update(Content(listing.notices[0] + (
+                f" (+{more} more: `gpt-tui models`)" if more else "")))  # fmt: skip
         table.move_cursor(row=current_row)
         table.focus()
 

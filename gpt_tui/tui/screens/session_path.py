@@ -18,7 +18,7 @@ from textual.widgets import Input, Static
 
 TITLES = {"save": "Save session", "open": "Open session"}
 HINTS = {
-    "save": "JSON (reopen with gpt-tui --open FILE), and Markdown next to it · enter saves",
+    "save": "JSON to reopen (--open FILE), .md and .html beside it · enter saves",
     "open": "a session file saved by gpt-tui · enter opens",
 }
 

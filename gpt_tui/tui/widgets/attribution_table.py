@@ -4,10 +4,13 @@ target's logit (or its difference to an alternative), with a bar for each block'
 `h` shows each attention head instead of their sum; `v` cycles the alternative the target is
 compared against (the inspector's alternatives), back to the plain logit. The rows add up to
 the logit shown in the last one. `x` on a head's, a block's attention's or an MLP's cell
-ablates that part in the runs that follow (again: no longer): `AblationToggled` says which.
+ablates that part in the runs that follow (again: no longer), `m` sets it to its mean over the
+text's positions: `AblationToggled` says which.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from rich.text import Text
 from textual.binding import Binding
@@ -57,6 +60,12 @@ class AttributionTable(DataTable):
         Binding(
             "x", "ablate", "Ablate", tooltip="Switch the head, attention or MLP off (again: on)"
         ),
+        Binding(
+            "m",
+            "ablate(True)",
+            "Mean-ablate",
+            tooltip="Set the part to its mean over the text's positions (again: no longer)",
+        ),
         Binding("pagedown", "page_down", "Page", tooltip="The next rows (also ↓, End)"),
         # Rows, not columns: home and end go to the first and last row.
         Binding("home", "scroll_top", "First row", show=False),
@@ -85,9 +94,18 @@ class AttributionTable(DataTable):
         self.contrast = -1  # index into report.contrasts; -1: the plain logit
 
     def show(self, report: LensReport) -> None:
+        """Draw `report`; the same prediction traced again (under other interventions) keeps
+        the cursor, the alternative and the per-head view where they were."""
+        again = self.report is not None and (
+            (self.report.position, self.report.target) == (report.position, report.target)
+        )
+        cursor = self.cursor_coordinate
         self.report = report
-        self.contrast = -1
+        if not again or self.contrast >= len(report.contrasts):
+            self.contrast = -1
         self._fill()
+        if again:
+            self.move_cursor(row=cursor.row, column=cursor.column)
 
     @property
     def attribution(self) -> Attribution | None:
@@ -123,13 +141,13 @@ class AttributionTable(DataTable):
             return Ablation(layer, "head", int(column.value[1:]))
         return None
 
-    def action_ablate(self) -> None:
+    def action_ablate(self, mean: bool = False) -> None:
         part = self.part_at_cursor()
         if part is None:
             self.notify("Put the cursor on a head's, an attention's or an MLP's cell to ablate it",
                         severity="warning")  # fmt: skip
             return
-        self.post_message(self.AblationToggled(part))
+        self.post_message(self.AblationToggled(dataclasses.replace(part, mean=mean)))
 
     def action_cycle_against(self) -> None:
         if self.report is None or not self.report.contrasts:
@@ -154,7 +172,7 @@ class AttributionTable(DataTable):
         self.add_column("MLP", key="mlp")
         self.add_column("  sum of the block", key="bar")
         totals = [float(a.attention[i] + a.mlps[i]) for i in range(n_layer)]
-        largest = max([abs(v) for v in [*totals, a.embeddings, a.bias]])
+        largest = max([abs(v) for v in [*totals, a.embeddings, a.bias, a.steering]])
         blank = [""] * (n_head if self.per_head else 1)
         self.add_row("embed", *blank, "", diverging_bar(a.embeddings, largest), key="embed")
         for i in range(n_layer):
@@ -165,6 +183,9 @@ class AttributionTable(DataTable):
         # Summed, each block's attention holds its output bias; per head, the biases are here.
         bias = a.bias if self.per_head else a.bias - float(a.attn_biases.sum())
         self.add_row("bias", *blank, "", diverging_bar(bias, largest), key="bias")
+        if a.steering:  # a steering vector added to the residual: a part of its own
+            self.add_row("steering", *blank, "", diverging_bar(a.steering, largest),
+                         key="steering")  # fmt: skip
         what = "logit" if a.against is None else "difference"
         total = Text(f"{a.total:+.2f} = {what} {a.logit:+.2f}", style="bold")
         self.add_row("sum", *blank, "", total, key="sum")
